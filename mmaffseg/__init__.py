@@ -1,0 +1,18 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""mmaffseg: affinity- and attention-based segmentation methods for MMSegmentation 1.x.
+
+Importing this package checks the installed OpenMMLab versions and registers every mmaffseg
+module into mmseg's own registries (``mmseg.registry.MODELS``, ``DATASETS``, ``TRANSFORMS``,
+``HOOKS``, ``LOOPS``, ``METRICS``...), so an existing mmseg config only needs::
+
+    custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
+"""
+from .utils.version_check import check_openmmlab_versions
+from .version import __version__, version_info
+
+check_openmmlab_versions()
+
+# Registration happens as a side effect of importing the sub-packages.
+from . import datasets, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
+
+__all__ = ['__version__', 'version_info']

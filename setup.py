@@ -1,0 +1,101 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Install mmaffseg. The compiled OpenMMLab stack is installed by ``tools/install.sh``."""
+import os
+import os.path as osp
+import shutil
+import sys
+import warnings
+
+from setuptools import find_packages, setup
+
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def readme() -> str:
+    with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
+        return f.read()
+
+
+def get_version() -> str:
+    scope: dict = {}
+    with open(osp.join(HERE, 'mmaffseg', 'version.py'), encoding='utf-8') as f:
+        exec(compile(f.read(), 'mmaffseg/version.py', 'exec'), scope)
+    return scope['__version__']
+
+
+def parse_requirements(fname: str) -> list:
+    """Read a requirements file, following ``-r`` includes; comments are dropped."""
+    reqs = []
+    with open(osp.join(HERE, fname), encoding='utf-8') as f:
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if not line:
+                continue
+            if line.startswith('-r '):
+                reqs += parse_requirements(
+                    osp.join(osp.dirname(fname), line.split(' ', 1)[1].strip()))
+            else:
+                reqs.append(line)
+    return reqs
+
+
+def add_mim_extension() -> None:
+    """Expose ``configs/`` and ``tools/`` inside the package as ``mmaffseg/.mim``.
+
+    mmengine resolves ``mmaffseg::path/to/config.py`` to ``<package>/.mim/configs/...``, the
+    same mechanism mmseg uses. Develop (editable) installs get symlinks, others get copies.
+    """
+    if 'develop' in sys.argv or any(a.startswith('editable') for a in sys.argv):
+        mode = 'symlink'
+    elif any(a in sys.argv for a in ('sdist', 'bdist_wheel', 'install', 'build_py')):
+        mode = 'copy'
+    else:
+        return
+    mim_path = osp.join(HERE, 'mmaffseg', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in ('configs', 'tools'):
+        src = osp.join(HERE, name)
+        dst = osp.join(mim_path, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            try:
+                os.symlink(osp.relpath(src, mim_path), dst)
+                continue
+            except OSError:
+                warnings.warn(f'Could not symlink {dst}; copying instead.')
+        shutil.copytree(src, dst)
+
+
+if __name__ == '__main__':
+    add_mim_extension()
+    setup(
+        name='mmaffseg',
+        version=get_version(),
+        description='Affinity- and attention-based semantic segmentation for MMSegmentation',
+        long_description=readme(),
+        long_description_content_type='text/markdown',
+        author='mmaffseg contributors',
+        keywords='computer vision, semantic segmentation, affinity, attention, weak supervision',
+        packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects')),
+        include_package_data=True,
+        package_data={'mmaffseg': ['.mim/configs/**/*', '.mim/tools/**/*']},
+        python_requires='>=3.8',
+        classifiers=[
+            'Programming Language :: Python :: 3',
+            'License :: OSI Approved :: Apache Software License',
+            'Topic :: Scientific/Engineering :: Image Recognition',
+        ],
+        license='Apache License 2.0',
+        install_requires=parse_requirements('requirements/runtime.txt') +
+        parse_requirements('requirements/mminstall.txt'),
+        extras_require={
+            'all': parse_requirements('requirements.txt') +
+            parse_requirements('requirements/optional.txt'),
+            'tests': parse_requirements('requirements/tests.txt'),
+            'optional': parse_requirements('requirements/optional.txt'),
+            'mim': parse_requirements('requirements/mminstall.txt'),
+        },
+        zip_safe=False)
