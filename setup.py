@@ -40,7 +40,7 @@ def parse_requirements(fname: str) -> list:
 
 
 def add_mim_extension() -> None:
-    """Expose ``configs/`` and ``tools/`` inside the package as ``mmaffseg/.mim``.
+    """Expose ``configs/``, ``tools/`` and ``model-index.yml`` as ``mmaffseg/.mim``.
 
     mmengine resolves ``mmaffseg::path/to/config.py`` to ``<package>/.mim/configs/...``, the
     same mechanism mmseg uses. Develop (editable) installs get symlinks, others get copies.
@@ -53,7 +53,7 @@ def add_mim_extension() -> None:
         return
     mim_path = osp.join(HERE, 'mmaffseg', '.mim')
     os.makedirs(mim_path, exist_ok=True)
-    for name in ('configs', 'tools'):
+    for name in ('configs', 'tools', 'model-index.yml'):
         src = osp.join(HERE, name)
         dst = osp.join(mim_path, name)
         if osp.islink(dst) or osp.isfile(dst):
@@ -65,8 +65,11 @@ def add_mim_extension() -> None:
                 os.symlink(osp.relpath(src, mim_path), dst)
                 continue
             except OSError:
-                warnings.warn(f'Could not symlink {dst}; copying instead.')
-        shutil.copytree(src, dst)
+                warnings.warn(f'Could not symlink {dst}; copying instead.', stacklevel=2)
+        if osp.isdir(src):
+            shutil.copytree(src, dst)
+        else:
+            shutil.copyfile(src, dst)
 
 
 if __name__ == '__main__':
@@ -81,7 +84,7 @@ if __name__ == '__main__':
         keywords='computer vision, semantic segmentation, affinity, attention, weak supervision',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects')),
         include_package_data=True,
-        package_data={'mmaffseg': ['.mim/configs/**/*', '.mim/tools/**/*']},
+        package_data={'mmaffseg': ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml']},
         python_requires='>=3.8',
         classifiers=[
             'Programming Language :: Python :: 3',

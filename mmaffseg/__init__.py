@@ -7,10 +7,14 @@ module into mmseg's own registries (``mmseg.registry.MODELS``, ``DATASETS``, ``T
 
     custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
 """
-from .utils.version_check import check_openmmlab_versions
 from .version import __version__, version_info
+from .version_check import check_openmmlab_versions
 
 check_openmmlab_versions()
+
+from .utils.config_scope import register_config_scope  # noqa: E402
+
+register_config_scope()
 
 # Registration happens as a side effect of importing the sub-packages.
 from . import datasets, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001

@@ -1,8 +1,8 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 from .checkpoint import enable_trusted_checkpoint_loading, load_trusted_local_checkpoint
-from .version_check import check_openmmlab_versions
+from .profiling import peak_rss_mb, time_fn
 
 __all__ = [
-    'check_openmmlab_versions', 'enable_trusted_checkpoint_loading',
-    'load_trusted_local_checkpoint'
+    'enable_trusted_checkpoint_loading',
+    'load_trusted_local_checkpoint', 'peak_rss_mb', 'time_fn'
 ]

@@ -4,8 +4,7 @@ from importlib import metadata
 
 from packaging.version import Version
 
-from ..version import (MMCV_MAX, MMCV_MIN, MMENGINE_MAX, MMENGINE_MIN, MMSEG_MAX,
-                       MMSEG_MIN)
+from .version import MMCV_MAX, MMCV_MIN, MMENGINE_MAX, MMENGINE_MIN, MMSEG_MAX, MMSEG_MIN
 
 _REQUIREMENTS = (
     # (import name, distribution names to try, min inclusive, max exclusive)

@@ -1,0 +1,186 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Config preparation and runner construction for mmaffseg's tools, following mmseg 1.x."""
+import contextlib
+import difflib
+import os.path as osp
+import re
+from typing import Iterator, Optional, Tuple
+
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401 (re-exported)
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from ..utils import enable_trusted_checkpoint_loading
+
+_AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', )
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config (``mmseg::`` / ``mmaffseg::`` bases allowed) and merge CLI overrides."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault('default_scope', 'mmseg')
+    return cfg
+
+
+def _default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
+    if work_dir is not None:
+        return work_dir
+    if cfg.get('work_dir') is not None:
+        return cfg.work_dir
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def prepare_train_cfg(cfg: Config,
+                      config_path: str,
+                      work_dir: Optional[str] = None,
+                      resume: Optional[str] = None,
+                      amp: bool = False,
+                      launcher: str = 'none') -> Config:
+    """Apply tools/train.py's options to ``cfg`` in place and return it.
+
+    Args:
+        cfg (Config): The loaded config.
+        config_path (str): Path of the config (names the default work dir).
+        work_dir (str, optional): Overrides ``cfg.work_dir``.
+        resume (str, optional): ``'auto'`` resumes from the latest checkpoint in the work dir,
+            a path resumes from that checkpoint, ``None`` starts afresh.
+        amp (bool): Train with automatic mixed precision.
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+    """
+    cfg.launcher = launcher
+    cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    if amp:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper == 'AmpOptimWrapper':
+            pass
+        elif wrapper != 'OptimWrapper':
+            raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper or AmpOptimWrapper, '
+                             f'the config has {wrapper}')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume checkpoint {resume} does not exist')
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def prepare_test_cfg(cfg: Config,
+                     config_path: str,
+                     checkpoint: str,
+                     work_dir: Optional[str] = None,
+                     out: Optional[str] = None,
+                     show: bool = False,
+                     show_dir: Optional[str] = None,
+                     wait_time: float = 2,
+                     tta: bool = False,
+                     launcher: str = 'none') -> Config:
+    """Apply tools/test.py's options to ``cfg`` in place and return it (see that tool)."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    cfg.launcher = launcher
+    cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    cfg.load_from = checkpoint
+    if show or show_dir:
+        hooks = cfg.get('default_hooks', {})
+        if 'visualization' not in hooks:
+            raise RuntimeError('--show/--show-dir need a visualization hook in default_hooks, '
+                               "e.g. visualization=dict(type='SegVisualizationHook')")
+        hooks.visualization.draw = True
+        if show:
+            hooks.visualization.show = True
+            hooks.visualization.wait_time = wait_time
+        if show_dir:
+            cfg.visualizer.save_dir = show_dir
+    if tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs `tta_model` and `tta_pipeline` in the config (mmseg '
+                             'dataset bases define them)')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if out is not None:
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg
+
+
+def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    """(config key, dataset cfg) of every dataloader, looking through dataset wrappers."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader or 'dataset' not in loader:
+            continue
+        stack = [(f'{key}.dataset', loader['dataset'])]
+        while stack:
+            name, ds = stack.pop()
+            if 'dataset' in ds:
+                stack.append((f'{name}.dataset', ds['dataset']))
+            for i, sub in enumerate(ds.get('datasets', [])):
+                stack.append((f'{name}.datasets[{i}]', sub))
+            if 'data_root' in ds:
+                yield name, ds
+
+
+def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test')) -> None:
+    """Raise a clear FileNotFoundError when a dataloader's ``data_root`` does not exist.
+
+    Datasets that generate themselves on first use are skipped.
+    """
+    for name, ds in _datasets(cfg):
+        if name.split('_', 1)[0] not in keys or ds.get('type') in _AUTO_GENERATED_DATASETS:
+            continue
+        root = ds['data_root']
+        if root and not osp.isdir(root):
+            raise FileNotFoundError(
+                f'{name}.data_root = {root!r} does not exist (type {ds.get("type")}). Prepare '
+                'the dataset as mmseg documents (e.g. Cityscapes: leftImg8bit/ and gtFine/ with '
+                '*_labelTrainIds.png from tools/dataset_converters/cityscapes.py), or point '
+                f'data_root at it: --cfg-options {name}.data_root=/path/to/data')
+
+
+def _registry_names() -> list:
+    import mmseg.registry as seg_registry
+    from mmengine.registry import Registry
+    names = set()
+    for obj in vars(seg_registry).values():
+        if isinstance(obj, Registry):
+            for reg in (obj, obj.parent) if obj.parent is not None else (obj, ):
+                names.update(reg.module_dict)
+    return sorted(names)
+
+
+@contextlib.contextmanager
+def registry_error_hints() -> Iterator[None]:
+    """Re-raise mmengine's "X is not in the Y registry" KeyError with the closest names."""
+    try:
+        yield
+    except KeyError as e:
+        match = re.search(r'(\S+) is not in the (\S+) registry', str(e))
+        if match is None:
+            raise
+        name = match.group(1).strip('\'"`')
+        close = difflib.get_close_matches(name, _registry_names(), n=3, cutoff=0.6)
+        hint = f' Did you mean {", ".join(close)}?' if close else ''
+        raise KeyError(
+            f'the config names type {name!r}, which is not registered in the {match.group(2)} '
+            f'registry.{hint} If it comes from a plugin, add it to custom_imports (mmaffseg '
+            'modules register on `import mmaffseg`).') from e
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the runner (honouring ``runner_type``) with trusted local checkpoint loading."""
+    enable_trusted_checkpoint_loading()
+    with registry_error_hints():
+        if 'runner_type' not in cfg:
+            return Runner.from_cfg(cfg)
+        return RUNNERS.build(cfg)

@@ -1,0 +1,33 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Shared fixtures: a tiny synthetic Cityscapes-layout dataset and CPU thread limits."""
+import os
+
+import pytest
+import torch
+
+# 2-core CI: keep each test process to a bounded number of threads.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TINY_HW = (64, 128)
+
+
+@pytest.fixture(scope='session')
+def tiny_synthetic_root(tmp_path_factory) -> str:
+    """A 6-train / 3-val synthetic dataset of 64x128 images (session-wide, read-only)."""
+    from mmaffseg.datasets import generate_synthetic_cityscapes
+    root = tmp_path_factory.mktemp('synthetic') / 'synthetic_cityscapes'
+    return generate_synthetic_cityscapes(str(root), num_train=6, num_val=3, seed=0,
+                                         height=TINY_HW[0], width=TINY_HW[1], verbose=False)
+
+
+def tiny_synthetic_overrides(root: str) -> dict:
+    """``--cfg-options`` style overrides pointing a synthetic config at the tiny dataset."""
+    common = dict(data_root=root, num_train=6, num_val=3, image_size=list(TINY_HW))
+    out = {}
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for k, v in common.items():
+            out[f'{loader}.dataset.{k}'] = v
+        out[f'{loader}.num_workers'] = 0
+        out[f'{loader}.persistent_workers'] = False
+    out['train_dataloader.batch_size'] = 2
+    return out

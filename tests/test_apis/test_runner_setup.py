@@ -1,0 +1,66 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmaffseg.apis import (
+    build_runner,
+    check_data_roots,
+    load_config,
+    prepare_test_cfg,
+    prepare_train_cfg,
+)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = osp.join(REPO, 'configs', 'quickstart',
+                      'deeplabv3plus_r18-d8_quickstart_synthetic-128x256.py')
+
+
+def test_quickstart_inherits_mmseg_bases():
+    cfg = load_config(QUICKSTART)
+    assert cfg.model.type == 'EncoderDecoder'  # from mmseg::_base_/models/deeplabv3plus_r50-d8
+    assert cfg.model.decode_head.type == 'DepthwiseSeparableASPPHead'
+    assert cfg.model.backbone.depth == 18 and cfg.model.pretrained is None
+    assert cfg.train_dataloader.dataset.type == 'SyntheticCityscapesDataset'
+    assert cfg.default_scope == 'mmseg'
+
+
+def test_mmaffseg_scoped_base(tmp_path):
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = ['mmaffseg::quickstart/"
+                     "deeplabv3plus_r18-d8_quickstart_synthetic-128x256.py']\n"
+                     "model = dict(decode_head=dict(num_classes=7))\n")
+    cfg = Config.fromfile(str(child))
+    assert cfg.model.decode_head.num_classes == 7
+    assert cfg.model.backbone.depth == 18
+
+
+def test_missing_data_root_is_reported():
+    cfg = load_config(QUICKSTART)
+    cfg.val_dataloader.dataset.type = 'CityscapesDataset'
+    cfg.val_dataloader.dataset.data_root = '/nonexistent/cityscapes'
+    with pytest.raises(FileNotFoundError, match=r"val_dataloader.dataset.data_root = "
+                       r"'/nonexistent/cityscapes' does not exist"):
+        check_data_roots(cfg)
+    check_data_roots(cfg, keys=('train', ))  # only the val loader is broken
+
+
+def test_unknown_type_suggests_close_names(tmp_path):
+    cfg = load_config(QUICKSTART)
+    prepare_train_cfg(cfg, QUICKSTART, work_dir=str(tmp_path))
+    cfg.model.decode_head.type = 'DepthwiseSeparableASPPHeadd'
+    with pytest.raises(KeyError, match="DepthwiseSeparableASPPHeadd.*Did you mean "
+                       "DepthwiseSeparableASPPHead"):
+        build_runner(cfg)
+
+
+def test_option_errors(tmp_path):
+    cfg = load_config(QUICKSTART)
+    with pytest.raises(FileNotFoundError, match='--resume checkpoint'):
+        prepare_train_cfg(cfg, QUICKSTART, resume=str(tmp_path / 'nope.pth'))
+    with pytest.raises(FileNotFoundError, match='checkpoint .* does not exist'):
+        prepare_test_cfg(cfg, QUICKSTART, str(tmp_path / 'nope.pth'))
+    prepare_train_cfg(cfg, QUICKSTART, amp=True)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.work_dir.endswith('deeplabv3plus_r18-d8_quickstart_synthetic-128x256')

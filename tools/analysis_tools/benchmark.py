@@ -1,0 +1,74 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Inference speed (images/s) of a config, as mmseg's tools/analysis_tools/benchmark.py.
+
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--num-images 50]
+        [--warmup 5] [--repeat-times 1] [--device cpu|cuda] [--cfg-options ...]
+
+Images come from the config's test dataloader (the synthetic dataset generates itself).
+"""
+import argparse
+import time
+
+import torch
+from mmengine.config import DictAction
+from mmengine.runner import Runner, load_checkpoint
+from mmseg.registry import MODELS
+
+import mmaffseg  # noqa: F401
+from mmaffseg.apis import load_config, registry_error_hints
+from mmaffseg.utils import enable_trusted_checkpoint_loading
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark inference speed')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', nargs='?', help='optional; random weights otherwise')
+    parser.add_argument('--num-images', type=int, default=50)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--repeat-times', type=int, default=1)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.test_dataloader.batch_size = 1
+    cfg.test_dataloader.num_workers = 0
+    cfg.test_dataloader.persistent_workers = False
+    with registry_error_hints():
+        loader = Runner.build_dataloader(cfg.test_dataloader)
+        model = MODELS.build(cfg.model).to(args.device).eval()
+    if args.checkpoint:
+        enable_trusted_checkpoint_loading()
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
+    fps_runs = []
+    for run in range(args.repeat_times):
+        done, elapsed = 0, 0.0
+        for i, data in enumerate(loader):
+            sync()
+            start = time.perf_counter()
+            with torch.no_grad():
+                model.test_step(data)
+            sync()
+            if i >= args.warmup:
+                elapsed += time.perf_counter() - start
+                done += 1
+                if done % 10 == 0:
+                    print(f'run {run + 1}: {done}/{args.num_images} images, '
+                          f'{done / elapsed:.2f} img/s')
+            if done >= args.num_images:
+                break
+        if done == 0:
+            raise RuntimeError(f'the test set has too few images for --warmup {args.warmup}')
+        fps_runs.append(done / elapsed)
+        print(f'run {run + 1}: overall fps {fps_runs[-1]:.2f} img/s ({done} images, '
+              f'{args.device})')
+    if len(fps_runs) > 1:
+        print(f'average fps over {len(fps_runs)} runs: {sum(fps_runs) / len(fps_runs):.2f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,65 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Test (and evaluate) a checkpoint: mmseg 1.x's tools/test.py with mmaffseg registered.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show]
+                         [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+
+Checkpoints are unpickled in full (torch >= 2.6 defaults to weights_only=True, which rejects
+mmengine's own checkpoints): only test checkpoints you trust.
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
+from mmaffseg.apis import (
+    build_runner,
+    check_data_roots,
+    load_config,
+    prepare_test_cfg,
+    registry_error_hints,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument(
+        '--out', help='dir to save the predicted label maps (keeps results for offline eval)')
+    parser.add_argument('--show', action='store_true', help='show predictions in a window')
+    parser.add_argument('--show-dir', help='dir to save painted predictions')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds between shows')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
+                     args.show_dir, args.wait_time, args.tta, args.launcher)
+    check_data_roots(cfg, keys=('test', ))
+    runner = build_runner(cfg)
+    with registry_error_hints():
+        runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,66 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Train a segmentor: mmseg 1.x's tools/train.py with mmaffseg registered.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+                          [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+
+Multi-GPU / multi-node training is mmengine's DDP, started by tools/dist_train.sh (torchrun).
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
+from mmaffseg.apis import (
+    build_runner,
+    check_data_roots,
+    load_config,
+    prepare_train_cfg,
+    registry_error_hints,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        help='resume training: alone, from the latest checkpoint in the work dir; with a path, '
+        'from that checkpoint')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs, e.g. train_cfg.max_iters=100')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torchrun passes --local-rank (older launchers --local_rank)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
+    check_data_roots(cfg, keys=('train', 'val'))
+    runner = build_runner(cfg)
+    with registry_error_hints():
+        runner.train()
+
+
+if __name__ == '__main__':
+    main()
