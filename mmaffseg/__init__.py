@@ -17,6 +17,6 @@ from .utils.config_scope import register_config_scope  # noqa: E402
 register_config_scope()
 
 # Registration happens as a side effect of importing the sub-packages.
-from . import datasets, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
+from . import datasets, engine, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
 
 __all__ = ['__version__', 'version_info']

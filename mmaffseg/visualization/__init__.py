@@ -1,1 +1,2 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
+from .features import guided_filter, pca_basis, visualize_embedding  # noqa: F401

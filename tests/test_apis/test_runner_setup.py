@@ -14,7 +14,7 @@ from mmaffseg.apis import (
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(REPO, 'configs', 'quickstart',
-                      'deeplabv3plus_r18-d8_quickstart_synthetic-128x256.py')
+                      'deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py')
 
 
 def test_quickstart_inherits_mmseg_bases():
@@ -29,7 +29,7 @@ def test_quickstart_inherits_mmseg_bases():
 def test_mmaffseg_scoped_base(tmp_path):
     child = tmp_path / 'child.py'
     child.write_text("_base_ = ['mmaffseg::quickstart/"
-                     "deeplabv3plus_r18-d8_quickstart_synthetic-128x256.py']\n"
+                     "deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py']\n"
                      "model = dict(decode_head=dict(num_classes=7))\n")
     cfg = Config.fromfile(str(child))
     assert cfg.model.decode_head.num_classes == 7
@@ -63,4 +63,4 @@ def test_option_errors(tmp_path):
         prepare_test_cfg(cfg, QUICKSTART, str(tmp_path / 'nope.pth'))
     prepare_train_cfg(cfg, QUICKSTART, amp=True)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    assert cfg.work_dir.endswith('deeplabv3plus_r18-d8_quickstart_synthetic-128x256')
+    assert cfg.work_dir.endswith('deeplabv3plus_r18-d16_quickstart_synthetic-128x256')

@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_synthetic_overrides
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = 'configs/quickstart/deeplabv3plus_r18-d8_quickstart_synthetic-128x256.py'
+QUICKSTART = 'configs/quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 
 
 def _options(root: str, max_iters: int) -> list:

@@ -1,0 +1,7 @@
+# Quick start with the dense CRF at test time (DeepLab's settings); same training as the plain
+# quick-start config, checkpoints interchangeable.
+_base_ = [
+    './deeplabv2_r18-d8_quickstart_synthetic-128x256.py', '../_base_/models/deeplab_crf.py'
+]
+model = dict(
+    _delete_=True, type='CRFRefineSegmentor', segmentor=_base_.model, crf=_base_.deeplab_crf)

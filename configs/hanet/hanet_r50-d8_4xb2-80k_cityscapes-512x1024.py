@@ -1,0 +1,63 @@
+# HANet (CVPR 2020) on DeepLabV3+ R-50-D8, Cityscapes 512x1024, 80k iterations, 4 GPUs x 2.
+# The official DeepLabV3+ HANet layout: plain ASPP (rates 12/24/36 at output stride 8), 1x1
+# projection, 256-channel decoder, HANet at layer4, the ASPP concatenation, the projection and
+# the decoder output (r=64, kernel 3, three convs, sinusoid positions injected after the first
+# conv, position noise 0.5), FCN auxiliary head on layer3 with weight 0.4.
+_base_ = [
+    'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
+    'mmseg::_base_/datasets/cityscapes.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_80k.py',
+]
+custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
+crop_size = (512, 1024)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    # gives HANet the absolute image row of every input row, also in sliding windows
+    type='HANetEncoderDecoder',
+    data_preprocessor=dict(size=crop_size),
+    # official dilation pattern: every block of layer3 / layer4 dilated by 2 / 4
+    backbone=dict(contract_dilation=False),
+    decode_head=dict(
+        _delete_=True,
+        type='HANetASPPHead',
+        in_channels=2048,
+        in_index=3,
+        channels=256,
+        dilations=(1, 12, 24, 36),
+        c1_in_channels=256,
+        c1_channels=48,
+        lower_in_channels=1024,
+        lower_index=2,
+        hanet_placements=('layer4', 'aspp', 'bottleneck', 'decoder'),
+        hanet_cfg=dict(
+            reduction=64,
+            kernel_size=3,
+            num_convs=3,
+            pos_rfactor=8,
+            pos_injection=2,
+            pos_encoding='sinusoid',
+            pooling='mean',
+            dropout_ratio=0.1,
+            pos_noise=0.5),
+        dropout_ratio=0.0,  # the official classifier has no dropout
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=True,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    auxiliary_head=dict(channels=512, align_corners=True),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 683)))
+
+# RandomCropWithOffset records where each crop lies; PackSegInputs must keep 'crop_offset'
+meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
+             'flip', 'flip_direction', 'reduce_zero_label', 'crop_offset')
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCropWithOffset', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs', meta_keys=meta_keys),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

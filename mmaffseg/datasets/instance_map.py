@@ -1,0 +1,173 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""The per-pixel instance map of mmaffseg, and how it is read from Cityscapes.
+
+Cityscapes (Cordts et al., "The Cityscapes Dataset for Semantic Urban Scene Understanding",
+CVPR 2016) stores instances in ``*_gtFine_instanceIds.png`` (16 bit): a pixel of the k-th
+instance (k = 0, 1, ...) of a thing class holds ``labelId * 1000 + k``; every other pixel holds
+its ``labelId`` (stuff, void, and thing pixels marked only as a crowd group).
+
+mmaffseg's instance map (``results['gt_instance_map']``, packed as
+``data_sample.gt_instance_map``), int32 of the image's size:
+
+- ``0``: the pixel belongs to no individual instance (stuff, or a crowd of a thing class;
+  with ``crowd_as_ignore`` a crowd becomes ``ignore_index`` instead);
+- ``1, 2, ...``: the instances, numbered in increasing raw-id order; the number
+  ``ignore_index`` is skipped, so ids stay unique however many instances there are;
+- ``ignore_index`` (255): void, i.e. a raw ``labelId`` in ``void_label_ids`` or an
+  ``ignore_index`` pixel of the semantic map loaded beside it.
+
+:func:`segment_labels` turns (semantic map, instance map) into class-agnostic segment ids: every
+instance is one segment, and every stuff class (all its pixels) is one segment.
+:func:`instance_classes` lists the instances of a map with the class of each;
+:func:`stack_instance_maps` batches the packed maps of a list of data samples.
+"""
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .cityscapes_labels import CITYSCAPES_CLASSES
+
+#: Cityscapes' void labelIds (unlabeled, ego vehicle, rectification border, out of roi,
+#: static, dynamic, ground).
+CITYSCAPES_VOID_LABEL_IDS = (0, 1, 2, 3, 4, 5, 6)
+#: labelIds of the Cityscapes thing classes (their pixels below 1000 are crowds).
+CITYSCAPES_THING_LABEL_IDS = tuple(c.label_id for c in CITYSCAPES_CLASSES if c.has_instances)
+#: Raw ids at or above this value are individual thing instances.
+INSTANCE_ID_FACTOR = 1000
+
+
+def decode_cityscapes_instance_ids(raw: np.ndarray,
+                                   seg_map: Optional[np.ndarray] = None,
+                                   ignore_index: int = 255,
+                                   void_label_ids: Sequence[int] = CITYSCAPES_VOID_LABEL_IDS,
+                                   crowd_as_ignore: bool = False,
+                                   crowd_label_ids: Sequence[int] = CITYSCAPES_THING_LABEL_IDS
+                                   ) -> np.ndarray:
+    """Instance map (see the module docstring) from a raw ``instanceIds`` array.
+
+    Args:
+        raw (np.ndarray): Decoded ``*_gtFine_instanceIds.png``, shape (H, W), integer.
+        seg_map (np.ndarray, optional): Semantic map of the same image (e.g. trainIds); its
+            ``ignore_index`` pixels become void too.
+        ignore_index (int): Void value, in ``seg_map`` and in the output. Defaults to 255.
+        void_label_ids (Sequence[int]): Raw labelIds that are void. Defaults to Cityscapes'.
+        crowd_as_ignore (bool): Mark crowd pixels (raw labelId in ``crowd_label_ids``, below
+            1000) as void instead of 0. Defaults to False.
+        crowd_label_ids (Sequence[int]): labelIds of the thing classes, whose pixels below 1000
+            are crowds. Only used with ``crowd_as_ignore``. Defaults to Cityscapes'.
+
+    Returns:
+        np.ndarray: (H, W) int32 instance map.
+    """
+    raw = np.asarray(raw).astype(np.int64)
+    thing = raw >= INSTANCE_ID_FACTOR
+    out = np.zeros(raw.shape, np.int32)
+    ids, inverse = np.unique(raw[thing], return_inverse=True)
+    numbers = np.arange(1, len(ids) + 1)
+    numbers[numbers >= ignore_index] += 1  # never hand out the void value
+    out[thing] = numbers[inverse.reshape(-1)]
+    void = np.isin(raw, np.asarray(void_label_ids, np.int64)) & ~thing
+    if crowd_as_ignore:
+        void |= np.isin(raw, np.asarray(crowd_label_ids, np.int64)) & ~thing
+    if seg_map is not None:
+        void |= seg_map == ignore_index
+    out[void] = ignore_index
+    return out
+
+
+def segment_labels(sem_seg: Tensor,
+                   instance_map: Optional[Tensor] = None,
+                   ignore_index: int = 255) -> Tensor:
+    """Class-agnostic segment ids: one per instance, one per stuff class.
+
+    Args:
+        sem_seg (Tensor): Semantic labels, integer, any shape; ``ignore_index`` is void.
+        instance_map (Tensor, optional): mmaffseg instance map of the same shape. ``None`` (a
+            dataset without instances) returns the semantic labels.
+        ignore_index (int): Void value of both inputs and of the output. Defaults to 255.
+
+    Returns:
+        Tensor: int64 of the same shape: semantic label where the instance map is 0,
+        ``ignore_index + 1 + instance id`` on instances, ``ignore_index`` where either input is
+        void.
+    """
+    labels = sem_seg.long()
+    if instance_map is None:
+        return labels
+    if instance_map.shape != sem_seg.shape:
+        raise ValueError(f'instance map {tuple(instance_map.shape)} and semantic map '
+                         f'{tuple(sem_seg.shape)} must have the same shape')
+    inst = instance_map.long()
+    void = (labels == ignore_index) | (inst == ignore_index)
+    labels = torch.where(inst > 0, inst + ignore_index + 1, labels)
+    return labels.masked_fill(void, ignore_index)
+
+
+def instance_classes(instance_map: Tensor,
+                     sem_seg: Tensor,
+                     class_ids: Sequence[int],
+                     ignore_index: int = 255) -> Tuple[Tensor, Tensor]:
+    """The instances of an instance map and the class of each (majority of its pixels).
+
+    Args:
+        instance_map (Tensor): mmaffseg instance map, integer, any shape.
+        sem_seg (Tensor): Semantic labels of the same shape.
+        class_ids (Sequence[int]): Semantic labels of the instance classes, e.g. Cityscapes'
+            thing trainIds ``(11, ..., 18)``.
+        ignore_index (int): Void value of the instance map. Defaults to 255.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``ids`` (n,) int64, the instance ids present in increasing
+        order, and ``classes`` (n,) int64, the position in ``class_ids`` of the semantic label
+        most of the instance's pixels carry, or -1 when that label is not in ``class_ids``.
+    """
+    if instance_map.shape != sem_seg.shape:
+        raise ValueError(f'instance map {tuple(instance_map.shape)} and semantic map '
+                         f'{tuple(sem_seg.shape)} must have the same shape')
+    inst = instance_map.reshape(-1).long()
+    sem = sem_seg.reshape(-1).long().to(inst.device)
+    keep = (inst > 0) & (inst != ignore_index)
+    ids, inverse = torch.unique(inst[keep], return_inverse=True)
+    sem = sem[keep]
+    size = max(max(class_ids, default=0), int(sem.max()) if sem.numel() else 0) + 1
+    lut = inst.new_full((size, ), -1)
+    lut[torch.as_tensor(list(class_ids), dtype=torch.long, device=inst.device)] = torch.arange(
+        len(class_ids), device=inst.device)
+    # Votes per (instance, class + 1); column 0 collects labels outside class_ids.
+    votes = inst.new_zeros((len(ids), len(class_ids) + 1))
+    votes.index_put_((inverse, lut[sem.clamp_min(0)] + 1), torch.ones_like(inverse),
+                     accumulate=True)
+    return ids, votes.argmax(1) - 1
+
+
+def stack_instance_maps(batch_data_samples: list, ignore_index: int = 255) -> Tensor:
+    """Instance maps of a batch, padded like mmseg pads ``gt_sem_seg``.
+
+    mmseg's data preprocessor pads ``gt_sem_seg`` (bottom and right) to the batch input size but
+    leaves other maps alone; this pads every ``gt_instance_map`` the same way with
+    ``ignore_index``.
+
+    Args:
+        batch_data_samples (list[SegDataSample]): Samples with ``gt_instance_map`` (packed by
+            ``PackSegInstanceInputs``) and ``gt_sem_seg``.
+        ignore_index (int): Padding value. Defaults to 255.
+
+    Returns:
+        Tensor: (B, H, W) int64 at the size of ``gt_sem_seg``.
+    """
+    maps = []
+    for sample in batch_data_samples:
+        if 'gt_instance_map' not in sample:
+            raise KeyError('a data sample has no gt_instance_map: add LoadInstanceMap to the '
+                           'pipeline and pack with PackSegInstanceInputs')
+        inst = sample.gt_instance_map.data[0].long()
+        height, width = sample.gt_sem_seg.shape
+        pad_h, pad_w = height - inst.shape[-2], width - inst.shape[-1]
+        if pad_h < 0 or pad_w < 0:
+            raise ValueError(f'gt_instance_map {tuple(inst.shape)} is larger than gt_sem_seg '
+                             f'{(height, width)}')
+        maps.append(F.pad(inst, (0, pad_w, 0, pad_h), value=ignore_index))
+    return torch.stack(maps)

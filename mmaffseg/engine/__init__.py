@@ -1,0 +1,2 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+from .loss_weight_ramp_hook import LossWeightRampHook, ramp_value  # noqa: F401

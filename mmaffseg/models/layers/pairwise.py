@@ -1,0 +1,80 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Pairwise similarities and distances between two sets of vectors, computed for all pairs at once.
+
+Shared by the losses that compare every pixel with every other pixel (the DSRL feature affinity
+loss, metric-learning embedding losses). Every function takes point sets laid out as
+``(..., N, C)``: any leading (batch) dimensions, ``N`` points, ``C`` channels, and works on each
+leading index independently, so a batch never mixes samples.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def flatten_spatial(feats: Tensor) -> Tensor:
+    """Lay a feature map out as a point set.
+
+    Args:
+        feats (Tensor): Feature map of shape (B, C, H, W).
+
+    Returns:
+        Tensor: Points of shape (B, H * W, C), row-major over (H, W).
+    """
+    if feats.dim() != 4:
+        raise ValueError(f'flatten_spatial expects a (B, C, H, W) feature map, got shape '
+                         f'{tuple(feats.shape)}.')
+    return feats.flatten(2).transpose(1, 2)
+
+
+def pairwise_cosine_similarity(x: Tensor, y: Optional[Tensor] = None,
+                               eps: float = 1e-12) -> Tensor:
+    """Cosine similarity ``S_ij = <x_i / |x_i|, y_j / |y_j|>`` of every pair of points.
+
+    Args:
+        x (Tensor): Points of shape (..., N, C).
+        y (Tensor, optional): Points of shape (..., M, C). Defaults to ``x``.
+        eps (float): Lower bound of a norm, so that an all-zero vector has zero similarity to
+            everything instead of NaN. Defaults to 1e-12.
+
+    Returns:
+        Tensor: Similarities of shape (..., N, M), in [-1, 1].
+    """
+    x = F.normalize(x, p=2, dim=-1, eps=eps)
+    y = x if y is None else F.normalize(y, p=2, dim=-1, eps=eps)
+    return x @ y.transpose(-1, -2)
+
+
+def pairwise_squared_distances(x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+    """Squared Euclidean distance ``|x_i - y_j|^2`` of every pair of points.
+
+    Uses the expansion ``|x_i|^2 + |y_j|^2 - 2 <x_i, y_j>`` (one matrix product instead of an
+    (N, M, C) difference tensor); rounding can push it slightly below zero, so it is clamped at 0.
+
+    Args:
+        x (Tensor): Points of shape (..., N, C).
+        y (Tensor, optional): Points of shape (..., M, C). Defaults to ``x``.
+
+    Returns:
+        Tensor: Squared distances of shape (..., N, M).
+    """
+    y = x if y is None else y
+    sq_x = x.pow(2).sum(-1, keepdim=True)  # (..., N, 1)
+    sq_y = y.pow(2).sum(-1).unsqueeze(-2)  # (..., 1, M)
+    return (sq_x + sq_y - 2 * (x @ y.transpose(-1, -2))).clamp_min(0)
+
+
+def pairwise_distances(x: Tensor, y: Optional[Tensor] = None, eps: float = 1e-12) -> Tensor:
+    """Euclidean distance ``|x_i - y_j|`` of every pair of points.
+
+    Args:
+        x (Tensor): Points of shape (..., N, C).
+        y (Tensor, optional): Points of shape (..., M, C). Defaults to ``x``.
+        eps (float): Added under the square root so that the gradient at zero distance (e.g. the
+            diagonal when ``y`` is ``x``) stays finite. Defaults to 1e-12.
+
+    Returns:
+        Tensor: Distances of shape (..., N, M).
+    """
+    return torch.sqrt(pairwise_squared_distances(x, y) + eps)

@@ -1,0 +1,250 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""N-pair L2 metric loss over sampled pixels, from Semantic Soft Segmentation.
+
+Aksoy, Oh, Paris, Pollefeys and Matusik, "Semantic Soft Segmentation", ACM Transactions on
+Graphics (Proc. SIGGRAPH), 2018.
+
+Per image, ``num_instances`` segments are drawn uniformly without replacement from the segments
+present (instance ids, or semantic labels when the dataset has no instances), and
+``num_pixels`` pixels are drawn uniformly with replacement inside each of them, so every chosen
+segment contributes the same number of points. All ``N = num_instances * num_pixels`` points are
+compared with each other at once (one ``(N, N)`` distance matrix, via
+:func:`~mmaffseg.models.layers.pairwise.pairwise_squared_distances`). The draw is repeated
+``num_resamples`` times per image and the losses averaged, as the paper accumulates gradients
+over 10 draws. Memory therefore grows with ``num_resamples * N**2``, never with the image size.
+
+Two pair costs, each averaged over all ``N**2`` ordered pairs (the diagonal included; it costs
+0 in both forms):
+
+- ``form='paper'`` (default), with ``D = distance_scale * |f_p - f_q|`` (``distance_scale``
+  defaults to ``1 / embed_dims``, "normalised by dimension")::
+
+      same segment:       log((1 + exp(D)) / 2)
+      different segments: log((1 + exp(-D)) / 2)
+
+- ``form='sigmoid'``, the official code's variant, with
+  ``sigma = 2 / (1 + exp(|f_p - f_q|^2 / temperature))`` (temperature 64)::
+
+      same segment:       -pos_weight * log(sigma)          (pos_weight 3)
+      different segments: -neg_weight * log(1 - sigma)      (neg_weight 1)
+
+  ``-log(1 - sigma)`` is computed as ``-log(tanh(x / 2))`` with ``tanh`` clamped at 1e-6, so
+  two different-segment pixels with identical features cost 13.8 instead of infinity.
+
+Zero-loss contract: an image with fewer than two segments (everything ignored, or a single
+segment) has no different-segment pair and contributes nothing. The batch loss is the mean
+over the images that do contribute; when none does, the loss is an exact 0 that is still
+connected to the embedding (zero gradients, never NaN).
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..layers.pairwise import pairwise_squared_distances
+
+_FORMS = ('paper', 'sigmoid')
+_LOG2 = math.log(2.0)
+
+
+def sample_segment_pixels(labels: Tensor,
+                          num_instances: int,
+                          num_pixels: int,
+                          num_resamples: int = 1,
+                          ignore_index: int = 255,
+                          generator: Optional[torch.Generator] = None
+                          ) -> Optional[Tuple[Tensor, Tensor]]:
+    """Draw ``num_pixels`` pixels in each of ``num_instances`` random segments, several times.
+
+    Segments are drawn uniformly without replacement (all of them when fewer than
+    ``num_instances`` are present), pixels uniformly with replacement within a segment.
+
+    Args:
+        labels (Tensor): Segment ids of one image, shape (H, W) (or any shape; it is flattened),
+            integer. ``ignore_index`` marks pixels that are never drawn.
+        num_instances (int): Segments per draw.
+        num_pixels (int): Pixels per segment.
+        num_resamples (int): Independent draws. Defaults to 1.
+        ignore_index (int): Label of ignored pixels. Defaults to 255.
+        generator (torch.Generator, optional): Random generator on ``labels``' device, for
+            reproducible draws. Defaults to torch's global generator.
+
+    Returns:
+        tuple[Tensor, Tensor] | None: ``(index, segment)``, both (num_resamples, K * num_pixels)
+        int64 with ``K = min(num_instances, number of segments)``: flat pixel indices into
+        ``labels`` and the segment id of each, grouped segment by segment. ``None`` when fewer
+        than two segments are present.
+    """
+    flat = labels.reshape(-1)
+    valid = (flat != ignore_index).nonzero().squeeze(1)
+    seg_ids, inverse, counts = torch.unique(flat[valid], return_inverse=True, return_counts=True)
+    num_segments = seg_ids.numel()
+    if num_segments < 2:
+        return None
+    # Pixel indices grouped by segment; segment s occupies [starts[s], starts[s] + counts[s]).
+    by_segment = valid[torch.argsort(inverse, stable=True)]
+    starts = counts.cumsum(0) - counts
+
+    k = min(num_instances, num_segments)
+    device = labels.device
+    keys = torch.rand(num_resamples, num_segments, generator=generator, device=device)
+    chosen = keys.argsort(dim=1)[:, :k]  # (R, K) distinct segments per draw
+    size = counts[chosen].unsqueeze(-1)  # (R, K, 1)
+    u = torch.rand(num_resamples, k, num_pixels, generator=generator, device=device)
+    offset = torch.minimum((u * size).long(), size - 1)  # (R, K, P)
+    index = by_segment[starts[chosen].unsqueeze(-1) + offset]
+    segment = seg_ids[chosen].unsqueeze(-1).expand_as(index)
+    return index.reshape(num_resamples, -1), segment.reshape(num_resamples, -1)
+
+
+def npair_l2_pair_loss(points: Tensor,
+                       segment: Tensor,
+                       form: str = 'paper',
+                       distance_scale: Optional[float] = None,
+                       temperature: float = 64.0,
+                       pos_weight: Optional[float] = None,
+                       neg_weight: Optional[float] = None) -> Tensor:
+    """Mean pair cost of each point set (see the module docstring for both forms).
+
+    Args:
+        points (Tensor): Sampled features, shape (..., N, C).
+        segment (Tensor): Segment id of every point, shape (..., N).
+        form (str): ``'paper'`` or ``'sigmoid'``. Defaults to ``'paper'``.
+        distance_scale (float, optional): Paper form: ``D = distance_scale * |f_p - f_q|``.
+            Defaults to ``1 / C``.
+        temperature (float): Sigmoid form: divisor of the squared distance. Defaults to 64.
+        pos_weight (float, optional): Weight of same-segment pairs. Defaults to 1 (paper) or 3
+            (sigmoid).
+        neg_weight (float, optional): Weight of different-segment pairs. Defaults to 1.
+
+    Returns:
+        Tensor: Shape (...): the mean over all N * N ordered pairs of each set.
+    """
+    if form not in _FORMS:
+        raise ValueError(f'form must be one of {_FORMS}, got {form!r}')
+    if pos_weight is None:
+        pos_weight = 1.0 if form == 'paper' else 3.0
+    if neg_weight is None:
+        neg_weight = 1.0
+    sq = pairwise_squared_distances(points)  # (..., N, N)
+    same = segment.unsqueeze(-1) == segment.unsqueeze(-2)
+    if form == 'paper':
+        scale = 1.0 / points.shape[-1] if distance_scale is None else distance_scale
+        # sqrt has an infinite slope at 0: pairs at (numerically) zero distance get D = 0 and
+        # no gradient, everything else the exact distance.
+        tiny = 1e-6
+        dist = torch.where(sq > tiny, sq.clamp_min(tiny).sqrt(), sq.new_zeros(()))
+        dist = scale * dist
+        pos = F.softplus(dist) - _LOG2  # log((1 + e^D) / 2)
+        neg = F.softplus(-dist) - _LOG2  # log((1 + e^-D) / 2)
+    else:
+        x = sq / temperature
+        pos = F.softplus(x) - _LOG2  # -log(sigma)
+        neg = -torch.log(torch.tanh(x / 2).clamp_min(1e-6))  # -log(1 - sigma)
+    cost = torch.where(same, pos_weight * pos, neg_weight * neg)
+    return cost.mean(dim=(-1, -2))
+
+
+@MODELS.register_module()
+class NPairL2Loss(nn.Module):
+    """N-pair L2 metric loss on a dense embedding, class-agnostic.
+
+    See the module docstring for the sampling, both pair costs and the zero-loss contract.
+
+    Args:
+        num_instances (int): Segments drawn per image (P_inst). Defaults to 3.
+        num_pixels (int): Pixels drawn per segment (P_pix; the official code uses 500).
+            Defaults to 1000.
+        num_resamples (int): Draws per image whose losses are averaged. Defaults to 10.
+        form (str): ``'paper'`` or ``'sigmoid'`` (official code). Defaults to ``'paper'``.
+        distance_scale (float, optional): Paper form's distance scale. Defaults to
+            ``1 / embed_dims``.
+        temperature (float): Sigmoid form's squared-distance divisor. Defaults to 64.
+        pos_weight (float, optional): Same-segment weight; defaults to 1 (paper) or 3 (sigmoid).
+        neg_weight (float, optional): Different-segment weight. Defaults to 1.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+        loss_name (str): Name in the log; must start with ``loss_`` to be summed by mmseg.
+            Defaults to ``'loss_npair'``.
+    """
+
+    def __init__(self,
+                 num_instances: int = 3,
+                 num_pixels: int = 1000,
+                 num_resamples: int = 10,
+                 form: str = 'paper',
+                 distance_scale: Optional[float] = None,
+                 temperature: float = 64.0,
+                 pos_weight: Optional[float] = None,
+                 neg_weight: Optional[float] = None,
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_npair') -> None:
+        super().__init__()
+        if form not in _FORMS:
+            raise ValueError(f'NPairL2Loss form must be one of {_FORMS}, got {form!r}')
+        for name, value in (('num_instances', num_instances), ('num_pixels', num_pixels),
+                            ('num_resamples', num_resamples)):
+            if value < 1:
+                raise ValueError(f'NPairL2Loss {name} must be >= 1, got {value}')
+        if num_instances < 2:
+            raise ValueError('NPairL2Loss num_instances must be >= 2 (a draw needs a '
+                             f'different-segment pair), got {num_instances}')
+        self.num_instances = num_instances
+        self.num_pixels = num_pixels
+        self.num_resamples = num_resamples
+        self.form = form
+        self.distance_scale = distance_scale
+        self.temperature = temperature
+        self.pos_weight = pos_weight
+        self.neg_weight = neg_weight
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def forward(self,
+                embedding: Tensor,
+                labels: Tensor,
+                ignore_index: int = 255,
+                generator: Optional[torch.Generator] = None,
+                **kwargs) -> Tensor:
+        """Loss of a batch of embeddings.
+
+        Args:
+            embedding (Tensor): Per-pixel features, shape (B, C, H, W).
+            labels (Tensor): Segment ids, shape (B, H, W) (or (B, 1, H, W)), at the embedding's
+                resolution; ``ignore_index`` pixels are never drawn.
+            ignore_index (int): Ignored label. Defaults to 255.
+            generator (torch.Generator, optional): Random generator on the labels' device.
+            **kwargs: Ignored (mmseg passes ``weight`` to every decode loss).
+
+        Returns:
+            Tensor: Scalar loss, ``loss_weight`` times the mean over contributing images.
+        """
+        if labels.dim() == 4:
+            labels = labels.squeeze(1)
+        if embedding.dim() != 4 or labels.shape != (embedding.shape[0], *embedding.shape[2:]):
+            raise ValueError(
+                'NPairL2Loss expects an embedding (B, C, H, W) and labels (B, H, W) of the same '
+                f'size, got {tuple(embedding.shape)} and {tuple(labels.shape)}; resize the '
+                'labels (nearest) to the embedding first')
+        per_image = []
+        for feats, lab in zip(embedding, labels):
+            drawn = sample_segment_pixels(lab, self.num_instances, self.num_pixels,
+                                          self.num_resamples, ignore_index, generator)
+            if drawn is None:
+                continue
+            index, segment = drawn
+            points = feats.flatten(1).t()[index]  # (R, N, C): only the drawn pixels
+            loss = npair_l2_pair_loss(points, segment, self.form, self.distance_scale,
+                                      self.temperature, self.pos_weight, self.neg_weight)
+            per_image.append(loss.mean())
+        if not per_image:
+            return embedding.sum() * 0.0
+        return self.loss_weight * torch.stack(per_image).mean()
+
+    @property
+    def loss_name(self) -> str:
+        """Name of the loss item in the log."""
+        return self._loss_name

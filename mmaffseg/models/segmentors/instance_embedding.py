@@ -1,0 +1,244 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Instance segmentation by deep metric learning: embedding + seediness on one backbone.
+
+Fathi, Wojna, Rathod, Wang, Song, Guadarrama and Murphy, "Semantic Instance Segmentation via
+Deep Metric Learning", arXiv:1703.10277, 2017.
+
+Training (:meth:`InstanceEmbeddingSegmentor.loss`), at the heads' output resolution (ground
+truth resized there with nearest neighbours):
+
+1. ``EmbeddingHead`` embeds every pixel; ``InstanceEmbeddingLoss`` draws K points per instance
+   (background included) and applies its weighted logistic pair loss ``L_e``.
+2. From the same points, the masks ``m(p, tau)`` are grown in the (detached) embedding and
+   labelled with the class of the GT instance they overlap with IoU > ``iou_thr`` (else
+   background); ``SeedinessHead`` is trained with softmax cross-entropy ``L_cls`` there.
+3. The loss is ``L_e + lambda * L_cls``; ``lambda`` is the attribute ``cls_loss_weight``, ramped
+   from 0 to 0.2 during training by :class:`~mmaffseg.engine.LossWeightRampHook`.
+
+Inference (:meth:`InstanceEmbeddingSegmentor.predict`), batched and device-agnostic:
+seediness ``S_p = max_{tau, c} C_tau(p, c)``; up to ``num_seeds`` seeds chosen greedily by
+``log S_p + alpha log min D`` (:func:`~mmaffseg.postprocessing.seed_selection.select_seeds`);
+the similarities of all seeds to all pixels in one matrix product; each seed's mask is
+``sigma >= tau`` at its best tau, resized to the original image first, with the class and
+confidence of that tau. Every data sample gets
+
+- ``pred_instances`` (``InstanceData``): ``masks`` (n, H, W) bool, ``labels`` (n,) int64 (index
+  into ``thing_class_ids``), ``scores`` (n,), sorted by decreasing score;
+- ``pred_instance_map`` (``PixelData``, (1, H, W) int64): 0 = no instance, ``i + 1`` where the
+  highest-scoring mask covering the pixel is instance ``i``.
+
+The paper's multi-scale averaging of the outputs is not implemented (single scale only).
+"""
+from typing import List, Optional, Sequence
+
+import torch
+from mmengine.structures import InstanceData, PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
+from torch import Tensor
+
+from ...datasets.instance_map import instance_classes, stack_instance_maps
+from ...postprocessing.seed_selection import select_seeds
+from ..decode_heads.embedding_head import resize_label_maps
+from ..decode_heads.seediness_head import seed_class_targets
+from ..layers.embedding_similarity import similarity
+from ..layers.pairwise import pairwise_squared_distances
+
+_TRAIN_DEFAULTS = dict(iou_thr=0.5)
+_TEST_DEFAULTS = dict(mode='whole', num_seeds=100, alpha=0.3, score_thr=0.0, mask_chunk=16)
+
+
+@MODELS.register_module()
+class InstanceEmbeddingSegmentor(EncoderDecoder):
+    """Backbone (+ neck) shared by an ``EmbeddingHead`` and a ``SeedinessHead``.
+
+    Args:
+        backbone (dict): Backbone config.
+        decode_head (dict): ``EmbeddingHead`` config.
+        seediness_head (dict): ``SeedinessHead`` config; ``num_classes`` must equal
+            ``len(thing_class_ids)``.
+        thing_class_ids (Sequence[int]): Semantic labels (in ``gt_sem_seg``) of the object
+            classes, in the order of the seediness classes, e.g. Cityscapes' thing trainIds
+            ``(11, ..., 18)``.
+        neck (dict, optional): Neck config. Defaults to None.
+        cls_loss_weight (float): lambda, the weight of the classification loss (set each
+            iteration by ``LossWeightRampHook`` when configured). Defaults to 0.2.
+        train_cfg (dict, optional): ``iou_thr`` (default 0.5) for the seediness targets.
+        test_cfg (dict, optional): ``mode`` (only ``'whole'``), ``num_seeds`` (100),
+            ``alpha`` (0.3), ``score_thr`` (0: keep every seed), ``mask_chunk`` (16: masks
+            resized to the original size this many at a time, bounding memory).
+        data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
+        pretrained (str, optional): Backbone checkpoint. Defaults to None.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 seediness_head: ConfigType,
+                 thing_class_ids: Sequence[int],
+                 neck: OptConfigType = None,
+                 cls_loss_weight: float = 0.2,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        train_cfg = {**_TRAIN_DEFAULTS, **(train_cfg or {})}
+        test_cfg = {**_TEST_DEFAULTS, **(test_cfg or {})}
+        if test_cfg['mode'] != 'whole':
+            raise ValueError('InstanceEmbeddingSegmentor supports only test_cfg.mode="whole" '
+                             f'(seeds are chosen over the whole image), got {test_cfg["mode"]!r}')
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            neck=neck,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
+        self.seediness_head = MODELS.build(seediness_head)
+        self.thing_class_ids = tuple(int(c) for c in thing_class_ids)
+        if len(self.thing_class_ids) != self.seediness_head.num_classes:
+            raise ValueError(
+                f'thing_class_ids has {len(self.thing_class_ids)} classes but the seediness head '
+                f'predicts {self.seediness_head.num_classes}; set seediness_head.num_classes to '
+                'the number of thing classes')
+        self.num_classes = self.seediness_head.num_classes
+        self.cls_loss_weight = float(cls_loss_weight)
+
+    def _heads(self, inputs: Tensor):
+        x = self.extract_feat(inputs)
+        embedding = self.decode_head(x)  # (B, d, h, w)
+        logits = self.seediness_head(x)  # (B, T, C+1, h, w)
+        if logits.shape[-2:] != embedding.shape[-2:]:
+            raise ValueError(f'the embedding ({tuple(embedding.shape[-2:])}) and seediness '
+                             f'({tuple(logits.shape[-2:])}) heads must output the same size; '
+                             'give them the same in_index / input_transform')
+        return embedding, logits
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
+        """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w)."""
+        return self._heads(inputs)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """``L_e`` and ``lambda * L_cls`` of a batch (see the module docstring).
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[SegDataSample]): With ``gt_sem_seg`` and ``gt_instance_map``.
+
+        Returns:
+            dict[str, Tensor]: The two losses and ``cls_weight`` (lambda, logged only).
+        """
+        embedding, logits = self._heads(inputs)
+        size = embedding.shape[-2:]
+        ignore = self.decode_head.ignore_index
+        inst = resize_label_maps(stack_instance_maps(data_samples, ignore), size)
+        sem = resize_label_maps(
+            torch.stack([s.gt_sem_seg.data[0] for s in data_samples]).long(), size)
+        points = self.decode_head.sample_points(inst)
+        losses = self.decode_head.loss_by_feat(embedding, data_samples, inst, points)
+
+        detached = embedding.detach()
+        index = [None if p is None else p[0] for p in points]
+        targets = [
+            None if idx is None else seed_class_targets(
+                emb, m, instance_classes(m, s, self.thing_class_ids, ignore), idx,
+                self.seediness_head.taus, self.train_cfg['iou_thr'], ignore)
+            for emb, m, s, idx in zip(detached, inst, sem, index)
+        ]
+        cls_losses = self.seediness_head.loss_by_feat(logits, index, targets)
+        for name, value in cls_losses.items():
+            losses[name] = self.cls_loss_weight * value
+        losses['cls_weight'] = embedding.new_tensor(self.cls_loss_weight)
+        return losses
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Instances of a batch (see the module docstring for the outputs).
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[SegDataSample], optional): With their meta information.
+
+        Returns:
+            list[SegDataSample]: With ``pred_instances`` and ``pred_instance_map``.
+        """
+        if data_samples is None:
+            data_samples = [
+                SegDataSample(metainfo=dict(
+                    ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                    pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0]))
+                for _ in inputs
+            ]
+        metas = [s.metainfo for s in data_samples]
+        embedding, logits = self._heads(inputs)
+        batch, _, h, w = embedding.shape
+        pixels = embedding.flatten(2).transpose(1, 2)  # (B, P, d)
+        probs = logits.softmax(2).flatten(3)  # (B, T, C+1, P)
+
+        valid = embedding.new_zeros((batch, h, w), dtype=torch.bool)
+        for i, meta in enumerate(metas):
+            _, right, _, bottom = self._padding(meta)
+            valid[i, :-(-(inputs.shape[2] - bottom) * h // inputs.shape[2]),
+                  :-(-(inputs.shape[3] - right) * w // inputs.shape[3])] = True
+        cfg = self.test_cfg
+        seeds, found = select_seeds(pixels, self.seediness_head.seediness(probs),
+                                    valid.flatten(1), cfg['num_seeds'], cfg['alpha'])
+        taus, labels, scores = self.seediness_head.seed_predictions(probs, seeds)
+        seed_emb = pixels.gather(1, seeds[..., None].expand(-1, -1, pixels.shape[-1]))
+        sim = similarity(pairwise_squared_distances(seed_emb, pixels))  # (B, N, P)
+        sim = sim.view(batch, -1, h, w)
+
+        for i, (sample, meta) in enumerate(zip(data_samples, metas)):
+            keep = found[i] & (scores[i] >= cfg['score_thr'])
+            order = scores[i][keep].argsort(descending=True)
+            masks = self._masks_at_original_size(sim[i][keep][order], taus[i][keep][order],
+                                                 meta, inputs.shape[2:])
+            nonempty = masks.flatten(1).any(1)
+            masks = masks[nonempty]
+            sample.pred_instances = InstanceData(
+                masks=masks,
+                labels=labels[i][keep][order][nonempty],
+                scores=scores[i][keep][order][nonempty])
+            sample.pred_instance_map = PixelData(data=self._instance_map(masks)[None])
+        return data_samples
+
+    @staticmethod
+    def _padding(meta: dict) -> List[int]:
+        """(left, right, top, bottom) padding the preprocessor added, as mmseg reads it."""
+        return list(meta.get('img_padding_size', meta.get('padding_size', [0] * 4)))
+
+    def _masks_at_original_size(self, sim: Tensor, taus: Tensor, meta: dict,
+                                input_size) -> Tensor:
+        """Similarity maps (n, h, w) -> bool masks (n, H_ori, W_ori), as mmseg maps logits."""
+        left, right, top, bottom = self._padding(meta)
+        ori_shape = tuple(meta['ori_shape'][:2])
+        height, width = input_size
+        out = []
+        for start in range(0, sim.shape[0], self.test_cfg['mask_chunk']):
+            chunk = resize(sim[None, start:start + self.test_cfg['mask_chunk']],
+                           size=tuple(input_size), mode='bilinear',
+                           align_corners=self.align_corners)
+            chunk = chunk[..., top:height - bottom, left:width - right]
+            if meta.get('flip', False):
+                chunk = chunk.flip(3 if meta.get('flip_direction') == 'horizontal' else 2)
+            chunk = resize(chunk, size=ori_shape, mode='bilinear',
+                           align_corners=self.align_corners, warning=False)[0]
+            out.append(chunk >= taus[start:start + chunk.shape[0], None, None])
+        if not out:
+            return sim.new_zeros((0, *ori_shape), dtype=torch.bool)
+        return torch.cat(out)
+
+    @staticmethod
+    def _instance_map(masks: Tensor) -> Tensor:
+        """(n, H, W) masks sorted by decreasing score -> (H, W) ids, the first mask wins."""
+        if masks.shape[0] == 0:
+            return torch.zeros(masks.shape[1:], dtype=torch.long, device=masks.device)
+        covered = masks.any(0)
+        first = masks.to(torch.uint8).argmax(0) + 1
+        return torch.where(covered, first, torch.zeros_like(first))

@@ -1,0 +1,1 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.

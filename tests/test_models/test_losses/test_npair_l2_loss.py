@@ -1,0 +1,161 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+import math
+
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+from mmaffseg.models.losses import NPairL2Loss, npair_l2_pair_loss, sample_segment_pixels
+
+
+def _brute_force(points, segment, form, scale=None, temperature=64.0, pos_w=None, neg_w=None):
+    """Per-pair Python loop over every ordered pair of one point set."""
+    n, c = points.shape
+    scale = 1.0 / c if scale is None else scale
+    pos_w = (1.0 if form == 'paper' else 3.0) if pos_w is None else pos_w
+    neg_w = 1.0 if neg_w is None else neg_w
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            sq = sum((float(points[i, k]) - float(points[j, k]))**2 for k in range(c))
+            same = int(segment[i]) == int(segment[j])
+            if form == 'paper':
+                d = scale * math.sqrt(sq)
+                cost = math.log((1 + math.exp(d)) / 2) if same else math.log((1 + math.exp(-d)) / 2)
+            else:
+                sigma = 2 / (1 + math.exp(sq / temperature))
+                cost = -math.log(sigma) if same else -math.log(1 - sigma)
+            total += (pos_w if same else neg_w) * cost
+    return total / (n * n)
+
+
+@pytest.mark.parametrize('form,kwargs', [
+    ('paper', {}),
+    ('paper', dict(distance_scale=0.7, pos_weight=2.0, neg_weight=0.5)),
+    ('sigmoid', {}),
+    ('sigmoid', dict(temperature=3.0, pos_weight=1.5, neg_weight=2.0)),
+])
+def test_pair_loss_equals_brute_force(form, kwargs):
+    gen = torch.Generator().manual_seed(0)
+    points = 2 * torch.randn(3, 7, 5, generator=gen, dtype=torch.float64)  # 3 sets, N=7, C=5
+    segment = torch.randint(0, 3, (3, 7), generator=gen)
+    got = npair_l2_pair_loss(points, segment, form, **kwargs)
+    brute_kwargs = dict(scale=kwargs.get('distance_scale'),
+                        temperature=kwargs.get('temperature', 64.0),
+                        pos_w=kwargs.get('pos_weight'), neg_w=kwargs.get('neg_weight'))
+    for r in range(3):
+        assert got[r].item() == pytest.approx(
+            _brute_force(points[r], segment[r], form, **brute_kwargs), rel=1e-9, abs=1e-12)
+
+
+def test_pair_loss_rejects_unknown_form():
+    with pytest.raises(ValueError, match="form must be one of .*'triplet'"):
+        npair_l2_pair_loss(torch.zeros(2, 3), torch.zeros(2), form='triplet')
+
+
+def _labels():
+    labels = torch.full((12, 10), 255)
+    labels[:6, :] = 4  # 60 pixels
+    labels[6:, :3] = 9  # 18 pixels
+    labels[6:, 3:5] = 1  # 12 pixels
+    labels[11, 9] = 7  # a single pixel
+    return labels
+
+
+def test_sampling_is_balanced_and_skips_ignore():
+    labels = _labels()
+    index, segment = sample_segment_pixels(labels, 3, 50, num_resamples=20,
+                                           generator=torch.Generator().manual_seed(1))
+    assert index.shape == segment.shape == (20, 150)
+    flat = labels.reshape(-1)
+    assert torch.equal(flat[index], segment)  # every drawn pixel lies in its segment
+    assert (segment != 255).all()
+    seen = set()
+    for r in range(20):
+        blocks = segment[r].view(3, 50)
+        assert (blocks == blocks[:, :1]).all()  # 50 pixels per segment, grouped
+        assert len(set(blocks[:, 0].tolist())) == 3  # three distinct segments
+        seen.update(blocks[:, 0].tolist())
+    assert seen == {1, 4, 7, 9}  # every segment gets drawn, whatever its size
+
+
+def test_sampling_is_deterministic_with_a_seed():
+    labels = _labels()
+    a = sample_segment_pixels(labels, 3, 40, 4, generator=torch.Generator().manual_seed(5))
+    b = sample_segment_pixels(labels, 3, 40, 4, generator=torch.Generator().manual_seed(5))
+    c = sample_segment_pixels(labels, 3, 40, 4, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_sampling_uses_all_segments_when_fewer_than_requested():
+    labels = torch.tensor([[0, 0, 1], [1, 255, 255]])
+    index, segment = sample_segment_pixels(labels, 3, 4, 2)
+    assert segment.shape == (2, 8) and set(segment.unique().tolist()) == {0, 1}
+    assert sample_segment_pixels(torch.full((3, 3), 2), 3, 4) is None
+    assert sample_segment_pixels(torch.full((3, 3), 255), 3, 4) is None
+
+
+@pytest.mark.parametrize('form', ['paper', 'sigmoid'])
+def test_single_segment_and_empty_images_give_zero_loss(form):
+    loss = NPairL2Loss(num_pixels=20, num_resamples=2, form=form)
+    emb = torch.randn(2, 8, 6, 7, requires_grad=True)
+    labels = torch.stack([torch.full((6, 7), 3), torch.full((6, 7), 255)])
+    value = loss(emb, labels)
+    assert value.item() == 0.0
+    value.backward()
+    assert torch.isfinite(emb.grad).all() and (emb.grad == 0).all()
+
+
+@pytest.mark.parametrize('form', ['paper', 'sigmoid'])
+def test_loss_averages_contributing_images_only(form):
+    loss = NPairL2Loss(num_pixels=30, num_resamples=3, form=form, loss_weight=2.0)
+    emb = torch.randn(2, 8, 12, 10)
+    labels = torch.stack([_labels(), torch.full((12, 10), 255)])
+    both = loss(emb, labels, generator=torch.Generator().manual_seed(3))
+    alone = loss(emb[:1], labels[:1], generator=torch.Generator().manual_seed(3))
+    assert both.item() == pytest.approx(alone.item())
+    index, segment = sample_segment_pixels(_labels(), 3, 30, 3,
+                                           generator=torch.Generator().manual_seed(3))
+    points = emb[0].flatten(1).t()[index]
+    expected = 2.0 * npair_l2_pair_loss(points, segment, form).mean()
+    assert alone.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize('form', ['paper', 'sigmoid'])
+def test_gradients_finite_with_duplicate_pixels(form):
+    # A one-pixel segment: all its draws are the same pixel (zero distances).
+    loss = NPairL2Loss(num_pixels=25, num_resamples=2, form=form)
+    emb = torch.randn(1, 4, 12, 10, requires_grad=True)
+    value = loss(emb, _labels()[None])
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(emb.grad).all()
+    assert emb.grad.abs().sum() > 0
+
+
+def test_training_separates_segments():
+    # A few steps on free per-pixel features pull same-segment pixels together.
+    labels = _labels()[None]
+    emb = torch.randn(1, 4, 12, 10, generator=torch.Generator().manual_seed(0))
+    emb.requires_grad_(True)
+    loss = NPairL2Loss(num_pixels=20, num_resamples=2, distance_scale=1.0)
+    opt = torch.optim.SGD([emb], lr=5.0)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        value = loss(emb, labels)
+        value.backward()
+        opt.step()
+        first = value.item() if first is None else first
+    assert value.item() < first - 0.1
+
+
+def test_registered_and_validates_arguments():
+    loss = MODELS.build(dict(type='NPairL2Loss', num_pixels=10, form='sigmoid'))
+    assert isinstance(loss, NPairL2Loss) and loss.loss_name == 'loss_npair'
+    with pytest.raises(ValueError, match='num_instances must be >= 2'):
+        NPairL2Loss(num_instances=1)
+    with pytest.raises(ValueError, match="form must be one of"):
+        NPairL2Loss(form='contrastive')
+    with pytest.raises(ValueError, match=r'same size, got \(1, 4, 5, 5\) and \(1, 6, 6\)'):
+        loss(torch.zeros(1, 4, 5, 5), torch.zeros(1, 6, 6, dtype=torch.long))

@@ -1,0 +1,157 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""DenseCRF: PSA golden parity, pool == serial, input checks."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+from golden import assert_close, case_paths, load_case
+
+from mmaffseg.postprocessing import DenseCRF, unary_from_probs
+
+try:
+    import pydensecrf.densecrf  # noqa: F401
+    HAS_CRF = True
+except ImportError:
+    HAS_CRF = False
+needs_crf = pytest.mark.skipif(not HAS_CRF, reason='pydensecrf is not installed')
+
+# meta.ctor of the reference crf_inference(img, probs, t, scale_factor, labels) -> DenseCRF.
+CTOR_TO_ARG = {'t': 'iterations', 'scale_factor': 'scale_factor'}
+CRF_CASES = case_paths('psa', 'crf_*')
+
+
+def _random_case(rng, num_classes, h, w):
+    probs = rng.random((num_classes, h, w)).astype(np.float32)
+    probs /= probs.sum(0, keepdims=True)
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return probs, img
+
+
+def test_golden_cases_exist():
+    assert CRF_CASES, 'no tests/data/golden/psa/crf_*.npz fixtures found'
+
+
+@needs_crf
+@pytest.mark.parametrize('path', CRF_CASES, ids=lambda p: p.split('/')[-1])
+def test_golden_psa_crf(path):
+    case = load_case(path)
+    probs, img = case.inputs['probs'], case.inputs['img']
+    kwargs = {}
+    for key, value in case.meta['ctor'].items():
+        if key == 'labels':  # the reference's class count: must be the probability stack's
+            assert value == probs.shape[0]
+        elif key in CTOR_TO_ARG:
+            kwargs[CTOR_TO_ARG[key]] = value
+        else:
+            pytest.fail(f'{case.name}: unmapped reference argument {key}={value}')
+    q = DenseCRF(**kwargs)(probs, img)  # the remaining settings are PSA's, our defaults
+    assert q.dtype == np.float32
+    assert_close(case, 'Q', q)
+
+
+def test_unary_is_clipped_negative_log():
+    probs = np.array([[[0.0, 1e-7]], [[0.5, 2.0]]], dtype=np.float32)  # (2, 1, 2)
+    u = unary_from_probs(probs)
+    assert u.shape == (2, 2) and u.dtype == np.float32 and u.flags['C_CONTIGUOUS']
+    np.testing.assert_allclose(u, [[-np.log(1e-5), -np.log(1e-5)], [-np.log(0.5), 0.0]],
+                               rtol=1e-6)
+
+
+@needs_crf
+def test_pool_equals_serial_and_keeps_order():
+    rng = np.random.default_rng(0)
+    # Different sizes and class counts: a reordering would show as a shape mismatch.
+    shapes = [(3, 20, 28), (4, 17, 23), (2, 24, 16), (3, 9, 31), (5, 12, 12)]
+    cases = [_random_case(rng, *s) for s in shapes]
+    probs, imgs = [c[0] for c in cases], [c[1] for c in cases]
+    serial = DenseCRF(workers=0).batch(probs, imgs)
+    pooled = DenseCRF(workers=2).batch(probs, imgs)
+    single = [DenseCRF()(p, i) for p, i in zip(probs, imgs)]
+    assert [q.shape for q in pooled] == shapes
+    for a, b, c in zip(serial, pooled, single):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+@needs_crf
+def test_marginals_and_tensor_inputs():
+    rng = np.random.default_rng(1)
+    probs, img = _random_case(rng, 3, 16, 20)
+    q = DenseCRF(iterations=3)(torch.from_numpy(probs), torch.from_numpy(img))
+    assert q.shape == (3, 16, 20)
+    np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
+    # float64 probabilities and a non-contiguous image give the same answer as float32 ones
+    img_nc = np.asfortranarray(img)
+    q64 = DenseCRF(iterations=3)(probs.astype(np.float64), img_nc)
+    np.testing.assert_allclose(q64, q, atol=1e-5)
+
+
+@needs_crf
+def test_crf_cleans_noisy_two_region_image():
+    """Left half dark, right half bright; probabilities right on average but noisy."""
+    rng = np.random.default_rng(2)
+    h, w = 32, 48
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, w // 2:] = 200
+    truth = np.zeros((h, w), np.int64)
+    truth[:, w // 2:] = 1
+    p1 = np.clip(0.3 + 0.4 * truth + rng.normal(0, 0.3, (h, w)), 0.01, 0.99)
+    probs = np.stack([1 - p1, p1]).astype(np.float32)
+    noisy_err = (probs.argmax(0) != truth).mean()
+    crf_err = (DenseCRF()(probs, img).argmax(0) != truth).mean()
+    assert noisy_err > 0.1
+    assert crf_err < noisy_err / 5
+
+
+@pytest.mark.parametrize('probs_shape,img_shape,probs_dtype,img_dtype,err,match', [
+    ((3, 8, 8), (8, 9, 3), np.float32, np.uint8, ValueError, 'same H and W'),
+    ((8, 8), (8, 8, 3), np.float32, np.uint8, ValueError, r'probs must be \(C, H, W\)'),
+    ((3, 8, 8), (3, 8, 8), np.float32, np.uint8, ValueError, r'img must be \(H, W, 3\)'),
+    ((3, 8, 8), (8, 8, 3), np.float32, np.float32, TypeError, 'img must be uint8'),
+    ((3, 8, 8), (8, 8, 3), np.int64, np.uint8, TypeError, 'probs must be floating point'),
+])
+def test_clear_input_errors(probs_shape, img_shape, probs_dtype, img_dtype, err, match):
+    probs = np.full(probs_shape, 0.5, dtype=probs_dtype)
+    img = np.zeros(img_shape, dtype=img_dtype)
+    with pytest.raises(err, match=match):
+        DenseCRF()(probs, img)
+    with pytest.raises(err, match=match):
+        DenseCRF(workers=2).batch([probs], [img])
+
+
+def test_nan_and_batch_length_errors():
+    probs = np.full((2, 4, 4), 0.5, np.float32)
+    img = np.zeros((4, 4, 3), np.uint8)
+    bad = probs.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN or inf'):
+        DenseCRF()(bad, img)
+    with pytest.raises(ValueError, match='2 probability maps but 1 images'):
+        DenseCRF().batch([probs, probs], [img])
+    with pytest.raises(TypeError, match='numpy array or torch tensor'):
+        DenseCRF()(probs.tolist(), img)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(iterations=0), 'iterations must be a positive integer'),
+    (dict(gaussian_sxy=0), 'gaussian_sxy must be > 0'),
+    (dict(bilateral_srgb=-1), 'bilateral_srgb must be > 0'),
+    (dict(bilateral_compat=-1), 'bilateral_compat must be >= 0'),
+    (dict(workers=-1), 'workers must be an integer >= 0'),
+    (dict(start_method='threads'), 'start_method must be one of'),
+])
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DenseCRF(**kwargs)
+
+
+def test_missing_pydensecrf_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'pydensecrf', None)
+    monkeypatch.setitem(sys.modules, 'pydensecrf.densecrf', None)
+    probs = np.full((2, 4, 4), 0.5, np.float32)
+    img = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ImportError, match='pip install pydensecrf2==1.1'):
+        DenseCRF()(probs, img)
+    with pytest.raises(ImportError, match='pip install pydensecrf2==1.1'):
+        DenseCRF(workers=2).batch([probs, probs], [img, img])

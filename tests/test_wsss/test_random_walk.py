@@ -1,0 +1,128 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Sparse random walk: PSA golden walk, equality with the dense walk, batching, devices."""
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from golden import assert_close, case_paths, load_case
+
+from mmaffseg.models.decode_heads.affinity_head import pairwise_affinity
+from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.wsss.cam import add_background, stack_to_label
+from mmaffseg.wsss.dense_random_walk import (
+    dense_affinity_matrix,
+    dense_random_walk,
+    dense_transition,
+)
+from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
+
+WALK_CASES = case_paths('psa', 'random_walk_*')
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def test_walk_fixtures_exist():
+    assert WALK_CASES
+
+
+@pytest.mark.parametrize('path', WALK_CASES, ids=lambda p: p.split('/')[-1])
+def test_golden_random_walk(path):
+    case = load_case(path)
+    ctor = case.meta['ctor']  # alpha, beta, logt, radius
+    walk_args = dict(radius=ctor['radius'], beta=ctor['beta'], logt=ctor['logt'])
+    height, width = (int(s) for s in case.inputs['orig_hw'])
+    feat = torch.from_numpy(case.inputs['feat'])
+    grid = tuple(feat.shape[-2:])
+    aff = pairwise_affinity(feat, ctor['radius'])
+    num_classes = case.outputs['cam_full'].shape[0] - 1
+    cams = torch.zeros(1, num_classes, height, width)
+    cams[0, torch.from_numpy(case.inputs['cam_keys'])] = torch.from_numpy(case.inputs['cam_maps'])
+
+    cam_full = add_background(cams, ctor['alpha'])
+    assert_close(case, 'cam_full', cam_full[0])
+    pooled = F.avg_pool2d(F.pad(cam_full, (0, -width % 8, 0, -height % 8)), 8, 8)
+    assert_close(case, 'cam_pooled', pooled[0])
+    aff_dense = dense_affinity_matrix(aff, grid, ctor['radius'])
+    assert_close(case, 'aff_dense', aff_dense)
+    assert_close(case, 'trans_mat', dense_transition(aff_dense, ctor['beta'], ctor['logt']))
+    # our sparse T is the transpose of the reference's column-normalised matrix
+    sparse_t = transition_matrix(aff, grid, ctor['radius'], ctor['beta']).to_dense().double()
+    assert_close(case, 'trans_mat', torch.linalg.matrix_power(sparse_t, 2**ctor['logt']).T)
+    assert_close(case, 'cam_rw', random_walk(pooled, aff, **walk_args))
+
+    scores = random_walk_cams(cams, aff, alpha=ctor['alpha'], **walk_args)
+    expected = case.outputs['cam_rw_up'][..., :height, :width]  # the reference crops later
+    tol = case.tolerance('cam_rw_up')
+    np.testing.assert_allclose(scores.numpy(), expected, rtol=tol['rtol'], atol=tol['atol'])
+    assert_close(case, 'pred', scores.argmax(1)[0].to(torch.uint8))
+    # walking only the present classes gives the same labels
+    class_ids = torch.from_numpy(case.inputs['cam_keys'])
+    present = random_walk_cams(cams[:, class_ids], aff, alpha=ctor['alpha'], **walk_args)
+    assert_close(case, 'pred', stack_to_label(present.argmax(1), class_ids)[0].to(torch.uint8))
+
+
+@pytest.mark.parametrize('size,radius', [((9, 13), 5), ((7, 6), 3), ((4, 11), 5), ((3, 3), 5)])
+def test_sparse_walk_equals_dense_walk(size, radius):
+    g = torch.Generator().manual_seed(sum(size) + radius)
+    k = len(neighbour_offsets(radius))
+    num_from = from_window(radius, size)[0] * from_window(radius, size)[1]
+    aff = torch.rand(2, k, num_from, generator=g, dtype=torch.float64)
+    scores = torch.rand(2, 4, *size, generator=g, dtype=torch.float64)
+    ours = random_walk(scores, aff, radius, beta=2, logt=5)  # batched
+    for b in range(2):
+        ref = dense_random_walk(scores[b], aff[b], radius, beta=2, logt=5)
+        torch.testing.assert_close(ours[b], ref, rtol=1e-9, atol=1e-12)
+
+
+def test_transition_matrix_structure():
+    aff = torch.rand(3, 34, from_window(5, (10, 12))[0] * from_window(5, (10, 12))[1])
+    trans = transition_matrix(aff, (10, 12))
+    n = 3 * 120
+    assert trans.layout == torch.sparse_csr and trans.shape == (n, n)
+    assert trans.values().numel() == n + 2 * aff.numel()  # O(N * neighbours), not N^2
+    # valid CSR: columns sorted and unique within every row
+    torch.sparse_csr_tensor(trans.crow_indices(), trans.col_indices(), trans.values(), (n, n),
+                            check_invariants=True)
+    dense = trans.to_dense()
+    torch.testing.assert_close(dense.sum(1), torch.ones(n))
+    assert dense[:120, 120:].abs().sum() == 0  # images do not mix
+
+
+def test_isolated_nodes_keep_their_scores():
+    # grid 6 x 9, radius 5: row 0 columns 0..3 have no pair at all
+    size = (6, 9)
+    aff = torch.rand(1, 34, from_window(5, size)[0] * from_window(5, size)[1])
+    scores = torch.rand(1, 3, *size)
+    out = random_walk(scores, aff, logt=3)
+    torch.testing.assert_close(out[..., 0, :4], scores[..., 0, :4])
+    assert not torch.allclose(out[..., 2, 4], scores[..., 2, 4])
+
+
+def test_wrong_affinity_grid_is_explained():
+    with pytest.raises(ValueError, match=r'aff must be \(B, K, P\) = \(B, 34, 6\)'):
+        random_walk(torch.rand(1, 2, 6, 11), torch.rand(1, 34, 12))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_walk_on_gpu_matches_cpu():
+    g = torch.Generator().manual_seed(0)
+    aff = torch.rand(2, 34, from_window(5, (12, 15))[0] * 7, generator=g)
+    cams = torch.rand(2, 3, 90, 117, generator=g)
+    cpu = random_walk_cams(cams, aff)
+    gpu = random_walk_cams(cams.cuda(), aff.cuda())
+    assert gpu.is_cuda
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-6)
+
+
+def test_benchmark_tool_runs_on_a_small_image():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_random_walk.py')
+    spec = importlib.util.spec_from_file_location('benchmark_random_walk', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs = {m: tool.measure(m, 96, 128, 8, 4, 1, 1, 'cpu') for m in ('dense', 'sparse')}
+    assert runs['sparse']['labels'].shape == (96, 128)
+    np.testing.assert_array_equal(runs['sparse']['labels'], runs['dense']['labels'])
+    truth = tool.synthetic_scene(96, 128, 8, 4)[2].numpy()
+    assert tool.miou(runs['sparse']['labels'], truth) > 0.5

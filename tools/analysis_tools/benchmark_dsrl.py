@@ -1,0 +1,161 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""DSRL's cost: training and inference against the same network at full and at half input.
+
+    python tools/analysis_tools/benchmark_dsrl.py [CONFIG] [--size H W] [--batch-size 2]
+        [--warmup 1] [--repeat 3] [--threads 2] [--device cpu|cuda] [--cfg-options ...]
+
+CONFIG is a DSRLEncoderDecoder config (default: the DSRL quick-start). ``--size`` is the
+ORIGINAL image size; DSRL's network sees ``downsample_factor`` times it. Random weights and
+random images; every case runs in its own subprocess so that the peak memory (CPU: peak RSS of
+that process; CUDA: peak allocated) belongs to that case alone. Cases:
+
+    train dsrl   DSRL train step on HxW images (network input H/2 x W/2, SSSR + SISR + FA)
+    train full   the same backbone + heads as a plain EncoderDecoder trained on HxW images
+    train half   that baseline trained on H/2 x W/2 images (what DSRL's network sees)
+    infer dsrl   DSRL test step on one HxW image (training branches dropped)
+    infer full   baseline test step on one HxW image
+    infer half   baseline test step on one H/2 x W/2 image, prediction resized to HxW
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from mmengine.config import ConfigDict, DictAction
+from mmengine.model import revert_sync_batchnorm
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmaffseg  # noqa: F401
+from mmaffseg.apis import load_config
+from mmaffseg.models.segmentors import baseline_model_cfg
+from mmaffseg.utils.profiling import peak_rss_mb, time_fn
+
+DEFAULT_CONFIG = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
+CASES = ('train-dsrl', 'train-full', 'train-half', 'infer-dsrl', 'infer-full', 'infer-half')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark DSRL against full / half input')
+    parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG)
+    parser.add_argument('--size', type=int, nargs=2, default=[256, 512],
+                        help='original image H W')
+    parser.add_argument('--batch-size', type=int, default=2, help='training batch size')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--case', choices=CASES, help=argparse.SUPPRESS)  # worker mode
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def _rss_mb() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def _batch(size, ori_size, num_classes, n, device):
+    inputs, samples = [], []
+    for _ in range(n):
+        inputs.append(torch.randint(0, 256, (3, *size), dtype=torch.uint8, device=device))
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, num_classes, (1, *size), device=device))
+        sample.set_metainfo(dict(img_shape=tuple(size), ori_shape=tuple(ori_size)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def run_case(args: argparse.Namespace) -> dict:
+    """Build the model of ``args.case`` and measure it; returns seconds and MiB."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    init_default_scope('mmseg')
+    cfg = load_config(args.config, args.cfg_options)
+    stage, kind = args.case.split('-')
+    model_cfg = cfg.model.to_dict()
+    model_cfg['pretrained'] = None
+    full = tuple(args.size)
+    half = tuple(max(1, int(s * model_cfg.get('downsample_factor', 0.5) + 0.5)) for s in full)
+    size = half if kind == 'half' else full
+    if kind != 'dsrl':
+        model_cfg = baseline_model_cfg(model_cfg)
+    model_cfg['data_preprocessor']['size'] = size
+    model = revert_sync_batchnorm(MODELS.build(ConfigDict(model_cfg))).to(args.device)
+    cuda = args.device.startswith('cuda')
+    if stage == 'train':
+        model.train()
+        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
+        data = _batch(size, size, model.num_classes, args.batch_size, args.device)
+
+        def step():
+            return model.train_step(data, optim)
+    else:
+        if kind == 'dsrl':
+            model.drop_training_branches()
+        model.eval()
+        data = _batch(size, full, model.num_classes, 1, args.device)
+
+        def step():
+            with torch.no_grad():
+                return model.test_step(data)
+
+    rss_before = _rss_mb()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    timing = time_fn(step, warmup=args.warmup, repeat=args.repeat)
+    result = dict(case=args.case, size=list(size), seconds=timing['median'],
+                  params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+    if cuda:
+        result['peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
+        result['step_mb'] = result['peak_mb']
+    else:
+        result['peak_mb'] = peak_rss_mb()
+        result['step_mb'] = result['peak_mb'] - rss_before
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    if args.case:  # worker: one case, result as the last stdout line
+        print(json.dumps(run_case(args)))
+        return
+    results = {}
+    for case in CASES:
+        cmd = [sys.executable, __file__, args.config, '--case', case, '--size',
+               *map(str, args.size), '--batch-size', str(args.batch_size), '--warmup',
+               str(args.warmup), '--repeat', str(args.repeat), '--threads', str(args.threads),
+               '--device', args.device]
+        if args.cfg_options:
+            cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f'case {case} failed:\n{proc.stderr[-3000:]}')
+        results[case] = json.loads(proc.stdout.strip().splitlines()[-1])
+        r = results[case]
+        print(f'{case:11s} input {r["size"][0]}x{r["size"][1]}  {r["seconds"] * 1e3:9.1f} ms  '
+              f'peak {r["peak_mb"]:8.1f} MiB  (+{r["step_mb"]:7.1f} MiB over the built model)  '
+              f'params {r["params_m"]:.2f} M', flush=True)
+
+    h, w = args.size
+    print(f'\nDSRL config {args.config}; original {h}x{w}, training batch {args.batch_size}, '
+          f'{args.device}, {args.threads} threads, median of {args.repeat}')
+    for label, a, b, key in (
+        ('train step time   DSRL / full-input', 'train-dsrl', 'train-full', 'seconds'),
+        ('train step time   DSRL / half-input', 'train-dsrl', 'train-half', 'seconds'),
+        ('train step memory DSRL / full-input', 'train-dsrl', 'train-full', 'step_mb'),
+        ('train step memory DSRL / half-input', 'train-dsrl', 'train-half', 'step_mb'),
+        ('inference time    DSRL / full-input', 'infer-dsrl', 'infer-full', 'seconds'),
+        ('inference time    DSRL / half-input', 'infer-dsrl', 'infer-half', 'seconds'),
+    ):
+        print(f'{label}: {results[a][key] / results[b][key]:.3f}')
+    print('(memory: above the built model, i.e. activations, gradients and optimizer state)')
+
+if __name__ == '__main__':
+    main()

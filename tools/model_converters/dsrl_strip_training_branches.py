@@ -1,0 +1,17 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Drop DSRL's training-only weights (SISR decoder, FA feature transform) from a checkpoint.
+
+Usage::
+
+    python tools/model_converters/dsrl_strip_training_branches.py SRC.pth DST.pth --trust
+
+``--trust`` is needed for checkpoints written by ``tools/train.py`` (they pickle more than
+tensors). The result loads strictly into the same DSRL config with ``model.sr_decoder=None``,
+which holds only the test path (backbone, heads, SSSR); the logic is
+:func:`mmaffseg.models.segmentors.dsrl.strip_training_branches`.
+"""
+from mmaffseg.models.segmentors.dsrl import strip_training_branches
+from mmaffseg.models.utils.checkpoint_conversion import converter_main
+
+if __name__ == '__main__':
+    converter_main(strip_training_branches, 'Strip DSRL training-only branches')
