@@ -3,7 +3,7 @@
 # 1000 pixels, 10 draws per image; SGD momentum 0.9, lr 5e-4 backbone / 5e-3 new layers,
 # poly 0.9, weight decay 5e-4 (the paper's optimiser).
 _base_ = [
-    'mmseg::_base_/models/deeplabv3_r50-d8.py', 'mmseg::_base_/datasets/cityscapes.py',
+    'mmseg::_base_/models/deeplabv3_r50-d8.py', '../_base_/datasets/cityscapes_instances.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py'
 ]
 custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
@@ -49,26 +49,6 @@ model = dict(
     # 8 GB of hypercolumn per full 1024x2048 frame: evaluate in overlapping crops instead.
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 683)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='LoadInstanceMap'),
-    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInstanceInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='LoadInstanceMap'),
-    dict(type='PackSegInstanceInputs')
-]
-train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='PairRankingMetric', num_samples=1000, seed=0)
 test_evaluator = val_evaluator
 

@@ -10,8 +10,11 @@ from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs, RandomCrop
 from mmseg.registry import TRANSFORMS
 
-from .instance_map import (CITYSCAPES_THING_LABEL_IDS, CITYSCAPES_VOID_LABEL_IDS,
-                           decode_cityscapes_instance_ids)
+from .instance_map import (
+    CITYSCAPES_THING_LABEL_IDS,
+    CITYSCAPES_VOID_LABEL_IDS,
+    decode_cityscapes_instance_ids,
+)
 
 
 @TRANSFORMS.register_module()

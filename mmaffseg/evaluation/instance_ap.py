@@ -69,7 +69,8 @@ def mask_ious(pred_masks: Tensor, instance_map: Tensor, gt_ids: Tensor,
     keep = inst != ignore_index
     gt_area = torch.bincount(lab[keep], minlength=len(gt_ids) + 1)[1:]
     ious = torch.zeros((pred_masks.shape[0], len(gt_ids)), dtype=torch.float64)
-    for i, mask in enumerate(pred_masks.reshape(pred_masks.shape[0], inst.numel()).to(inst.device)):
+    flat_masks = pred_masks.reshape(pred_masks.shape[0], inst.numel()).to(inst.device)
+    for i, mask in enumerate(flat_masks):
         mask = mask.bool() & keep
         inter = torch.bincount(lab[mask], minlength=len(gt_ids) + 1)[1:]
         union = mask.sum() + gt_area - inter
@@ -231,4 +232,5 @@ class InstanceAPMetric(BaseMetric):
         for t, thr in enumerate(self.iou_thrs):
             table.add_column(f'AP{int(round(thr * 100))}',
                              [f'{v * 100:.2f}' for v in per_class[:, t]])
-        print_log('per class mask AP:\n' + table.get_string(), logger=MMLogger.get_current_instance())
+        print_log('per class mask AP:\n' + table.get_string(),
+                  logger=MMLogger.get_current_instance())

@@ -9,8 +9,9 @@ The first seed is the pixel of highest seediness ``S_p``; seed ``t`` then maximi
     log S_p + alpha * log min_{earlier seeds q} D(p, q)
 
 with ``D`` the Euclidean distance of the embeddings, so a pixel whose embedding (nearly)
-coincides with an earlier seed's comes last, and a chosen pixel is never chosen again. Every step is one vector operation over the
-pixels of all images of the batch; only the ``num_seeds`` steps are sequential.
+coincides with an earlier seed's comes last, and a chosen pixel is never chosen again. Every
+step is one vector operation over the pixels of all images of the batch; only the
+``num_seeds`` steps are sequential.
 """
 from typing import Tuple
 

@@ -115,10 +115,10 @@ def _random_case(seed=0, num_images=5, gt_per_class=5, size=(48, 64)):
         for n, c in enumerate(classes):
             row, col = divmod(n, 4)
             top, left = 2 + row * 15, 2 + col * 15
-            h, w = rng.integers(6, 13, size=2)
+            h, w = rng.integers(8, 14, size=2)
             inst[top:top + h, left:left + w], sem[top:top + h, left:left + w] = n + 1, THINGS[c]
             for _ in range(rng.integers(1, 3)):  # a jittered copy, sometimes two
-                dy, dx, dh, dw = rng.integers(-3, 4, size=4)
+                dy, dx, dh, dw = rng.integers(-2, 3, size=4)
                 m = np.zeros(size, bool)
                 m[max(top + dy, 0):top + dy + h + dh, max(left + dx, 0):left + dx + w + dw] = True
                 masks.append(m)

@@ -13,12 +13,14 @@ import pytest
 import torch
 from golden import assert_close, case_paths, load_case
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 from mmaffseg.models.losses import affinity_one_hot
-from mmaffseg.models.utils.cpnet_converter import (convert_official_cpnet,
-                                                   official_affinity_loss_cfg,
-                                                   official_cp_head_cfg)
-from mmseg.registry import MODELS
+from mmaffseg.models.utils.cpnet_converter import (
+    convert_official_cpnet,
+    official_affinity_loss_cfg,
+    official_cp_head_cfg,
+)
 
 CASES = case_paths('cpnet')
 

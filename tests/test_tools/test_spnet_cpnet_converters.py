@@ -10,16 +10,20 @@ import pytest
 import torch
 from golden import case_paths, load_case
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401 (registers the modules)
-from mmaffseg.models.utils.cpnet_converter import (convert_official_cpnet,
-                                                   official_affinity_loss_cfg,
-                                                   official_cp_head_cfg)
-from mmaffseg.models.utils.spnet_converter import (convert_official_spnet,
-                                                   guess_spnet_source,
-                                                   official_spnet_model_overrides,
-                                                   official_spnet_module_cfg)
-from mmseg.registry import MODELS
+from mmaffseg.models.utils.cpnet_converter import (
+    convert_official_cpnet,
+    official_affinity_loss_cfg,
+    official_cp_head_cfg,
+)
+from mmaffseg.models.utils.spnet_converter import (
+    convert_official_spnet,
+    guess_spnet_source,
+    official_spnet_model_overrides,
+    official_spnet_module_cfg,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -84,8 +88,10 @@ def test_cpnet_mapping_renames_only_the_separable_branches():
     assert cfg['dropout_ratio'] == 0.1 and cfg['loss_prior_decode']['type'] == 'ContextPriorLoss'
 
 
-@pytest.mark.parametrize('tool,fixture', [('spnet2mmaffseg', 'spnet/sphead_c64_k7'),
-                                          ('cpnet2mmaffseg', 'cpnet/cphead_c64_ch32_pc24_p8_k5_n5')])
+@pytest.mark.parametrize('tool,fixture', [
+    ('spnet2mmaffseg', 'spnet/sphead_c64_k7'),
+    ('cpnet2mmaffseg', 'cpnet/cphead_c64_ch32_pc24_p8_k5_n5'),
+])
 def test_cli_round_trip(tmp_path, tool, fixture):
     case = load_case(case_paths(*fixture.split('/'))[0])
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'

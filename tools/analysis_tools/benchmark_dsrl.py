@@ -7,7 +7,10 @@
 CONFIG is a DSRLEncoderDecoder config (default: the DSRL quick-start). ``--size`` is the
 ORIGINAL image size; DSRL's network sees ``downsample_factor`` times it. Random weights and
 random images; every case runs in its own subprocess so that the peak memory (CPU: peak RSS of
-that process; CUDA: peak allocated) belongs to that case alone. Cases:
+that process; CUDA: peak allocated) belongs to that case alone. On CPU the time reported is the
+process CPU time (all threads), which stays meaningful on a shared, oversubscribed machine where
+wall time does not; wall time is printed too. Use ``--threads 1`` for the most stable numbers.
+Cases:
 
     train dsrl   DSRL train step on HxW images (network input H/2 x W/2, SSSR + SISR + FA)
     train full   the same backbone + heads as a plain EncoderDecoder trained on HxW images
@@ -21,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import torch
 from mmengine.config import ConfigDict, DictAction
@@ -34,7 +38,7 @@ from mmseg.structures import SegDataSample
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
 from mmaffseg.models.segmentors import baseline_model_cfg
-from mmaffseg.utils.profiling import peak_rss_mb, time_fn
+from mmaffseg.utils.profiling import peak_rss_mb
 
 DEFAULT_CONFIG = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 CASES = ('train-dsrl', 'train-full', 'train-half', 'infer-dsrl', 'infer-full', 'infer-half')
@@ -48,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=2, help='training batch size')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--case', choices=CASES, help=argparse.SUPPRESS)  # worker mode
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -70,6 +74,23 @@ def _batch(size, ori_size, num_classes, n, device):
         sample.set_metainfo(dict(img_shape=tuple(size), ori_shape=tuple(ori_size)))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def _timings(fn, warmup: int, repeat: int, cuda: bool):
+    """Median wall and process-CPU seconds of ``fn()`` over ``repeat`` calls."""
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        if cuda:
+            torch.cuda.synchronize()
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return sorted(wall)[repeat // 2], sorted(cpu)[repeat // 2]
 
 
 def run_case(args: argparse.Namespace) -> dict:
@@ -109,8 +130,9 @@ def run_case(args: argparse.Namespace) -> dict:
     rss_before = _rss_mb()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    timing = time_fn(step, warmup=args.warmup, repeat=args.repeat)
-    result = dict(case=args.case, size=list(size), seconds=timing['median'],
+    wall, cpu = _timings(step, args.warmup, args.repeat, cuda)
+    result = dict(case=args.case, size=list(size), wall_s=wall, cpu_s=cpu,
+                  seconds=wall if cuda else cpu,
                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
     if cuda:
         result['peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
@@ -139,13 +161,15 @@ def main() -> None:
             sys.exit(f'case {case} failed:\n{proc.stderr[-3000:]}')
         results[case] = json.loads(proc.stdout.strip().splitlines()[-1])
         r = results[case]
-        print(f'{case:11s} input {r["size"][0]}x{r["size"][1]}  {r["seconds"] * 1e3:9.1f} ms  '
+        print(f'{case:11s} input {r["size"][0]}x{r["size"][1]}  {r["seconds"] * 1e3:9.1f} ms '
+              f'(wall {r["wall_s"] * 1e3:9.1f} ms)  '
               f'peak {r["peak_mb"]:8.1f} MiB  (+{r["step_mb"]:7.1f} MiB over the built model)  '
               f'params {r["params_m"]:.2f} M', flush=True)
 
     h, w = args.size
     print(f'\nDSRL config {args.config}; original {h}x{w}, training batch {args.batch_size}, '
-          f'{args.device}, {args.threads} threads, median of {args.repeat}')
+          f'{args.device}, {args.threads} threads, median of {args.repeat}; time = '
+          f'{"wall" if args.device.startswith("cuda") else "process CPU"} time')
     for label, a, b, key in (
         ('train step time   DSRL / full-input', 'train-dsrl', 'train-full', 'seconds'),
         ('train step time   DSRL / half-input', 'train-dsrl', 'train-half', 'seconds'),

@@ -30,8 +30,9 @@ class HypercolumnBackbone(BaseModule):
             (``backbone.get_submodule(stem_module)``). Defaults to ``'maxpool'`` (the paper's
             "pool1", stride 4).
         with_input (bool): Put the input image first in the outputs. Defaults to True.
-        pretrained (str, optional): Forwarded to the wrapped backbone (mmseg's
-            ``EncoderDecoder`` sets it from its own ``pretrained``). Defaults to None.
+        pretrained (str, optional): Checkpoint loaded into the wrapped backbone (becomes its
+            ``init_cfg``; mmseg's ``EncoderDecoder`` sets it from its own ``pretrained``).
+            Defaults to None.
         init_cfg (dict | list[dict], optional): Initialisation of the wrapper itself.
     """
 
@@ -44,7 +45,10 @@ class HypercolumnBackbone(BaseModule):
         super().__init__(init_cfg=init_cfg)
         backbone = dict(backbone)
         if pretrained is not None:
-            backbone['pretrained'] = pretrained
+            if backbone.get('init_cfg') is not None or backbone.get('pretrained') is not None:
+                raise ValueError('HypercolumnBackbone: give the pretrained weights either as '
+                                 '`pretrained` or in the wrapped backbone config, not both')
+            backbone['init_cfg'] = dict(type='Pretrained', checkpoint=pretrained)
         self.backbone = MODELS.build(backbone)
         try:
             self.backbone.get_submodule(stem_module)

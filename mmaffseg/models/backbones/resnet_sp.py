@@ -18,7 +18,6 @@ import copy
 from typing import Sequence, Set, Union
 
 import torch.nn as nn
-
 from mmseg.models.backbones import ResNetV1c
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
@@ -74,7 +73,7 @@ class ResNetSP(ResNetV1c):
     """
 
     def __init__(self,
-                 spm_cfg: ConfigType = dict(type='SPM'),
+                 spm_cfg: ConfigType = dict(type='SPM'),  # noqa: B006 (mmcv style)
                  spm_blocks: Sequence[BlockSelection] = ('last', 'last', 'last', 'all'),
                  **kwargs) -> None:
         num_stages = kwargs.get('num_stages', 4)

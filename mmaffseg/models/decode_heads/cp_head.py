@@ -27,13 +27,12 @@ from typing import List, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from torch import Tensor
-from torch.nn.modules.utils import _pair
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
+from torch import Tensor
+from torch.nn.modules.utils import _pair
 
 from ..layers.aggregation_module import AggregationModule
 
@@ -68,7 +67,7 @@ class CPHead(BaseDecodeHead):
                  am_kernel_size: int = 11,
                  groups: int = 1,
                  size_mode: str = 'strict',
-                 loss_prior_decode: ConfigType = dict(type='ContextPriorLoss', loss_weight=1.0),
+                 loss_prior_decode: ConfigType = dict(type='ContextPriorLoss', loss_weight=1.0),  # noqa: B006 (mmcv style)
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if size_mode not in SIZE_MODES:

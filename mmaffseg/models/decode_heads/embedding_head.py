@@ -40,7 +40,7 @@ class EmbeddingHead(FCNHead):
             features is noise on every distance).
         loss_decode (dict): The metric loss; must provide ``sample_points`` and accept
             ``(embedding, instance_maps, points, ignore_index=...)``. Defaults to
-            ``InstanceEmbeddingLoss``.
+            ``dict(type='InstanceEmbeddingLoss')``.
         **kwargs: The remaining ``FCNHead`` / ``BaseDecodeHead`` arguments (``in_channels``,
             ``channels``, ``kernel_size``, ``in_index``, ``input_transform``, ``norm_cfg``,
             ``act_cfg``, ``align_corners``, ``ignore_index``, ``init_cfg``...).
@@ -52,7 +52,7 @@ class EmbeddingHead(FCNHead):
                  num_convs: int = 2,
                  concat_input: bool = False,
                  dropout_ratio: float = 0.0,
-                 loss_decode: dict = dict(type='InstanceEmbeddingLoss'),
+                 loss_decode: Optional[dict] = None,
                  **kwargs) -> None:
         if 'num_classes' in kwargs or 'out_channels' in kwargs:
             raise ValueError('EmbeddingHead sets its output size with embed_dims; remove '
@@ -64,7 +64,7 @@ class EmbeddingHead(FCNHead):
             concat_input=concat_input,
             dropout_ratio=dropout_ratio,
             num_classes=embed_dims,
-            loss_decode=loss_decode,
+            loss_decode=loss_decode or dict(type='InstanceEmbeddingLoss'),
             **kwargs)
         self.embed_dims = embed_dims
 

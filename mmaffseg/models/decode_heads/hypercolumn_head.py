@@ -18,7 +18,7 @@ Pair it with :class:`~mmaffseg.models.backbones.HypercolumnBackbone`, which retu
 ``[image, stem, *stages]`` from any mmseg backbone.
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -30,7 +30,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
-from ...datasets.instance_map import segment_labels
+from ...datasets.instance_map import segment_labels, stack_instance_maps
 
 
 @MODELS.register_module()
@@ -59,7 +59,7 @@ class HypercolumnHead(BaseDecodeHead):
         input_transform (str): Must stay ``'multiple_select'``.
         loss_decode (dict | list[dict]): Loss config(s), called as
             ``loss(embedding, segment_labels, ignore_index=...)``. Defaults to
-            ``NPairL2Loss``.
+            ``dict(type='NPairL2Loss')``.
         **kwargs: Other ``BaseDecodeHead`` arguments (``norm_cfg`` and ``act_cfg`` apply to
             the tap convolutions and the hidden layer, ``conv_cfg``, ``ignore_index``,
             ``align_corners``, ``init_cfg``...). ``num_classes`` is ``embed_dims``.
@@ -75,8 +75,10 @@ class HypercolumnHead(BaseDecodeHead):
                  dropout_ratio: float = 0.5,
                  in_index: Sequence[int] = (0, 1, 2, 3, 4),
                  input_transform: str = 'multiple_select',
-                 loss_decode: ConfigType = dict(type='NPairL2Loss'),
+                 loss_decode: Optional[ConfigType] = None,
                  **kwargs) -> None:
+        if loss_decode is None:
+            loss_decode = dict(type='NPairL2Loss')
         num_classes = kwargs.pop('num_classes', embed_dims)
         if num_classes != embed_dims:
             raise ValueError(
@@ -156,16 +158,9 @@ class HypercolumnHead(BaseDecodeHead):
         if not all(has_inst):
             raise ValueError('HypercolumnHead: gt_instance_map is packed for some samples of '
                              'the batch but not others; load it for every sample or none')
-        inst = []
-        for s in batch_data_samples:
-            m = s.gt_instance_map.data[0]
-            # The data preprocessor pads gt_sem_seg (bottom/right) but not extra maps.
-            pad_h, pad_w = sem.shape[-2] - m.shape[-2], sem.shape[-1] - m.shape[-1]
-            if pad_h < 0 or pad_w < 0:
-                raise ValueError(f'gt_instance_map {tuple(m.shape)} is larger than gt_sem_seg '
-                                 f'{tuple(sem.shape[-2:])}')
-            inst.append(F.pad(m, (0, pad_w, 0, pad_h), value=self.ignore_index))
-        return segment_labels(sem, torch.stack(inst), self.ignore_index)
+        # The data preprocessor pads gt_sem_seg but not extra maps: pad them alike.
+        inst = stack_instance_maps(batch_data_samples, self.ignore_index)
+        return segment_labels(sem, inst, self.ignore_index)
 
     def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList) -> dict:
         """Metric losses of the embedding against the segments of each image.

@@ -83,8 +83,8 @@ class SeedinessHead(FCNHead):
             (0.25, 0.5, 0.75, 0.9).
         num_convs (int): Convolutions before the classifiers. Defaults to 2.
         concat_input (bool): As in ``FCNHead``. Defaults to False.
-        loss_decode (dict): Classification loss on (N, C+1) logits. Defaults to softmax
-            ``CrossEntropyLoss``.
+        loss_decode (dict, optional): Classification loss on (N, C+1) logits. Defaults to
+            ``dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)``.
         **kwargs: The remaining ``FCNHead`` / ``BaseDecodeHead`` arguments (``in_channels``,
             ``channels``, ``in_index``, ``input_transform``, ``norm_cfg``, ``dropout_ratio``...).
     """
@@ -94,8 +94,7 @@ class SeedinessHead(FCNHead):
                  taus: Sequence[float] = (0.25, 0.5, 0.75, 0.9),
                  num_convs: int = 2,
                  concat_input: bool = False,
-                 loss_decode: dict = dict(
-                     type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+                 loss_decode: Optional[dict] = None,
                  **kwargs) -> None:
         if 'out_channels' in kwargs:
             raise ValueError('SeedinessHead sets its output size from num_classes and taus; '
@@ -111,7 +110,8 @@ class SeedinessHead(FCNHead):
             num_convs=num_convs,
             concat_input=concat_input,
             num_classes=out,
-            loss_decode=loss_decode,
+            loss_decode=loss_decode or dict(
+                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             **kwargs)
         self.num_classes = num_classes  # object classes; the output has T * (C + 1) channels
         self.register_buffer('taus', torch.tensor(taus), persistent=False)

@@ -13,10 +13,9 @@ from typing import List, Optional, Sequence
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
+from torch import Tensor
 
 from ..layers.mixed_pooling import MPM
 

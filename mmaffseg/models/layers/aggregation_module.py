@@ -15,10 +15,9 @@ The depthwise convs have a bias and no norm (official code); k = 11 in the paper
 """
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -41,8 +40,8 @@ class AggregationModule(nn.Module):
                  out_channels: int,
                  kernel_size: int = 11,
                  conv_cfg: OptConfigType = None,
-                 norm_cfg: OptConfigType = dict(type='BN'),
-                 act_cfg: OptConfigType = dict(type='ReLU')) -> None:
+                 norm_cfg: OptConfigType = dict(type='BN'),  # noqa: B006 (mmcv style)
+                 act_cfg: OptConfigType = dict(type='ReLU')) -> None:  # noqa: B006 (mmcv style)
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f'kernel_size must be odd to keep the map size, got {kernel_size}')

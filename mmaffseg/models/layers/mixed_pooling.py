@@ -24,10 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
+from torch import Tensor
 
 from .strip_pooling import DualStripPooling
 
@@ -52,8 +51,8 @@ class MPM(nn.Module):
                  pool_sizes: Sequence[int] = (20, 12),
                  align_corners: bool = True,
                  conv_cfg: OptConfigType = None,
-                 norm_cfg: ConfigType = dict(type='BN'),
-                 act_cfg: ConfigType = dict(type='ReLU')) -> None:
+                 norm_cfg: ConfigType = dict(type='BN'),  # noqa: B006 (mmcv style)
+                 act_cfg: ConfigType = dict(type='ReLU')) -> None:  # noqa: B006 (mmcv style)
         super().__init__()
         inter = in_channels // 4
         self.pool_sizes = tuple(pool_sizes)

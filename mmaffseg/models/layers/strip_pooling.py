@@ -18,10 +18,9 @@ from typing import Optional
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
+from torch import Tensor
 
 
 class DualStripPooling(nn.Module):
@@ -40,7 +39,7 @@ class DualStripPooling(nn.Module):
                  in_channels: int,
                  out_channels: int,
                  conv_cfg: OptConfigType = None,
-                 norm_cfg: ConfigType = dict(type='BN')) -> None:
+                 norm_cfg: ConfigType = dict(type='BN')) -> None:  # noqa: B006 (mmcv style)
         super().__init__()
         strip = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None, bias=False)
         # the column of row means (H x 1) is filtered along H, the row of column means along W
@@ -83,8 +82,8 @@ class SPM(nn.Module):
                  in_channels: int,
                  out_channels: Optional[int] = None,
                  conv_cfg: OptConfigType = None,
-                 norm_cfg: ConfigType = dict(type='BN'),
-                 act_cfg: ConfigType = dict(type='ReLU')) -> None:
+                 norm_cfg: ConfigType = dict(type='BN'),  # noqa: B006 (mmcv style)
+                 act_cfg: ConfigType = dict(type='ReLU')) -> None:  # noqa: B006 (mmcv style)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels

@@ -40,9 +40,8 @@ from typing import Iterator, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 FORMS = ('official', 'paper')
 _LOG_CLAMP = -100.0  # PyTorch's binary_cross_entropy clamps both logs at -100.
@@ -103,7 +102,7 @@ class _ContextPriorLoss(torch.autograd.Function):
         batch, num_cells = prior_map.shape[:2]
         per_row = form == 'official'  # official: one ratio per row; paper: per column
         block_rows = max(1, block_elems // num_cells)
-        unary = prior_map.new_zeros((), dtype=torch.float64)
+        unary = prior_map.new_zeros((), dtype=torch.float64)  # sum of log P or log(1 - P)
         global_term = prior_map.new_zeros((), dtype=torch.float64)
         coeffs = []
         for b in range(batch):
@@ -113,15 +112,12 @@ class _ContextPriorLoss(torch.autograd.Function):
             num = torch.zeros_like(total)  # sum P A'
             spec_num = torch.zeros_like(total)  # sum (1 - P)(1 - A)
             for rows, m in _class_row_blocks(L, block_rows):
-                Pb = P.index_select(0, rows).float()  # (nb, N), A = m on these rows
+                Pb = P.index_select(0, rows).float()  # (nb, N); A = m on these rows
                 Qb = 1 - Pb
-                log_p = torch.log(Pb).clamp_(min=_LOG_CLAMP)
-                log_q = torch.log(Qb).clamp_(min=_LOG_CLAMP)
-                # sum of A log P + (1 - A) log(1 - P) over the block
-                unary += log_q.sum(dtype=torch.float64)
-                unary += (log_p @ m).sum(dtype=torch.float64)
-                unary -= (log_q @ m).sum(dtype=torch.float64)
-                del log_p, log_q
+                # BCE(P, A) with A in {0, 1} is -max(log(A ? P : 1 - P), -100)
+                picked = torch.where(m.bool(), Pb, Qb)
+                unary += picked.log_().clamp_(min=_LOG_CLAMP).sum().double()
+                del picked
                 if per_row:
                     total.index_copy_(0, rows, Pb.sum(1))
                     spec_num.index_copy_(0, rows, Qb @ (1 - m))
@@ -158,28 +154,26 @@ class _ContextPriorLoss(torch.autograd.Function):
         prior_map, one_hot, coeffs = ctx.saved_tensors
         batch, num_cells = prior_map.shape[:2]
         per_row = ctx.form == 'official'
-        c_unary = grad_out.float() / (batch * num_cells**2)
-        c_global = grad_out.float() / (batch * num_cells)
+        c_unary = float(grad_out) / (batch * num_cells**2)
         grad = torch.empty_like(prior_map)
         for b in range(batch):
-            alpha, beta, gamma = coeffs[b] * c_global
+            alpha, beta, gamma = coeffs[b] * (float(grad_out) / (batch * num_cells))
             for rows, m in _class_row_blocks(one_hot[b], ctx.block_rows):
-                Pb = prior_map[b].index_select(0, rows).float()
-                denom = (Pb * (1 - Pb)).clamp_(min=_BCE_EPS)
-                g = (Pb - m).div_(denom).mul_(c_unary)
-                del denom
                 # alpha_u where A_ij = 1, beta_u where A_ij = 0, selected rather than mixed
                 # arithmetically: a saturated ratio makes alpha or beta ~1e12 and it must
                 # not leak into entries whose derivative is exactly zero.
                 same = m.bool()
                 if per_row:  # coefficients of the block's rows, broadcast along j
+                    coef = torch.where(same, (alpha + gamma)[rows, None],
+                                       (beta + gamma)[rows, None])
                     local = torch.arange(rows.numel(), device=rows.device)
-                    coef = torch.where(same, alpha[rows, None], beta[rows, None])
-                    coef[local, rows] = 0  # diagonal: A'_ii = 0 and 1 - A_ii = 0
-                    coef += gamma[rows, None]
+                    coef[local, rows] = gamma[rows]  # diagonal: A'_ii = 0 and 1 - A_ii = 0
                 else:  # coefficients of every column, broadcast along i
-                    coef = torch.where(same, alpha, beta) + gamma
-                g += coef
+                    coef = torch.where(same, alpha + gamma, beta + gamma).expand(rows.numel(), -1)
+                Pb = prior_map[b].index_select(0, rows).float()
+                # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12)
+                denom = (1 - Pb).mul_(Pb).clamp_(min=_BCE_EPS)
+                g = torch.addcdiv(coef, Pb.sub_(m), denom, value=c_unary)
                 grad[b].index_copy_(0, rows, g.to(grad.dtype))
         return grad, None, None, None
 
@@ -187,7 +181,7 @@ class _ContextPriorLoss(torch.autograd.Function):
 def context_prior_loss(prior_map: Tensor,
                        label: Tensor,
                        form: str = 'official',
-                       block_elems: int = 1 << 21) -> Tensor:
+                       block_elems: int = 1 << 22) -> Tensor:
     """Context prior affinity loss from ``P`` and the labels, without materialising ``A``.
 
     Args:
@@ -196,7 +190,7 @@ def context_prior_loss(prior_map: Tensor,
         form (str): ``'official'`` (row-wise, diagonal excluded) or ``'paper'`` (column-wise).
             Defaults to ``'official'``.
         block_elems (int): Elements of ``P`` processed at once (memory knob; the result does
-            not depend on it). Defaults to 2**21.
+            not depend on it). Defaults to 2**22.
 
     Returns:
         Tensor: Scalar loss (without ``loss_weight``).
@@ -251,7 +245,7 @@ class ContextPriorLoss(nn.Module):
             writes them). Defaults to ``'official'``.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         block_elems (int): Elements of ``P`` processed at once; trades speed for memory,
-            the value does not depend on it. Defaults to 2**21.
+            the value does not depend on it. Defaults to 2**22.
         loss_name (str): Name in the loss dict; must start with ``loss_`` for mmseg to sum
             it. Defaults to ``'loss_prior'``.
     """
@@ -259,7 +253,7 @@ class ContextPriorLoss(nn.Module):
     def __init__(self,
                  form: str = 'official',
                  loss_weight: float = 1.0,
-                 block_elems: int = 1 << 21,
+                 block_elems: int = 1 << 22,
                  loss_name: str = 'loss_prior') -> None:
         super().__init__()
         if form not in FORMS:

@@ -21,8 +21,7 @@ from typing import Dict
 
 from torch import Tensor
 
-from .checkpoint_conversion import (KeyRules, conv_norm_rules, map_state_dict_keys,
-                                    prefixed_rules)
+from .checkpoint_conversion import KeyRules, conv_norm_rules, map_state_dict_keys, prefixed_rules
 
 SPM_RULES: KeyRules = [
     (r'conv1\.', 'strip_pool.conv_h.conv.'),

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-
-from mmaffseg.models.layers import SPM
-import mmaffseg  # noqa: F401 (registers the modules)
 from mmseg.registry import MODELS
+
+import mmaffseg  # noqa: F401 (registers the modules)
+from mmaffseg.models.layers import SPM
 
 SLIM = dict(type='ResNetSP', depth=50, base_channels=8, stem_channels=16)
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-
-import mmaffseg  # noqa: F401 (registers the modules)
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
+import mmaffseg  # noqa: F401 (registers the modules)
 
 
 def _head(**kwargs):

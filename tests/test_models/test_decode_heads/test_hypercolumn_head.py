@@ -23,21 +23,6 @@ def _head(**kwargs):
     return MODELS.build(cfg)
 
 
-def test_backbone_returns_image_stem_and_stages():
-    backbone = MODELS.build(dict(type='HypercolumnBackbone', backbone=TINY_RESNET))
-    x = torch.randn(2, 3, 37, 53)
-    outs = backbone(x)
-    assert [tuple(o.shape) for o in outs] == [(2, 3, 37, 53), (2, 16, 10, 14), (2, 16, 5, 7),
-                                              (2, 32, 3, 4), (2, 64, 2, 2)]
-    assert outs[0] is x
-    assert not backbone.backbone.maxpool._forward_hooks  # the hook does not outlive forward
-    no_img = MODELS.build(dict(type='HypercolumnBackbone', backbone=TINY_RESNET,
-                               with_input=False, stem_module='stem'))
-    assert tuple(no_img(x)[0].shape) == (2, 16, 19, 27)  # deep stem before the max pool
-    with pytest.raises(ValueError, match="no submodule 'pool1'"):
-        MODELS.build(dict(type='HypercolumnBackbone', backbone=TINY_RESNET, stem_module='pool1'))
-
-
 @pytest.mark.parametrize('stride,size', [(1, (37, 53)), (4, (10, 14))])
 def test_head_output_shape(stride, size):
     backbone = MODELS.build(dict(type='HypercolumnBackbone', backbone=TINY_RESNET))

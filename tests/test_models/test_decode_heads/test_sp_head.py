@@ -3,9 +3,9 @@
 import pytest
 import torch
 from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
 
 from mmaffseg.models.decode_heads import SPHead
-from mmseg.structures import SegDataSample
 
 
 def _samples(batch, size, num_classes):

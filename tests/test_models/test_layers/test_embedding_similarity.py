@@ -4,8 +4,12 @@ import math
 import pytest
 import torch
 
-from mmaffseg.models.layers.embedding_similarity import (grow_masks, log_dissimilarity,
-                                                         log_similarity, similarity)
+from mmaffseg.models.layers.embedding_similarity import (
+    grow_masks,
+    log_dissimilarity,
+    log_similarity,
+    similarity,
+)
 
 
 def _direct(d2):

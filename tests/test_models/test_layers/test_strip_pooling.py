@@ -3,9 +3,9 @@
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 from mmaffseg.models.layers import SPM, DualStripPooling
-from mmseg.registry import MODELS
 
 
 def test_strip_pooling_is_broadcast_sum_of_strips():

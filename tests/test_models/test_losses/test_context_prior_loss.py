@@ -7,10 +7,13 @@ import math
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-
-from mmaffseg.models.losses import (ContextPriorLoss, context_prior_loss,
-                                    context_prior_loss_materialised)
 from mmseg.registry import MODELS
+
+from mmaffseg.models.losses import (
+    ContextPriorLoss,
+    context_prior_loss,
+    context_prior_loss_materialised,
+)
 
 
 def _labels(batch, h, w, num_classes, seed, ignore_ratio=0.2):

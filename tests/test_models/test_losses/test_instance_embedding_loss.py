@@ -4,8 +4,12 @@ import math
 import pytest
 import torch
 
-from mmaffseg.models.losses import (InstanceEmbeddingLoss, instance_embedding_loss,
-                                    instance_size_weights, sample_instance_points)
+from mmaffseg.models.losses import (
+    InstanceEmbeddingLoss,
+    instance_embedding_loss,
+    instance_size_weights,
+    sample_instance_points,
+)
 
 
 def _brute_force(points, instance, point_weight):

@@ -1,0 +1,207 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+import copy
+import functools
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmaffseg  # noqa: F401
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'instance_embedding', '*.py')))
+QUICKSTART = [c for c in CONFIGS if 'quickstart' in c][0]
+TINY = (48, 80)
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path):
+    return Config.fromfile(path)
+
+
+def _build(path=QUICKSTART, **overrides):
+    cfg = copy.deepcopy(_load(path))
+    init_default_scope('mmseg')
+    cfg.model.data_preprocessor.size = TINY
+    cfg.model.pretrained = None
+    cfg.model.update(overrides)
+    return revert_sync_batchnorm(MODELS.build(cfg.model))
+
+
+def _sample(kind, size=TINY):
+    """'two': a car and a person; 'one': a single car; 'empty': no instance; 'void': all void."""
+    sem = torch.zeros(1, *size, dtype=torch.long)
+    inst = torch.zeros(1, *size, dtype=torch.long)
+    if kind in ('one', 'two'):
+        sem[0, 5:25, 10:40], inst[0, 5:25, 10:40] = 13, 1
+    if kind == 'two':
+        sem[0, 28:44, 50:62], inst[0, 28:44, 50:62] = 11, 2
+    if kind == 'void':
+        sem[:], inst[:] = 255, 255
+    s = SegDataSample()
+    s.gt_sem_seg = PixelData(data=sem)
+    s.gt_instance_map = PixelData(data=inst)
+    s.set_metainfo(dict(img_shape=size, ori_shape=size))
+    return s
+
+
+def _batch(model, kinds, training=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 256, (3, *TINY), generator=g, dtype=torch.uint8) for _ in kinds]
+    return model.data_preprocessor(dict(inputs=inputs, data_samples=[_sample(k) for k in kinds]),
+                                   training)
+
+
+def test_one_train_step_reaches_every_parameter():
+    torch.manual_seed(0)
+    model = _build(cls_loss_weight=0.2)
+    model.train()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = _batch(model, ['two', 'one'])
+    losses = model.loss(**data)
+    assert set(losses) == {'loss_emb', 'loss_cls', 'cls_weight'}
+    assert losses['cls_weight'].item() == pytest.approx(0.2)
+    total = losses['loss_emb'] + losses['loss_cls']
+    assert torch.isfinite(total)
+    optim.update_params(total)
+    # (the optimizer step zeroes gradients; check the update instead)
+    unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]
+    assert not unchanged, unchanged
+    # train_step as the runner calls it
+    log = model.train_step(dict(inputs=[torch.zeros(3, *TINY, dtype=torch.uint8)],
+                                data_samples=[_sample('two')]), optim)
+    assert all(torch.isfinite(v) for v in log.values())
+
+
+def test_lambda_scales_the_classification_loss():
+    model = _build(cls_loss_weight=0.0)
+    data = _batch(model, ['two'])
+    torch.manual_seed(0)
+    zero = model.loss(**data)
+    model.cls_loss_weight = 0.5
+    torch.manual_seed(0)
+    half = model.loss(**data)
+    assert zero['loss_cls'].item() == 0 and half['loss_cls'].item() > 0
+    assert zero['loss_emb'].item() == pytest.approx(half['loss_emb'].item())
+
+
+@pytest.mark.parametrize('kinds', [['empty', 'empty'], ['one', 'void'], ['void', 'void']])
+def test_empty_and_single_instance_images_give_no_nan(kinds):
+    model = _build(cls_loss_weight=0.2)
+    losses = model.loss(**_batch(model, kinds))
+    total = losses['loss_emb'] + losses['loss_cls']
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(**_batch(model, kinds, training=False))
+    for sample in out:
+        assert torch.isfinite(sample.pred_instances.scores).all()
+
+
+def test_predict_outputs_at_the_original_size():
+    model = _build(test_cfg=dict(mode='whole', num_seeds=7, alpha=0.3, mask_chunk=3))
+    model.eval()
+    inputs = torch.randn(2, 3, *TINY)
+    samples = [_sample('two'), _sample('one')]
+    # the second image was 40x72, padded to TINY, flipped, and originally 60x90
+    samples[1].set_metainfo(dict(img_shape=(40, 72), ori_shape=(60, 90),
+                                 padding_size=[0, 8, 0, 8], flip=True,
+                                 flip_direction='horizontal'))
+    with torch.no_grad():
+        out = model.predict(inputs, samples)
+    for sample, shape in zip(out, [TINY, (60, 90)]):
+        inst = sample.pred_instances
+        n = len(inst)
+        assert 0 < n <= 7
+        assert inst.masks.shape == (n, *shape) and inst.masks.dtype == torch.bool
+        assert inst.masks.flatten(1).any(1).all()  # no empty masks
+        assert ((inst.labels >= 0) & (inst.labels < 8)).all()
+        assert (inst.scores[:-1] >= inst.scores[1:]).all()  # sorted by score
+        imap = sample.pred_instance_map.data[0]
+        assert imap.shape == shape
+        # every pixel shows the best-scoring mask covering it
+        for i in range(n):
+            covered = inst.masks[i] & ~inst.masks[:i].any(0)
+            assert (imap[covered] == i + 1).all()
+        assert (imap[~inst.masks.any(0)] == 0).all()
+    # without data samples
+    with torch.no_grad():
+        plain = model.predict(inputs[:1])
+    assert plain[0].pred_instance_map.data.shape == (1, *TINY)
+    # tensor mode: raw outputs of both heads
+    emb, logits = model._forward(inputs)
+    assert emb.shape == (2, 64, TINY[0] // 4, TINY[1] // 4)
+    assert logits.shape == (2, 4, 9, TINY[0] // 4, TINY[1] // 4)
+
+
+def test_masks_undo_padding_and_flip():
+    model = _build()
+    sim = torch.zeros(1, 4, 8)
+    sim[..., :4] = 1.0  # similar on the left half of the network input
+    tau = torch.tensor([0.5])
+    flipped = model._masks_at_original_size(
+        sim, tau, dict(ori_shape=(4, 8), flip=True, flip_direction='horizontal'), (4, 8))
+    assert flipped[0, :, 4:].all() and not flipped[0, :, :4].any()
+    # the right half was padding: the left half is the whole image, stretched to 4x8
+    cropped = model._masks_at_original_size(
+        sim, tau, dict(ori_shape=(4, 8), padding_size=[0, 4, 0, 0]), (4, 8))
+    assert cropped.all()
+
+
+def test_every_config_builds_and_computes_a_loss():
+    for path in CONFIGS:
+        model = _build(path, cls_loss_weight=0.2)
+        losses = model.loss(**_batch(model, ['two']))
+        assert torch.isfinite(losses['loss_emb'] + losses['loss_cls']), path
+        cfg = _load(path)
+        assert cfg.val_evaluator.type == 'InstanceAPMetric'
+        assert cfg.custom_hooks[0].type == 'LossWeightRampHook'
+
+
+def test_errors():
+    with pytest.raises(ValueError, match='seediness_head.num_classes'):
+        _build(thing_class_ids=(11, 12))
+    with pytest.raises(ValueError, match='only test_cfg.mode="whole"'):
+        _build(test_cfg=dict(mode='slide'))
+
+
+@pytest.mark.slow
+def test_runner_trains_and_evaluates_on_the_tiny_dataset(tiny_synthetic_root, tmp_path):
+    from conftest import tiny_synthetic_overrides
+
+    from mmaffseg.apis import build_runner, load_config
+    opts = tiny_synthetic_overrides(tiny_synthetic_root)
+    opts.update({
+        'work_dir': str(tmp_path),
+        'train_cfg.max_iters': 2,
+        'train_cfg.val_interval': 2,
+        'train_dataloader.dataset.pipeline.4.crop_size': (64, 128),
+        'model.data_preprocessor.size': (64, 128),
+        'custom_hooks.0.end': 2,
+        'model.test_cfg.num_seeds': 10,
+    })
+    cfg = load_config(QUICKSTART, opts)
+    runner = build_runner(cfg)
+    runner.train()
+    assert runner.model.cls_loss_weight == pytest.approx(0.1)  # set before iteration 1 of 0..1
+    metrics = runner.val_loop.run()
+    assert {'AP50', 'AP60', 'AP70', 'AP', 'AR@10', 'AR@50', 'AR@100'} <= set(metrics)

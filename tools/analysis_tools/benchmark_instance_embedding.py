@@ -1,0 +1,75 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Inference time per image of an InstanceEmbeddingSegmentor, network vs seed post-processing.
+
+    python tools/analysis_tools/benchmark_instance_embedding.py [CONFIG] [CHECKPOINT]
+        [--size 512 1024] [--threads 2] [--warmup 1] [--repeat 5] [--device cpu|cuda]
+        [--cfg-options ...]
+
+One random HxW image (random weights unless CHECKPOINT is given). ``network`` is the backbone
+and both heads; ``predict`` adds seed selection, mask growing and resizing the masks to the
+image, i.e. everything ``model.predict`` does. With random weights the seeds are as many as
+``test_cfg.num_seeds`` allows, so the post-processing time is an upper bound.
+"""
+import argparse
+import json
+
+import torch
+from mmengine.config import DictAction
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmaffseg  # noqa: F401
+from mmaffseg.apis import load_config
+from mmaffseg.utils import enable_trusted_checkpoint_loading
+from mmaffseg.utils.profiling import peak_rss_mb, time_fn
+
+DEFAULT_CONFIG = \
+    'configs/instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py'
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark instance-embedding inference')
+    parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG)
+    parser.add_argument('checkpoint', nargs='?', help='optional; random weights otherwise')
+    parser.add_argument('--size', type=int, nargs=2, default=[512, 1024], help='image H W')
+    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg.model.pretrained = None
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    if args.checkpoint:
+        enable_trusted_checkpoint_loading()
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model = model.to(args.device).eval()
+    size = tuple(args.size)
+    image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, device=args.device)
+    sample = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size))
+    data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), False)
+
+    with torch.no_grad():
+        network = time_fn(lambda: model._forward(data['inputs']), args.warmup, args.repeat)
+        predict = time_fn(lambda: model.predict(**data), args.warmup, args.repeat)
+        num = len(model.predict(**data)[0].pred_instances)
+    print(json.dumps(dict(
+        config=args.config, size=list(size), device=args.device, threads=args.threads,
+        network_s=round(network['median'], 4), predict_s=round(predict['median'], 4),
+        postprocess_s=round(predict['median'] - network['median'], 4), instances=num,
+        peak_rss_mb=round(peak_rss_mb(), 1)), indent=1))
+
+
+if __name__ == '__main__':
+    main()
