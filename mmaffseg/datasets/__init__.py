@@ -7,6 +7,9 @@ from .street_scene_generator import Scene, StreetSceneGenerator
 from .synthetic_cityscapes import SyntheticCityscapesDataset, generate_synthetic_cityscapes
 from .transforms import LoadInstanceMap, PackSegInstanceInputs
 from .transforms import RandomCropWithOffset  # noqa: F401
+from .image_level_labels import (LoadImageLevelLabels, class_labels_from_seg_map,  # noqa: F401
+                                 read_class_label_file)
+from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map  # noqa: F401
 
 __all__ = [
     'CITYSCAPES_CLASSES', 'IGNORE_INDEX', 'THING_TRAIN_IDS', 'LoadCheckedAnnotations', 'Scene',

@@ -61,8 +61,28 @@ def affinity_label_from_cams(img: np.ndarray,
                          f'got shape {tuple(cams.shape)}')
     crf = DenseCRF() if crf is None else crf
     stacks = [add_background(cams, alpha).numpy() for alpha in (low_alpha, high_alpha)]
-    low, high = (torch.from_numpy(q.argmax(0)) for q in crf.batch(stacks, [img, img]))
-    label = stack_to_label(low, class_ids)
+    return affinity_label_from_crf(*crf.batch(stacks, [img, img]), class_ids, ignore_index)
+
+
+def affinity_label_from_crf(low_q: np.ndarray, high_q: np.ndarray,
+                            class_ids: Union[Tensor, np.ndarray],
+                            ignore_index: int = 255) -> np.ndarray:
+    """The affinity-label map from the two CRF-refined score stacks.
+
+    The second half of :func:`affinity_label_from_cams`, for callers that run many CRFs at once
+    (the pseudo-label runner batches them across images).
+
+    Args:
+        low_q (np.ndarray): ``(K + 1, H, W)`` CRF marginals of the low-alpha stack.
+        high_q (np.ndarray): ``(K + 1, H, W)`` CRF marginals of the high-alpha stack.
+        class_ids (Tensor | np.ndarray): ``(K,)`` 0-based classes of the stack channels 1..K.
+        ignore_index (int): Label of unknown pixels. Default: 255.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint8 affinity labels (see :func:`affinity_label_from_cams`).
+    """
+    low, high = (torch.from_numpy(np.asarray(q).argmax(0)) for q in (low_q, high_q))
+    label = stack_to_label(low, torch.as_tensor(class_ids).long())
     label[low == 0] = ignore_index
     label[high == 0] = 0
     return label.numpy().astype(np.uint8)

@@ -9,7 +9,8 @@ subprocess, so its peak RSS (``ru_maxrss``) is its own. The subprocess loads the
 alone, with torch only (mmseg's registry is stubbed), so the process baseline is torch's
 (~0.2 GB) as in a bare reference script. Inputs are identical in both:
 ``P = sigmoid(randn)`` (B, N, N) and Cityscapes-like labels on the prior grid (class blocks of
-8 x 8 cells, 10 % of the blocks ignore = 255). The table gives the loss values, the gradient difference (on 100k sampled
+8 x 8 cells, 10 % of the blocks ignore = 255). The table gives the loss values, the gradient
+difference (on 100k sampled
 entries, relative to the largest gradient, and the relative difference of the gradient norms),
 the fwd+bwd wall and CPU time, the peak RSS, the RSS growth over the process after imports
 (``extra``; it includes P and its gradient, 2 * B * N^2 * 4 bytes, which no implementation can

@@ -1,0 +1,56 @@
+# Weakly supervised view of the synthetic street scenes for the PSA pipeline: 128x256 images,
+# labels 0 background (all "stuff" classes) and 1..8 the thing classes (person, rider, car,
+# truck, bus, train, motorcycle, bicycle); see mmaffseg/datasets/synthetic_wsss.py.
+# Generated on first use into data/synthetic_cityscapes_128x256 (300 train + 60 val, ~20 s).
+# The CAM network learns from image-level labels only: LoadImageLevelLabels derives them from
+# the ground truth (classes with >= 16 pixels) and the masks are not used otherwise.
+dataset_type = 'SyntheticCityscapesWSSSDataset'
+data_root = 'data/synthetic_cityscapes_128x256'
+synthetic_cfg = dict(num_train=300, num_val=60, seed=0, image_size=(128, 256))
+crop_size = (128, 256)
+num_cam_classes = 8
+image_labels = dict(type='LoadImageLevelLabels', num_classes=num_cam_classes, min_pixels=16)
+wsss_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                  'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                  'gt_class_labels')
+cam_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),
+    image_labels,  # before any crop: the labels describe the whole image
+    dict(type='RandomResize', scale=(256, 128), ratio_range=(0.9, 1.3), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),
+    image_labels,
+    dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
+        pipeline=cam_train_pipeline,
+        **synthetic_cfg))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+        pipeline=test_pipeline,
+        **synthetic_cfg))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

@@ -1,0 +1,80 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""The logic behind ``tools/make_pseudo_labels.py`` (PSA pseudo-label runner)."""
+import os.path as osp
+from typing import Optional, Sequence
+
+from mmengine.config import Config
+
+from .runner_setup import _default_work_dir
+
+#: Stages made by ``--affinity-labels``: the AffinityNet training labels (and CAM labels).
+AFFINITY_LABEL_STAGES = ('cam', 'affinity_labels')
+
+
+def prepare_pseudo_label_cfg(cfg: Config,
+                             config_path: str,
+                             cam_checkpoint: str,
+                             aff_checkpoint: Optional[str] = None,
+                             out: Optional[str] = None,
+                             stages: Optional[Sequence[str]] = None,
+                             affinity_labels: bool = False,
+                             no_crf: bool = False,
+                             work_dir: Optional[str] = None,
+                             launcher: str = 'none') -> Config:
+    """Apply ``tools/make_pseudo_labels.py``'s options to ``cfg`` in place and return it.
+
+    Args:
+        cfg (Config): A pseudo-label config (``test_cfg.type == 'PseudoLabelLoop'``).
+        config_path (str): Its path (names the default work dir).
+        cam_checkpoint (str): Checkpoint of the CAM classifier.
+        aff_checkpoint (str, optional): Checkpoint of the AffinityNet; needed by the walk.
+        out (str, optional): Output root; default ``test_cfg.out_dir`` or
+            ``<work_dir>/pseudo_labels``.
+        stages (Sequence[str], optional): Stages to make; default the config's.
+        affinity_labels (bool): Make the AffinityNet training labels instead
+            (stages ``cam`` + ``affinity_labels``).
+        no_crf (bool): Drop the ``rw_crf`` stage.
+        work_dir (str, optional): Work dir for logs.
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+
+    Raises:
+        ValueError: The config is not a pseudo-label config or the options contradict.
+        FileNotFoundError: A checkpoint the stages need is missing.
+    """
+    loop = cfg.get('test_cfg')
+    if not loop or loop.get('type') != 'PseudoLabelLoop':
+        raise ValueError(
+            f'{config_path} is not a pseudo-label config: its test_cfg must be '
+            "dict(type='PseudoLabelLoop', ...) (see configs/psa/*pseudo-labels*.py)")
+    if affinity_labels and stages:
+        raise ValueError('give either --affinity-labels or --stages, not both')
+    if affinity_labels:
+        stages = AFFINITY_LABEL_STAGES
+    stages = list(stages or loop.get('stages', ('cam', 'rw', 'rw_crf')))
+    if no_crf:
+        stages = [s for s in stages if s != 'rw_crf']
+    if not cam_checkpoint or not osp.isfile(cam_checkpoint):
+        raise FileNotFoundError(f'--cam-checkpoint {cam_checkpoint!r} does not exist')
+    if {'rw', 'rw_crf'} & set(stages):
+        if not aff_checkpoint:
+            raise FileNotFoundError(
+                f'stages {stages} include the random walk, which needs --aff-checkpoint (the '
+                'trained AffinityNet); to make its training labels use --affinity-labels')
+        if not osp.isfile(aff_checkpoint):
+            raise FileNotFoundError(f'--aff-checkpoint {aff_checkpoint!r} does not exist')
+    loop.stages = stages
+    loop.cam_checkpoint = cam_checkpoint
+    loop.aff_checkpoint = aff_checkpoint
+    cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    if out is not None:
+        loop.out_dir = out
+    elif not loop.get('out_dir'):
+        loop.out_dir = osp.join(cfg.work_dir, 'pseudo_labels')
+    cfg.launcher = launcher
+    cfg.load_from = None  # the loop loads both checkpoints itself
+    cfg.resume = False
+    if launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
+        # inference only: DDP without device_ids works on CPU (gloo) and on one GPU per process
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                     broadcast_buffers=False)
+    return cfg

@@ -1,0 +1,198 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Image-level (multi-hot) class labels for weakly supervised segmentation.
+
+Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
+Supervised Semantic Segmentation", CVPR 2018: the CAM network of PSA learns from image-level
+labels only, i.e. which of the 20 PASCAL VOC object classes appear in an image.
+
+Convention (shared with :mod:`mmaffseg.wsss`): image-level class ``k`` (0-based, the order of
+the classifier outputs) is segmentation label ``k + class_offset`` (``class_offset=1``: label 0
+is background, as in PASCAL VOC). The labels of an image come from one of two sources:
+
+* **its segmentation map** (:func:`class_labels_from_seg_map`): the classes with at least
+  ``min_pixels`` pixels. On VOC + SBD ("train_aug") this gives the labels PSA uses (which the
+  official code derives from the XML annotations, ``cls_labels.npy``); the masks are not used
+  otherwise.
+* **a label file** (:func:`read_class_label_file`), keyed by the image file name without its
+  extension (``2007_000032`` for ``JPEGImages/2007_000032.jpg``):
+
+  - ``.npy``: a pickled dict name -> multi-hot vector (PSA's ``voc12/cls_labels.npy`` as is);
+  - ``.json``: ``{"2007_000032": [0, 14], ...}``, the 0-based class indices present;
+  - ``.txt``: one image per line, ``2007_000032 0 14``.
+
+:class:`LoadImageLevelLabels` puts the vector into ``results['gt_class_labels']``; pack it with
+``PackSegInputs(meta_keys=(..., 'gt_class_labels'))`` so that
+:class:`~mmaffseg.models.decode_heads.CAMHead` finds it in the data samples.
+"""
+import json
+import os.path as osp
+from typing import Dict, Optional
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+#: Keys of ``PackSegInputs`` meta_keys that carry the image-level labels, appended to mmseg's
+#: defaults.
+WSSS_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                  'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                  'gt_class_labels')
+
+
+def class_labels_from_seg_map(seg_map: np.ndarray,
+                              num_classes: int,
+                              class_offset: int = 1,
+                              ignore_index: int = 255,
+                              min_pixels: int = 1) -> np.ndarray:
+    """Multi-hot image-level labels of the classes present in a segmentation map.
+
+    Args:
+        seg_map (np.ndarray): Integer label map, any shape.
+        num_classes (int): Number of image-level classes (no background): 20 for VOC.
+        class_offset (int): Segmentation label of class 0; labels below it are background.
+            Default: 1.
+        ignore_index (int): Label that is not a class. Default: 255.
+        min_pixels (int): Pixels a class needs to count as present. Default: 1.
+
+    Returns:
+        np.ndarray: ``(num_classes,)`` float32 in {0, 1}.
+    """
+    values, counts = np.unique(np.asarray(seg_map), return_counts=True)
+    keep = (values != ignore_index) & (values >= class_offset)
+    values, counts = values[keep], counts[keep]
+    bad = values[values >= class_offset + num_classes]
+    if bad.size:
+        raise ValueError(
+            f'the segmentation map has labels {bad.tolist()} outside background (< '
+            f'{class_offset}), the {num_classes} classes ({class_offset}..'
+            f'{class_offset + num_classes - 1}) and ignore_index={ignore_index}; check '
+            'num_classes / class_offset, or map the labels first (dataset label_map)')
+    labels = np.zeros(num_classes, dtype=np.float32)
+    labels[(values[counts >= min_pixels] - class_offset).astype(np.int64)] = 1
+    return labels
+
+
+def _multi_hot(indices, num_classes: int, name: str, path: str) -> np.ndarray:
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+        raise ValueError(f'{path}: image {name!r} lists classes {indices.tolist()}, expected '
+                         f'0-based indices in 0..{num_classes - 1}')
+    labels = np.zeros(num_classes, dtype=np.float32)
+    labels[indices] = 1
+    return labels
+
+
+def read_class_label_file(path: str, num_classes: int) -> Dict[str, np.ndarray]:
+    """Read image-level labels from a ``.npy``, ``.json`` or ``.txt`` file (module docstring).
+
+    ``.npy`` files are unpickled: read only files you trust (e.g. PSA's ``cls_labels.npy``).
+
+    Args:
+        path (str): The label file.
+        num_classes (int): Number of classes; every vector must have this length.
+
+    Returns:
+        dict[str, np.ndarray]: image name -> ``(num_classes,)`` float32 multi-hot labels.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image-level label file {path} does not exist')
+    ext = osp.splitext(path)[1].lower()
+    if ext == '.npy':
+        table = np.load(path, allow_pickle=True)
+        table = table.item() if table.dtype == object and table.shape == () else None
+        if not isinstance(table, dict):
+            raise ValueError(f'{path}: a .npy label file must hold a dict image name -> '
+                             'multi-hot vector (as PSA\'s cls_labels.npy)')
+        out = {}
+        for name, vec in table.items():
+            vec = np.asarray(vec, dtype=np.float32).reshape(-1)
+            if vec.size != num_classes:
+                raise ValueError(f'{path}: image {name!r} has a {vec.size}-entry label vector, '
+                                 f'expected num_classes={num_classes}')
+            out[str(name)] = (vec > 0).astype(np.float32)
+        return out
+    if ext == '.json':
+        with open(path, encoding='utf-8') as f:
+            table = json.load(f)
+        if not isinstance(table, dict):
+            raise ValueError(f'{path}: a .json label file must map image names to lists of '
+                             'class indices, e.g. {"2007_000032": [0, 14]}')
+        return {str(k): _multi_hot(v, num_classes, k, path) for k, v in table.items()}
+    if ext == '.txt':
+        out = {}
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                fields = line.split()
+                if fields:
+                    out[fields[0]] = _multi_hot([int(x) for x in fields[1:]], num_classes,
+                                                fields[0], path)
+        return out
+    raise ValueError(f'unsupported image-level label file {path}: use .npy (dict of multi-hot '
+                     'vectors), .json (name -> class indices) or .txt ("name idx idx ...")')
+
+
+def image_name(img_path: str) -> str:
+    """The key of an image in a label file: its file name without the extension."""
+    return osp.splitext(osp.basename(img_path))[0]
+
+
+@TRANSFORMS.register_module()
+class LoadImageLevelLabels(BaseTransform):
+    """Add the image's multi-hot class labels as ``results['gt_class_labels']``.
+
+    Without ``label_file`` the labels are derived from ``results['gt_seg_map']``: place the
+    transform right after ``LoadAnnotations`` (before any crop, so that the labels describe the
+    whole image, as image-level labels do). With ``label_file`` only ``img_path`` is needed.
+
+    Required keys: ``img_path`` (label file) or ``gt_seg_map`` (derived).
+    Added keys: ``gt_class_labels`` (``(num_classes,)`` float32).
+
+    Args:
+        num_classes (int): Number of image-level classes (no background). Default: 20 (VOC).
+        label_file (str, optional): ``.npy`` / ``.json`` / ``.txt`` label file (module
+            docstring). Default: None (derive from the segmentation map).
+        class_offset (int): Segmentation label of class 0. Default: 1 (0 is background).
+        ignore_index (int): Ignored segmentation label. Default: 255.
+        min_pixels (int): Pixels a class needs in the segmentation map to be present.
+            Default: 1.
+    """
+
+    def __init__(self,
+                 num_classes: int = 20,
+                 label_file: Optional[str] = None,
+                 class_offset: int = 1,
+                 ignore_index: int = 255,
+                 min_pixels: int = 1) -> None:
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        self.num_classes = num_classes
+        self.label_file = label_file
+        self.class_offset = class_offset
+        self.ignore_index = ignore_index
+        self.min_pixels = min_pixels
+        self._table: Optional[Dict[str, np.ndarray]] = None  # read on first use
+
+    def transform(self, results: dict) -> dict:
+        """Add ``gt_class_labels`` to one sample."""
+        if self.label_file is not None:
+            if self._table is None:
+                self._table = read_class_label_file(self.label_file, self.num_classes)
+            name = image_name(results['img_path'])
+            if name not in self._table:
+                raise KeyError(f'image {results["img_path"]} has no image-level labels: '
+                               f'{name!r} is not in {self.label_file}')
+            labels = self._table[name].copy()
+        else:
+            if 'gt_seg_map' not in results:
+                raise KeyError('LoadImageLevelLabels without label_file derives the labels from '
+                               'the segmentation map: put it after LoadAnnotations, or give a '
+                               'label_file')
+            labels = class_labels_from_seg_map(results['gt_seg_map'], self.num_classes,
+                                               self.class_offset, self.ignore_index,
+                                               self.min_pixels)
+        results['gt_class_labels'] = labels
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
+                f'label_file={self.label_file!r}, min_pixels={self.min_pixels})')
