@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 
 from ..utils import enable_trusted_checkpoint_loading
 
-_AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', )
+_AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -58,8 +58,8 @@ def label_areas(pred: np.ndarray, gt: np.ndarray, num_classes: int,
 
 def iou_from_areas(areas: np.ndarray) -> np.ndarray:
     """Per-class IoU in % (NaN for a class that is neither predicted nor present)."""
-    with np.errstate(divide='ignore', invalid='ignore'):
-        metrics = IoUMetric.total_area_to_metrics(*areas, metrics=['mIoU'])
+    metrics = IoUMetric.total_area_to_metrics(*torch.from_numpy(np.asarray(areas)),
+                                              metrics=['mIoU'])
     return np.asarray(metrics['IoU'], dtype=np.float64) * 100
 
 
@@ -92,15 +92,16 @@ class PseudoLabelMetric(BaseMetric):
     array})`` with stage in ``cam`` / ``rw`` / ``rw_crf`` (the PSA runner,
     :class:`~mmaffseg.wsss.PseudoLabelLoop`, builds them); ``compute_metrics`` prints the table
     and returns ``{'CAM': mIoU, 'CAM + RW': mIoU, 'CAM + RW + dCRF': mIoU}`` (the stages
-    evaluated) plus ``num_images``. The class count and names come from ``dataset_meta``.
+    evaluated) plus ``num_images``, each name prefixed with ``pseudo_label/`` by mmengine. The
+    class count and names come from ``dataset_meta``.
 
     Args:
         ignore_index (int): Ignored ground-truth label. Default: 255.
         collect_device (str): Device for gathering results across ranks. Default: 'cpu'.
-        prefix (str, optional): Prefix of the metric names. Default: None.
+        prefix (str, optional): Prefix of the metric names. Default: None (``pseudo_label``).
     """
 
-    default_prefix = None
+    default_prefix = 'pseudo_label'
 
     def __init__(self, ignore_index: int = 255, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:

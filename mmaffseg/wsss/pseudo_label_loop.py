@@ -500,8 +500,9 @@ class PseudoLabelLoop(BaseLoop):
         return cams.float(), class_ids
 
     @staticmethod
-    def _write(image: _Image, stage: str, label: Tensor) -> None:
-        atomic_write_bytes(image.paths[stage], encode_png(label.cpu().numpy().astype(np.uint8)))
+    def _write(image: _Image, stage: str, label: Union[Tensor, np.ndarray]) -> None:
+        label = label.cpu().numpy() if isinstance(label, Tensor) else np.asarray(label)
+        atomic_write_bytes(image.paths[stage], encode_png(label.astype(np.uint8)))
 
     def _report(self, metrics: dict, num_images: int) -> None:
         print_log(f'pseudo labels in {self.out_dir}: stages {", ".join(self.stages)}; rank 0 '
@@ -512,10 +513,11 @@ class PseudoLabelLoop(BaseLoop):
             lines = [f'{path}\t{reason}' for path, reason in self.failures]
             atomic_write_bytes(failures_file, ('\n'.join(lines) + '\n').encode())
             print_log(f'{len(self.failures)} image(s) failed (listed in {failures_file}):\n' +
-                      '\n'.join(lines), logger='current', level=logging.ERROR)
+                      '\n'.join(lines), logger='current', level=logging.WARNING)
         elif osp.isfile(failures_file):
             os.remove(failures_file)  # from an earlier run whose failures are now fixed
         if metrics:
+            metrics = {k.split('/', 1)[-1]: v for k, v in metrics.items()}  # drop the prefix
             table = format_table1({k: v for k, v in metrics.items() if k != 'num_images'},
                                   metrics.get('num_images'))
             atomic_write_bytes(osp.join(self.out_dir, 'table1.md'), (table + '\n').encode())

@@ -14,7 +14,8 @@ difference (on 100k sampled
 entries, relative to the largest gradient, and the relative difference of the gradient norms),
 the fwd+bwd wall and CPU time, the peak RSS, the RSS growth over the process after imports
 (``extra``; it includes P and its gradient, 2 * B * N^2 * 4 bytes, which no implementation can
-avoid) and the ratios ours / materialised. A materialised run whose peak, extrapolated from the
+avoid), ``work`` = extra minus those two (the loss's own working memory) and the ratios
+ours / materialised. A materialised run whose peak, extrapolated from the
 previous prior size, would exceed ``--max-gb`` is skipped.
 """
 import argparse
@@ -124,9 +125,15 @@ def available_gb() -> float:
     return info['MemAvailable'] / 2**20
 
 
-def compare(ours: dict, ref: dict) -> dict:
+def work_mb(result: dict, args: argparse.Namespace, num_cells: int) -> float:
+    """RSS growth minus P and its gradient (float32)."""
+    return result['extra_mb'] - 2 * args.batch * num_cells**2 * 4 / 2**20
+
+
+def compare(ours: dict, ref: dict, args: argparse.Namespace, num_cells: int) -> dict:
     a, b = torch.tensor(ours['grad_samples']), torch.tensor(ref['grad_samples'])
     return dict(
+        work_ratio=work_mb(ours, args, num_cells) / work_mb(ref, args, num_cells),
         loss_rel=abs(ours['loss'] - ref['loss']) / abs(ref['loss']),
         grad_max_rel=float((a - b).abs().max()) / ref['grad_max'],
         grad_norm_rel=abs(ours['grad_norm'] - ref['grad_norm']) / ref['grad_norm'],
@@ -160,7 +167,7 @@ def main() -> None:
     print(f'B={args.batch}, {args.num_classes} classes, form={args.form}, '
           f'{args.threads} threads, forward + backward on CPU; limit {max_gb:.1f} GB\n')
     header = (f'{"prior":>5} {"N":>6} {"variant":>12} {"loss":>10} {"wall s":>8} {"cpu s":>8} '
-              f'{"peak GB":>8} {"extra GB":>8}')
+              f'{"peak GB":>8} {"extra GB":>8} {"work GB":>8}')
     print(header)
     print('-' * len(header))
     rows, last_ref = [], None
@@ -182,16 +189,17 @@ def main() -> None:
                 print(f'{size:>5} {n:>6} {variant:>12} {r["error"]}')
                 continue
             print(f'{size:>5} {n:>6} {variant:>12} {r["loss"]:>10.6f} {r["time_s"]:>8.2f} '
-                  f'{r["cpu_s"]:>8.2f} {r["peak_mb"] / 1024:>8.2f} {r["extra_mb"] / 1024:>8.2f}')
+                  f'{r["cpu_s"]:>8.2f} {r["peak_mb"] / 1024:>8.2f} {r["extra_mb"] / 1024:>8.2f} '
+                  f'{work_mb(r, args, n) / 1024:>8.3f}')
         if all('error' not in r for r in results.values()):
-            rows.append((size, compare(results['ours'], results['materialised'])))
+            rows.append((size, compare(results['ours'], results['materialised'], args, n)))
     print('\nours / materialised')
     print(f'{"prior":>5} {"loss rel diff":>14} {"grad max diff":>14} {"grad norm diff":>15} '
-          f'{"wall":>6} {"cpu":>6} {"peak":>6} {"extra":>6}')
+          f'{"wall":>6} {"cpu":>6} {"peak":>6} {"extra":>6} {"work":>6}')
     for size, c in rows:
         print(f'{size:>5} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e} '
               f'{c["grad_norm_rel"]:>15.2e} {c["time_ratio"]:>6.2f} {c["cpu_ratio"]:>6.2f} '
-              f'{c["peak_ratio"]:>6.2f} {c["extra_ratio"]:>6.2f}')
+              f'{c["peak_ratio"]:>6.2f} {c["extra_ratio"]:>6.2f} {c["work_ratio"]:>6.3f}')
 
 
 if __name__ == '__main__':

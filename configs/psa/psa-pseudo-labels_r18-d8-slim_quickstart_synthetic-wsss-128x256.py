@@ -1,0 +1,33 @@
+# PSA pseudo-label runner on the synthetic street scenes (steps 2 and 4):
+#   # AffinityNet training labels for all training images
+#   python tools/make_pseudo_labels.py configs/psa/psa-pseudo-labels_r18-d8-slim_quickstart_synthetic-wsss-128x256.py \
+#       --cam-checkpoint CAM.pth --affinity-labels --cfg-options test_dataloader.dataset.indices=None
+#   # CAM -> random walk -> dCRF on the first 60 training images, scored (PSA Table 1 layout)
+#   python tools/make_pseudo_labels.py configs/psa/psa-pseudo-labels_r18-d8-slim_quickstart_synthetic-wsss-128x256.py \
+#       --cam-checkpoint CAM.pth --aff-checkpoint AFF.pth
+# The model is the CAM classifier of the _base_ config; the AffinityNet comes from aff_model.
+_base_ = ['./psa-cam_r18-d8-slim_quickstart_synthetic-wsss-128x256.py']
+# the base test pipeline: no resizing; ground truth and image-level labels
+test_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
+        indices=60))  # the pseudo-label images scored in the demo
+test_evaluator = dict(_delete_=True, type='PseudoLabelMetric')
+test_cfg = dict(
+    _delete_=True,
+    type='PseudoLabelLoop',
+    stages=['cam', 'rw', 'rw_crf'],
+    aff_model='{{ fileDirname }}/psa-affinitynet_r18-d8-slim_quickstart_synthetic-wsss-128x256.py',
+    cam_scales=(1.0, 0.5, 1.5, 2.0),
+    cam_flip=True,
+    cam_bg_score=0.2,
+    low_alpha=4,
+    high_alpha=32,
+    rw_alpha=16,
+    rw_beta=8,
+    rw_logt=8,
+    crf=dict(workers=2),  # PSA's CRF settings (DenseCRF defaults), 2 processes
+    save_cams=True,
+    num_threads=2)
