@@ -8,6 +8,12 @@ import torch
 # 2-core CI: keep each test process to a bounded number of threads.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# Tools run as subprocesses (tools/train.py ...) must import this checkout's mmaffseg, not
+# whichever copy happens to be installed.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    p for p in (REPO, os.environ.get('PYTHONPATH')) if p)
+
 TINY_HW = (64, 128)
 
 

@@ -26,7 +26,7 @@ from mmengine.config import DictAction
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import build_runner, load_config, registry_error_hints
-from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.apis.pseudo_labels import init_cpu_process_group, prepare_pseudo_label_cfg
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,6 +65,7 @@ def main() -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f'make_pseudo_labels.py: error: {e}', file=sys.stderr)
         return 2
+    init_cpu_process_group(args.launcher)  # torchrun on a machine without CUDA: gloo
     runner = build_runner(cfg)
     with registry_error_hints():
         runner.test()

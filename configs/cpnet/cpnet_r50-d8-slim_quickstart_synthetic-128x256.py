@@ -3,7 +3,7 @@
 # prior_size; validation slides 128x256 windows over the 256x512 images (strict official mode).
 #   python tools/train.py configs/cpnet/cpnet_r50-d8-slim_quickstart_synthetic-128x256.py
 _base_ = [
-    'mmseg::_base_/models/pspnet_r50-d8.py', '../_base_/datasets/synthetic_cityscapes.py',
+    '../_base_/models/cpnet_r50-d8.py', '../_base_/datasets/synthetic_cityscapes.py',
     '../_base_/quickstart_runtime.py'
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -12,19 +12,7 @@ model = dict(
     pretrained=None,
     backbone=dict(base_channels=16, stem_channels=32, norm_cfg=norm_cfg),
     decode_head=dict(
-        _delete_=True,
-        type='CPHead',
-        in_channels=512,
-        in_index=3,
-        channels=128,
-        prior_channels=128,
-        prior_size=(16, 32),
-        am_kernel_size=11,
-        dropout_ratio=0.1,
-        num_classes=19,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-        loss_prior_decode=dict(type='ContextPriorLoss', loss_weight=1.0)),
+        in_channels=512, channels=128, prior_channels=128, prior_size=(16, 32),
+        norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=256, channels=64, norm_cfg=norm_cfg),
     test_cfg=dict(mode='slide', crop_size=_base_.crop_size, stride=(85, 171)))

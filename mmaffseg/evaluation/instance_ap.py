@@ -68,14 +68,16 @@ def mask_ious(pred_masks: Tensor, instance_map: Tensor, gt_ids: Tensor,
     lab = lut[inst.clamp_min(0)]
     keep = inst != ignore_index
     gt_area = torch.bincount(lab[keep], minlength=len(gt_ids) + 1)[1:]
-    ious = torch.zeros((pred_masks.shape[0], len(gt_ids)), dtype=torch.float64)
-    flat_masks = pred_masks.reshape(pred_masks.shape[0], inst.numel()).to(inst.device)
-    for i, mask in enumerate(flat_masks):
-        mask = mask.bool() & keep
-        inter = torch.bincount(lab[mask], minlength=len(gt_ids) + 1)[1:]
-        union = mask.sum() + gt_area - inter
-        ious[i] = (inter.double() / union.clamp_min(1).double()).cpu()
-    return ious.numpy()
+    masks = pred_masks.reshape(pred_masks.shape[0], inst.numel()).to(inst.device).bool()
+    pred_area = (masks & keep).sum(1)  # (N,)
+    # Intersections only need the pixels of GT instances: (N, K) -> (N, G + 1).
+    on_gt = (lab > 0).nonzero().squeeze(1)
+    inter = masks.new_zeros((masks.shape[0], len(gt_ids) + 1), dtype=torch.float64)
+    inter.index_add_(1, lab[on_gt], masks[:, on_gt].double())
+    inter = inter[:, 1:]
+    union = pred_area[:, None] + gt_area[None] - inter
+    ious = inter / union.clamp_min(1)
+    return ious.cpu().numpy()
 
 
 def match_detections(ious: np.ndarray, iou_thr: float) -> np.ndarray:

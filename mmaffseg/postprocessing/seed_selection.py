@@ -53,6 +53,7 @@ def select_seeds(embedding: Tensor,
     batch = torch.arange(embedding.shape[0], device=embedding.device)
     log_s = seediness.clamp_min(min_seediness).log().masked_fill(~valid, float('-inf'))
     log_min_dist = torch.zeros_like(log_s)  # log D to the nearest chosen seed (0 before any)
+    sq_norms = embedding.pow(2).sum(-1)  # (B, P), reused by every step
     seeds, found = [], []
     for step in range(num_seeds):
         score = log_s + alpha * log_min_dist if alpha > 0 else log_s
@@ -63,7 +64,7 @@ def select_seeds(embedding: Tensor,
         # Pixels at the chosen seed can never be chosen again (needed when alpha == 0).
         log_s[batch, best] = float('-inf')
         if step + 1 < num_seeds:
-            sq = pairwise_squared_distances(embedding, embedding[batch, best][:, None])
+            sq = pairwise_squared_distances(embedding, embedding[batch, best][:, None], sq_norms)
             log_dist = 0.5 * torch.log(sq[..., 0])  # log D, -inf where D == 0
             log_min_dist = log_dist if step == 0 else torch.minimum(log_min_dist, log_dist)
     return torch.stack(seeds, 1), torch.stack(found, 1)

@@ -12,7 +12,7 @@ writes, under ``out_dir``, the outputs of the requested ``stages``:
 ===================  ============================  ==============================================
 stage                folder                        content (uint8 PNG, mmseg seg-map layout)
 ===================  ============================  ==============================================
-(CAM cache)          ``cams/<name>.npz``           multi-scale CAMs (float16) and their classes
+(CAM cache)          ``cams/<...>.npz``            multi-scale CAMs (float16) and their classes
 ``cam``              ``cam/<label path>``          argmax of ``[bg_score, CAMs]`` (Table 1 "CAM")
 ``affinity_labels``  ``affinity_labels/<...>``     AffinityNet training labels: 0 confident
                                                    background, k+1 class k, 255 unknown
@@ -52,6 +52,7 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.dataset import ConcatDataset
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -112,6 +113,15 @@ def label_relpath(img_path: str, img_prefix: Optional[str], img_suffix: str = ''
     else:
         rel = osp.splitext(rel)[0]
     return rel + seg_map_suffix
+
+
+def leaf_dataset(dataset, index: int) -> tuple:
+    """The dataset that holds item ``index`` of a (possibly concatenated) dataset, and the
+    item's index there."""
+    while isinstance(dataset, ConcatDataset):
+        which, index = dataset._get_ori_dataset_idx(index)
+        dataset = dataset.datasets[which]
+    return dataset, index
 
 
 def encode_png(label: np.ndarray) -> bytes:
@@ -212,8 +222,9 @@ class PseudoLabelLoop(BaseLoop):
             (at least 1).
         save_cams (bool): Cache the CAMs in ``out_dir/cams`` (reused on resume and by later
             stages). Default: True.
-        num_threads (int, optional): ``torch.set_num_threads`` for the run (one per process
-            is best when several processes share a CPU). Default: None (unchanged).
+        num_threads (int, optional): ``torch.set_num_threads`` while making the labels (one
+            per process is best when several processes share a CPU; set
+            ``OMP_WAIT_POLICY=PASSIVE`` on a busy machine). Default: None (unchanged).
         ignore_index (int): Label of unknown affinity-label pixels. Default: 255.
     """
 
@@ -305,6 +316,7 @@ class PseudoLabelLoop(BaseLoop):
 
     # ------------------------------------------------------------------------------ paths
     def _paths(self, dataset, index: int) -> Tuple[str, str, Dict[str, str]]:
+        dataset, index = leaf_dataset(dataset, index)
         info = dataset.get_data_info(index)
         prefix = getattr(dataset, 'data_prefix', {}).get('img_path')
         rel = label_relpath(info['img_path'], prefix, getattr(dataset, 'img_suffix', ''),
@@ -318,8 +330,6 @@ class PseudoLabelLoop(BaseLoop):
         """Make the outputs of this rank's images, then evaluate and report."""
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
         aff_model = self._affinity_net(device) if self.needs_affinity_net else None
@@ -329,10 +339,15 @@ class PseudoLabelLoop(BaseLoop):
         indices = shard_indices(len(dataset), rank, world_size)
         self.failures, self.processed, self.skipped = [], [], []
         bar = ProgressBar(len(indices)) if rank == 0 and indices else None
-        with torch.no_grad():
-            for start in range(0, len(indices), self.chunk_size):
-                self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
-                                aff_model, bar)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(self.num_threads or threads)
+            with torch.no_grad():
+                for start in range(0, len(indices), self.chunk_size):
+                    self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
+                                    aff_model, bar)
+        finally:
+            torch.set_num_threads(threads)
         self.failures = sorted(f for part in all_gather_object(self.failures) for f in part)
         metrics = {}
         if self.evaluator is not None:
@@ -360,13 +375,14 @@ class PseudoLabelLoop(BaseLoop):
         # all CRFs of the chunk in one pool; on an error, image by image to find the bad one
         jobs = [(image, name) for image in images for name in image.crf_inputs]
         refined = {id(image): {} for image in images}
-        try:
-            outputs = self.crf.batch([image.crf_inputs[name] for image, name in jobs],
-                                     [image.img_rgb for image, _ in jobs])
-            for (image, name), q in zip(jobs, outputs):
-                refined[id(image)][name] = q
-        except Exception:  # noqa: BLE001
-            refined = {id(image): None for image in images}
+        if jobs:
+            try:
+                outputs = self.crf.batch([image.crf_inputs[name] for image, name in jobs],
+                                         [image.img_rgb for image, _ in jobs])
+                for (image, name), q in zip(jobs, outputs):
+                    refined[id(image)][name] = q
+            except Exception:  # noqa: BLE001
+                refined = {id(image): None for image in images}
         for image in images:
             try:
                 if image.crf_inputs:
@@ -396,7 +412,8 @@ class PseudoLabelLoop(BaseLoop):
         """Load the sample, compute CAMs / walk, write the outputs that need no CRF."""
         # prepare_data, not dataset[i]: BaseDataset would swap in a random other image when
         # the pipeline returns None. Unreadable images and missing labels raise here.
-        data = dataset.prepare_data(image.index)
+        dataset, index = leaf_dataset(dataset, image.index)
+        data = dataset.prepare_data(index)
         if data is None:
             raise ValueError('the data pipeline dropped the image (returned None)')
         sample = data['data_samples']

@@ -22,12 +22,13 @@ def _options(root: str, max_iters: int) -> list:
         'default_hooks.logger.interval': 1,
         'default_hooks.visualization.interval': 1,
         # the tiny 64x128 images are trained whole: crop and pad to that size
-        'train_dataloader.dataset.pipeline.3.crop_size': [64, 128],
+        'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
         'model.data_preprocessor.size': [64, 128],
     })
     out = []
     for k, v in opts.items():
-        v = f'[{",".join(map(str, v))}]' if isinstance(v, list) else v
+        if isinstance(v, (list, tuple)):  # DictAction: [..] is a list, (..) a tuple
+            v = ('[{}]' if isinstance(v, list) else '({})').format(','.join(map(str, v)))
         out.append(f'{k}={v}')
     return out
 

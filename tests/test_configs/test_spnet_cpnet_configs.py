@@ -6,31 +6,18 @@ only in depth and are marked slow."""
 import glob
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
+from seg_batch import random_seg_batch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'spnet', '*.py')) +
                  glob.glob(osp.join(REPO, 'configs', 'cpnet', '*.py')))
 TINY = (32, 48)  # a stride-8 map of 4 x 6
-
-
-def _batch(num_classes, n=2, seed=0):
-    rng = np.random.default_rng(seed)
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(torch.from_numpy(rng.integers(0, 256, (3, ) + TINY, dtype=np.uint8)))
-        s = SegDataSample(metainfo=dict(ori_shape=TINY, img_shape=TINY, pad_shape=TINY))
-        s.gt_sem_seg = PixelData(data=torch.from_numpy(rng.integers(0, num_classes, (1, ) + TINY)))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def test_configs_found():
@@ -61,7 +48,7 @@ def test_config_builds_and_computes_losses(path):
         head.prior_size = (TINY[0] // 8, TINY[1] // 8)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.train()
-    data = model.data_preprocessor(_batch(head.num_classes), True)
+    data = model.data_preprocessor(random_seg_batch(head.num_classes, TINY), True)
     quickstart = 'quickstart' in path
     with torch.set_grad_enabled(quickstart):
         losses = model(**data, mode='loss')
@@ -74,7 +61,8 @@ def test_config_builds_and_computes_losses(path):
     total.backward()
     model.eval()
     with torch.no_grad():
-        pred = model.test_step(model.data_preprocessor(_batch(head.num_classes, n=1), False))
+        batch = random_seg_batch(head.num_classes, TINY, n=1)
+        pred = model.test_step(model.data_preprocessor(batch, False))
     assert pred[0].pred_sem_seg.data.shape[1:] == TINY
 
 

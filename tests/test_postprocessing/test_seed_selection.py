@@ -59,3 +59,10 @@ def test_errors():
     with pytest.raises(ValueError, match='num_seeds >= 1'):
         select_seeds(torch.zeros(1, 2, 3), torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool),
                      num_seeds=0)
+
+
+def test_precomputed_norms_give_the_same_distances():
+    from mmaffseg.models.layers.pairwise import pairwise_squared_distances
+    x, y = torch.randn(2, 7, 3), torch.randn(2, 4, 3)
+    torch.testing.assert_close(pairwise_squared_distances(x, y, x.pow(2).sum(-1)),
+                               pairwise_squared_distances(x, y))

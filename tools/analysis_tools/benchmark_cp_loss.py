@@ -3,6 +3,7 @@
 
     python tools/analysis_tools/benchmark_cp_loss.py [--prior-sizes 64 96 128] [--batch 2]
         [--num-classes 19] [--threads 2] [--form official] [--max-gb auto]
+        [--omp-wait-policy passive]
 
 Each variant runs forward + backward once (after a warm-up call at prior size 8) in its own
 subprocess, so its peak RSS (``ru_maxrss``) is its own. The subprocess loads the loss module
@@ -17,6 +18,11 @@ the fwd+bwd wall and CPU time, the peak RSS, the RSS growth over the process aft
 avoid), ``work`` = extra minus those two (the loss's own working memory) and the ratios
 ours / materialised. A materialised run whose peak, extrapolated from the
 previous prior size, would exceed ``--max-gb`` is skipped.
+
+On a shared, oversubscribed CPU, OpenMP threads that spin while waiting at the end of each
+parallel region inflate the time of code with many medium-sized operations (ours: a few per
+class and row block) far more than that of a few huge ones; ``--omp-wait-policy passive`` sets
+``OMP_WAIT_POLICY=PASSIVE`` for both workers (``default`` leaves the environment alone).
 """
 import argparse
 import importlib.util
@@ -113,7 +119,10 @@ def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', variant, '--prior-sizes',
            str(prior_size), '--batch', str(args.batch), '--num-classes', str(args.num_classes),
            '--threads', str(args.threads), '--form', args.form]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.omp_wait_policy != 'default':
+        env['OMP_WAIT_POLICY'] = args.omp_wait_policy.upper()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return dict(error=f'exit {out.returncode}: {out.stderr.strip().splitlines()[-1:]}')
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -153,6 +162,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--max-gb', type=float, default=None,
                         help='skip materialised runs expected to exceed this peak RSS '
                         '(default: 85%% of MemAvailable)')
+    parser.add_argument('--omp-wait-policy', default='default', choices=['default', 'passive'],
+                        help='OMP_WAIT_POLICY of the workers (see the module docstring)')
     parser.add_argument('--worker', choices=VARIANTS, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -165,7 +176,8 @@ def main() -> None:
         return
     max_gb = args.max_gb or 0.85 * available_gb()
     print(f'B={args.batch}, {args.num_classes} classes, form={args.form}, '
-          f'{args.threads} threads, forward + backward on CPU; limit {max_gb:.1f} GB\n')
+          f'{args.threads} threads, OMP wait policy {args.omp_wait_policy}, forward + backward '
+          f'on CPU; limit {max_gb:.1f} GB\n')
     header = (f'{"prior":>5} {"N":>6} {"variant":>12} {"loss":>10} {"wall s":>8} {"cpu s":>8} '
               f'{"peak GB":>8} {"extra GB":>8} {"work GB":>8}')
     print(header)

@@ -46,7 +46,9 @@ def pairwise_cosine_similarity(x: Tensor, y: Optional[Tensor] = None,
     return x @ y.transpose(-1, -2)
 
 
-def pairwise_squared_distances(x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+def pairwise_squared_distances(x: Tensor,
+                               y: Optional[Tensor] = None,
+                               x_sq_norms: Optional[Tensor] = None) -> Tensor:
     """Squared Euclidean distance ``|x_i - y_j|^2`` of every pair of points.
 
     Uses the expansion ``|x_i|^2 + |y_j|^2 - 2 <x_i, y_j>`` (one matrix product instead of an
@@ -55,12 +57,16 @@ def pairwise_squared_distances(x: Tensor, y: Optional[Tensor] = None) -> Tensor:
     Args:
         x (Tensor): Points of shape (..., N, C).
         y (Tensor, optional): Points of shape (..., M, C). Defaults to ``x``.
+        x_sq_norms (Tensor, optional): ``|x_i|^2`` of shape (..., N), for callers that compare
+            the same ``x`` with many ``y`` in turn. Computed when omitted.
 
     Returns:
         Tensor: Squared distances of shape (..., N, M).
     """
     y = x if y is None else y
-    sq_x = x.pow(2).sum(-1, keepdim=True)  # (..., N, 1)
+    if x_sq_norms is None:
+        x_sq_norms = x.pow(2).sum(-1)
+    sq_x = x_sq_norms.unsqueeze(-1)  # (..., N, 1)
     sq_y = y.pow(2).sum(-1).unsqueeze(-2)  # (..., 1, M)
     return (sq_x + sq_y - 2 * (x @ y.transpose(-1, -2))).clamp_min(0)
 

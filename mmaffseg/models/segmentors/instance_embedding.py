@@ -221,18 +221,23 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         height, width = input_size
         out = []
         for start in range(0, sim.shape[0], self.test_cfg['mask_chunk']):
-            chunk = resize(sim[None, start:start + self.test_cfg['mask_chunk']],
-                           size=tuple(input_size), mode='bilinear',
-                           align_corners=self.align_corners)
+            chunk = self._resize(sim[None, start:start + self.test_cfg['mask_chunk']],
+                                 tuple(input_size))
             chunk = chunk[..., top:height - bottom, left:width - right]
             if meta.get('flip', False):
                 chunk = chunk.flip(3 if meta.get('flip_direction') == 'horizontal' else 2)
-            chunk = resize(chunk, size=ori_shape, mode='bilinear',
-                           align_corners=self.align_corners, warning=False)[0]
+            chunk = self._resize(chunk, ori_shape)[0]
             out.append(chunk >= taus[start:start + chunk.shape[0], None, None])
         if not out:
             return sim.new_zeros((0, *ori_shape), dtype=torch.bool)
         return torch.cat(out)
+
+    def _resize(self, maps: Tensor, size: tuple) -> Tensor:
+        """Bilinear resize of (1, n, h, w) maps; a no-op at the same size."""
+        if tuple(maps.shape[-2:]) == tuple(size):
+            return maps
+        return resize(maps, size=size, mode='bilinear', align_corners=self.align_corners,
+                      warning=False)
 
     @staticmethod
     def _instance_map(masks: Tensor) -> Tensor:

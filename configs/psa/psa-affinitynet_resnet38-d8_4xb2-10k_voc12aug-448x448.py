@@ -1,0 +1,63 @@
+# PSA step 3 on PASCAL VOC 2012 + SBD: AffinityNet (ResNet-38) trained on the affinity labels of
+# the train_aug images, made by step 2:
+#   python tools/make_pseudo_labels.py configs/psa/psa-pseudo-labels_resnet38-d8_voc12aug.py \
+#       --cam-checkpoint CAM.pth --affinity-labels
+# into work_dirs/psa-pseudo-labels_resnet38-d8_voc12aug/pseudo_labels/affinity_labels (set
+# affinity_label_dir below if you used another --out). Official recipe (jiwoon-ahn/psa README):
+# batch 8 (4 GPUs x 2), 448 crops with flip and colour jitter, 8 epochs (10576 iterations), SGD
+# lr 0.1 without momentum, weight decay 5e-4, poly decay, 10x lr for the new layers, frozen BN,
+# stem + layer1 frozen, ImageNet ResNet-38 weights.
+#   bash tools/dist_train.sh configs/psa/psa-affinitynet_resnet38-d8_4xb2-10k_voc12aug-448x448.py 4
+_base_ = ['./psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py']
+affinity_label_dir = '{{ fileDirname }}/../../work_dirs/psa-pseudo-labels_resnet38-d8_voc12aug/' \
+    'pseudo_labels/affinity_labels'
+crop_size = (448, 448)
+aff_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),  # the affinity labels: 0 bg, k + 1 class k, 255 unknown
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=2,
+    dataset=dict(
+        _delete_=True,
+        type='ConcatDataset',
+        datasets=[
+            dict(
+                type='PascalVOCDataset',
+                data_root='data/VOCdevkit/VOC2012',
+                data_prefix=dict(img_path='JPEGImages', seg_map_path=affinity_label_dir),
+                ann_file=f'ImageSets/Segmentation/{split}.txt',
+                pipeline=aff_train_pipeline) for split in ('train', 'aug')
+        ]))
+model = dict(
+    type='AffinityNet',
+    backbone=dict(out_indices=(2, 3, 5)),  # 512, 1024 and 4096 channels, stride 8
+    decode_head=dict(
+        _delete_=True,
+        type='AffinityHead',
+        in_channels=(512, 1024, 4096),
+        in_index=(0, 1, 2),
+        branch_channels=(64, 128, 256),
+        channels=448,
+        radius=5,
+        label_stride=8,
+        num_classes=21,
+        align_corners=False),
+    test_cfg=dict(_delete_=True, mode='whole'))
+max_iters = 10576
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=max_iters))
+# AffinityNet predicts affinities, not labels: no validation / test here
+val_dataloader = None
+val_evaluator = None
+val_cfg = None
+test_dataloader = None
+test_evaluator = None
+test_cfg = None

@@ -1,0 +1,145 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""configs/psa: official PSA settings, consistent folders between the steps, the R-50-D8
+variants build and run, the synthetic demo configs train one iteration."""
+import copy
+import functools
+import glob
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_synthetic_overrides
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from mmaffseg.apis import build_runner, load_config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PSA = osp.join(REPO, 'configs', 'psa')
+CONFIGS = sorted(glob.glob(osp.join(PSA, '*.py')))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: str) -> Config:
+    return Config.fromfile(path)  # parsing dominates this file's runtime: once per config
+
+
+def cfg_of(name: str) -> Config:
+    return copy.deepcopy(_parse(osp.join(PSA, name)))
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_every_config_parses_with_mmaffseg(path):
+    cfg = _parse(path)
+    assert 'mmaffseg' in cfg.custom_imports.imports
+    for key in ('aff_model', ):
+        if cfg.get('test_cfg') and isinstance(cfg.test_cfg.get(key), str):
+            assert osp.isfile(cfg.test_cfg[key])
+
+
+@pytest.mark.parametrize('backbone', ['resnet38', 'r50'])
+def test_official_training_settings(backbone):
+    for step, iters in (('cam', 9920), ('affinitynet', 10576)):
+        batch = '4xb4' if step == 'cam' else '4xb2'
+        cfg = cfg_of(f'psa-{step}_{backbone}-d8_{batch}-10k_voc12aug-448x448.py')
+        optimizer = {k: v for k, v in cfg.optim_wrapper.optimizer.items() if k != '_scope_'}
+        assert optimizer == dict(type='SGD', lr=0.1, momentum=0.0, weight_decay=5e-4)
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys.decode_head.lr_mult == 10
+        assert cfg.param_scheduler[0].power == 0.9 and cfg.param_scheduler[0].end == iters
+        assert cfg.train_cfg.max_iters == iters
+        bb = cfg.model.backbone
+        assert bb.frozen_stages == 1 and bb.norm_eval and not bb.norm_cfg.requires_grad
+        assert cfg.train_dataloader.dataset.type == 'ConcatDataset'  # train + aug = 10582
+        assert cfg.model.data_preprocessor.size == (448, 448)
+    r38 = cfg_of('psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py').model.decode_head
+    assert (r38.num_convs, r38.channels, r38.num_classes) == (0, 4096, 20)
+
+
+@pytest.mark.parametrize('backbone', ['resnet38', 'r50'])
+def test_step_folders_agree(backbone):
+    """Each step reads what the previous step writes with the default --out."""
+    runner_cfg = f'psa-pseudo-labels_{backbone}-d8_voc12aug.py'
+    out = osp.normpath(osp.join(REPO, 'work_dirs', runner_cfg[:-3], 'pseudo_labels'))
+    aff = cfg_of(f'psa-affinitynet_{backbone}-d8_4xb2-10k_voc12aug-448x448.py')
+    for ds in aff.train_dataloader.dataset.datasets:
+        assert osp.normpath(ds.data_prefix.seg_map_path) == osp.join(out, 'affinity_labels')
+    runner = cfg_of(runner_cfg)
+    assert runner.test_cfg.type == 'PseudoLabelLoop'
+    assert runner.test_evaluator.type == 'PseudoLabelMetric'
+    assert osp.basename(runner.test_cfg.aff_model) == osp.basename(aff.filename)
+    if backbone == 'resnet38':
+        for name in ('deeplabv2_r101-d8_4xb4-20k_voc12aug-psa-pseudo-512x512.py',
+                     'psa-seg_resnet38-d8_4xb4-20k_voc12aug-psa-pseudo-512x512.py'):
+            for ds in cfg_of(name).train_dataloader.dataset.datasets:
+                assert osp.normpath(ds.data_prefix.seg_map_path) == osp.join(out, 'rw_crf')
+        seg = cfg_of('psa-seg_resnet38-d8_4xb4-20k_voc12aug-psa-pseudo-512x512.py').model
+        assert seg.decode_head.type == 'PSASegHead' and seg.decode_head.channels == 512
+        assert seg.decode_head.dilation == 12 and seg.decode_head.in_channels == 4096
+
+
+def test_r50_variants_build_and_run():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    size = (64, 72)
+    for name in ('psa-cam_r50-d8_4xb4-10k_voc12aug-448x448.py',
+                 'psa-affinitynet_r50-d8_4xb2-10k_voc12aug-448x448.py'):
+        cfg = cfg_of(name)
+        cfg.model.pretrained = None
+        cfg.model.data_preprocessor.size = size
+        model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            if 'cam' in name:
+                assert model.forward_cam(x).shape == (1, 20, 8, 9)
+            else:  # 34 radius-5 pairs; from-pixels (8 - 4) x (9 - 8)
+                assert model.predict_affinity(x).shape == (1, 34, 4)
+
+
+def _loss_step(cfg, root, labels):
+    """One training iteration of a synthetic demo config on the tiny data."""
+    cfg.merge_from_dict({k: v for k, v in tiny_synthetic_overrides(root).items()
+                         if k.startswith('train_dataloader')})
+    cfg.merge_from_dict({'train_cfg.max_iters': 1, 'default_hooks.checkpoint.interval': 1000})
+    cfg.train_dataloader.dataset.data_prefix.seg_map_path = labels
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    runner = build_runner(cfg)
+    runner.train()
+    return runner.message_hub.get_scalar('train/loss').current()
+
+
+@pytest.mark.parametrize('step', ['cam', 'affinitynet'])
+def test_synthetic_demo_configs_train(step, tiny_synthetic_root, tmp_path):
+    path = osp.join(PSA, f'psa-{step}_r18-d8-slim_quickstart_synthetic-wsss-128x256.py')
+    cfg = load_config(path)
+    cfg.work_dir = str(tmp_path)
+    if step == 'affinitynet':  # ground-truth WSSS labels stand in for affinity labels
+        cfg.train_dataloader.dataset.map_labels = True
+    loss = _loss_step(cfg, tiny_synthetic_root, 'gtFine/train')
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_cam_classifier_predicts_wsss_labels():
+    """CAM validation: background 0 and the 8 thing classes 1..8 (9-class IoUMetric)."""
+    init_default_scope('mmseg')
+    cfg = cfg_of('psa-cam_r18-d8-slim_quickstart_synthetic-wsss-128x256.py')
+    model = MODELS.build(cfg.model).eval()
+    meta = dict(ori_shape=(32, 48), img_shape=(32, 48), pad_shape=(32, 48),
+                gt_class_labels=np.eye(8, dtype=np.float32)[2])
+    sample = SegDataSample(metainfo=meta)
+    sample.gt_sem_seg = PixelData(data=torch.zeros(1, 32, 48, dtype=torch.long))
+    with torch.no_grad():
+        pred = model.predict(torch.randn(1, 3, 32, 48), [sample])[0].pred_sem_seg.data
+    assert set(pred.unique().tolist()) <= {0, 3}  # class 2 only -> label 3
