@@ -16,7 +16,19 @@ _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWS
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config (``mmseg::`` / ``mmaffseg::`` bases allowed) and merge CLI overrides."""
+    """Read a config and merge CLI overrides.
+
+    ``path`` is a file, or a package-scoped config such as
+    ``mmseg::pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py`` (resolved in the installed
+    package, as ``_base_`` entries are).
+    """
+    if '::' in path and not osp.isfile(path):
+        # the same resolution as mmengine's for ``_base_`` (mmaffseg's scope is registered
+        # by ``import mmaffseg``)
+        from mmengine.config import config as mmengine_config
+        from mmengine.config.utils import _get_external_cfg_base_path, _get_package_and_cfg_path
+        package, rel_path = _get_package_and_cfg_path(path)
+        path = _get_external_cfg_base_path(mmengine_config.get_installed_path(package), rel_path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)

@@ -1,8 +1,9 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Timing and memory measurement shared by the benchmark tools."""
+import os
 import resource
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 import torch
 
@@ -32,3 +33,36 @@ def time_fn(fn: Callable[[], object], warmup: int = 2, repeat: int = 5) -> Dict[
         times.append(time.perf_counter() - start)
     times.sort()
     return dict(median=times[len(times) // 2], mean=sum(times) / len(times), min=times[0])
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (Linux ``/proc/self/statm``)."""
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def wall_and_cpu_seconds(fn: Callable[[], object],
+                         warmup: int = 1,
+                         repeat: int = 3) -> Tuple[float, float]:
+    """Median wall time and median process CPU time (all threads) of ``fn()``, in seconds.
+
+    CPU time stays meaningful on a shared, oversubscribed machine where wall time does not.
+    CUDA work is synchronised before each clock reading.
+
+    Args:
+        fn (Callable): The work to time; its result is discarded.
+        warmup (int): Untimed calls first. Default: 1.
+        repeat (int): Timed calls. Default: 3.
+    """
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        sync()
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        sync()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return sorted(wall)[repeat // 2], sorted(cpu)[repeat // 2]

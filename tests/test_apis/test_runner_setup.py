@@ -36,6 +36,16 @@ def test_mmaffseg_scoped_base(tmp_path):
     assert cfg.model.backbone.depth == 18
 
 
+def test_package_scoped_config_paths():
+    cfg = load_config('mmseg::pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py')
+    assert cfg.model.decode_head.type == 'PSPHead'
+    cfg = load_config('mmaffseg::quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
+                      dict(model=dict(decode_head=dict(num_classes=5))))
+    assert cfg.model.decode_head.num_classes == 5
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_config('mmseg::pspnet/no_such_config.py')
+
+
 def test_missing_data_root_is_reported():
     cfg = load_config(QUICKSTART)
     cfg.val_dataloader.dataset.type = 'CityscapesDataset'

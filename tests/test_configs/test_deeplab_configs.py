@@ -6,15 +6,13 @@ import functools
 import glob
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
-from mmseg.structures import SegDataSample
+from seg_batch import random_seg_batch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -56,14 +54,7 @@ def _build(path):
 
 
 def _batch(num_classes, n=2, seed=0):
-    rng = np.random.default_rng(seed)
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(torch.from_numpy(rng.integers(0, 256, (3, ) + TINY, dtype=np.uint8)))
-        s = SegDataSample(metainfo=dict(ori_shape=TINY, img_shape=TINY, pad_shape=TINY))
-        s.gt_sem_seg = PixelData(data=torch.from_numpy(rng.integers(0, num_classes, (1, ) + TINY)))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
+    return random_seg_batch(num_classes, TINY, n=n, seed=seed)
 
 
 def test_configs_found():

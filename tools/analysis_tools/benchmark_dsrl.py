@@ -21,24 +21,21 @@ Cases:
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
-import time
 
 import torch
 from mmengine.config import ConfigDict, DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
 from mmaffseg.models.segmentors import baseline_model_cfg
-from mmaffseg.utils.profiling import peak_rss_mb
+from mmaffseg.utils.profiling import current_rss_mb, peak_rss_mb, wall_and_cpu_seconds
+from mmaffseg.utils.random_batch import random_seg_batch
 
 DEFAULT_CONFIG = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 CASES = ('train-dsrl', 'train-full', 'train-half', 'infer-dsrl', 'infer-full', 'infer-half')
@@ -57,40 +54,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--case', choices=CASES, help=argparse.SUPPRESS)  # worker mode
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
-
-
-def _rss_mb() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-
-
-def _batch(size, ori_size, num_classes, n, device):
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(torch.randint(0, 256, (3, *size), dtype=torch.uint8, device=device))
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, num_classes, (1, *size), device=device))
-        sample.set_metainfo(dict(img_shape=tuple(size), ori_shape=tuple(ori_size)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def _timings(fn, warmup: int, repeat: int, cuda: bool):
-    """Median wall and process-CPU seconds of ``fn()`` over ``repeat`` calls."""
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        if cuda:
-            torch.cuda.synchronize()
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return sorted(wall)[repeat // 2], sorted(cpu)[repeat // 2]
 
 
 def run_case(args: argparse.Namespace) -> dict:
@@ -113,7 +76,7 @@ def run_case(args: argparse.Namespace) -> dict:
     if stage == 'train':
         model.train()
         optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
-        data = _batch(size, size, model.num_classes, args.batch_size, args.device)
+        data = random_seg_batch(model.num_classes, size, args.batch_size, device=args.device)
 
         def step():
             return model.train_step(data, optim)
@@ -121,16 +84,16 @@ def run_case(args: argparse.Namespace) -> dict:
         if kind == 'dsrl':
             model.drop_training_branches()
         model.eval()
-        data = _batch(size, full, model.num_classes, 1, args.device)
+        data = random_seg_batch(model.num_classes, size, 1, ori_size=full, device=args.device)
 
         def step():
             with torch.no_grad():
                 return model.test_step(data)
 
-    rss_before = _rss_mb()
+    rss_before = current_rss_mb()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    wall, cpu = _timings(step, args.warmup, args.repeat, cuda)
+    wall, cpu = wall_and_cpu_seconds(step, args.warmup, args.repeat)
     result = dict(case=args.case, size=list(size), wall_s=wall, cpu_s=cpu,
                   seconds=wall if cuda else cpu,
                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
