@@ -9,9 +9,14 @@ converter and compared with the fixture's tolerance. The whole-model case is bui
 Whole-model fixtures can be numerically ill-conditioned: ``spnet_r50_spm_96`` (recipe weights,
 conv_scale 1.75) moves its logits by several standard deviations when the input is scaled by
 (1 + 1e-6), or when the same float32 network runs with another thread count, so only a
-bit-identical execution of the reference could meet its tolerance. :func:`_conditioning` measures
-that on our model; such a case is reported as xfail with the numbers, any well-conditioned case
-is asserted.
+bit-identical execution of the reference could meet its elementwise tolerance. For such a case
+the test asserts the strongest claim that float32 allows: our logits are at least as close to
+the fixture as our own logits are to themselves under a (1 + 1e-7) / (1 + 1e-6) input scaling
+(mean absolute difference and correlation), i.e. the disagreement is within the network's own
+rounding-noise floor. Measured here: against the fixture mean |diff| 0.280, correlation 0.980;
+against itself perturbed 0.579 / 0.479 and 0.935 / 0.963; a wrong composition (the first SPM
+removed) gives 1.033 and 0.880 against the fixture and fails. Well-conditioned cases are
+asserted elementwise with the fixture's tolerance.
 """
 import os.path as osp
 
@@ -66,6 +71,20 @@ def test_fixtures_present():
             'spnet_r50_spm_96.npz'} <= names
 
 
+def _noise_floor(model, source: str, x: torch.Tensor, base: dict) -> dict:
+    """Largest mean |diff| and smallest correlation of the outputs under tiny input scalings."""
+    floor = {}
+    for eps in (1e-7, 1e-6):
+        with torch.no_grad():
+            moved = _run(source, model, x * (1 + eps))
+        for name, value in base.items():
+            a, b = value.numpy().ravel(), moved[name].numpy().ravel()
+            mad, corr = float(np.abs(a - b).mean()), float(np.corrcoef(a, b)[0, 1])
+            old = floor.get(name, (0.0, 1.0))
+            floor[name] = (max(old[0], mad), min(old[1], corr))
+    return floor
+
+
 def _conditioning(case, model, source: str, x: torch.Tensor) -> dict:
     """Output change under a relative 1e-6 input perturbation, in tolerance units (max)."""
     with torch.no_grad():
@@ -97,11 +116,19 @@ def test_spnet_golden(path):
     if case.meta['kind'] == 'model':
         sensitivity = _conditioning(case, model, source, x)
         if max(sensitivity.values()) > 1:
-            errors = {n: float(np.abs(v.numpy() - case.outputs[n]).max())
-                      for n, v in outputs.items()}
-            pytest.xfail(f'{case.name} is ill-conditioned: a (1 + 1e-6) input scaling moves '
-                         f'the outputs by up to {sensitivity} x the tolerance, so only '
-                         f'bit-identical execution can match (max abs error here {errors})')
+            # ill-conditioned: compare with the network's own rounding-noise floor
+            floor = _noise_floor(model, source, x, outputs)
+            for name, value in outputs.items():
+                a, b = value.numpy().ravel(), case.outputs[name].ravel()
+                mad, corr = float(np.abs(a - b).mean()), float(np.corrcoef(a, b)[0, 1])
+                print(f'{case.name}/{name}: vs fixture mean|diff| {mad:.3f} corr {corr:.4f}; '
+                      f'noise floor {floor[name][0]:.3f} / {floor[name][1]:.4f}; '
+                      f'sensitivity {sensitivity[name]:.0f} x tolerance')
+                assert mad <= floor[name][0] and corr >= floor[name][1], (
+                    f'{case.name}/{name} differs from the fixture by more than the rounding '
+                    f'noise of the network itself: mean|diff| {mad:.3f} (floor '
+                    f'{floor[name][0]:.3f}), correlation {corr:.4f} (floor {floor[name][1]:.4f})')
+            return
     for name, value in outputs.items():
         assert_close(case, name, value)
 
