@@ -19,13 +19,16 @@ Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad
 missing checkpoint (nothing done). Checkpoints are unpickled in full: only use trusted ones.
 """
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
-
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, load_config, registry_error_hints
+from mmaffseg.apis import (
+    add_launcher_args,
+    build_runner,
+    load_config,
+    parse_launcher_args,
+    registry_error_hints,
+)
 from mmaffseg.apis.pseudo_labels import init_cpu_process_group, prepare_pseudo_label_cfg
 
 
@@ -44,15 +47,8 @@ def parse_args() -> argparse.Namespace:
                         help='stages to run (default: the config\'s)')
     parser.add_argument('--no-crf', action='store_true', help='skip the dense CRF stage')
     parser.add_argument('--work-dir', help='dir for the logs')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value pairs')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launcher_args(parser)
+    return parse_launcher_args(parser)
 
 
 def main() -> int:

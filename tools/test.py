@@ -8,15 +8,14 @@ Checkpoints are unpickled in full (torch >= 2.6 defaults to weights_only=True, w
 mmengine's own checkpoints): only test checkpoints you trust.
 """
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import (
+    add_launcher_args,
     build_runner,
     check_data_roots,
     load_config,
+    parse_launcher_args,
     prepare_test_cfg,
     registry_error_hints,
 )
@@ -33,21 +32,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='dir to save painted predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between shows')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launcher_args(parser)
+    return parse_launcher_args(parser)
 
 
 def main() -> None:

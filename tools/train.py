@@ -7,15 +7,14 @@
 Multi-GPU / multi-node training is mmengine's DDP, started by tools/dist_train.sh (torchrun).
 """
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import (
+    add_launcher_args,
     build_runner,
     check_data_roots,
     load_config,
+    parse_launcher_args,
     prepare_train_cfg,
     registry_error_hints,
 )
@@ -34,22 +33,9 @@ def parse_args() -> argparse.Namespace:
         'from that checkpoint')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic-mixed-precision training')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs, e.g. train_cfg.max_iters=100')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torchrun passes --local-rank (older launchers --local_rank)
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launcher_args(
+        parser, 'override config settings, key=value pairs, e.g. train_cfg.max_iters=100')
+    return parse_launcher_args(parser)
 
 
 def main() -> None:

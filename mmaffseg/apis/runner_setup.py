@@ -1,7 +1,9 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Config preparation and runner construction for mmaffseg's tools, following mmseg 1.x."""
+import argparse
 import contextlib
 import difflib
+import os
 import os.path as osp
 import re
 from typing import Iterator, Optional, Tuple
@@ -36,6 +38,26 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
+
+
+def add_launcher_args(parser: argparse.ArgumentParser,
+                      cfg_options_help: str = 'override config settings, key=value pairs'
+                      ) -> argparse.ArgumentParser:
+    """Add mmseg's ``--cfg-options``, ``--launcher`` and ``--local-rank`` arguments."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torchrun passes --local-rank (older launchers --local_rank)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_launcher_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line; export ``LOCAL_RANK`` for mmengine when no launcher set it."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def _default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
