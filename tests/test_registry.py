@@ -33,7 +33,7 @@ def test_foundation_modules_are_in_mmseg_registries():
 CONFIG_FACING = ('mmaffseg.models.backbones', 'mmaffseg.models.necks',
                  'mmaffseg.models.decode_heads', 'mmaffseg.models.losses',
                  'mmaffseg.models.segmentors', 'mmaffseg.datasets', 'mmaffseg.evaluation',
-                 'mmaffseg.wsss', 'mmaffseg.postprocessing')
+                 'mmaffseg.wsss', 'mmaffseg.postprocessing', 'mmaffseg.engine')
 
 
 def test_every_exported_config_type_is_registered():

@@ -1,5 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments)."""
+
 from .pseudo_labels import prepare_pseudo_label_cfg
 from .runner_setup import (
     add_launcher_args,
@@ -13,7 +14,13 @@ from .runner_setup import (
 )
 
 __all__ = [
-    'add_launcher_args', 'build_runner', 'check_data_roots', 'load_config',
-    'parse_launcher_args', 'prepare_pseudo_label_cfg', 'prepare_test_cfg', 'prepare_train_cfg',
-    'registry_error_hints'
+    'add_launcher_args',
+    'build_runner',
+    'check_data_roots',
+    'load_config',
+    'parse_launcher_args',
+    'prepare_pseudo_label_cfg',
+    'prepare_test_cfg',
+    'prepare_train_cfg',
+    'registry_error_hints',
 ]

@@ -1,28 +1,37 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 from .cityscapes_labels import CITYSCAPES_CLASSES, IGNORE_INDEX, THING_TRAIN_IDS
 from .image_level_labels import (  # noqa: F401
-                                 LoadImageLevelLabels,
-                                 class_labels_from_seg_map,
-                                 read_class_label_file,
+    LoadImageLevelLabels,
+    class_labels_from_seg_map,
+    read_class_label_file,
 )
 from .instance_map import (  # noqa: F401
-                                 decode_cityscapes_instance_ids,
-                                 instance_classes,
-                                 segment_labels,
-                                 stack_instance_maps,
+    decode_cityscapes_instance_ids,
+    instance_classes,
+    segment_labels,
+    stack_instance_maps,
 )
 from .load_annotations import LoadCheckedAnnotations
 from .street_scene_generator import Scene, StreetSceneGenerator
 from .synthetic_cityscapes import SyntheticCityscapesDataset, generate_synthetic_cityscapes
 from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map  # noqa: F401
 from .transforms import (
-                                 LoadInstanceMap,
-                                 PackSegInstanceInputs,
-                                 RandomCropWithOffset,  # noqa: F401
+    LoadInstanceMap,
+    PackSegInstanceInputs,
+    RandomCropWithOffset,  # noqa: F401
 )
 
 __all__ = [
-    'CITYSCAPES_CLASSES', 'IGNORE_INDEX', 'THING_TRAIN_IDS', 'LoadCheckedAnnotations', 'Scene',
-    'StreetSceneGenerator', 'SyntheticCityscapesDataset', 'generate_synthetic_cityscapes',
-    'decode_cityscapes_instance_ids', 'segment_labels', 'LoadInstanceMap', 'PackSegInstanceInputs'
+    'CITYSCAPES_CLASSES',
+    'IGNORE_INDEX',
+    'THING_TRAIN_IDS',
+    'LoadCheckedAnnotations',
+    'Scene',
+    'StreetSceneGenerator',
+    'SyntheticCityscapesDataset',
+    'generate_synthetic_cityscapes',
+    'decode_cityscapes_instance_ids',
+    'segment_labels',
+    'LoadInstanceMap',
+    'PackSegInstanceInputs',
 ]

@@ -1,3 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .dense_crf import DenseCRF, unary_from_probs  # noqa: F401
-from .seed_selection import select_seeds  # noqa: F401
+from .dense_crf import DenseCRF, unary_from_probs
+from .seed_selection import select_seeds
+
+__all__ = ['DenseCRF', 'select_seeds', 'unary_from_probs']

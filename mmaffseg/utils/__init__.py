@@ -5,5 +5,7 @@ from .profiling import peak_rss_mb, time_fn
 
 __all__ = [
     'enable_trusted_checkpoint_loading',
-    'load_trusted_local_checkpoint', 'peak_rss_mb', 'time_fn'
+    'load_trusted_local_checkpoint',
+    'peak_rss_mb',
+    'time_fn',
 ]

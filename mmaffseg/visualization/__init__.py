@@ -1,2 +1,4 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .features import guided_filter, pca_basis, visualize_embedding  # noqa: F401
+from .features import guided_filter, pca_basis, visualize_embedding
+
+__all__ = ['guided_filter', 'pca_basis', 'visualize_embedding']

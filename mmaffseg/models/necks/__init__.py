@@ -1,2 +1,4 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .hanet_neck import HANetNeck  # noqa: F401
+from .hanet_neck import HANetNeck
+
+__all__ = ['HANetNeck']
