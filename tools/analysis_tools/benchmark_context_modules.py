@@ -151,7 +151,7 @@ def main() -> None:
                 names.append(n)
     time_kind = 'wall' if args.device.startswith('cuda') else 'wall / CPU'
     print(f'input {args.size[0]}x{args.size[1]}, batch 1 (train {args.train_batch}), '
-          f'{args.device}, {args.threads} threads, '
+          f'{args.device}, {args.threads} thread(s), '
           f'median of {args.repeat} after {args.warmup} warm-up; time = {time_kind} seconds\n')
     header = (f'| model | params (M) | GFLOPs | forward (s) | forward+backward (s) | '
               f'peak infer (MiB) | peak train (MiB) |\n|{"---|" * 7}')
