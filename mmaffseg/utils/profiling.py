@@ -3,7 +3,7 @@
 import os
 import resource
 import time
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -13,25 +13,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _timed_calls(fn: Callable[[], object], warmup: int,
+                 repeat: int) -> Tuple[List[float], List[float]]:
+    """Wall and process-CPU seconds of ``repeat`` calls of ``fn()`` after ``warmup`` calls."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        sync()
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        sync()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return wall, cpu
+
+
 def time_fn(fn: Callable[[], object], warmup: int = 2, repeat: int = 5) -> Dict[str, float]:
-    """Median and mean wall time of ``fn()`` in seconds, synchronising CUDA if used.
+    """Median, mean and minimum wall time of ``fn()`` in seconds, synchronising CUDA if used.
 
     Args:
         fn (Callable): The work to time; its result is discarded.
         warmup (int): Untimed calls first. Default: 2.
         repeat (int): Timed calls. Default: 5.
     """
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    times.sort()
+    times = sorted(_timed_calls(fn, warmup, repeat)[0])
     return dict(median=times[len(times) // 2], mean=sum(times) / len(times), min=times[0])
 
 
@@ -54,15 +61,5 @@ def wall_and_cpu_seconds(fn: Callable[[], object],
         warmup (int): Untimed calls first. Default: 1.
         repeat (int): Timed calls. Default: 3.
     """
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        sync()
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
+    wall, cpu = _timed_calls(fn, warmup, repeat)
     return sorted(wall)[repeat // 2], sorted(cpu)[repeat // 2]
