@@ -40,10 +40,12 @@ def parse_requirements(fname: str) -> list:
 
 
 def add_mim_extension() -> None:
-    """Expose ``configs/``, ``tools/`` and ``model-index.yml`` as ``mmaffseg/.mim``.
+    """Expose ``configs/`` and ``tools/`` as ``mmaffseg/.mim``, with a model index.
 
     mmengine resolves ``mmaffseg::path/to/config.py`` to ``<package>/.mim/configs/...``, the
     same mechanism mmseg uses. Develop (editable) installs get symlinks, others get copies.
+    mmengine also reads ``.mim/model-index.yml`` first (the metafiles of released weights);
+    mmaffseg releases no weights yet, so the index is written here with no entries.
     """
     if 'develop' in sys.argv or any(a.startswith('editable') for a in sys.argv):
         mode = 'symlink'
@@ -53,7 +55,7 @@ def add_mim_extension() -> None:
         return
     mim_path = osp.join(HERE, 'mmaffseg', '.mim')
     os.makedirs(mim_path, exist_ok=True)
-    for name in ('configs', 'tools', 'model-index.yml'):
+    for name in ('configs', 'tools'):
         src = osp.join(HERE, name)
         dst = osp.join(mim_path, name)
         if osp.islink(dst) or osp.isfile(dst):
@@ -70,6 +72,11 @@ def add_mim_extension() -> None:
             shutil.copytree(src, dst)
         else:
             shutil.copyfile(src, dst)
+    index = osp.join(mim_path, 'model-index.yml')
+    if osp.lexists(index):  # an older install linked it to a file of the checkout
+        os.remove(index)
+    with open(index, 'w', encoding='utf-8') as f:
+        f.write('# Metafiles of released weights (none yet); written by setup.py.\nImport: []\n')
 
 
 if __name__ == '__main__':
@@ -95,7 +102,7 @@ if __name__ == '__main__':
         install_requires=parse_requirements('requirements/runtime.txt') +
         parse_requirements('requirements/mminstall.txt'),
         extras_require={
-            'all': parse_requirements('requirements.txt') +
+            'all': parse_requirements('requirements/tests.txt') +
             parse_requirements('requirements/optional.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
             'optional': parse_requirements('requirements/optional.txt'),

@@ -17,6 +17,18 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
 TINY_HW = (64, 128)
 
 
+@pytest.fixture(scope='module')
+def one_thread():
+    """Whole-model forwards on a shared 2-core machine: 1 thread avoids OpenMP contention.
+
+    Use it per module with ``pytestmark = pytest.mark.usefixtures('one_thread')``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def tiny_synthetic_root(tmp_path_factory) -> str:
     """A 6-train / 3-val synthetic dataset of 64x128 images (session-wide, read-only)."""

@@ -4,7 +4,7 @@
 #       configs/instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py
 _base_ = [
     '../_base_/models/instance-embedding_r50-fpn.py',
-    '../_base_/datasets/synthetic_cityscapes.py',
+    '../_base_/datasets/synthetic_cityscapes_instances.py',
     '../_base_/quickstart_runtime.py',
 ]
 crop_size = (128, 256)
@@ -19,26 +19,6 @@ model = dict(
     decode_head=head_channels,
     seediness_head=head_channels)
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
-    dict(type='LoadInstanceMap'),
-    dict(type='RandomResize', scale=(512, 256), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInstanceInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations'),
-    dict(type='LoadInstanceMap'),
-    dict(type='PackSegInstanceInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 val_evaluator = dict(
     _delete_=True,
     type='InstanceAPMetric',

@@ -28,13 +28,7 @@ except ImportError:
     HAS_CRF = False
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Whole-model forwards on a shared 2-core machine: 1 thread avoids OpenMP contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @functools.lru_cache(maxsize=None)

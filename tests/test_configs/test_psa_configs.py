@@ -33,12 +33,7 @@ def cfg_of(name: str) -> Config:
     return copy.deepcopy(_parse(osp.join(PSA, name)))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)

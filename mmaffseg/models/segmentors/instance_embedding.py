@@ -20,14 +20,18 @@ seediness ``S_p = max_{tau, c} C_tau(p, c)``; up to ``num_seeds`` seeds chosen g
 ``log S_p + alpha log min D`` (:func:`~mmaffseg.postprocessing.seed_selection.select_seeds`);
 the similarities of all seeds to all pixels in one matrix product; each seed's mask is
 ``sigma >= tau`` at its best tau, resized to the original image first, with the class and
-confidence of that tau. Every data sample gets
+confidence of that tau (optionally, not in the paper, masks overlapping a better one by more
+than ``test_cfg.mask_nms_thr`` IoU are dropped). Every data sample gets
 
 - ``pred_instances`` (``InstanceData``): ``masks`` (n, H, W) bool, ``labels`` (n,) int64 (index
   into ``thing_class_ids``), ``scores`` (n,), sorted by decreasing score;
 - ``pred_instance_map`` (``PixelData``, (1, H, W) int64): 0 = no instance, ``i + 1`` where the
   highest-scoring mask covering the pixel is instance ``i``.
 
-The paper's multi-scale averaging of the outputs is not implemented (single scale only).
+Multi-scale inference (the paper averages a pyramid of scales 0.25..2): with
+``test_cfg.scales`` the network runs on the input resized by each factor, and the embeddings and
+the seediness probabilities are resized (bilinear) to the scale-1 outputs and averaged before
+the seeds are chosen. The default ``scales=(1.0,)`` is a single pass.
 """
 from typing import List, Optional, Sequence
 
@@ -41,6 +45,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from ...datasets.instance_map import instance_classes, stack_instance_maps
+from ...postprocessing.mask_nms import mask_nms
 from ...postprocessing.seed_selection import select_seeds
 from ..decode_heads.embedding_head import resize_label_maps
 from ..decode_heads.seediness_head import seed_class_targets
@@ -48,7 +53,9 @@ from ..layers.embedding_similarity import similarity
 from ..layers.pairwise import pairwise_squared_distances
 
 _TRAIN_DEFAULTS = dict(iou_thr=0.5)
-_TEST_DEFAULTS = dict(mode='whole', num_seeds=100, alpha=0.3, score_thr=0.0, mask_chunk=16)
+_TEST_DEFAULTS = dict(
+    mode='whole', num_seeds=100, alpha=0.3, score_thr=0.0, mask_chunk=16, scales=(1.0, ),
+    mask_nms_thr=None)
 
 
 @MODELS.register_module()
@@ -69,7 +76,12 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         train_cfg (dict, optional): ``iou_thr`` (default 0.5) for the seediness targets.
         test_cfg (dict, optional): ``mode`` (only ``'whole'``), ``num_seeds`` (100),
             ``alpha`` (0.3), ``score_thr`` (0: keep every seed), ``mask_chunk`` (16: masks
-            resized to the original size this many at a time, bounding memory).
+            resized to the original size this many at a time, bounding memory), ``scales``
+            ((1.0,): the input scales whose outputs are averaged; must include 1.0, e.g.
+            ``(0.25, 0.5, 1.0, 2.0)`` for the paper's pyramid), ``mask_nms_thr`` (None: off,
+            as in the paper; else masks overlapping a higher-scoring kept mask with IoU above
+            it are dropped, compared at the heads' resolution, see
+            :func:`~mmaffseg.postprocessing.mask_nms`).
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -92,6 +104,12 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         if test_cfg['mode'] != 'whole':
             raise ValueError('InstanceEmbeddingSegmentor supports only test_cfg.mode="whole" '
                              f'(seeds are chosen over the whole image), got {test_cfg["mode"]!r}')
+        test_cfg['scales'] = tuple(float(f) for f in test_cfg['scales'])
+        if 1.0 not in test_cfg['scales'] or min(test_cfg['scales']) <= 0:
+            raise ValueError(
+                'InstanceEmbeddingSegmentor test_cfg.scales must be positive and include 1.0 '
+                f'(the outputs of every scale are averaged at its size), got '
+                f'{test_cfg["scales"]}')
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -120,6 +138,24 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
                              f'({tuple(logits.shape[-2:])}) heads must output the same size; '
                              'give them the same in_index / input_transform')
         return embedding, logits
+
+    def _multi_scale_outputs(self, inputs: Tensor):
+        """Embedding (B, d, h, w) and seediness probabilities (B, T, C+1, h, w), averaged over
+        ``test_cfg.scales`` at the size of the scale-1 outputs."""
+        embedding, logits = self._heads(inputs)
+        probs = logits.softmax(2)
+        others = [f for f in self.test_cfg['scales'] if f != 1.0]
+        if not others:
+            return embedding, probs
+        size = embedding.shape[-2:]
+        for factor in others:
+            scaled = self._resize(
+                inputs, tuple(max(1, round(n * factor)) for n in inputs.shape[-2:]))
+            emb, lgt = self._heads(scaled)
+            embedding = embedding + self._resize(emb, size)
+            probs = probs + self._resize(lgt.softmax(2).flatten(1, 2), size).view_as(probs)
+        num = len(others) + 1
+        return embedding / num, probs / num
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
         """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w)."""
@@ -176,10 +212,10 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
                 for _ in inputs
             ]
         metas = [s.metainfo for s in data_samples]
-        embedding, logits = self._heads(inputs)
+        embedding, probs = self._multi_scale_outputs(inputs)
         batch, _, h, w = embedding.shape
         pixels = embedding.flatten(2).transpose(1, 2)  # (B, P, d)
-        probs = logits.softmax(2).flatten(3)  # (B, T, C+1, P)
+        probs = probs.flatten(3)  # (B, T, C+1, P)
 
         valid = embedding.new_zeros((batch, h, w), dtype=torch.bool)
         for i, meta in enumerate(metas):
@@ -196,6 +232,9 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
 
         for i, (sample, meta) in enumerate(zip(data_samples, metas)):
             keep = found[i] & (scores[i] >= cfg['score_thr'])
+            if cfg['mask_nms_thr'] is not None:
+                grown = sim[i].flatten(1) >= taus[i][:, None]  # (N, h * w)
+                keep[keep.clone()] = mask_nms(grown[keep], scores[i][keep], cfg['mask_nms_thr'])
             order = scores[i][keep].argsort(descending=True)
             masks = self._masks_at_original_size(sim[i][keep][order], taus[i][keep][order],
                                                  meta, inputs.shape[2:])
@@ -233,7 +272,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         return torch.cat(out)
 
     def _resize(self, maps: Tensor, size: tuple) -> Tensor:
-        """Bilinear resize of (1, n, h, w) maps; a no-op at the same size."""
+        """Bilinear resize of (B, n, h, w) maps; a no-op at the same size."""
         if tuple(maps.shape[-2:]) == tuple(size):
             return maps
         return resize(maps, size=size, mode='bilinear', align_corners=self.align_corners,

@@ -6,6 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
@@ -15,6 +16,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
+from mmaffseg.postprocessing import mask_iou_matrix
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'instance_embedding', '*.py')))
@@ -22,12 +24,7 @@ QUICKSTART = [c for c in CONFIGS if 'quickstart' in c][0]
 TINY = (48, 80)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @functools.lru_cache(maxsize=None)
@@ -151,6 +148,51 @@ def test_predict_outputs_at_the_original_size():
     emb, logits = model._forward(inputs)
     assert emb.shape == (2, 64, TINY[0] // 4, TINY[1] // 4)
     assert logits.shape == (2, 4, 9, TINY[0] // 4, TINY[1] // 4)
+
+
+def test_multi_scale_averages_embedding_and_probabilities():
+    single = _build(test_cfg=dict(mode='whole', num_seeds=5))
+    multi = _build(test_cfg=dict(mode='whole', num_seeds=5, scales=(0.5, 1.0, 2.0)))
+    multi.load_state_dict(single.state_dict())
+    single.eval(), multi.eval()
+    inputs = torch.randn(2, 3, *TINY)
+    with torch.no_grad():
+        emb, probs = single._multi_scale_outputs(inputs)
+        logits = single._heads(inputs)[1]
+        torch.testing.assert_close(probs, logits.softmax(2))  # one scale: one pass
+        expect_emb, expect_probs = emb.clone(), probs.clone()
+        for size in [(TINY[0] // 2, TINY[1] // 2), (TINY[0] * 2, TINY[1] * 2)]:
+            e, lg = single._heads(F.interpolate(inputs, size, mode='bilinear'))
+            expect_emb += F.interpolate(e, emb.shape[-2:], mode='bilinear')
+            expect_probs += F.interpolate(lg.softmax(2).flatten(1, 2), emb.shape[-2:],
+                                          mode='bilinear').view_as(probs)
+        got_emb, got_probs = multi._multi_scale_outputs(inputs)
+        torch.testing.assert_close(got_emb, expect_emb / 3)
+        torch.testing.assert_close(got_probs, expect_probs / 3)
+        torch.testing.assert_close(got_probs.sum(2), torch.ones_like(got_probs[:, :, 0]))
+        out = multi.predict(inputs, [_sample('two'), _sample('one')])
+    assert out[0].pred_instance_map.data.shape == (1, *TINY)
+    with pytest.raises(ValueError, match='must be positive and include 1.0'):
+        _build(test_cfg=dict(mode='whole', scales=(0.5, 2.0)))
+
+
+def test_optional_mask_nms_drops_overlapping_masks():
+    plain = _build(test_cfg=dict(mode='whole', num_seeds=20, alpha=0.3))
+    nms = _build(test_cfg=dict(mode='whole', num_seeds=20, alpha=0.3, mask_nms_thr=0.3))
+    nms.load_state_dict(plain.state_dict())
+    plain.eval(), nms.eval()
+    inputs = torch.randn(1, 3, *TINY)
+    with torch.no_grad():
+        before = plain.predict(inputs, [_sample('two')])[0].pred_instances
+        after = nms.predict(inputs, [_sample('two')])[0].pred_instances
+    assert 0 < len(after) < len(before)
+    # the kept masks are a score-ordered subset of the plain ones ...
+    kept = [int((before.scores == s).nonzero()[0]) for s in after.scores]
+    assert kept == sorted(kept) and kept[0] == 0
+    torch.testing.assert_close(before.masks[kept], after.masks)
+    # ... and no two overlap above the threshold (checked here at the output size)
+    iou = mask_iou_matrix(after.masks.flatten(1))
+    assert (iou.triu(1) <= 0.3 + 0.05).all()
 
 
 def test_masks_undo_padding_and_flip():
