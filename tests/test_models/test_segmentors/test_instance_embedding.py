@@ -177,7 +177,7 @@ def test_multi_scale_averages_embedding_and_probabilities():
 
 
 def test_optional_mask_nms_drops_overlapping_masks():
-    plain = _build(test_cfg=dict(mode='whole', num_seeds=20, alpha=0.3))
+    plain = _build(test_cfg=dict(mode='whole', num_seeds=20, alpha=0.3, mask_nms_thr=None))
     nms = _build(test_cfg=dict(mode='whole', num_seeds=20, alpha=0.3, mask_nms_thr=0.3))
     nms.load_state_dict(plain.state_dict())
     plain.eval(), nms.eval()
@@ -217,6 +217,18 @@ def test_every_config_builds_and_computes_a_loss():
         cfg = _load(path)
         assert cfg.val_evaluator.type == 'InstanceAPMetric'
         assert cfg.custom_hooks[0].type == 'LossWeightRampHook'
+
+
+def test_quickstart_departs_from_the_paper_only_where_documented():
+    for path in CONFIGS:
+        model = _load(path).model
+        weight = model.seediness_head.loss_decode.get('class_weight')
+        nms = model.test_cfg.get('mask_nms_thr')
+        if 'quickstart' in path:
+            assert weight == [0.2] + [1.0] * 8 and nms == 0.5
+        else:  # the paper: plain cross-entropy, no NMS, lambda ramped to 0.2
+            assert weight is None and nms is None
+            assert _load(path).custom_hooks[0].end_value == 0.2
 
 
 def test_errors():
