@@ -26,6 +26,37 @@ from ..layers.embedding_similarity import grow_masks, similarity
 from ..layers.pairwise import pairwise_squared_distances
 
 
+def grown_mask_ious(embedding: Tensor,
+                    instance_map: Tensor,
+                    ids: Tensor,
+                    index: Tensor,
+                    taus: Tensor,
+                    ignore_index: int = 255) -> Tensor:
+    """IoU of the masks ``m(p, tau)`` grown from seed pixels with given GT instances.
+
+    Args:
+        embedding (Tensor): Embedding (C, h, w).
+        instance_map (Tensor): Instance ids (h, w); ``ignore_index`` = void (left out of every
+            mask and every IoU).
+        ids (Tensor): The n instance ids to compare with, shape (n,).
+        index (Tensor): Flat indices of the S seed pixels, shape (S,).
+        taus (Tensor): Thresholds, shape (T,).
+        ignore_index (int): Void id. Defaults to 255.
+
+    Returns:
+        Tensor: (T, S, n) float IoU.
+    """
+    pixels = embedding.flatten(1).t()  # (P, C)
+    inst = instance_map.reshape(-1)
+    valid = inst != ignore_index
+    gt = (inst[valid].unsqueeze(0) == ids.to(inst).unsqueeze(1)).float()  # (n, P_valid)
+    sim = similarity(pairwise_squared_distances(pixels[index], pixels[valid]))  # (S, P_valid)
+    masks = grow_masks(sim, taus).float()  # (T, S, P_valid)
+    inter = masks @ gt.t()  # (T, S, n)
+    union = masks.sum(-1, keepdim=True) + gt.sum(-1) - inter
+    return inter / union.clamp_min(1)
+
+
 def seed_class_targets(embedding: Tensor,
                        instance_map: Tensor,
                        instance_class: Tuple[Tensor, Tensor],
@@ -55,15 +86,7 @@ def seed_class_targets(embedding: Tensor,
     targets = index.new_zeros((len(taus), index.numel()))
     if ids.numel() == 0 or index.numel() == 0:
         return targets
-    pixels = embedding.flatten(1).t()  # (P, C)
-    inst = instance_map.reshape(-1)
-    valid = inst != ignore_index
-    gt = (inst[valid].unsqueeze(0) == ids.to(inst).unsqueeze(1)).float()  # (n, P_valid)
-    sim = similarity(pairwise_squared_distances(pixels[index], pixels[valid]))  # (S, P_valid)
-    masks = grow_masks(sim, taus).float()  # (T, S, P_valid)
-    inter = masks @ gt.t()  # (T, S, n)
-    union = masks.sum(-1, keepdim=True) + gt.sum(-1) - inter
-    iou = inter / union.clamp_min(1)
+    iou = grown_mask_ious(embedding, instance_map, ids, index, taus, ignore_index)
     best_iou, best = iou.max(-1)  # (T, S)
     cls = (classes.to(index) + 1)[best]
     return torch.where(best_iou > iou_thr, cls, targets)
