@@ -104,6 +104,10 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         if test_cfg['mode'] != 'whole':
             raise ValueError('InstanceEmbeddingSegmentor supports only test_cfg.mode="whole" '
                              f'(seeds are chosen over the whole image), got {test_cfg["mode"]!r}')
+        nms_thr = test_cfg['mask_nms_thr']
+        if nms_thr is not None and not 0 < nms_thr <= 1:
+            raise ValueError('InstanceEmbeddingSegmentor test_cfg.mask_nms_thr must be None (no '
+                             f'NMS) or an IoU in (0, 1], got {nms_thr}')
         test_cfg['scales'] = tuple(float(f) for f in test_cfg['scales'])
         if 1.0 not in test_cfg['scales'] or min(test_cfg['scales']) <= 0:
             raise ValueError(

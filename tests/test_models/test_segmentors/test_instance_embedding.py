@@ -174,6 +174,8 @@ def test_multi_scale_averages_embedding_and_probabilities():
     assert out[0].pred_instance_map.data.shape == (1, *TINY)
     with pytest.raises(ValueError, match='must be positive and include 1.0'):
         _build(test_cfg=dict(mode='whole', scales=(0.5, 2.0)))
+    with pytest.raises(ValueError, match=r'mask_nms_thr must be None \(no NMS\) or an IoU'):
+        _build(test_cfg=dict(mode='whole', mask_nms_thr=1.5))
 
 
 def test_optional_mask_nms_drops_overlapping_masks():
