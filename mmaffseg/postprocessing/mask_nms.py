@@ -10,21 +10,7 @@ for instance AP.
 import torch
 from torch import Tensor
 
-
-def mask_iou_matrix(masks: Tensor) -> Tensor:
-    """IoU of every pair of masks, computed as one matrix product.
-
-    Args:
-        masks (Tensor): Bool masks (n, P) (flatten the pixels first).
-
-    Returns:
-        Tensor: (n, n) float32 IoU; 0 between two empty masks.
-    """
-    m = masks.float()
-    inter = m @ m.t()
-    area = m.sum(1)
-    union = area[:, None] + area[None, :] - inter
-    return inter / union.clamp_min(1)
+from ..models.layers.pairwise import pairwise_mask_iou
 
 
 def mask_nms(masks: Tensor, scores: Tensor, iou_thr: float) -> Tensor:
@@ -48,7 +34,7 @@ def mask_nms(masks: Tensor, scores: Tensor, iou_thr: float) -> Tensor:
     if masks.shape[0] == 0:
         return keep
     order = scores.argsort(descending=True)
-    overlaps = mask_iou_matrix(masks[order]) > iou_thr
+    overlaps = pairwise_mask_iou(masks[order]) > iou_thr
     kept = torch.zeros_like(keep)
     for i in range(order.numel()):  # n <= the number of seeds: a short loop
         kept[i] = not (overlaps[i, :i] & kept[:i]).any()

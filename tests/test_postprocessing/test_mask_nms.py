@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mmaffseg.postprocessing import mask_iou_matrix, mask_nms
+from mmaffseg.models.layers import pairwise_mask_iou
+from mmaffseg.postprocessing import mask_nms
 
 
 def _masks(*rows):
@@ -11,9 +12,14 @@ def _masks(*rows):
 
 def test_iou_matrix_by_hand():
     m = _masks([1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0])
-    iou = mask_iou_matrix(m)
+    iou = pairwise_mask_iou(m)
     expected = torch.tensor([[1, 1 / 3, 0], [1 / 3, 1, 0], [0, 0, 0]])
     torch.testing.assert_close(iou, expected)
+    # against another set, with leading dimensions: (2, 3, P) x (2, P) -> (2, 3, 2)
+    other = _masks([1, 1, 1, 1], [0, 0, 0, 1])
+    cross = pairwise_mask_iou(torch.stack([m, ~m]), other)
+    torch.testing.assert_close(cross[0], torch.tensor([[0.5, 0], [0.5, 0], [0, 0]]))
+    torch.testing.assert_close(cross[1], torch.tensor([[0.5, 0.5], [0.5, 0.5], [1, 0.25]]))
 
 
 def test_nms_keeps_best_of_duplicates_and_disjoint_masks():

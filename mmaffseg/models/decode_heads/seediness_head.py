@@ -23,7 +23,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..layers.embedding_similarity import grow_masks, similarity
-from ..layers.pairwise import pairwise_squared_distances
+from ..layers.pairwise import pairwise_mask_iou, pairwise_squared_distances
 
 
 def grown_mask_ious(embedding: Tensor,
@@ -49,12 +49,9 @@ def grown_mask_ious(embedding: Tensor,
     pixels = embedding.flatten(1).t()  # (P, C)
     inst = instance_map.reshape(-1)
     valid = inst != ignore_index
-    gt = (inst[valid].unsqueeze(0) == ids.to(inst).unsqueeze(1)).float()  # (n, P_valid)
+    gt = inst[valid].unsqueeze(0) == ids.to(inst).unsqueeze(1)  # (n, P_valid)
     sim = similarity(pairwise_squared_distances(pixels[index], pixels[valid]))  # (S, P_valid)
-    masks = grow_masks(sim, taus).float()  # (T, S, P_valid)
-    inter = masks @ gt.t()  # (T, S, n)
-    union = masks.sum(-1, keepdim=True) + gt.sum(-1) - inter
-    return inter / union.clamp_min(1)
+    return pairwise_mask_iou(grow_masks(sim, taus), gt)  # (T, S, n)
 
 
 def seed_class_targets(embedding: Tensor,

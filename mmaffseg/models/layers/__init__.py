@@ -10,6 +10,7 @@ from .pairwise import (
     flatten_spatial,
     pairwise_cosine_similarity,
     pairwise_distances,
+    pairwise_mask_iou,
     pairwise_squared_distances,
 )
 from .row_positions import NUM_ROW_BINS, batch_row_positions, row_positions_from_meta
@@ -38,6 +39,7 @@ __all__ = [
     'pair_indices',
     'pairwise_cosine_similarity',
     'pairwise_distances',
+    'pairwise_mask_iou',
     'pairwise_squared_distances',
     'row_positions_from_meta',
     'similarity',

@@ -84,3 +84,21 @@ def pairwise_distances(x: Tensor, y: Optional[Tensor] = None, eps: float = 1e-12
         Tensor: Distances of shape (..., N, M).
     """
     return torch.sqrt(pairwise_squared_distances(x, y) + eps)
+
+
+def pairwise_mask_iou(x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+    """IoU of every pair of binary masks, as one matrix product.
+
+    Args:
+        x (Tensor): Masks (..., N, P) (bool or 0/1; pixels flattened).
+        y (Tensor, optional): Masks (M, P) to compare with. Defaults to ``x`` (then ``x`` must
+            be (N, P)).
+
+    Returns:
+        Tensor: (..., N, M) float32 IoU; 0 where both masks are empty.
+    """
+    a = x.float()
+    b = a if y is None else y.float()
+    inter = a @ b.transpose(-1, -2)
+    union = a.sum(-1, keepdim=True) + b.sum(-1) - inter
+    return inter / union.clamp_min(1)

@@ -16,7 +16,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.postprocessing import mask_iou_matrix
+from mmaffseg.models.layers import pairwise_mask_iou
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'instance_embedding', '*.py')))
@@ -193,7 +193,7 @@ def test_optional_mask_nms_drops_overlapping_masks():
     assert kept == sorted(kept) and kept[0] == 0
     torch.testing.assert_close(before.masks[kept], after.masks)
     # ... and no two overlap above the threshold (checked here at the output size)
-    iou = mask_iou_matrix(after.masks.flatten(1))
+    iou = pairwise_mask_iou(after.masks.flatten(1))
     assert (iou.triu(1) <= 0.3 + 0.05).all()
 
 
