@@ -32,10 +32,9 @@ from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.datasets.instance_map import instance_classes, stack_instance_maps
+from mmaffseg.datasets.instance_map import instance_classes
 from mmaffseg.evaluation import oracle_seeds
 from mmaffseg.models.decode_heads import seed_class_targets
-from mmaffseg.models.decode_heads.embedding_head import resize_label_maps
 from mmaffseg.utils import enable_trusted_checkpoint_loading
 
 SIZE_BINS = ((0, 30), (30, 100), (100, 400), (400, None))
@@ -60,11 +59,8 @@ def _heads_and_maps(model, dataset, i: int, training: bool):
         dict(inputs=[item['inputs']], data_samples=[item['data_samples']]), training)
     with torch.no_grad():
         embedding, logits = model._heads(data['inputs'])
-    size = embedding.shape[-2:]
-    ignore = model.decode_head.ignore_index
-    inst = resize_label_maps(stack_instance_maps(data['data_samples'], ignore), size)[0]
-    sem = resize_label_maps(data['data_samples'][0].gt_sem_seg.data.long(), size)[0]
-    return embedding[0], logits[0].softmax(1).flatten(2), inst, sem
+    inst, sem = model.gt_maps_at(data['data_samples'], embedding.shape[-2:])
+    return embedding[0], logits[0].softmax(1).flatten(2), inst[0], sem[0]
 
 
 def validation_rows(model, dataset, num: int) -> tuple:
@@ -74,7 +70,7 @@ def validation_rows(model, dataset, num: int) -> tuple:
     taus, ignore = model.seediness_head.taus, model.decode_head.ignore_index
     for i in range(min(num, len(dataset))):
         embedding, probs, inst, sem = _heads_and_maps(model, dataset, i, training=False)
-        seediness = probs[:, 1:].amax((0, 1))  # (h*w,)
+        seediness = model.seediness_head.seediness(probs[None])[0]  # (h*w,)
         ids, classes = instance_classes(inst, sem, model.thing_class_ids, ignore)
         ids, classes = ids[classes >= 0], classes[classes >= 0]
         flat = inst.reshape(-1)

@@ -33,7 +33,7 @@ Multi-scale inference (the paper averages a pyramid of scales 0.25..2): with
 the seediness probabilities are resized (bilinear) to the scale-1 outputs and averaged before
 the seeds are chosen. The default ``scales=(1.0,)`` is a single pass.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.structures import InstanceData, PixelData
@@ -165,6 +165,15 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w)."""
         return self._heads(inputs)
 
+    def gt_maps_at(self, data_samples: SampleList, size) -> Tuple[Tensor, Tensor]:
+        """Instance and semantic ground truth of a batch, (B, h, w) each, resized (nearest
+        neighbour) to the heads' output ``size``."""
+        inst = resize_label_maps(
+            stack_instance_maps(data_samples, self.decode_head.ignore_index), size)
+        sem = resize_label_maps(
+            torch.stack([s.gt_sem_seg.data[0] for s in data_samples]).long(), size)
+        return inst, sem
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """``L_e`` and ``lambda * L_cls`` of a batch (see the module docstring).
 
@@ -176,11 +185,8 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             dict[str, Tensor]: The two losses and ``cls_weight`` (lambda, logged only).
         """
         embedding, logits = self._heads(inputs)
-        size = embedding.shape[-2:]
         ignore = self.decode_head.ignore_index
-        inst = resize_label_maps(stack_instance_maps(data_samples, ignore), size)
-        sem = resize_label_maps(
-            torch.stack([s.gt_sem_seg.data[0] for s in data_samples]).long(), size)
+        inst, sem = self.gt_maps_at(data_samples, embedding.shape[-2:])
         points = self.decode_head.sample_points(inst)
         losses = self.decode_head.loss_by_feat(embedding, data_samples, inst, points)
 
