@@ -17,6 +17,8 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..utils.precision import float32_math
+
 
 def affinity_pair_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor,
                        eps: float = 1e-5) -> Tuple[Tensor, Tensor, Tensor]:
@@ -66,6 +68,7 @@ class AffinityPairLoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
+    @float32_math  # 1 + 1e-5 rounds to 1 in half precision: log(0) for a negative pair
     def terms(self, aff: Tensor, bg_pos: Tensor, fg_pos: Tensor,
               neg: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """The unweighted terms; see :func:`affinity_pair_loss`."""
