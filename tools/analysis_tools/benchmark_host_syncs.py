@@ -11,8 +11,9 @@ The "before" implementation is the file ``mmaffseg/models/losses/context_prior_l
 sort: the number of operations depends on the shapes only). Both run forward + backward on the
 same inputs: ``P = sigmoid(randn)`` (B, N, N) and labels in 4 x 4 cell blocks on the quick-start
 prior grid (16 x 32 cells, 19 classes, 10 % ignore). Printed per variant: steps/s, the number
-of aten operations per step (``torch.profiler``; on a GPU each ``nonzero``/``item`` among them
-waits for the device) and the loss, then the ratio after / before.
+of aten operations per step (``torch.profiler``), how many of them synchronise with the host
+(``nonzero``, ``unique``, ``item``/``float()``...: on a GPU each waits for the device) and the
+loss, then the ratio after / before.
 
 ``--model`` adds the full CPNet quick-start training step (forward + backward of
 ``configs/cpnet/cpnet_r50-d8-slim_quickstart_synthetic-128x256.py``, batch 2, 128 x 256) with
@@ -69,11 +70,18 @@ def time_steps(step, steps: int, device: str) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def count_ops(step) -> int:
-    """aten operations in one call of ``step``."""
+#: aten operations whose result size or value the host must read: each one waits for the device.
+SYNC_OPS = ('aten::nonzero', 'aten::_local_scalar_dense', 'aten::_unique2', 'aten::unique_dim',
+            'aten::_unique', 'aten::unique_consecutive', 'aten::masked_select')
+
+
+def count_ops(step):
+    """(aten operations, host-synchronising ones among them) in one call of ``step``."""
     with torch.profiler.profile() as prof:
         step()
-    return sum(e.count for e in prof.key_averages() if e.key.startswith('aten::'))
+    events = prof.key_averages()
+    return (sum(e.count for e in events if e.key.startswith('aten::')),
+            sum(e.count for e in events if e.key in SYNC_OPS))
 
 
 def loss_step_fn(fn, prior: torch.Tensor, label: torch.Tensor):
@@ -135,13 +143,15 @@ def main() -> None:
                                           for k, fn in variants.items()}))
     print(f'device {args.device}, {args.threads} thread(s), batch {args.batch}, prior grid '
           f'16 x 32, {args.steps} steps after 1 warm-up; before = {args.baseline_rev}')
-    print(f'{"what":<18} {"variant":<7} {"steps/s":>8} {"aten ops":>9} {"loss":>10}')
+    print(f'{"what":<18} {"variant":<7} {"steps/s":>8} {"aten ops":>9} {"syncs":>6} '
+          f'{"loss":>10}')
     for what, steps in rows:
         speed = {}
         for name, step in steps.items():
             speed[name] = time_steps(step, args.steps, args.device)
-            loss = float(step())
-            print(f'{what:<18} {name:<7} {speed[name]:8.2f} {count_ops(step):9d} {loss:10.5f}')
+            loss = float(step().detach())
+            ops, syncs = count_ops(step)
+            print(f'{what:<18} {name:<7} {speed[name]:8.2f} {ops:9d} {syncs:6d} {loss:10.5f}')
         print(f'{what:<18} ratio after / before: {speed["after"] / speed["before"]:.2f}x')
 
 
