@@ -30,6 +30,7 @@ def _cfg_options(root: str, family: str, work_dir: str) -> list:
                  'default_hooks.checkpoint.interval': ITERS,
                  'default_hooks.logger.interval': 1, 'work_dir': work_dir})
     if family == 'psa_affinitynet':  # ground-truth WSSS labels stand in for affinity labels
+        opts = {k: v for k, v in opts.items() if not k.startswith('val_')}  # no validation
         opts['train_dataloader.dataset.map_labels'] = True
         opts['train_dataloader.dataset.data_prefix.seg_map_path'] = 'gtFine/train'
     out = []
