@@ -23,7 +23,6 @@ import argparse
 import os.path as osp
 import subprocess
 import sys
-import time
 import types
 
 import torch
@@ -52,36 +51,6 @@ def make_inputs(batch: int, grid=(16, 32), num_classes: int = 19, device: str = 
     coarse[torch.rand(coarse.shape, generator=g) < 0.1] = 255
     label = coarse.repeat_interleave(4, 1).repeat_interleave(4, 2).reshape(batch, n)
     return prior.to(device), label.to(device)
-
-
-def _sync(device: str) -> None:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def time_steps(step, steps: int, device: str) -> float:
-    """Steps per second of ``step()`` after one warm-up call."""
-    step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return steps / (time.perf_counter() - start)
-
-
-#: aten operations whose result size or value the host must read: each one waits for the device.
-SYNC_OPS = ('aten::nonzero', 'aten::_local_scalar_dense', 'aten::_unique2', 'aten::unique_dim',
-            'aten::_unique', 'aten::unique_consecutive', 'aten::masked_select')
-
-
-def count_ops(step):
-    """(aten operations, host-synchronising ones among them) in one call of ``step``."""
-    with torch.profiler.profile() as prof:
-        step()
-    events = prof.key_averages()
-    return (sum(e.count for e in events if e.key.startswith('aten::')),
-            sum(e.count for e in events if e.key in SYNC_OPS))
 
 
 def loss_step_fn(fn, prior: torch.Tensor, label: torch.Tensor):
@@ -134,6 +103,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sys.path.insert(0, REPO)
     from mmaffseg.models.losses.context_prior_loss import context_prior_loss
+    from mmaffseg.utils.profiling import count_aten_ops, time_fn
     variants = dict(before=load_baseline(args.baseline_rev).context_prior_loss,
                     after=context_prior_loss)
     prior, label = make_inputs(args.batch, device=args.device)
@@ -148,9 +118,9 @@ def main() -> None:
     for what, steps in rows:
         speed = {}
         for name, step in steps.items():
-            speed[name] = time_steps(step, args.steps, args.device)
+            speed[name] = 1 / time_fn(step, warmup=1, repeat=args.steps)['mean']
             loss = float(step().detach())
-            ops, syncs = count_ops(step)
+            ops, syncs = count_aten_ops(step)
             print(f'{what:<18} {name:<7} {speed[name]:8.2f} {ops:9d} {syncs:6d} {loss:10.5f}')
         print(f'{what:<18} ratio after / before: {speed["after"] / speed["before"]:.2f}x')
 
