@@ -68,6 +68,73 @@ def test_config_builds_and_takes_one_train_step(path):
             assert model(torch.randn(1, 3, 48, 96), mode='tensor').shape[2:] == (48, 96)
 
 
+DSRL_CONFIGS = [p for p in CONFIGS if osp.basename(p).startswith('dsrl_')]
+# the native image size (w, h) of each config's data, i.e. the original resolution
+NATIVE_SCALE = {'CityscapesDataset': (2048, 1024), 'SyntheticCityscapesDataset': (512, 256)}
+
+
+def test_every_dsrl_config_is_checked_below():
+    assert len(DSRL_CONFIGS) == 2
+
+
+@pytest.mark.parametrize('path', DSRL_CONFIGS, ids=osp.basename)
+def test_dsrl_configs_use_the_papers_loss_weights_and_full_resolution_targets(path):
+    """DSRL (CVPR 2020): L = L_ce + 0.1 L_mse + 1.0 L_fa, FA at 1/8, input x0.5, and every
+    target (labels, SISR image, SSSR output) at the original resolution."""
+    cfg = Config.fromfile(path)
+    model_cfg = cfg.model
+    assert model_cfg.loss_sr.type == 'ReconstructionMSELoss'
+    assert model_cfg.loss_sr.loss_weight == 0.1
+    assert model_cfg.loss_fa.type == 'FeatureAffinityLoss'
+    assert model_cfg.loss_fa.loss_weight == 1.0
+    assert model_cfg.loss_fa.subsample_factor == 1 / 8
+    assert model_cfg.decode_head.loss_decode.loss_weight == 1.0
+    assert model_cfg.downsample_factor == 0.5
+    assert model_cfg.get('sssr_upsample_cfg') is None  # bilinear SSSR, see the README
+    # the pipelines keep the original resolution: training crops are taken around the native
+    # scale (the model halves them), validation images are not resized
+    native = NATIVE_SCALE[cfg.train_dataloader.dataset.type]
+    resize = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomResize']
+    assert len(resize) == 1 and tuple(resize[0].scale) == native
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline if 'Crop' in t.type]
+    assert tuple(crop[0].crop_size) == tuple(cfg.crop_size) == tuple(
+        model_cfg.data_preprocessor.size)
+    for t in cfg.val_dataloader.dataset.pipeline:
+        if t.type == 'Resize':
+            assert tuple(t.scale) == native
+
+    # built, the SSSR logits, the labels and the SISR reconstruction / target / FA maps all
+    # have the size of the (original-resolution) batch
+    model_dict = model_cfg.to_dict()
+    model_dict['pretrained'] = None
+    size = (64, 128)
+    model_dict['data_preprocessor']['size'] = size
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = revert_sync_batchnorm(MODELS.build(model_dict))
+    seen = {}
+    hooks = [model.loss_sr.register_forward_hook(
+                 lambda mod, args, out: seen.__setitem__('sr', args[:2])),
+             model.loss_fa.register_forward_hook(
+                 lambda mod, args, out: seen.__setitem__('fa', args[:2]))]
+    loss_by_feat = model.decode_head.loss_by_feat
+
+    def record(seg_logits, samples):
+        seen['seg'] = seg_logits
+        return loss_by_feat(seg_logits, samples)
+
+    model.decode_head.loss_by_feat = record
+    data = model.data_preprocessor(_random_batch(size, model.num_classes), True)
+    model.loss(**data)
+    for h in hooks:
+        h.remove()
+    assert model.downsample(data['inputs']).shape[2:] == (32, 64)
+    assert seen['seg'].shape[2:] == size
+    assert all(s.gt_sem_seg.shape == size for s in data['data_samples'])
+    assert [tuple(t.shape) for t in seen['sr']] == [(2, 3) + size] * 2
+    assert all(t.shape[2:] == size for t in seen['fa'])
+
+
 @pytest.mark.slow
 def test_dsrl_quickstart_trains_through_tools_train(tiny_synthetic_root, tmp_path):
     config = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
