@@ -12,6 +12,7 @@ bilateral colour std, Gaussian weight, Gaussian spatial std, all with 10 mean-fi
 The values are read through :class:`~mmaffseg.postprocessing.DenseCRF` built from each config's
 ``crf`` dict exactly as the runtime builds it, so a changed default counts too.
 """
+import ast
 import functools
 import glob
 import os.path as osp
@@ -23,7 +24,6 @@ from mmaffseg.postprocessing import DenseCRF
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_ROOT = osp.join(REPO, 'configs')
-CRF_FAMILIES = ('deeplabv1', 'deeplabv2', 'psa')  # the only folders with CRF configs
 
 DEEPLABV1_LARGEFOV = (4, 121, 5, 3, 3)
 DEEPLABV2_R101 = (4, 67, 3, 3, 1)
@@ -44,6 +44,7 @@ EXPECTED = {
     'psa-pseudo-labels_resnet38-d8_voc12-train.py': PSA,
     'psa-pseudo-labels_resnet38-d8_voc12aug.py': PSA,
 }
+# the model / loop types that run DenseCRF, as they appear in a config's text
 CRF_MARKERS = ('CRFRefineSegmentor', 'PseudoLabelLoop', 'DenseCRF')
 
 
@@ -52,9 +53,29 @@ def _parse(path: str) -> Config:
     return Config.fromfile(path)
 
 
-def _family_configs():
-    return sorted(p for family in CRF_FAMILIES
-                  for p in glob.glob(osp.join(CONFIG_ROOT, family, '*.py')))
+def _local_bases(path: str):
+    """The repository configs a config file inherits (its ``_base_``; mmseg:: bases skipped)."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], 'id', None) == '_base_'):
+            bases = ast.literal_eval(node.value)
+            bases = [bases] if isinstance(bases, str) else bases
+            return [osp.normpath(osp.join(osp.dirname(path), b)) for b in bases
+                    if '::' not in b]
+    return []
+
+
+@functools.lru_cache(maxsize=None)
+def _mentions_crf(path: str) -> bool:
+    """Whether the config or one of the repository configs it inherits names a CRF runner
+    (text only: cheap enough to scan every config of the repository)."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    if any(marker in text for marker in CRF_MARKERS):
+        return True
+    return any(_mentions_crf(base) for base in _local_bases(path))
 
 
 def _crf_dict(cfg: Config):
@@ -72,27 +93,26 @@ def _published(crf: DenseCRF):
             crf.gaussian_sxy)
 
 
+def _candidates():
+    """Configs of the repository that name a CRF runner themselves or through their bases."""
+    paths = glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True)
+    paths += glob.glob(osp.join(REPO, 'projects', '*', 'configs', '**', '*.py'), recursive=True)
+    return {
+        osp.basename(p): p
+        for p in paths if osp.sep + '_base_' + osp.sep not in p and _mentions_crf(p)
+    }
+
+
 def test_every_crf_config_is_pinned():
     """A new CRF config (or a config losing its CRF) must be added here with its values."""
-    found = {osp.basename(p) for p in _family_configs() if _crf_dict(_parse(p)) is not None}
+    candidates = _candidates()
+    found = {name for name, path in candidates.items() if _crf_dict(_parse(path)) is not None}
     assert found == set(EXPECTED)
-    # no CRF config outside the families scanned above
-    elsewhere = []
-    for path in glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True):
-        rel = osp.relpath(path, CONFIG_ROOT)
-        if rel.split(osp.sep)[0] in CRF_FAMILIES + ('_base_', ):
-            continue
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-        if any(marker in text for marker in CRF_MARKERS):
-            elsewhere.append(rel)
-    assert not elsewhere, f'CRF configs outside {CRF_FAMILIES}: pin them here: {elsewhere}'
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED))
 def test_crf_config_uses_its_models_published_settings(name):
-    family = 'psa' if name.startswith('psa') else name.split('_')[0]
-    crf = DenseCRF(**_crf_dict(_parse(osp.join(CONFIG_ROOT, family, name))))
+    crf = DenseCRF(**_crf_dict(_parse(_candidates()[name])))
     assert _published(crf) == EXPECTED[name]
     assert crf.iterations == 10
     assert crf.scale_factor == 1
