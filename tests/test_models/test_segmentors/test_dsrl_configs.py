@@ -43,6 +43,21 @@ def test_configs_exist():
             'deeplabv3plus_r18-d16_quickstart_synthetic-half-64x128.py'} <= names
 
 
+def _record_dsrl_loss_inputs(model) -> dict:
+    """Record what the decode, SISR and FA losses of a DSRL model receive."""
+    seen = {}
+    model.loss_sr.register_forward_hook(lambda mod, args, out: seen.__setitem__('sr', args[:2]))
+    model.loss_fa.register_forward_hook(lambda mod, args, out: seen.__setitem__('fa', args[:2]))
+    loss_by_feat = model.decode_head.loss_by_feat
+
+    def record(seg_logits, samples):
+        seen.update(seg=seg_logits, samples=samples)
+        return loss_by_feat(seg_logits, samples)
+
+    model.decode_head.loss_by_feat = record
+    return seen
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_and_takes_one_train_step(path):
     cfg = Config.fromfile(path)
@@ -59,10 +74,19 @@ def test_config_builds_and_takes_one_train_step(path):
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(model_cfg))  # SyncBN needs a process group
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    seen = _record_dsrl_loss_inputs(model) if is_dsrl else {}
     log_vars = model.train_step(_random_batch(size, model.num_classes), optim)
     assert torch.isfinite(log_vars['loss'])
     if is_dsrl:
         assert {'dsrl.loss_sr', 'dsrl.loss_fa'} <= set(log_vars)
+        # full-resolution targets: the SSSR logits (against the labels), the SISR
+        # reconstruction and its target, and the FA maps all have the original batch size,
+        # while the network sees half of it
+        assert model.downsample(torch.zeros(1, 3, *size)).shape[2:] == (32, 64)
+        assert seen['seg'].shape[2:] == size
+        assert all(s.gt_sem_seg.shape == size for s in seen['samples'])
+        assert [tuple(t.shape) for t in seen['sr']] == [(2, 3) + size] * 2
+        assert all(t.shape[2:] == size for t in seen['fa'])
         model.eval()
         with torch.no_grad():
             assert model(torch.randn(1, 3, 48, 96), mode='tensor').shape[2:] == (48, 96)
@@ -79,8 +103,9 @@ def test_every_dsrl_config_is_checked_below():
 
 @pytest.mark.parametrize('path', DSRL_CONFIGS, ids=osp.basename)
 def test_dsrl_configs_use_the_papers_loss_weights_and_full_resolution_targets(path):
-    """DSRL (CVPR 2020): L = L_ce + 0.1 L_mse + 1.0 L_fa, FA at 1/8, input x0.5, and every
-    target (labels, SISR image, SSSR output) at the original resolution."""
+    """DSRL (CVPR 2020): L = L_ce + 0.1 L_mse + 1.0 L_fa, FA at 1/8, input x0.5, and the data
+    kept at the original resolution (the built model's target sizes are checked in
+    test_config_builds_and_takes_one_train_step)."""
     cfg = Config.fromfile(path)
     model_cfg = cfg.model
     assert model_cfg.loss_sr.type == 'ReconstructionMSELoss'
@@ -102,37 +127,6 @@ def test_dsrl_configs_use_the_papers_loss_weights_and_full_resolution_targets(pa
     for t in cfg.val_dataloader.dataset.pipeline:
         if t.type == 'Resize':
             assert tuple(t.scale) == native
-
-    # built, the SSSR logits, the labels and the SISR reconstruction / target / FA maps all
-    # have the size of the (original-resolution) batch
-    model_dict = model_cfg.to_dict()
-    model_dict['pretrained'] = None
-    size = (64, 128)
-    model_dict['data_preprocessor']['size'] = size
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = revert_sync_batchnorm(MODELS.build(model_dict))
-    seen = {}
-    hooks = [model.loss_sr.register_forward_hook(
-                 lambda mod, args, out: seen.__setitem__('sr', args[:2])),
-             model.loss_fa.register_forward_hook(
-                 lambda mod, args, out: seen.__setitem__('fa', args[:2]))]
-    loss_by_feat = model.decode_head.loss_by_feat
-
-    def record(seg_logits, samples):
-        seen['seg'] = seg_logits
-        return loss_by_feat(seg_logits, samples)
-
-    model.decode_head.loss_by_feat = record
-    data = model.data_preprocessor(_random_batch(size, model.num_classes), True)
-    model.loss(**data)
-    for h in hooks:
-        h.remove()
-    assert model.downsample(data['inputs']).shape[2:] == (32, 64)
-    assert seen['seg'].shape[2:] == size
-    assert all(s.gt_sem_seg.shape == size for s in data['data_samples'])
-    assert [tuple(t.shape) for t in seen['sr']] == [(2, 3) + size] * 2
-    assert all(t.shape[2:] == size for t in seen['fa'])
 
 
 @pytest.mark.slow
