@@ -42,7 +42,8 @@ def affinity_pair_loss(aff: Tensor,
         eps (float): Guard added inside the logarithms and to the pair counts. Default: 1e-5.
         reduce_across_ranks (bool): Sum the three sums and counts over all processes of the
             default process group before dividing (the whole distributed batch, as the
-            reference's single-process batch); no effect with one process. Default: True.
+            reference's single-process batch); no effect with one process. A collective
+            operation then: every rank must call the loss. Default: True.
 
     Returns:
         tuple[Tensor, Tensor, Tensor]: Scalar ``bg``, ``fg`` and ``neg`` terms.
