@@ -1,9 +1,8 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Image-level labels (from masks and label files) and the WSSS view of the synthetic data."""
+import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -24,6 +23,14 @@ from mmaffseg.datasets.psa_cls_labels import UntrustedPickleError, read_psa_cls_
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONVERTER = os.path.join(REPO, 'tools', 'dataset_converters', 'psa_cls_labels.py')
+
+
+def _converter():
+    """The conversion tool as a module (its main(argv) is what the command line runs)."""
+    spec = importlib.util.spec_from_file_location('psa_cls_labels_tool', CONVERTER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 SEG = np.array([[0, 0, 3, 3],
                 [0, 255, 3, 1],
@@ -166,19 +173,18 @@ def test_pickled_label_file_is_never_unpickled(tmp_path):
     assert not marker.exists()
 
 
-def test_converter_refuses_a_payload_without_running_it(tmp_path):
+def test_converter_refuses_a_payload_without_running_it(tmp_path, capsys):
     npy, marker = tmp_path / 'cls_labels.npy', tmp_path / 'PWNED'
     _pickled_labels(npy, marker)
     with pytest.raises(UntrustedPickleError, match='--trust'):
         read_psa_cls_labels(str(npy))
-    proc = subprocess.run([sys.executable, CONVERTER, str(npy), str(tmp_path / 'out.json')],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and '--trust' in proc.stderr, proc.stderr
+    assert _converter().main([str(npy), str(tmp_path / 'out.json')]) == 2
+    assert '--trust' in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / 'out.json').exists()
 
 
 @pytest.mark.parametrize('ext', ['.json', '.npz'])
-def test_converter_round_trips_official_style_labels(tmp_path, ext):
+def test_converter_round_trips_official_style_labels(tmp_path, ext, capsys):
     """A dict saved exactly as PSA's make_cls_labels.py saves it (np.save of a dict of
     float32 20-vectors) converts, and LoadImageLevelLabels reads the same vectors back."""
     rng = np.random.default_rng(0)
@@ -187,10 +193,8 @@ def test_converter_round_trips_official_style_labels(tmp_path, ext):
     npy = tmp_path / 'cls_labels.npy'
     np.save(npy, table, allow_pickle=True)
     out = tmp_path / f'cls_labels{ext}'
-    proc = subprocess.run([sys.executable, CONVERTER, str(npy), str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert f'{len(names)} images' in proc.stdout
+    assert _converter().main([str(npy), str(out)]) == 0
+    assert f'{len(names)} images' in capsys.readouterr().out
     t = LoadImageLevelLabels(num_classes=20, label_file=str(out))
     for name, vec in table.items():
         got = t(dict(img_path=f'/voc/JPEGImages/{name}.jpg'))['gt_class_labels']
