@@ -11,7 +11,8 @@
 #   2. tools/train.py --amp on every family's quick-start config for ITERS iterations on the
 #      synthetic data (generated on first use), last logged losses printed;
 #   3. the GPU rows of the benchmarks: the context prior loss before/after its batched
-#      rewrite (steps/s, with the CPNet training step), and the random walk on cuda.
+#      rewrite (steps/s, with the CPNet training step; also its CPU row), the random walk, the
+#      context modules vs their mmseg baselines, DSRL and instance-embedding inference on cuda.
 # Logs go to work_dirs/gpu_check/; the summary at the end lists every step and its exit code.
 set -u
 ITERS=${1:-50}
@@ -58,6 +59,9 @@ done
 step bench-cp-loss-cuda python tools/analysis_tools/benchmark_host_syncs.py --device cuda --model
 step bench-cp-loss-cpu python tools/analysis_tools/benchmark_host_syncs.py --device cpu --model
 step bench-random-walk-cuda python tools/analysis_tools/benchmark_random_walk.py --device cuda
+step bench-context-modules-cuda python tools/analysis_tools/benchmark_context_modules.py --device cuda
+step bench-dsrl-cuda python tools/analysis_tools/benchmark_dsrl.py --device cuda
+step bench-instance-embedding-cuda python tools/analysis_tools/benchmark_instance_embedding.py --device cuda
 
 echo; echo "=== gpu_check summary (logs in $OUT/)"
 printf '%s\n' "${SUMMARY[@]}"
