@@ -69,3 +69,35 @@ def test_traced_graph_follows_input_size():
         x = torch.randn(1, 2, h, w, generator=torch.Generator().manual_seed(h))
         expected = F.adaptive_avg_pool2d(x, (20, 12)) + F.adaptive_max_pool2d(x, (20, 12))
         torch.testing.assert_close(traced(x), expected, rtol=1e-6, atol=1e-6)
+
+
+class _Pools(torch.nn.Module):
+
+    def forward(self, x):
+        return torch.cat([
+            adaptive_avg_pool2d(x, (20, 12)).flatten(1),
+            adaptive_max_pool2d(x, (16, 1)).flatten(1),
+            adaptive_avg_pool2d(x, (None, 1)).mean((2, 3)),
+        ], dim=1)
+
+
+def test_onnx_export_with_dynamic_size(tmp_path):
+    """One exported graph pools every size like PyTorch's adaptive pooling, in ONNX Runtime."""
+    pytest.importorskip('onnx')
+    ort = pytest.importorskip('onnxruntime')
+    path = str(tmp_path / 'pools.onnx')
+    with torch.no_grad():
+        torch.onnx.export(_Pools(), (torch.randn(1, 2, 40, 24), ), path, input_names=['x'],
+                          dynamic_axes={'x': {2: 'h', 3: 'w'}}, opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    for h, w in [(40, 24), (33, 47), (7, 5), (64, 100)]:
+        x = torch.randn(1, 2, h, w, generator=torch.Generator().manual_seed(h))
+        expected = torch.cat([
+            F.adaptive_avg_pool2d(x, (20, 12)).flatten(1),
+            F.adaptive_max_pool2d(x, (16, 1)).flatten(1),
+            F.adaptive_avg_pool2d(x, (h, 1)).mean((2, 3)),
+        ], dim=1)
+        got = torch.from_numpy(session.run(None, {'x': x.numpy()})[0])
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
