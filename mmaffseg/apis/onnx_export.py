@@ -119,7 +119,9 @@ class ONNXExportWrapper(nn.Module):
 
     def row_positions(self, inputs: Tensor) -> Optional[Tensor]:
         """Whole-image row bins ``floor(128 * y / H)``, ``(B, H)``, from the runtime height."""
-        if not isinstance(self.model, HANetEncoderDecoder):
+        parts = (self.model.decode_head, getattr(self.model, 'neck', None))
+        if not (isinstance(self.model, HANetEncoderDecoder)
+                or any(getattr(part, 'uses_row_positions', False) for part in parts)):
             return None
         column = inputs[:, 0, :, 0]  # (B, H)
         rows = torch.ones_like(column, dtype=torch.long).cumsum(1) - 1
