@@ -23,9 +23,10 @@ Per family:
 - DeepLab with CRF (``CRFRefineSegmentor``): the graph is the wrapped network; the dense CRF is
   a post-processing step on the probabilities and the image (``pydensecrf``, iterative mean
   field on CPU) and stays outside the graph: run it on ``softmax(seg_logits)``.
-- CPNet (``CPHead`` with ``size_mode='strict'``): the prior map has one column per cell of a
-  fixed ``prior_size`` grid, so the input size is fixed to ``prior_size * output_stride`` (the
-  test crop): export with that ``--shape``; dynamic height/width is refused.
+- CPNet (``CPHead``): the prior map has one column per cell of a fixed ``prior_size`` grid.
+  With ``size_mode='strict'`` (official) the input size is the test crop, ``prior_size *
+  output_stride``: export with that ``--shape``. Dynamic height/width is refused (also with
+  ``size_mode='resize'``, whose graph is traced at one size).
 - Instance embedding (seed selection and mask growing: data-dependent loops over a variable
   number of instances) and PSA (CAM / AffinityNet: random walk and class-level post-processing)
   produce no fixed tensor output and are refused with a clear error.
@@ -151,17 +152,22 @@ def check_export_shape(model: nn.Module, shape: Sequence[int], dynamic: bool) ->
     """Raise :class:`ExportError` if the network cannot take ``shape`` (or dynamic sizes)."""
     network = exported_network(model)
     fixed = fixed_input_size(network)
-    if fixed is not None:
-        if dynamic:
+    if dynamic and isinstance(network.decode_head, CPHead):
+        prior = network.decode_head.prior_size
+        if fixed is not None:
             raise ExportError(
                 "CPNet's context prior (CPHead size_mode='strict') has one column per cell of "
-                f'its {network.decode_head.prior_size} prior grid, so the input size is fixed '
-                f'(test crop {fixed or "unset"}): export without --dynamic, with --shape '
-                'equal to the test crop')
-        if fixed and tuple(shape) != fixed:
-            raise ExportError(
-                f'CPNet takes inputs of exactly its test crop {fixed} (prior_size x output '
-                f'stride), got --shape {tuple(shape)}: use --shape {fixed[0]} {fixed[1]}')
+                f'its {prior} prior grid, so the input size is fixed (test crop '
+                f'{fixed or "unset"}): export without --dynamic, with --shape equal to the '
+                'test crop')
+        raise ExportError(
+            "CPNet's context prior has one column per cell of its fixed "
+            f'{prior} prior grid; with size_mode=\'resize\' any input size works but the '
+            'graph is traced at one: export without --dynamic at the --shape you deploy')
+    if fixed and tuple(shape) != fixed:
+        raise ExportError(
+            f'CPNet takes inputs of exactly its test crop {fixed} (prior_size x output '
+            f'stride), got --shape {tuple(shape)}: use --shape {fixed[0]} {fixed[1]}')
     cfg = network.test_cfg or {}
     if cfg.get('mode') == 'slide' and fixed is None:
         crop = tuple(cfg['crop_size'])
@@ -169,7 +175,7 @@ def check_export_shape(model: nn.Module, shape: Sequence[int], dynamic: bool) ->
             raise ExportError(
                 f"the model's test_cfg uses sliding-window inference (crop {crop}), whose "
                 'window loop depends on the image size; the graph holds one window: export '
-                f'at most the crop size without --dynamic, or set test_cfg mode=\'whole\' '
+                "at most the crop size without --dynamic, or set test_cfg mode='whole' "
                 "(--cfg-options model.test_cfg.mode=whole) to export whole-image inference")
 
 

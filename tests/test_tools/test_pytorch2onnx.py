@@ -117,6 +117,17 @@ def test_cpnet_exports_at_its_crop_and_refuses_dynamic(tmp_path):
     assert check(model, onnx_file, (128, 256))['argmax_agreement'] > 0.999
 
 
+def test_sliding_window_config_exports_one_window(tmp_path):
+    model = build(CPNET, overrides=dict(decode_head=dict(size_mode='resize')))
+    with pytest.raises(ExportError, match='traced at one'):
+        export_onnx(model, (96, 160), str(tmp_path / 'dyn.onnx'), dynamic=True)
+    with pytest.raises(ExportError, match='sliding-window'):
+        export_onnx(model, (128, 320), str(tmp_path / 'wide.onnx'))  # wider than the crop
+    # an input inside one window: PyTorch's slide inference runs exactly that window
+    onnx_file = export_onnx(model, (96, 160), str(tmp_path / 'window.onnx'))
+    assert check(model, onnx_file, (96, 160))['argmax_agreement'] > 0.999
+
+
 def test_instance_embedding_is_refused(tmp_path):
     with pytest.raises(ExportError, match='variable number of instances'):
         export_onnx(build(INSTANCES), (64, 96), str(tmp_path / 'x.onnx'))
