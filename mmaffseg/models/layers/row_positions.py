@@ -47,7 +47,7 @@ def row_positions_from_meta(meta: dict, height: int) -> Optional[Tensor]:
     if meta.get('row_positions') is not None:
         given = torch.as_tensor(meta['row_positions'], device='cpu').long()
         if given.numel() == height:
-            return given.reshape(height)
+            return given.reshape(-1)  # not reshape(height): keeps an exported height dynamic
         return F.interpolate(given.reshape(1, 1, -1).float(), size=height,
                              mode='nearest').reshape(height).long()
     if 'ori_shape' not in meta or 'img_shape' not in meta:

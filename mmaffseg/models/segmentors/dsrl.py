@@ -262,7 +262,11 @@ class DSRLEncoderDecoder(EncoderDecoder):
 
     def network_input_size(self, size: Tuple[int, int]) -> Tuple[int, int]:
         """Size (h, w) the network sees for an original-resolution size (H, W)."""
-        return tuple(max(1, int(s * self.downsample_factor + 0.5)) for s in size)
+        factor = self.downsample_factor
+        # a traced size is a tensor: keep it one, so an exported graph stays dynamic
+        return tuple(
+            max(1, int(s * factor + 0.5)) if isinstance(s, int) else
+            torch.floor(s * factor + 0.5).clamp(min=1).long() for s in size)
 
     def downsample(self, inputs: Tensor) -> Tensor:
         """(B, C, H, W) full-resolution batch -> (B, C, h, w) network input."""
