@@ -25,6 +25,8 @@ from torch import Tensor
 
 from mmaffseg.utils.batch_reduction import global_sum
 
+from ..utils.precision import float32_math
+
 
 def affinity_pair_loss(aff: Tensor,
                        bg_pos: Tensor,
@@ -91,6 +93,7 @@ class AffinityPairLoss(nn.Module):
         self._loss_name = loss_name
         self.reduce_across_ranks = reduce_across_ranks
 
+    @float32_math  # 1 + 1e-5 rounds to 1 in half precision: log(0) for a negative pair
     def terms(self, aff: Tensor, bg_pos: Tensor, fg_pos: Tensor,
               neg: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """The unweighted terms; see :func:`affinity_pair_loss`."""

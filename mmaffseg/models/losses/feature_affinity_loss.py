@@ -39,6 +39,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.pairwise import flatten_spatial, pairwise_cosine_similarity
+from ..utils.precision import float32_math
 
 SUBSAMPLE_MODES = ('avg', 'stride')
 
@@ -250,6 +251,7 @@ class FeatureAffinityLoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
+    @float32_math  # the sum over N^2 pairs overflows in half precision
     def forward(self,
                 seg_feats: Tensor,
                 sr_feats: Tensor,

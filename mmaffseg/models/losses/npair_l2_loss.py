@@ -155,6 +155,11 @@ class NPairL2Loss(nn.Module):
 
     See the module docstring for the sampling, both pair costs and the zero-loss contract.
 
+    Distributed training: the batch mean is **per rank** (over the images of this process);
+    DDP then averages the gradients over ranks. That equals the gradient of the global mean
+    over all images when every rank has as many contributing images; otherwise each rank, not
+    each image, weighs the same. The logged value is this rank's.
+
     Args:
         num_instances (int): Segments drawn per image (P_inst). Defaults to 3.
         num_pixels (int): Pixels drawn per segment (P_pix; the official code uses 500).
