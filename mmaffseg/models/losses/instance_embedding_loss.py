@@ -231,9 +231,7 @@ class InstanceEmbeddingLoss(nn.Module):
             per_image.append(
                 instance_embedding_loss(point_emb, instance, weight, self.min_sq_dist))
         # the sum of the per-image losses (an exact 0 connected to the embedding without any)
-        total = embedding.sum() * 0.0
-        if per_image:
-            total = total + torch.stack(per_image).sum()
+        total = torch.stack(per_image).sum() if per_image else embedding.sum() * 0.0
         total = torch.stack([total, total.new_tensor(float(len(per_image)))])
         if self.reduce_across_ranks:  # one all-reduce for both numbers, on every rank
             total = global_sum(total)

@@ -112,8 +112,7 @@ def npair_l2_pair_loss(points: Tensor,
                        temperature: float = 64.0,
                        pos_weight: Optional[float] = None,
                        neg_weight: Optional[float] = None,
-                       normalization: Optional[str] = None,
-                       valid: Optional[Tensor] = None) -> Tensor:
+                       normalization: Optional[str] = None) -> Tensor:
     """Normalised sum of the pair costs of each point set (module docstring: both forms).
 
     Args:
@@ -129,9 +128,6 @@ def npair_l2_pair_loss(points: Tensor,
         normalization (str, optional): ``'points'`` (the sum over all N * N ordered pairs
             divided by N) or ``'pairs'`` (divided by N * N, the mean). Defaults to the form's
             source: ``'points'`` (paper), ``'pairs'`` (sigmoid, official code).
-        valid (Tensor, optional): Shape (..., N) bool: the set's points; the others (padding
-            of sets smaller than N) take no part, and ``N`` counts the valid points only (an
-            empty set costs 0). Defaults to all points.
 
     Returns:
         Tensor: Shape (...): the loss of each set.
@@ -163,12 +159,7 @@ def npair_l2_pair_loss(points: Tensor,
         pos = F.softplus(x) - _LOG2  # -log(sigma)
         neg = -torch.log(torch.tanh(x / 2).clamp_min(1e-6))  # -log(1 - sigma)
     cost = torch.where(same, pos_weight * pos, neg_weight * neg)
-    if valid is None:
-        num_points = points.shape[-2]
-        divisor = num_points if normalization == 'points' else num_points * num_points
-        return cost.sum(dim=(-1, -2)) / divisor
-    cost = torch.where(valid.unsqueeze(-1) & valid.unsqueeze(-2), cost, cost.new_zeros(()))
-    num_points = valid.sum(-1).to(cost.dtype).clamp_min(1)
+    num_points = points.shape[-2]
     divisor = num_points if normalization == 'points' else num_points * num_points
     return cost.sum(dim=(-1, -2)) / divisor
 
@@ -281,17 +272,25 @@ class NPairL2Loss(nn.Module):
         drawn = sample_segment_pixels_batched(labels, self.num_instances, self.num_pixels,
                                               self.num_resamples, ignore_index, generator)
         batch, num_draws, num_points = drawn.index.shape
-        pixels = embedding.flatten(2).transpose(1, 2)  # (B, H * W, C)
-        points = pixels.gather(
-            1, drawn.index.view(batch, -1, 1).expand(-1, -1, pixels.shape[-1]))
-        points = points.view(batch, num_draws, num_points, -1)  # only the drawn pixels
-        loss = npair_l2_pair_loss(points, drawn.segment, self.form, self.distance_scale,
-                                  self.temperature, self.pos_weight, self.neg_weight,
-                                  self.normalization, valid=drawn.valid)  # (B, R)
-        contributes = drawn.num_segments >= 2  # a different-segment pair exists
-        per_image = torch.where(contributes, loss.mean(1), loss.new_zeros(()))
-        total = torch.stack([per_image.sum(), contributes.sum().to(per_image.dtype)])
-        if self.reduce_across_ranks:  # one all-reduce for both numbers
+        channels = embedding.shape[1]
+        points = embedding.flatten(2).gather(  # only the drawn pixels, (B, C, R * N)
+            2, drawn.index.view(batch, 1, -1).expand(-1, channels, -1))
+        points = points.transpose(1, 2).contiguous().view(batch, num_draws, num_points, channels)
+        # The pair costs image by image (slices of host-known sizes, no synchronisation): one
+        # batched (B, R, N, N) pass would be no faster, and on a CPU it leaves the cache.
+        per_image = []
+        for b, num_segments in enumerate(drawn.num_segments_list):
+            if num_segments < 2:  # no different-segment pair: the image does not contribute
+                continue
+            n = min(num_segments, self.num_instances) * self.num_pixels
+            loss = npair_l2_pair_loss(points[b, :, :n], drawn.segment[b, :, :n], self.form,
+                                      self.distance_scale, self.temperature, self.pos_weight,
+                                      self.neg_weight, self.normalization)
+            per_image.append(loss.mean())  # over the draws
+        # the sum of the per-image losses (an exact 0 connected to the embedding without any)
+        total = torch.stack(per_image).sum() if per_image else embedding.sum() * 0.0
+        total = torch.stack([total, total.new_tensor(float(len(per_image)))])
+        if self.reduce_across_ranks:  # one all-reduce for both numbers, on every rank
             total = global_sum(total)
         return self.loss_weight * total[0] / total[1].clamp_min(1)
 
