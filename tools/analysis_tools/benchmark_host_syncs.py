@@ -180,17 +180,25 @@ def main() -> None:
         rows.append(('CPNet train step', {k: model_step_fn(fn, args.device)
                                           for k, fn in variants.items()}))
     print(f'device {args.device}, {args.threads} thread(s), batch {args.batch}, prior grid '
-          f'16 x 32, {args.steps} steps after 1 warm-up; before = {args.baseline_rev} (CP), '
+          f'16 x 32, {args.steps} steps each after 1 warm-up; before = {args.baseline_rev} (CP), '
           f'{args.sampler_baseline_rev} (N-pair, instance embedding)')
-    print('steps/s: from the median wall time per step; CPU steps/s: from the median process '
-          'CPU time (meaningful on a loaded machine)')
+    print('steps/s: from the median wall time per step; CPU st/s: from the median process '
+          'CPU time (meaningful on a loaded machine); the variants\' steps alternate')
     print(f'{"what":<18} {"variant":<7} {"steps/s":>8} {"CPU st/s":>9} {"aten ops":>9} '
           f'{"syncs":>6} {"loss":>10}')
     for what, steps in rows:
-        speed, cpu_speed = {}, {}
+        # the variants' steps alternate, so that a changing machine load hits both alike
+        times = {name: ([], []) for name in steps}
+        for step in steps.values():
+            step()  # warm-up
+        for _ in range(args.steps):
+            for name, step in steps.items():
+                wall, cpu = wall_and_cpu_seconds(step, warmup=0, repeat=1)
+                times[name][0].append(wall)
+                times[name][1].append(cpu)
+        speed = {name: 1 / sorted(w)[len(w) // 2] for name, (w, _) in times.items()}
+        cpu_speed = {name: 1 / sorted(c)[len(c) // 2] for name, (_, c) in times.items()}
         for name, step in steps.items():
-            wall, cpu = wall_and_cpu_seconds(step, warmup=1, repeat=args.steps)
-            speed[name], cpu_speed[name] = 1 / wall, 1 / cpu
             loss = float(step().detach())
             ops, syncs = count_aten_ops(step)
             print(f'{what:<18} {name:<7} {speed[name]:8.2f} {cpu_speed[name]:9.2f} {ops:9d} '
