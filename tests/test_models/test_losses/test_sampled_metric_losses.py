@@ -22,16 +22,16 @@ def _draw_one_image(labels, num_instances, num_pixels, num_resamples, gen, ignor
     ids = sorted({v for v in flat if v != ignore})
     members = {s: [i for i, v in enumerate(flat) if v == s] for s in ids}
     k = min(num_instances, len(ids))
-    keys = torch.rand(num_resamples, len(ids), generator=gen)
-    u = torch.rand(num_resamples, k, num_pixels, generator=gen)
+    keys = torch.rand(num_resamples, len(ids), generator=gen).tolist()
+    u = torch.rand(num_resamples, k, num_pixels, generator=gen).tolist()
     index, segment = [], []
     for r in range(num_resamples):
-        order = sorted(range(len(ids)), key=lambda s: keys[r, s].item())[:k]
+        order = sorted(range(len(ids)), key=lambda s: keys[r][s])[:k]
         row_i, row_s = [], []
         for j, s in enumerate(order):
             pix = members[ids[s]]
             for p in range(num_pixels):
-                row_i.append(pix[min(int(u[r, j, p].item() * len(pix)), len(pix) - 1)])
+                row_i.append(pix[min(int(u[r][j][p] * len(pix)), len(pix) - 1)])
                 row_s.append(ids[s])
         index.append(row_i)
         segment.append(row_s)
@@ -111,6 +111,28 @@ def test_draws_follow_the_documented_distribution_when_counts_differ():
     assert not drawn.valid[1].view(num_draws, 3, num_pixels)[:, 2].any()
     assert not drawn.valid[2].any()
     assert (drawn.segment[1, :, :2 * num_pixels] > 0).all()
+
+
+def test_npair_loss_in_expectation_equals_one_image_at_a_time_when_counts_differ():
+    # Images with 5, 3 and 2 segments: the batch draws other pixels than the images drawn one by
+    # one, from the same distribution, so the mean loss over many seeds agrees within its
+    # standard error (the per-draw losses vary by ~10 %).
+    labels = torch.cat([_label_batch(1, n, seed=n) for n in (5, 3, 2)])
+    emb = torch.randn(3, 4, 10, 12, generator=torch.Generator().manual_seed(0))
+    loss = NPairL2Loss(num_instances=3, num_pixels=4, num_resamples=1)
+    batched, one_by_one = [], []
+    for seed in range(200):
+        batched.append(loss(emb, labels, generator=torch.Generator().manual_seed(seed)).item())
+        gen = torch.Generator().manual_seed(10_000 + seed)
+        values = []
+        for b in range(3):
+            index, segment = _draw_one_image(labels[b], 3, 4, 1, gen)
+            values.append(npair_l2_pair_loss(emb[b].flatten(1).t()[index], segment).mean())
+        one_by_one.append(torch.stack(values).mean().item())
+    batched, one_by_one = torch.tensor(batched), torch.tensor(one_by_one)
+    stderr = ((batched.var() + one_by_one.var()) / 200).sqrt()
+    assert abs(batched.mean() - one_by_one.mean()) < 4 * stderr
+    assert batched.std() > 0.02 * batched.mean().abs()  # the draws do vary
 
 
 def _instance_maps(num_images, seed):
