@@ -480,7 +480,7 @@ class PseudoLabelLoop(BaseLoop):
                 bar.update()
 
     def _fail(self, image: _Image, error: Exception, bar) -> None:
-        reason = f'{type(error).__name__}: {error}'
+        reason = ' '.join(f'{type(error).__name__}: {error}'.split())  # one line per image
         self.failures.append((image.img_path, reason))
         print_log(f'pseudo labels: skipping {image.img_path}: {reason}', logger='current',
                   level=logging.WARNING)
