@@ -59,7 +59,6 @@ Facts to know before using it:
   ``pydensecrf``); it is imported on first use, with an install hint if missing.
 """
 import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import signal
@@ -88,7 +87,9 @@ def die_with_parent(creator_pid: Optional[int] = None,
     Meant as the ``initializer`` of a process pool: a pool worker otherwise blocks forever on
     its task queue once the parent is killed. On Linux the kernel sends SIGKILL on the parent's
     death (``prctl(PR_SET_PDEATHSIG)``); on every platform a daemon thread also polls
-    ``os.getppid()`` and exits the process when the parent is gone (reparented).
+    ``os.getppid()`` and exits the process when the parent is gone (reparented). Linux
+    signals when the *thread* that started the worker ends: keep a pool within the call that
+    made it, as :meth:`DenseCRF.batch` does.
 
     Args:
         creator_pid (int, optional): Pid of the process that made the pool, watched as well
@@ -98,7 +99,7 @@ def die_with_parent(creator_pid: Optional[int] = None,
     parent = os.getppid()
     if sys.platform.startswith('linux'):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+            libc = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's too
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
             pass  # no usable libc: the polling thread below still works
