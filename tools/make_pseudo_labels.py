@@ -16,7 +16,7 @@ with the CAMs cached in DIR/cams. Re-running skips the finished images. Images t
 (unreadable, no image-level labels...) are listed at the end and in DIR/failures.txt.
 
 Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments or a
-missing checkpoint (nothing done). Checkpoints are unpickled in full: only use trusted ones.
+missing checkpoint (nothing done). Checkpoints are loaded safely (README, Security).
 """
 import argparse
 import sys
