@@ -1,45 +1,18 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Safe checkpoint loading: real mmengine checkpoints load, real payloads do not run."""
-import functools
-import http.server
 import os
 import os.path as osp
-import threading
 
 import numpy as np
 import pytest
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+from payloads import FilePayload, ToFilePayload, save_payload, serve_folder
 from toy_runner import toy_runner
 
 import mmaffseg  # noqa: F401  (installs the safe loaders)
 from mmaffseg.utils import TRUSTED_ENV, CheckpointError
 from mmaffseg.utils.safe_load import mmengine_safe_globals
-
-
-class FilePayload:
-    """Unpickling it creates ``marker`` (what a malicious checkpoint could do instead)."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (self.marker, 'w')
-
-
-class ToFilePayload:
-    """Reaches ``numpy.ndarray.tofile`` through ``getattr`` and writes ``marker`` with it."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        # a bound builtin method pickles as getattr(array, 'tofile')
-        return np.zeros(1).tofile, (self.marker, )
-
-
-def _save_payload(path: str, payload) -> None:
-    torch.save(dict(state_dict=dict(w=torch.ones(1)), meta=dict(note=payload)), path)
 
 
 @pytest.fixture(scope='module')
@@ -56,14 +29,8 @@ def http_root(tmp_path, monkeypatch):
     root = tmp_path / 'served'
     root.mkdir()
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
+    with serve_folder(str(root)) as url:
+        yield root, url
 
 
 def test_allow_list_covers_exactly_what_mmengine_writes(mmengine_checkpoints):
@@ -99,7 +66,7 @@ def test_mmengine_checkpoint_resumes_and_loads_without_opt_in(mmengine_checkpoin
 def test_local_payload_is_refused_until_named(tmp_path, monkeypatch):
     monkeypatch.delenv(TRUSTED_ENV, raising=False)
     marker, path = str(tmp_path / 'marker'), str(tmp_path / 'old.pth')
-    _save_payload(path, FilePayload(marker))
+    save_payload(path, FilePayload(marker))
     with pytest.raises(CheckpointError) as info:
         _load_checkpoint(path, map_location='cpu')
     assert not osp.exists(marker)
@@ -120,7 +87,7 @@ def test_local_payload_is_refused_until_named(tmp_path, monkeypatch):
 def test_getattr_reaches_only_history_buffer_statistics(tmp_path, monkeypatch):
     monkeypatch.delenv(TRUSTED_ENV, raising=False)
     marker, path = str(tmp_path / 'marker'), str(tmp_path / 'tofile.pth')
-    _save_payload(path, ToFilePayload(marker))
+    save_payload(path, ToFilePayload(marker))
     with pytest.raises(CheckpointError, match=r"getattr\(ndarray, 'tofile'\) is not allowed"):
         _load_checkpoint(path, map_location='cpu')
     assert not osp.exists(marker)
@@ -135,7 +102,7 @@ def test_remote_payload_is_refused_until_named(scheme, http_root, tmp_path, monk
     monkeypatch.delenv(TRUSTED_ENV, raising=False)
     root, base = http_root
     marker = str(tmp_path / 'marker')
-    _save_payload(str(root / 'payload.pth'), FilePayload(marker))
+    save_payload(str(root / 'payload.pth'), FilePayload(marker))
     url = f'{base}/payload.pth'
     # the model-zoo schemes resolve names to URLs: point one name at the served payload
     monkeypatch.setattr(mmengine_checkpoint, 'get_external_models', lambda: dict(evil=url))
