@@ -36,11 +36,16 @@ def save_payload(path: str, payload) -> None:
     torch.save(dict(state_dict=dict(w=torch.ones(1)), meta=dict(note=payload)), path)
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def serve_folder(folder: str) -> Iterator[str]:
     """Serve ``folder`` over http on 127.0.0.1 (a free port) in a thread; yields the base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=folder)
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
