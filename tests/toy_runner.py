@@ -51,10 +51,11 @@ class ZeroMetric(BaseMetric):
 def toy_runner(work_dir: str, max_iters: int, resume: bool = False,
                load_from: Optional[str] = None, checkpoint_type: str = 'CheckpointHook',
                extra_hooks: Optional[dict] = None, val_interval: int = 0,
-               max_keep_ckpts: int = -1) -> Runner:
-    """An iteration-based runner saving a checkpoint every 2 iterations."""
-    hooks = dict(checkpoint=dict(type=checkpoint_type, interval=2, by_epoch=False,
-                                 max_keep_ckpts=max_keep_ckpts))
+               max_keep_ckpts: int = -1, by_epoch: bool = False) -> Runner:
+    """A runner saving a checkpoint every 2 iterations, or every epoch (4 iterations) when
+    ``by_epoch`` (``max_iters`` and ``val_interval`` then count epochs)."""
+    hooks = dict(checkpoint=dict(type=checkpoint_type, interval=1 if by_epoch else 2,
+                                 by_epoch=by_epoch, max_keep_ckpts=max_keep_ckpts))
     hooks.update(extra_hooks or {})
     kwargs = {}
     if val_interval:
@@ -67,8 +68,8 @@ def toy_runner(work_dir: str, max_iters: int, resume: bool = False,
         train_dataloader=dict(dataset=NoisyDataset(), batch_size=2,
                               sampler=dict(type='DefaultSampler', shuffle=True)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters,
-                       val_interval=val_interval or max_iters + 1),
+        train_cfg=dict(by_epoch=by_epoch, val_interval=val_interval or max_iters + 1,
+                       **{'max_epochs' if by_epoch else 'max_iters': max_iters}),
         param_scheduler=dict(type='LinearLR', by_epoch=False, begin=0, end=4),
         default_hooks=hooks, randomness=dict(seed=0), resume=resume, load_from=load_from,
         default_scope='mmseg', **kwargs)

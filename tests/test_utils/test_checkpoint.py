@@ -110,14 +110,15 @@ def _final_weights(runner):
     return {k: v.clone() for k, v in runner.model.state_dict().items()}
 
 
-@pytest.mark.parametrize('validate', [False, True])
-def test_resume_is_bit_identical_with_rng_state_hook(validate, tmp_path):
-    hooks = dict(extra_hooks=dict(rng_state=dict(type='RNGStateHook')),
-                 val_interval=2 if validate else 0)
-    straight = toy_runner(str(tmp_path / 'straight'), 6, **hooks)
+@pytest.mark.parametrize('validate,by_epoch', [(False, False), (True, False), (True, True)])
+def test_resume_is_bit_identical_with_rng_state_hook(validate, by_epoch, tmp_path):
+    hooks = dict(extra_hooks=dict(rng_state=dict(type='RNGStateHook')), by_epoch=by_epoch,
+                 val_interval=(1 if by_epoch else 2) if validate else 0)
+    total, first = (3, 1) if by_epoch else (6, 2)
+    straight = toy_runner(str(tmp_path / 'straight'), total, **hooks)
     straight.train()
-    toy_runner(str(tmp_path / 'split'), 2, **hooks).train()
-    resumed = toy_runner(str(tmp_path / 'split'), 6, resume=True, **hooks)
+    toy_runner(str(tmp_path / 'split'), first, **hooks).train()
+    resumed = toy_runner(str(tmp_path / 'split'), total, resume=True, **hooks)
     resumed.train()
     a, b = _final_weights(straight), _final_weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a), (a, b)
