@@ -16,7 +16,7 @@ with the CAMs cached in DIR/cams. Re-running skips the finished images. Images t
 (unreadable, no image-level labels...) are listed at the end and in DIR/failures.txt.
 
 Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments or a
-missing checkpoint (nothing done). Checkpoints are loaded safely (README, Security).
+missing or unreadable checkpoint (nothing done). Checkpoints are loaded safely (README, Security).
 """
 import argparse
 import sys
@@ -30,6 +30,7 @@ from mmaffseg.apis import (
     registry_error_hints,
 )
 from mmaffseg.apis.pseudo_labels import init_cpu_process_group, prepare_pseudo_label_cfg
+from mmaffseg.apis.runner_setup import checkpoint_errors_exit
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,9 +63,11 @@ def main() -> int:
         print(f'make_pseudo_labels.py: error: {e}', file=sys.stderr)
         return 2
     init_cpu_process_group(args.launcher)  # torchrun on a machine without CUDA: gloo
-    runner = build_runner(cfg)
-    with registry_error_hints():
-        runner.test()
+    checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
+    with checkpoint_errors_exit(checkpoints):
+        runner = build_runner(cfg)
+        with registry_error_hints():
+            runner.test()
     return 1 if runner.test_loop.failures else 0
 
 

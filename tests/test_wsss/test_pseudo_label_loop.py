@@ -295,3 +295,19 @@ def _load_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_unreadable_checkpoint_is_named_and_exits_2(checkpoints, tmp_path, monkeypatch, capsys):
+    truncated = str(tmp_path / 'truncated.pth')
+    with open(checkpoints[1], 'rb') as f:
+        data = f.read()
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    monkeypatch.setattr(sys, 'argv', [
+        'make_pseudo_labels.py', PL_CFG, '--out', str(tmp_path / 'out'), '--cam-checkpoint',
+        checkpoints[0], '--aff-checkpoint', truncated, '--work-dir', str(tmp_path / 'log')])
+    with pytest.raises(SystemExit) as info:
+        _load_tool().main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f'error: --aff-checkpoint: checkpoint {truncated} is not a readable' in err, err
