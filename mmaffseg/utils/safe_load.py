@@ -175,7 +175,8 @@ def _refusal(error: BaseException) -> Optional[str]:
 def load_checkpoint_file(file: Union[str, io.BytesIO],
                          map_location: Optional[Union[str, Callable, torch.device]] = None,
                          source: Optional[str] = None,
-                         trusted_names: tuple = ()) -> Any:
+                         trusted_names: tuple = (),
+                         trusted: bool = False) -> Any:
     """Load a checkpoint safely (weights-only with mmengine's allow-list) unless trusted.
 
     Args:
@@ -185,6 +186,8 @@ def load_checkpoint_file(file: Union[str, io.BytesIO],
             Defaults to ``file``.
         trusted_names (tuple[str]): Further names under which the user may have trusted the
             checkpoint (e.g. the cached file of a URL).
+        trusted (bool): The user trusted this very file otherwise (e.g. a tool's ``--trust``
+            flag that applies to one named file): unpickle it in full.
 
     Returns:
         The unpickled checkpoint.
@@ -203,7 +206,7 @@ def load_checkpoint_file(file: Union[str, io.BytesIO],
         if osp.getsize(file) == 0:
             raise CheckpointError(source, 'is empty (0 bytes), e.g. from an interrupted write')
     names = (source, ) + tuple(trusted_names) + ((file, ) if isinstance(file, str) else ())
-    trusted = any(is_trusted(name) for name in names)
+    trusted = trusted or any(is_trusted(name) for name in names)
     try:
         return torch.load(file, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:

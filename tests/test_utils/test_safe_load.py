@@ -148,3 +148,13 @@ def test_unreadable_files_are_named(content, why, mmengine_checkpoints, tmp_path
     with pytest.raises(CheckpointError, match=why) as info:
         _load_checkpoint(path, map_location='cpu')
     assert path in str(info.value)
+
+
+def test_model_converters_read_mmengine_checkpoints_without_trust(mmengine_checkpoints,
+                                                                  tmp_path):
+    from mmaffseg.models.utils.checkpoint_conversion import converter_main
+    dst = str(tmp_path / 'converted.pth')
+    converter_main(lambda state: state, 'identity',
+                   argv=[osp.join(mmengine_checkpoints, 'iter_4.pth'), dst])
+    assert set(torch.load(dst, weights_only=True)['state_dict']) == {'linear.weight',
+                                                                     'linear.bias'}
