@@ -138,7 +138,10 @@ def _use_safe_checkpoint_hooks(cfg: Config) -> None:
     if checkpoint is not None and checkpoint.get('type') in ('CheckpointHook',
                                                              'mmengine.CheckpointHook'):
         checkpoint['type'] = 'AtomicCheckpointHook'
-    hooks.setdefault('rng_state', dict(type='RNGStateHook'))
+    if 'rng_state' in hooks and hooks['rng_state'] is None:
+        del hooks['rng_state']  # switched off (mmengine accepts None only for its own hooks)
+    else:
+        hooks.setdefault('rng_state', dict(type='RNGStateHook'))
 
 
 def prepare_test_cfg(cfg: Config,
