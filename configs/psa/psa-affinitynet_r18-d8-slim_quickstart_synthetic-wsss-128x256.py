@@ -21,7 +21,7 @@ aff_train_pipeline = [
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.9, 1.3), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='PhotoMetricDistortion'),  # demo choice (the README numbers), not PSA's jitter
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -35,3 +35,4 @@ __all__ = [
     'LoadInstanceMap',
     'PackSegInstanceInputs',
 ]
+from .color_jitter import ColorJitter  # noqa: F401,E402

@@ -33,8 +33,13 @@ source             Gaussian     bilateral       bilateral                 iterat
                    sxy, w       sxy, srgb       w
 =================  ===========  ==============  ========================  ==========
 PSA (defaults)     3, 3         80, 13          10                        10
-DeepLab v1/v2 VOC  3, 3         121, 5          4                         10
+DeepLab v1 LFOV    3, 3         121, 5          4                         10
+DeepLab v2 R-101   1, 3         67, 3           4                         10
+DeepLab v2 VGG-16  2, 2         65, 3           4                         10
 =================  ===========  ==============  ========================  ==========
+
+(DeepLab's values were grid-searched on VOC val per model; configs/_base_/models/deeplab_crf.py
+and deeplabv2_crf.py hold them.)
 
 ``scale_factor`` divides both spatial standard deviations (PSA runs the CRF on down-scaled
 images with ``scale_factor`` < 1 to keep the kernels the same size in the original image).
@@ -113,11 +118,11 @@ class DenseCRF:
             Defaults to 3.
         gaussian_compat (float): Weight of the Gaussian kernel (Potts). Defaults to 3.
         bilateral_sxy (float): Spatial std of the bilateral (appearance) kernel, pixels.
-            Defaults to 80 (PSA; DeepLab uses 121).
+            Defaults to 80 (PSA; DeepLab v1 uses 121, v2 67 / 65).
         bilateral_srgb (float): Colour std of the bilateral kernel, in 0-255 units.
-            Defaults to 13 (PSA; DeepLab uses 5).
+            Defaults to 13 (PSA; DeepLab v1 uses 5, v2 3).
         bilateral_compat (float): Weight of the bilateral kernel (Potts). Defaults to 10
-            (PSA; DeepLab uses 4).
+            (PSA; DeepLab v1 and v2 use 4).
         scale_factor (float): Both spatial stds are divided by it. Defaults to 1.
         workers (int): Processes used by :meth:`batch`; 0 or 1 runs serially in this process.
             Defaults to 0.
