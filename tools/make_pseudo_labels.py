@@ -16,9 +16,9 @@ with the CAMs cached in DIR/cams. Re-running skips the finished images. Images t
 (unreadable, no image-level labels...) are listed at the end and in DIR/failures.txt.
 
 Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments, a
-missing checkpoint or an output folder that is read-only or full (the run stops; the outputs
-written so far are complete and a re-run resumes). Checkpoints are unpickled in full: only use
-trusted ones.
+missing or unreadable checkpoint (nothing done) or an output folder that is read-only or full
+(the run stops; the outputs written so far are complete and a re-run resumes). Checkpoints are
+loaded safely (README, Security).
 """
 import argparse
 import sys
@@ -32,6 +32,7 @@ from mmaffseg.apis import (
     registry_error_hints,
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.apis.runner_setup import checkpoint_errors_exit
 from mmaffseg.wsss.pseudo_label_loop import OutputFolderError
 
 
@@ -64,13 +65,15 @@ def main() -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f'make_pseudo_labels.py: error: {e}', file=sys.stderr)
         return 2
-    runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
-    try:
-        with registry_error_hints():
-            runner.test()
-    except OutputFolderError as e:
-        print(f'make_pseudo_labels.py: error: {e.strerror}', file=sys.stderr)
-        return 2
+    checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
+    with checkpoint_errors_exit(checkpoints):
+        runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
+        try:
+            with registry_error_hints():
+                runner.test()
+        except OutputFolderError as e:
+            print(f'make_pseudo_labels.py: error: {e.strerror}', file=sys.stderr)
+            return 2
     return 1 if runner.test_loop.failures else 0
 
 

@@ -76,7 +76,7 @@ from torch import Tensor
 from mmaffseg.evaluation.pseudo_label_metric import format_table1
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes, remove_stale_temp_files
-from mmaffseg.utils.checkpoint import load_trusted_local_checkpoint
+from mmaffseg.utils.safe_load import load_checkpoint_file
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
@@ -205,7 +205,7 @@ def read_png(path: str) -> np.ndarray:
 
 
 def load_model_weights(model: torch.nn.Module, path: str, what: str) -> None:
-    """Load a trusted local checkpoint (``state_dict`` or a bare state dict) strictly.
+    """Load a local checkpoint (``state_dict`` or a bare state dict) safely and strictly.
 
     Args:
         model (nn.Module): The model.
@@ -214,7 +214,7 @@ def load_model_weights(model: torch.nn.Module, path: str, what: str) -> None:
     """
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
-    ckpt = load_trusted_local_checkpoint(path, map_location='cpu')
+    ckpt = load_checkpoint_file(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'{what}: {path} holds no state dict')
