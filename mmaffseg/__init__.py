@@ -16,6 +16,11 @@ from .utils.config_scope import register_config_scope  # noqa: E402
 
 register_config_scope()
 
+from .utils.checkpoint import install_safe_checkpoint_loading  # noqa: E402
+
+# every mmengine checkpoint loader, local or remote, loads weights-only (see README, Security)
+install_safe_checkpoint_loading()
+
 # Registration happens as a side effect of importing the sub-packages.
 from . import datasets, engine, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
 

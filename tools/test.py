@@ -2,10 +2,12 @@
 """Test (and evaluate) a checkpoint: mmseg 1.x's tools/test.py with mmaffseg registered.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show]
-                         [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+                         [--show-dir DIR] [--tta] [--non-strict] [--cfg-options k=v ...]
+                         [--launcher ...]
 
-Checkpoints are unpickled in full (torch >= 2.6 defaults to weights_only=True, which rejects
-mmengine's own checkpoints): only test checkpoints you trust.
+The checkpoint is loaded safely (weights-only; see README, Security) and strictly: a checkpoint
+whose weights do not fit the config's model is an error unless --non-strict is given. A missing,
+unreadable, refused or mismatching checkpoint exits with status 2 and a one-line message.
 """
 import argparse
 
@@ -19,6 +21,7 @@ from mmaffseg.apis import (
     prepare_test_cfg,
     registry_error_hints,
 )
+from mmaffseg.apis.runner_setup import check_loaded_checkpoint, checkpoint_errors_exit
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,6 +35,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='dir to save painted predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between shows')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--non-strict', action='store_true',
+        help='load a checkpoint whose weights do not fit the model (missing, unexpected or '
+        'mis-sized keys stay as initialised) instead of stopping with an error')
     add_launcher_args(parser)
     return parse_launcher_args(parser)
 
@@ -39,12 +46,14 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
-                     args.show_dir, args.wait_time, args.tta, args.launcher)
-    check_data_roots(cfg, keys=('test', ))
-    runner = build_runner(cfg)
-    with registry_error_hints():
-        runner.test()
+    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
+        prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
+                         args.show_dir, args.wait_time, args.tta, args.launcher)
+        check_data_roots(cfg, keys=('test', ))
+        runner = build_runner(cfg)
+        check_loaded_checkpoint(runner, args.checkpoint, strict=not args.non_strict)
+        with registry_error_hints():
+            runner.test()
 
 
 if __name__ == '__main__':

@@ -5,6 +5,9 @@
                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 Multi-GPU / multi-node training is mmengine's DDP, started by tools/dist_train.sh (torchrun).
+Checkpoints are written atomically with the random generator states, and read safely (see
+README, Security); --resume needs a training checkpoint whose weights fit the model. A missing,
+unreadable, refused or mismatching checkpoint exits with status 2 and a one-line message.
 """
 import argparse
 
@@ -18,6 +21,7 @@ from mmaffseg.apis import (
     prepare_train_cfg,
     registry_error_hints,
 )
+from mmaffseg.apis.runner_setup import check_loaded_checkpoint, checkpoint_errors_exit
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,11 +45,16 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
-    check_data_roots(cfg, keys=('train', 'val'))
-    runner = build_runner(cfg)
-    with registry_error_hints():
-        runner.train()
+    named = {cfg.get('load_from') or '': 'load_from', args.resume or '': '--resume'}
+    with checkpoint_errors_exit(named):
+        prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
+        named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
+        check_data_roots(cfg, keys=('train', 'val'))
+        runner = build_runner(cfg)
+        if cfg.resume:
+            check_loaded_checkpoint(runner, cfg.load_from, strict=True, resume=True)
+        with registry_error_hints():
+            runner.train()
 
 
 if __name__ == '__main__':

@@ -6,13 +6,13 @@ Segmentation style: clamp, guided filter, PCA or random projection, min-max).
         [--methods pca random] [--radius 10] [--eps 0.01] [--device cpu]
 
 Writes ``<image stem>_features_<method>.png`` (the input's size) into ``--out``, or next to each
-input when ``--out`` is not given. Checkpoints are unpickled in full: use ones you trust.
+input when ``--out`` is not given. The checkpoint is loaded safely and strictly (README, Security).
 """
 import argparse
 from typing import Optional, Sequence
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.utils import enable_trusted_checkpoint_loading
+from mmaffseg.utils import load_model_weights
 from mmaffseg.visualization.feature_pictures import list_images, save_feature_pictures
 
 
@@ -37,8 +37,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     from mmseg.apis import init_model
 
-    enable_trusted_checkpoint_loading()
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = init_model(args.config, None, device=args.device)
+    load_model_weights(model, args.checkpoint, map_location=args.device)
     for path in list_images(args.img):
         for out in save_feature_pictures(model, path, args.out, args.methods, args.radius,
                                          args.eps, args.clamp, args.seed):

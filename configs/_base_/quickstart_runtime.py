@@ -15,8 +15,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
+    # atomic checkpoint files and last_checkpoint (mmaffseg.engine.AtomicCheckpointHook)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=max_iters),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Paints every 15th validation image (4 of the 60) into <work_dir>/<time>/vis_data.
-    visualization=dict(type='SegVisualizationHook', draw=True, interval=15))
+    visualization=dict(type='SegVisualizationHook', draw=True, interval=15),
+    # random generator states in checkpoints: --resume ends on the uninterrupted run's weights
+    rng_state=dict(type='RNGStateHook'))
 randomness = dict(seed=0)

@@ -6,13 +6,17 @@ import difflib
 import os
 import os.path as osp
 import re
-from typing import Iterator, Optional, Tuple
+import sys
+from typing import Any, Dict, Iterator, Optional, Tuple
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401 (re-exported)
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ..utils import enable_trusted_checkpoint_loading
+from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
+from ..utils.checkpoint import is_readable_checkpoint
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -80,13 +84,20 @@ def prepare_train_cfg(cfg: Config,
         cfg (Config): The loaded config.
         config_path (str): Path of the config (names the default work dir).
         work_dir (str, optional): Overrides ``cfg.work_dir``.
-        resume (str, optional): ``'auto'`` resumes from the latest checkpoint in the work dir,
-            a path resumes from that checkpoint, ``None`` starts afresh.
+        resume (str, optional): ``'auto'`` resumes from the latest checkpoint in the work dir
+            (``last_checkpoint``, or the newest readable ``iter_N.pth``/``epoch_N.pth`` when
+            that is empty or stale; afresh when there is none), a path resumes from that
+            checkpoint, ``None`` starts afresh.
         amp (bool): Train with automatic mixed precision.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
     """
     cfg.launcher = launcher
     cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    if launcher != 'none' and not torch.cuda.is_available():
+        check_no_sync_bn(cfg)
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'NumClassesCheckHook' for h in hooks):
+        cfg.custom_hooks = list(hooks) + [dict(type='NumClassesCheckHook')]
     if amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -97,15 +108,47 @@ def prepare_train_cfg(cfg: Config,
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    if resume is None and cfg.get('resume') and not cfg.get('load_from'):
+        resume = 'auto'  # resume=True in the config: mmengine's auto-resume
     if resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        found = resolve_resume_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        cfg.resume = found is not None
+        cfg.load_from = found
     elif resume is not None:
-        if not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume checkpoint {resume} does not exist')
+        check_checkpoint_file(resume)
         cfg.resume = True
         cfg.load_from = resume
+    elif cfg.get('load_from'):
+        check_checkpoint_file(cfg.load_from)
+    _use_safe_checkpoint_hooks(cfg)
     return cfg
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Fail early, before anything is built, on a missing or unreadable local checkpoint.
+
+    Raises:
+        CheckpointError: Saying what is wrong with the file.
+    """
+    if '://' in path:
+        return
+    if not osp.isfile(path):
+        raise CheckpointError(path, 'does not exist')
+    if not is_readable_checkpoint(path):
+        load_checkpoint_file(path, map_location='cpu')  # raises, unless a pre-zip checkpoint
+
+
+def _use_safe_checkpoint_hooks(cfg: Config) -> None:
+    """Write checkpoints atomically and keep the RNG states in them (see mmaffseg.engine)."""
+    hooks = cfg.setdefault('default_hooks', ConfigDict())
+    checkpoint = hooks.get('checkpoint')
+    if checkpoint is not None and checkpoint.get('type') in ('CheckpointHook',
+                                                             'mmengine.CheckpointHook'):
+        checkpoint['type'] = 'AtomicCheckpointHook'
+    if 'rng_state' in hooks and hooks['rng_state'] is None:
+        del hooks['rng_state']  # switched off (mmengine accepts None only for its own hooks)
+    else:
+        hooks.setdefault('rng_state', dict(type='RNGStateHook'))
 
 
 def prepare_test_cfg(cfg: Config,
@@ -119,8 +162,7 @@ def prepare_test_cfg(cfg: Config,
                      tta: bool = False,
                      launcher: str = 'none') -> Config:
     """Apply tools/test.py's options to ``cfg`` in place and return it (see that tool)."""
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    check_checkpoint_file(checkpoint)
     cfg.launcher = launcher
     cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
@@ -211,10 +253,120 @@ def registry_error_hints() -> Iterator[None]:
             'modules register on `import mmaffseg`).') from e
 
 
+def _find_sync_bn(node: Any, path: str = 'model') -> Optional[str]:
+    """Config path of the first ``SyncBN``/``MMSyncBN`` norm type under ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            return path
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return None
+    for key, value in items:
+        found = _find_sync_bn(value, f'{path}.{key}')
+        if found:
+            return found
+    return None
+
+
+def check_no_sync_bn(cfg: Config) -> None:
+    """Raise a clear error when a config trains with synchronised BN, which needs GPUs.
+
+    Multi-process training on CPU (gloo) supports ``BN``; ``SyncBN`` fails in its first forward
+    pass with a message that does not name the config.
+    """
+    where = _find_sync_bn(cfg.get('model'))
+    if cfg.get('sync_bn'):
+        where = where or f'sync_bn={cfg.sync_bn!r}'
+    if where:
+        raise ValueError(
+            f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
+            'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
+            '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '
+            'run on GPUs')
+
+
+def init_cpu_process_group(launcher: str) -> bool:
+    """Start the process group of a ``torchrun`` launch with gloo when CUDA is unavailable.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device``, which fails on CPU-only
+    builds of torch; the runner skips its own initialisation when a group already exists.
+    Does nothing for other launchers or when CUDA is available.
+
+    Args:
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+
+    Returns:
+        bool: Whether this call started the group.
+    """
+    if launcher == 'pytorch' and not torch.cuda.is_available() and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+        return True
+    return False
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Prepare a distributed run on a machine without CUDA (``--launcher pytorch``).
+
+    Starts the gloo process group (:func:`init_cpu_process_group`) and makes the model
+    wrapper a CPU ``MMDistributedDataParallel`` (``device_ids=None``; mmengine passes the
+    local rank as a GPU id otherwise). Nothing happens with CUDA or without a launcher.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher} needs GPUs (mmengine sets the CUDA device); '
+                         'on CPU start the processes with torchrun / tools/dist_train.sh '
+                         '(--launcher pytorch)')
+    init_cpu_process_group(launcher)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+
+
 def build_runner(cfg: Config) -> Runner:
-    """Build the runner (honouring ``runner_type``) with trusted local checkpoint loading."""
-    enable_trusted_checkpoint_loading()
+    """Build the runner (honouring ``runner_type``).
+
+    On a machine without CUDA, a ``pytorch`` launch runs over gloo on CPU
+    (:func:`setup_cpu_distributed`).
+    """
+    setup_cpu_distributed(cfg)
     with registry_error_hints():
         if 'runner_type' not in cfg:
             return Runner.from_cfg(cfg)
         return RUNNERS.build(cfg)
+
+
+def check_loaded_checkpoint(runner: Runner, source: str, strict: bool = True,
+                            resume: bool = False) -> None:
+    """Make ``runner`` refuse a checkpoint that does not fit its model (or, resuming, training).
+
+    Adds a :class:`mmaffseg.engine.CheckpointCheckHook`; the opt-out named in its message is
+    ``--non-strict``.
+    """
+    from ..engine import CheckpointCheckHook
+    runner.register_hook(CheckpointCheckHook(source, strict=strict, resume=resume))
+
+
+@contextlib.contextmanager
+def checkpoint_errors_exit(arguments: Dict[str, str]) -> Iterator[None]:
+    """Turn a :class:`CheckpointError` into a one-line message and exit status 2.
+
+    Args:
+        arguments (dict): Checkpoint file or URL -> the argument or setting that named it
+            (e.g. ``{'work_dirs/x/iter_8.pth': 'CHECKPOINT'}``), so the message says which one to
+            fix. Checkpoints not listed were named by the config (e.g. ``init_cfg``).
+    """
+    try:
+        yield
+    except CheckpointError as e:
+        named = {osp.realpath(k) if '://' not in k else k: v for k, v in arguments.items() if k}
+        key = osp.realpath(e.source) if '://' not in e.source else e.source
+        argument = named.get(key, 'a checkpoint named in the config (load_from, init_cfg or '
+                             'pretrained)')
+        print(f'{osp.basename(sys.argv[0])}: error: {argument}: {e}', file=sys.stderr)
+        sys.exit(2)

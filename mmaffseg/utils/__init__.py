@@ -1,11 +1,22 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 from .atomic_io import atomic_write_bytes, remove_stale_temp_files  # noqa: F401
-from .checkpoint import enable_trusted_checkpoint_loading, load_trusted_local_checkpoint
+from .checkpoint import (
+    check_state_dict,
+    install_safe_checkpoint_loading,
+    load_model_weights,
+    resolve_resume_checkpoint,
+)
 from .profiling import peak_rss_mb, time_fn
+from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
 __all__ = [
-    'enable_trusted_checkpoint_loading',
-    'load_trusted_local_checkpoint',
+    'CheckpointError',
+    'TRUSTED_ENV',
+    'check_state_dict',
+    'install_safe_checkpoint_loading',
+    'load_checkpoint_file',
+    'load_model_weights',
     'peak_rss_mb',
+    'resolve_resume_checkpoint',
     'time_fn',
 ]

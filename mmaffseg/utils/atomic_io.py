@@ -7,7 +7,8 @@ destination with :func:`os.replace` (atomic on POSIX and Windows within one file
 exception removes the temporary file; a killed process can leave one behind, which never has the
 destination's name and is removed by :func:`remove_stale_temp_files` before the file is made
 again. Long-running generators (the pseudo-label runner) use this so that an interrupted run can
-be resumed by checking only whether each output exists.
+be resumed by checking only whether each output exists. The file gets the permissions a plain
+``open(path, 'wb')`` would give it (``0o666`` less the process umask), not ``mkstemp``'s ``0o600``.
 """
 import glob
 import os
@@ -30,6 +31,20 @@ def _write_all(f: BinaryIO, data: bytes) -> None:
     os.fsync(f.fileno())
 
 
+def _current_umask() -> int:
+    """The process umask (read from /proc on Linux: setting it to read it races with threads)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring).
 
@@ -42,6 +57,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
+            os.fchmod(f.fileno(), 0o666 & ~_current_umask())
             _write_all(f, data)
         os.replace(tmp, path)
     except BaseException:

@@ -130,7 +130,7 @@ def test_outputs_recomputed_from_the_cached_cams(reference, tiny_synthetic_root,
     class-id map written out naively, and the RGB image read here; the cached CAMs equal a
     fresh multi-scale CAM pass."""
     from mmaffseg.postprocessing import DenseCRF
-    from mmaffseg.utils import load_trusted_local_checkpoint
+    from mmaffseg.utils import load_checkpoint_file
     from mmaffseg.wsss import add_background, multi_scale_cam, random_walk_cams
     out, _, loop = reference
     cfg = load_config(PL_CFG, _options(tiny_synthetic_root))
@@ -140,7 +140,7 @@ def test_outputs_recomputed_from_the_cached_cams(reference, tiny_synthetic_root,
     for model_cfg, path in ((cfg.model, checkpoints[0]), (load_config(AFF_CFG).model,
                                                            checkpoints[1])):
         model = MODELS.build(model_cfg)
-        model.load_state_dict(load_trusted_local_checkpoint(path)['state_dict'])
+        model.load_state_dict(load_checkpoint_file(path)['state_dict'])
         models.append(model.eval())
     cam_model, aff_model = models
     prep = cfg.model.data_preprocessor
@@ -371,3 +371,19 @@ def _load_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_unreadable_checkpoint_is_named_and_exits_2(checkpoints, tmp_path, monkeypatch, capsys):
+    truncated = str(tmp_path / 'truncated.pth')
+    with open(checkpoints[1], 'rb') as f:
+        data = f.read()
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    monkeypatch.setattr(sys, 'argv', [
+        'make_pseudo_labels.py', PL_CFG, '--out', str(tmp_path / 'out'), '--cam-checkpoint',
+        checkpoints[0], '--aff-checkpoint', truncated, '--work-dir', str(tmp_path / 'log')])
+    with pytest.raises(SystemExit) as info:
+        _load_tool().main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f'error: --aff-checkpoint: checkpoint {truncated} is not a readable' in err, err

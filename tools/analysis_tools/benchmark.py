@@ -11,12 +11,12 @@ import time
 
 import torch
 from mmengine.config import DictAction
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config, registry_error_hints
-from mmaffseg.utils import enable_trusted_checkpoint_loading
+from mmaffseg.utils import load_model_weights
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,8 +41,7 @@ def main() -> None:
         loader = Runner.build_dataloader(cfg.test_dataloader)
         model = MODELS.build(cfg.model).to(args.device).eval()
     if args.checkpoint:
-        enable_trusted_checkpoint_loading()
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+        load_model_weights(model, args.checkpoint)
     sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
     fps_runs = []
     for run in range(args.repeat_times):

@@ -17,13 +17,12 @@ import torch
 from mmengine.config import DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.utils import enable_trusted_checkpoint_loading
+from mmaffseg.utils import load_model_weights
 from mmaffseg.utils.profiling import peak_rss_mb, time_fn
 
 DEFAULT_CONFIG = \
@@ -52,8 +51,7 @@ def main() -> None:
     cfg.model.pretrained = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if args.checkpoint:
-        enable_trusted_checkpoint_loading()
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+        load_model_weights(model, args.checkpoint)
     model = model.to(args.device).eval()
     size = tuple(args.size)
     image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, device=args.device)

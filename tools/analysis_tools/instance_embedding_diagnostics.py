@@ -27,7 +27,6 @@ import torch
 from mmengine.config import DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
@@ -35,7 +34,7 @@ from mmaffseg.apis import load_config
 from mmaffseg.datasets.instance_map import instance_classes
 from mmaffseg.evaluation import oracle_seeds
 from mmaffseg.models.decode_heads import seed_class_targets
-from mmaffseg.utils import enable_trusted_checkpoint_loading
+from mmaffseg.utils import load_model_weights
 
 SIZE_BINS = ((0, 30), (30, 100), (100, 400), (400, None))
 
@@ -120,14 +119,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    enable_trusted_checkpoint_loading()
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.pretrained = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if not hasattr(model, 'seediness_head'):
         raise SystemExit(f'{args.config} is not an InstanceEmbeddingSegmentor config')
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    load_model_weights(model, args.checkpoint)
     model.eval()
 
     val_set = DATASETS.build(cfg.val_dataloader.dataset)

@@ -14,7 +14,7 @@ Runtime on a seeded random input and prints the largest absolute difference to P
 fraction of pixels with the same arg-max class; with ``--dynamic`` it also checks a second
 size (``--verify-shape``, default ``H + 8, W - 8``).
 
-Checkpoints are unpickled in full, as by ``tools/test.py``: only export checkpoints you trust.
+The checkpoint is loaded safely and strictly, as by ``tools/test.py`` (README, Security).
 Exit status: 0, or 1 when the export is refused (the message says why) or the check fails.
 """
 import argparse
@@ -25,13 +25,12 @@ import sys
 import torch
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import load_config, registry_error_hints
 from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx
-from mmaffseg.utils import enable_trusted_checkpoint_loading
+from mmaffseg.utils import load_model_weights
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,8 +62,7 @@ def main() -> int:
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     with registry_error_hints():
         model = MODELS.build(cfg.model)
-    enable_trusted_checkpoint_loading()
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    load_model_weights(model, args.checkpoint)
     model.eval()
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
     if osp.dirname(osp.abspath(out)):

@@ -3,11 +3,11 @@
 
 Usage::
 
-    python tools/model_converters/dsrl_strip_training_branches.py SRC.pth DST.pth --trust
+    python tools/model_converters/dsrl_strip_training_branches.py SRC.pth DST.pth
 
-``--trust`` is needed for checkpoints written by ``tools/train.py`` (they pickle more than
-tensors). The result loads strictly into the same DSRL config with ``model.sr_decoder=None``,
-which holds only the test path (backbone, heads, SSSR); the logic is
+Checkpoints written by ``tools/train.py`` load safely (README, Security). The result loads
+strictly into the same DSRL config with ``model.sr_decoder=None``, which holds only the test
+path (backbone, heads, SSSR); the logic is
 :func:`mmaffseg.models.segmentors.dsrl.strip_training_branches`.
 """
 from mmaffseg.models.segmentors.dsrl import strip_training_branches

@@ -19,8 +19,8 @@ wsss_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_sha
                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
                   'gt_class_labels')
 cam_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=9),
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.9, 1.3), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
@@ -30,8 +30,8 @@ cam_train_pipeline = [
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=9),
     image_labels,
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]

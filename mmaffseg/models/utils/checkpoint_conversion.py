@@ -7,7 +7,6 @@ key (the first matching rule wins) plus :func:`converter_main`, the command line
 import argparse
 import os
 import os.path as osp
-import pickle
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -70,14 +69,17 @@ def load_official_state_dict(path: str, trust: bool = False) -> Dict[str, Tensor
 
     Args:
         path (str): Checkpoint file.
-        trust (bool): Unpickle arbitrary objects (only for files you trust). Defaults to False
-            (tensors and plain containers only).
+        trust (bool): Unpickle arbitrary objects (only for files you trust). Defaults to False:
+            safe loading (tensors, plain containers and what mmengine writes, see
+            :mod:`mmaffseg.utils.safe_load`).
     """
+    from mmaffseg.utils.safe_load import CheckpointError, load_checkpoint_file
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=not trust)
-    except pickle.UnpicklingError as e:
-        raise SystemExit(f'{path} holds non-tensor objects that weights_only loading refuses '
-                         f'({e}). Re-run with --trust if you trust the file.') from e
+        checkpoint = load_checkpoint_file(path, map_location='cpu', trusted=trust)
+    except CheckpointError as e:
+        hint = ('. Re-run with --trust if you trust the file (it unpickles SRC in full)'
+                if 'refused' in e.reason else '')
+        raise SystemExit(f'{e}{hint}') from None
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint, dict) and key in checkpoint:
             checkpoint = checkpoint[key]
