@@ -18,5 +18,7 @@ register_config_scope()
 
 # Registration happens as a side effect of importing the sub-packages.
 from . import datasets, engine, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
+# The `mmaffseg` registry scope (children of mmseg's registries), for `mmaffseg::` configs.
+from . import registry  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info']
