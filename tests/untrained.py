@@ -38,7 +38,8 @@ QUICKSTARTS = {
 def small_test_config(path: str, hw: Tuple[int, int] = (64, 128)) -> Config:
     """The config with every test-time ``Resize`` at ``hw`` (H, W) instead of its own size."""
     cfg = load_config(osp.join(REPO, path))
-    for pipeline in (cfg.get('test_pipeline', []), cfg.test_dataloader.dataset.pipeline):
+    loader = cfg.get('test_dataloader')
+    for pipeline in (cfg.get('test_pipeline') or [], loader.dataset.pipeline if loader else []):
         for step in pipeline:
             if step['type'] == 'Resize':
                 step.pop('scale_factor', None)
@@ -53,7 +54,8 @@ def save_untrained(cfg: Config, out: str, seed: int = 0) -> str:
         torch.manual_seed(seed)
         model = MODELS.build(cfg.model)
         model.init_weights()
-    meta = DATASETS.get(cfg.test_dataloader.dataset.type).METAINFO
+    loader = cfg.get('test_dataloader') or cfg.train_dataloader
+    meta = DATASETS.get(loader.dataset.type).METAINFO
     dataset_meta = dict(classes=[str(c) for c in meta['classes']],
                         palette=[[int(v) for v in color] for color in meta['palette']])
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dataset_meta)), out)

@@ -98,3 +98,12 @@ def test_mmseg_inference_apis(family, images, tmp_path):
         assert [p.shape for p in outputs['predictions']] == [HW, HW]
         assert len(os.listdir(osp.join(out_dir, 'pred'))) == 2
     assert sorted(os.listdir(osp.join(out_dir, 'vis'))) == ['street_0.png', 'street_1.png']
+
+
+def test_affinitynet_inference_says_what_to_do_instead(images, tmp_path):
+    """AffinityNet predicts pair affinities, not labels: a clear error, not a wrong map."""
+    cfg = small_test_config('configs/psa/psa-affinitynet_r18-d8-slim_quickstart_synthetic-wsss-'
+                            '128x256.py', HW)
+    model = init_model(cfg, save_untrained(cfg, str(tmp_path / 'aff.pth')), device='cpu')
+    with pytest.raises(NotImplementedError, match='predict_affinity'):
+        inference_model(model, images[1][0])
