@@ -6,6 +6,9 @@ module into mmseg's own registries (``mmseg.registry.MODELS``, ``DATASETS``, ``T
 ``HOOKS``, ``LOOPS``, ``METRICS``...), so an existing mmseg config only needs::
 
     custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
+
+:mod:`mmaffseg.registry` adds the ``mmaffseg`` registry scope (children of mmseg's registries)
+that mmengine uses for configs inheriting ``mmaffseg::...``.
 """
 from .version import __version__, version_info
 from .version_check import check_openmmlab_versions
