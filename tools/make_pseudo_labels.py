@@ -15,8 +15,10 @@ in the dataset's seg-map layout, ready as ``data_prefix.seg_map_path`` of a seco
 with the CAMs cached in DIR/cams. Re-running skips the finished images. Images that fail
 (unreadable, no image-level labels...) are listed at the end and in DIR/failures.txt.
 
-Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments or a
-missing checkpoint (nothing done). Checkpoints are unpickled in full: only use trusted ones.
+Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments, a
+missing checkpoint or an output folder that is read-only or full (the run stops; the outputs
+written so far are complete and a re-run resumes). Checkpoints are unpickled in full: only use
+trusted ones.
 """
 import argparse
 import sys
@@ -29,7 +31,8 @@ from mmaffseg.apis import (
     parse_launcher_args,
     registry_error_hints,
 )
-from mmaffseg.apis.pseudo_labels import init_cpu_process_group, prepare_pseudo_label_cfg
+from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.wsss.pseudo_label_loop import OutputFolderError
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,10 +64,13 @@ def main() -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f'make_pseudo_labels.py: error: {e}', file=sys.stderr)
         return 2
-    init_cpu_process_group(args.launcher)  # torchrun on a machine without CUDA: gloo
-    runner = build_runner(cfg)
-    with registry_error_hints():
-        runner.test()
+    runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
+    try:
+        with registry_error_hints():
+            runner.test()
+    except OutputFolderError as e:
+        print(f'make_pseudo_labels.py: error: {e.strerror}', file=sys.stderr)
+        return 2
     return 1 if runner.test_loop.failures else 0
 
 

@@ -19,8 +19,8 @@ train_dataloader = dict(
         data_prefix=dict(img_path='leftImg8bit/train', seg_map_path=pseudo_label_dir),
         indices=60,  # the images the demo labels
         pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadCheckedAnnotations'),
+            dict(type='LoadCheckedImageFromFile'),
+            dict(type='LoadCheckedAnnotations', num_classes=9),
             dict(type='RandomResize', scale=(256, 128), ratio_range=(0.75, 1.5),
                  keep_ratio=True),
             dict(type='RandomCrop', crop_size=(128, 256), cat_max_ratio=0.75),
@@ -34,8 +34,8 @@ val_dataloader = dict(
         _delete_=True,
         data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
         pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadCheckedAnnotations'),
+            dict(type='LoadCheckedImageFromFile'),
+            dict(type='LoadCheckedAnnotations', num_classes=9),
             dict(type='PackSegInputs')
         ],
         **wsss_data))

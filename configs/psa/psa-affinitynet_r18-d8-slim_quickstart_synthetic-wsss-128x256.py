@@ -16,12 +16,12 @@ affinity_label_dir = '{{ fileDirname }}/../../work_dirs/' \
     'affinity_labels'
 crop_size = (128, 256)
 aff_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),  # the affinity labels: 0 bg, k + 1 class k, 255
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=9),  # the affinity labels: 0 bg, k + 1 class k, 255
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.9, 1.3), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
+    dict(type='PhotoMetricDistortion'),  # demo choice (the README numbers), not PSA's jitter
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -3,21 +3,24 @@
 #   python tools/make_pseudo_labels.py configs/psa/psa-pseudo-labels_resnet38-d8_voc12aug.py \
 #       --cam-checkpoint CAM.pth --affinity-labels
 # into work_dirs/psa-pseudo-labels_resnet38-d8_voc12aug/pseudo_labels/affinity_labels (set
-# affinity_label_dir below if you used another --out). Official recipe (jiwoon-ahn/psa README):
-# batch 8 (4 GPUs x 2), 448 crops with flip and colour jitter, 8 epochs (10576 iterations), SGD
-# lr 0.1 without momentum, weight decay 5e-4, poly decay, 10x lr for the new layers, frozen BN,
-# stem + layer1 frozen, ImageNet ResNet-38 weights.
+# affinity_label_dir below if you used another --out). Official recipe (jiwoon-ahn/psa README
+# and train_aff.py): batch 8 (4 GPUs x 2; the loss normalises over the whole distributed batch
+# as the reference's single-process batch), no rescaling, ColorJitter(0.3, 0.3, 0.3, 0.1), random
+# 448 crop, horizontal flip, 8 epochs (10576 iterations), SGD lr 0.1 without momentum, weight
+# decay 5e-4, poly decay, 10x lr for the new layers, frozen BN, stem + layer1 frozen, ImageNet
+# ResNet-38 weights.
 #   bash tools/dist_train.sh configs/psa/psa-affinitynet_resnet38-d8_4xb2-10k_voc12aug-448x448.py 4
 _base_ = ['./psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py']
 affinity_label_dir = '{{ fileDirname }}/../../work_dirs/psa-pseudo-labels_resnet38-d8_voc12aug/' \
     'pseudo_labels/affinity_labels'
 crop_size = (448, 448)
+# train_aff.py's order: colour jitter on the whole image, then the joint crop and flip
 aff_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),  # the affinity labels: 0 bg, k + 1 class k, 255 unknown
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
+    {{_base_.psa_color_jitter}},
     dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -1,7 +1,8 @@
 # Semantic Soft Segmentation features (Aksoy et al., SIGGRAPH 2018) on Cityscapes instances:
 # hypercolumn over a DeepLab-style ResNet-101 (OS 8), N-pair L2 metric loss over 3 instances x
 # 1000 pixels, 10 draws per image; SGD momentum 0.9, lr 5e-4 backbone / 5e-3 new layers,
-# poly 0.9, weight decay 5e-4 (the paper's optimiser).
+# poly 0.9, weight decay 5e-4 (the paper's optimiser, for the paper's loss scale: 1/|P| times the
+# sum over all pairs, NPairL2Loss form='paper').
 _base_ = [
     'mmseg::_base_/models/deeplabv3_r50-d8.py', '../_base_/datasets/cityscapes_instances.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py'
@@ -52,7 +53,9 @@ model = dict(
 val_evaluator = dict(_delete_=True, type='PairRankingMetric', num_samples=1000, seed=0)
 test_evaluator = val_evaluator
 
-# The paper's optimiser: base lr 5e-4 for the pretrained backbone, 10x for the new layers.
+# The paper's optimiser: base lr 5e-4 for the pretrained backbone, 10x for the new layers. It
+# goes with the paper's 1/|P| loss normalisation; with a 1/|P|^2 mean (normalization='pairs')
+# the metric gradient would be 3000x smaller and drown under the weight decay.
 optimizer = dict(type='SGD', lr=5e-4, momentum=0.9, weight_decay=5e-4)
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -3,11 +3,9 @@
 import os.path as osp
 from typing import Optional, Sequence
 
-import torch
-import torch.distributed as torch_dist
 from mmengine.config import Config
 
-from .runner_setup import _default_work_dir
+from .runner_setup import _default_work_dir, init_cpu_process_group  # noqa: F401 (re-exported)
 
 #: Stages made by ``--affinity-labels``: the AffinityNet training labels (and CAM labels).
 AFFINITY_LABEL_STAGES = ('cam', 'affinity_labels')
@@ -80,17 +78,3 @@ def prepare_pseudo_label_cfg(cfg: Config,
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                      broadcast_buffers=False)
     return cfg
-
-
-def init_cpu_process_group(launcher: str) -> None:
-    """Start the process group of a ``torchrun`` launch with gloo when CUDA is unavailable.
-
-    mmengine's pytorch launcher calls ``torch.cuda.set_device``, which fails on CPU-only
-    builds of torch; the runner skips its own initialisation when a group already exists.
-    Does nothing for other launchers or when CUDA is available.
-
-    Args:
-        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
-    """
-    if launcher == 'pytorch' and not torch.cuda.is_available() and not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')

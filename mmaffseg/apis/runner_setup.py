@@ -6,8 +6,10 @@ import difflib
 import os
 import os.path as osp
 import re
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401 (re-exported)
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -87,6 +89,11 @@ def prepare_train_cfg(cfg: Config,
     """
     cfg.launcher = launcher
     cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    if launcher != 'none' and not torch.cuda.is_available():
+        check_no_sync_bn(cfg)
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'NumClassesCheckHook' for h in hooks):
+        cfg.custom_hooks = list(hooks) + [dict(type='NumClassesCheckHook')]
     if amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -212,9 +219,89 @@ def registry_error_hints() -> Iterator[None]:
             'modules register on `import mmaffseg`).') from e
 
 
+def _find_sync_bn(node: Any, path: str = 'model') -> Optional[str]:
+    """Config path of the first ``SyncBN``/``MMSyncBN`` norm type under ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            return path
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return None
+    for key, value in items:
+        found = _find_sync_bn(value, f'{path}.{key}')
+        if found:
+            return found
+    return None
+
+
+def check_no_sync_bn(cfg: Config) -> None:
+    """Raise a clear error when a config trains with synchronised BN, which needs GPUs.
+
+    Multi-process training on CPU (gloo) supports ``BN``; ``SyncBN`` fails in its first forward
+    pass with a message that does not name the config.
+    """
+    where = _find_sync_bn(cfg.get('model'))
+    if cfg.get('sync_bn'):
+        where = where or f'sync_bn={cfg.sync_bn!r}'
+    if where:
+        raise ValueError(
+            f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
+            'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
+            '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '
+            'run on GPUs')
+
+
+def init_cpu_process_group(launcher: str) -> bool:
+    """Start the process group of a ``torchrun`` launch with gloo when CUDA is unavailable.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device``, which fails on CPU-only
+    builds of torch; the runner skips its own initialisation when a group already exists.
+    Does nothing for other launchers or when CUDA is available.
+
+    Args:
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+
+    Returns:
+        bool: Whether this call started the group.
+    """
+    if launcher == 'pytorch' and not torch.cuda.is_available() and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+        return True
+    return False
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Prepare a distributed run on a machine without CUDA (``--launcher pytorch``).
+
+    Starts the gloo process group (:func:`init_cpu_process_group`) and makes the model
+    wrapper a CPU ``MMDistributedDataParallel`` (``device_ids=None``; mmengine passes the
+    local rank as a GPU id otherwise). Nothing happens with CUDA or without a launcher.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher} needs GPUs (mmengine sets the CUDA device); '
+                         'on CPU start the processes with torchrun / tools/dist_train.sh '
+                         '(--launcher pytorch)')
+    init_cpu_process_group(launcher)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+
+
 def build_runner(cfg: Config) -> Runner:
-    """Build the runner (honouring ``runner_type``) with trusted local checkpoint loading."""
+    """Build the runner (honouring ``runner_type``) with trusted local checkpoint loading.
+
+    On a machine without CUDA, a ``pytorch`` launch runs over gloo on CPU
+    (:func:`setup_cpu_distributed`).
+    """
     enable_trusted_checkpoint_loading()
+    setup_cpu_distributed(cfg)
     with registry_error_hints():
         if 'runner_type' not in cfg:
             return Runner.from_cfg(cfg)

@@ -11,7 +11,7 @@ from .instance_map import (  # noqa: F401
     segment_labels,
     stack_instance_maps,
 )
-from .load_annotations import LoadCheckedAnnotations
+from .load_annotations import LoadCheckedAnnotations, LoadCheckedImageFromFile
 from .street_scene_generator import Scene, StreetSceneGenerator
 from .synthetic_cityscapes import SyntheticCityscapesDataset, generate_synthetic_cityscapes
 from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map  # noqa: F401
@@ -26,6 +26,7 @@ __all__ = [
     'IGNORE_INDEX',
     'THING_TRAIN_IDS',
     'LoadCheckedAnnotations',
+    'LoadCheckedImageFromFile',
     'Scene',
     'StreetSceneGenerator',
     'SyntheticCityscapesDataset',
@@ -35,3 +36,4 @@ __all__ = [
     'LoadInstanceMap',
     'PackSegInstanceInputs',
 ]
+from .color_jitter import ColorJitter  # noqa: F401,E402

@@ -9,16 +9,26 @@ Convention (shared with :mod:`mmaffseg.wsss`): image-level class ``k`` (0-based,
 the classifier outputs) is segmentation label ``k + class_offset`` (``class_offset=1``: label 0
 is background, as in PASCAL VOC). The labels of an image come from one of two sources:
 
-* **its segmentation map** (:func:`class_labels_from_seg_map`): the classes with at least
-  ``min_pixels`` pixels. On VOC + SBD ("train_aug") this gives the labels PSA uses (which the
-  official code derives from the XML annotations, ``cls_labels.npy``); the masks are not used
-  otherwise.
 * **a label file** (:func:`read_class_label_file`), keyed by the image file name without its
-  extension (``2007_000032`` for ``JPEGImages/2007_000032.jpg``):
+  extension (``2007_000032`` for ``JPEGImages/2007_000032.jpg``). The VOC configs read PSA's
+  official labels (derived from the VOC XML annotations), converted once from the official
+  ``voc12/cls_labels.npy`` (a pickled dict) by the trusted step
+  ``python tools/dataset_converters/psa_cls_labels.py cls_labels.npy
+  data/VOCdevkit/VOC2012/cls_labels.json`` (:mod:`mmaffseg.datasets.psa_cls_labels`). Label
+  files are read **without unpickling**:
 
-  - ``.npy``: a pickled dict name -> multi-hot vector (PSA's ``voc12/cls_labels.npy`` as is);
   - ``.json``: ``{"2007_000032": [0, 14], ...}``, the 0-based class indices present;
+  - ``.npz``: one multi-hot vector per image, the archive's keys being the image names
+    (``np.savez``; read with ``allow_pickle=False``);
   - ``.txt``: one image per line, ``2007_000032 0 14``.
+
+  A ``.npy`` label file (e.g. the official ``cls_labels.npy`` itself) is refused with the
+  conversion command: it can only hold named labels as a pickle, and unpickling a file runs
+  whatever code it was made to run.
+* **its segmentation map** (:func:`class_labels_from_seg_map`): the classes with at least
+  ``min_pixels`` pixels, for datasets without image-level annotations. The two sources need not
+  agree (the official labels list the object classes of the XML annotations, these the classes
+  with labelled pixels); their agreement on VOC has not been measured here.
 
 :class:`LoadImageLevelLabels` puts the vector into ``results['gt_class_labels']``; pack it with
 ``PackSegInputs(meta_keys=(..., 'gt_class_labels'))`` so that
@@ -83,9 +93,10 @@ def _multi_hot(indices, num_classes: int, name: str, path: str) -> np.ndarray:
 
 
 def read_class_label_file(path: str, num_classes: int) -> Dict[str, np.ndarray]:
-    """Read image-level labels from a ``.npy``, ``.json`` or ``.txt`` file (module docstring).
+    """Read image-level labels from a ``.json``, ``.npz`` or ``.txt`` file (module docstring).
 
-    ``.npy`` files are unpickled: read only files you trust (e.g. PSA's ``cls_labels.npy``).
+    Nothing is unpickled: a pickled file (PSA's ``cls_labels.npy``) raises a ``ValueError`` that
+    names the file and the conversion command.
 
     Args:
         path (str): The label file.
@@ -98,18 +109,28 @@ def read_class_label_file(path: str, num_classes: int) -> Dict[str, np.ndarray]:
         raise FileNotFoundError(f'image-level label file {path} does not exist')
     ext = osp.splitext(path)[1].lower()
     if ext == '.npy':
-        table = np.load(path, allow_pickle=True)
-        table = table.item() if table.dtype == object and table.shape == () else None
-        if not isinstance(table, dict):
-            raise ValueError(f'{path}: a .npy label file must hold a dict image name -> '
-                             'multi-hot vector (as PSA\'s cls_labels.npy)')
+        try:
+            np.load(path, allow_pickle=False, mmap_mode='r')
+            what = 'a plain array without image names'
+        except ValueError:
+            what = 'a pickle (e.g. PSA\'s cls_labels.npy), which is never unpickled here'
+        raise ValueError(
+            f'image-level label file {path} is {what}. Convert it once with the trusted step '
+            f'"python tools/dataset_converters/psa_cls_labels.py {path} '
+            f'{osp.splitext(path)[0]}.json" and set label_file to the .json (or save a '
+            '.npz with one multi-hot vector per image name)')
+    if ext == '.npz':
         out = {}
-        for name, vec in table.items():
-            vec = np.asarray(vec, dtype=np.float32).reshape(-1)
-            if vec.size != num_classes:
-                raise ValueError(f'{path}: image {name!r} has a {vec.size}-entry label vector, '
-                                 f'expected num_classes={num_classes}')
-            out[str(name)] = (vec > 0).astype(np.float32)
+        try:
+            with np.load(path, allow_pickle=False) as table:
+                for name in table.files:
+                    out[name] = _checked_vector(table[name], num_classes, name, path)
+        except ValueError as e:
+            if 'allow_pickle' not in str(e):
+                raise
+            raise ValueError(f'{path} holds pickled (object) arrays, which are never '
+                             'unpickled here: save one numeric multi-hot vector per image '
+                             'name (np.savez)') from None
         return out
     if ext == '.json':
         with open(path, encoding='utf-8') as f:
@@ -127,8 +148,36 @@ def read_class_label_file(path: str, num_classes: int) -> Dict[str, np.ndarray]:
                     out[fields[0]] = _multi_hot([int(x) for x in fields[1:]], num_classes,
                                                 fields[0], path)
         return out
-    raise ValueError(f'unsupported image-level label file {path}: use .npy (dict of multi-hot '
-                     'vectors), .json (name -> class indices) or .txt ("name idx idx ...")')
+    raise ValueError(f'unsupported image-level label file {path}: use .json (name -> class '
+                     'indices), .npz (name -> multi-hot vector) or .txt ("name idx idx ...")')
+
+
+def _checked_vector(vec, num_classes: int, name: str, path: str) -> np.ndarray:
+    vec = np.asarray(vec, dtype=np.float32).reshape(-1)
+    if vec.size != num_classes:
+        raise ValueError(f'{path}: image {name!r} has a {vec.size}-entry label vector, '
+                         f'expected num_classes={num_classes}')
+    return (vec > 0).astype(np.float32)
+
+
+def write_class_label_file(table: Dict[str, np.ndarray], path: str) -> None:
+    """Write multi-hot labels (name -> vector) as a ``.json`` (class indices) or ``.npz`` file
+    that :func:`read_class_label_file` reads back unchanged.
+
+    Args:
+        table (dict[str, np.ndarray]): image name -> multi-hot vector (all the same length).
+        path (str): Output file, ``.json`` or ``.npz``.
+    """
+    ext = osp.splitext(path)[1].lower()
+    if ext == '.json':
+        data = {str(k): np.flatnonzero(np.asarray(v) > 0).tolist() for k, v in table.items()}
+        with open(path, 'w', encoding='utf-8') as f:
+            json.dump(data, f, sort_keys=True)
+    elif ext == '.npz':
+        np.savez_compressed(path, **{str(k): (np.asarray(v) > 0).astype(np.float32)
+                                     for k, v in table.items()})
+    else:
+        raise ValueError(f'unsupported output {path}: use .json or .npz')
 
 
 def image_name(img_path: str) -> str:
@@ -151,8 +200,10 @@ class LoadImageLevelLabels(BaseTransform):
 
     Args:
         num_classes (int): Number of image-level classes (no background). Default: 20 (VOC).
-        label_file (str, optional): ``.npy`` / ``.json`` / ``.txt`` label file (module
-            docstring). Default: None (derive from the segmentation map).
+        label_file (str, optional): ``.json`` / ``.npz`` / ``.txt`` label file, read without
+            unpickling (module docstring; convert PSA's ``cls_labels.npy`` with
+            ``tools/dataset_converters/psa_cls_labels.py``). Default: None (derive from the
+            segmentation map).
         class_offset (int): Segmentation label of class 0. Default: 1 (0 is background).
         ignore_index (int): Ignored segmentation label. Default: 255.
         min_pixels (int): Pixels a class needs in the segmentation map to be present.

@@ -18,7 +18,7 @@ import os.path as osp
 import shutil
 import tempfile
 import time
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import cv2
 from mmengine.logging import print_log
@@ -152,6 +152,13 @@ class SyntheticCityscapesDataset(CityscapesDataset):
         seed (int): Seed of the scene stream. Default: 0.
         image_size (Sequence[int]): (height, width) of generated images. Default: (256, 512).
         auto_generate (bool): Generate the data when missing. Default: True.
+        holdout (str, optional): A held-back selection split of the images under
+            ``data_prefix`` (meant for the training images): every ``holdout_every``-th image
+            in path order is held back. ``'exclude'`` drops those (the images to fit on),
+            ``'only'`` keeps just those (the images to choose settings on). Default: None
+            (every image).
+        holdout_every (int): One image in this many is held back. Default: 5 (60 of the 300
+            training images, as many as the validation split).
         **kwargs: Passed to :class:`CityscapesDataset` (``data_prefix``, ``pipeline``...).
     """
 
@@ -162,7 +169,18 @@ class SyntheticCityscapesDataset(CityscapesDataset):
                  seed: int = 0,
                  image_size: Sequence[int] = (256, 512),
                  auto_generate: bool = True,
+                 holdout: Optional[str] = None,
+                 holdout_every: int = 5,
                  **kwargs):
+        if holdout not in (None, 'exclude', 'only'):
+            raise ValueError("SyntheticCityscapesDataset holdout must be None, 'exclude' (fit "
+                             "on the images not held back) or 'only' (the held-back images), "
+                             f'got {holdout!r}')
+        if holdout is not None and int(holdout_every) < 2:
+            raise ValueError('SyntheticCityscapesDataset holdout_every must be >= 2 (one image '
+                             f'in holdout_every is held back), got {holdout_every}')
+        self.holdout = holdout
+        self.holdout_every = int(holdout_every)
         if auto_generate:
             generate_synthetic_cityscapes(data_root, num_train, num_val, seed, *image_size)
         elif read_marker(data_root) is None:
@@ -171,3 +189,12 @@ class SyntheticCityscapesDataset(CityscapesDataset):
                 f'`python tools/dataset_converters/synthetic_cityscapes.py {data_root}` or set '
                 'auto_generate=True')
         super().__init__(data_root=data_root, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Cityscapes' list of images (sorted by path), restricted to ``holdout``'s part."""
+        data_list = super().load_data_list()
+        if self.holdout is None:
+            return data_list
+        held = [i % self.holdout_every == self.holdout_every - 1 for i in range(len(data_list))]
+        keep = (lambda h: h) if self.holdout == 'only' else (lambda h: not h)
+        return [info for info, h in zip(data_list, held) if keep(h)]

@@ -33,8 +33,13 @@ source             Gaussian     bilateral       bilateral                 iterat
                    sxy, w       sxy, srgb       w
 =================  ===========  ==============  ========================  ==========
 PSA (defaults)     3, 3         80, 13          10                        10
-DeepLab v1/v2 VOC  3, 3         121, 5          4                         10
+DeepLab v1 LFOV    3, 3         121, 5          4                         10
+DeepLab v2 R-101   1, 3         67, 3           4                         10
+DeepLab v2 VGG-16  2, 2         65, 3           4                         10
 =================  ===========  ==============  ========================  ==========
+
+(DeepLab's values were grid-searched on VOC val per model; configs/_base_/models/deeplab_crf.py
+and deeplabv2_crf.py hold them.)
 
 ``scale_factor`` divides both spatial standard deviations (PSA runs the CRF on down-scaled
 images with ``scale_factor`` < 1 to keep the kernels the same size in the original image).
@@ -52,10 +57,19 @@ Facts to know before using it:
   errors are Python exceptions that say what to change. The worker pool moves arrays between
   processes with pickle, which is fine for data this process produced; never feed it pickles
   from elsewhere.
+* **Workers die with their parent.** A pool worker exits when the process that started it dies,
+  even by SIGKILL (``prctl(PR_SET_PDEATHSIG)`` on Linux, and on every platform a thread that
+  polls the parent's pid), so a killed run leaves no orphaned CRF processes behind.
 * pydensecrf itself is an optional dependency (``pip install pydensecrf2==1.1``, module
   ``pydensecrf``); it is imported on first use, with an install hint if missing.
 """
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import List, Optional, Sequence, Union
 
@@ -66,6 +80,59 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 #: Probabilities below this are clipped before the log (as ``unary_from_softmax``).
 UNARY_CLIP = 1e-5
+#: Seconds between two checks of a pool worker that its parent is still alive.
+PARENT_POLL_INTERVAL = 1.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(creator_pid: Optional[int] = None,
+                    poll_interval: float = PARENT_POLL_INTERVAL) -> None:
+    """Make this (worker) process exit when its parent process dies, even by SIGKILL.
+
+    Meant as the ``initializer`` of a process pool: a pool worker otherwise blocks forever on
+    its task queue once the parent is killed. On Linux the kernel sends SIGKILL on the parent's
+    death (``prctl(PR_SET_PDEATHSIG)``); on every platform a daemon thread also polls
+    ``os.getppid()`` and exits the process when the parent is gone (reparented). Linux
+    signals when the *thread* that started the worker ends: keep a pool within the call that
+    made it, as :meth:`DenseCRF.batch` does.
+
+    Args:
+        creator_pid (int, optional): Pid of the process that made the pool, watched as well
+            when it is not the parent (a ``forkserver`` pool). Defaults to None.
+        poll_interval (float): Seconds between two checks of the parent. Defaults to 1.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith('linux'):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's too
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no usable libc: the polling thread below still works
+    # With a fork server the parent is that server, which may outlive the pool's creator:
+    # watch the creator too (POSIX only: os.kill(pid, 0) terminates a process on Windows).
+    watch_creator = creator_pid is not None and parent != creator_pid and os.name == 'posix'
+
+    def parents_alive() -> bool:
+        if os.getppid() != parent:
+            return False
+        if watch_creator:
+            try:
+                os.kill(creator_pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                pass
+        return True
+
+    if not parents_alive():  # died while this worker started (a spawned one imports a while)
+        os._exit(1)
+
+    def watch() -> None:
+        while parents_alive():
+            time.sleep(poll_interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name='die-with-parent', daemon=True).start()
 
 
 def _import_densecrf():
@@ -113,11 +180,11 @@ class DenseCRF:
             Defaults to 3.
         gaussian_compat (float): Weight of the Gaussian kernel (Potts). Defaults to 3.
         bilateral_sxy (float): Spatial std of the bilateral (appearance) kernel, pixels.
-            Defaults to 80 (PSA; DeepLab uses 121).
+            Defaults to 80 (PSA; DeepLab v1 uses 121, v2 67 / 65).
         bilateral_srgb (float): Colour std of the bilateral kernel, in 0-255 units.
-            Defaults to 13 (PSA; DeepLab uses 5).
+            Defaults to 13 (PSA; DeepLab v1 uses 5, v2 3).
         bilateral_compat (float): Weight of the bilateral kernel (Potts). Defaults to 10
-            (PSA; DeepLab uses 4).
+            (PSA; DeepLab v1 and v2 use 4).
         scale_factor (float): Both spatial stds are divided by it. Defaults to 1.
         workers (int): Processes used by :meth:`batch`; 0 or 1 runs serially in this process.
             Defaults to 0.
@@ -256,6 +323,8 @@ class DenseCRF:
         _import_densecrf()  # fail here with the install hint, not inside a worker
         context = (multiprocessing.get_context(self.start_method)
                    if self.start_method is not None else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=die_with_parent,
+                                 initargs=(os.getpid(), )) as pool:
             # map() yields in submission order, whatever order the workers finish in.
             return list(pool.map(self._infer, [p for p, _ in pairs], [i for _, i in pairs]))

@@ -53,7 +53,7 @@ def select_seeds(embedding: Tensor,
     batch = torch.arange(embedding.shape[0], device=embedding.device)
     log_s = seediness.clamp_min(min_seediness).log().masked_fill(~valid, float('-inf'))
     log_min_dist = torch.zeros_like(log_s)  # log D to the nearest chosen seed (0 before any)
-    sq_norms = embedding.pow(2).sum(-1)  # (B, P), reused by every step
+    sq_norms = embedding.float().pow(2).sum(-1)  # (B, P) float32, reused by every step
     seeds, found = [], []
     for step in range(num_seeds):
         score = log_s + alpha * log_min_dist if alpha > 0 else log_s

@@ -63,3 +63,27 @@ def wall_and_cpu_seconds(fn: Callable[[], object],
     """
     wall, cpu = _timed_calls(fn, warmup, repeat)
     return sorted(wall)[repeat // 2], sorted(cpu)[repeat // 2]
+
+
+#: aten operations whose output size or value the host must read (``nonzero``, ``unique``,
+#: boolean-mask selection, ``item()``/``float()``): on a GPU each one waits for the device.
+HOST_SYNC_OPS = ('aten::nonzero', 'aten::_local_scalar_dense', 'aten::_unique2',
+                 'aten::_unique', 'aten::unique_dim', 'aten::unique_consecutive',
+                 'aten::masked_select')
+
+
+def count_aten_ops(fn: Callable[[], object]) -> Tuple[int, int]:
+    """aten operations run by one call of ``fn()``, and how many of them synchronise with the
+    host (:data:`HOST_SYNC_OPS`), counted with ``torch.profiler``.
+
+    Args:
+        fn (Callable): The work to count; its result is discarded.
+
+    Returns:
+        tuple[int, int]: ``(operations, host-synchronising operations)``.
+    """
+    with torch.profiler.profile() as prof:
+        fn()
+    events = prof.key_averages()
+    return (sum(e.count for e in events if e.key.startswith('aten::')),
+            sum(e.count for e in events if e.key in HOST_SYNC_OPS))

@@ -33,19 +33,30 @@ Behaviour:
   ``out_dir`` after changing a model or a setting.
 * **Sharded.** With ``--launcher pytorch`` each of the ``world_size`` processes takes the images
   ``rank, rank + world_size, ...`` (:func:`shard_indices`); the metric gathers the results.
-* **Fault tolerant.** An unreadable image, an image without image-level labels or any other
-  per-image error is logged and listed at the end (and in ``out_dir/failures.txt``); the run
-  goes on and :attr:`PseudoLabelLoop.failures` is non-empty (the tool then exits with code 1).
+* **Fault tolerant.** An unreadable image, an image without image-level labels, CAMs,
+  affinities or walked scores with NaN/inf values (e.g. from a checkpoint with non-finite
+  weights) or any other per-image error is logged and listed at the end (and in
+  ``out_dir/failures.txt``); the run goes on and :attr:`PseudoLabelLoop.failures` is non-empty
+  (the tool then exits with code 1). An unreadable CAM cache (truncated, corrupt) is logged
+  and recomputed.
+* **Checked output folder.** Before any image, ``out_dir`` must be writable and have at least
+  :data:`MIN_FREE_BYTES` free (the free space is logged); a write that fails because the
+  folder is read-only or the disk is full stops the run with :class:`OutputFolderError`
+  (finished outputs stay valid, a re-run resumes) instead of failing every following image.
 * **Evaluated.** Images whose dataset sample carries a ground truth (``gt_sem_seg``) are scored
   by the evaluator (:class:`~mmaffseg.evaluation.PseudoLabelMetric`: PSA's Table 1), including
   images skipped on resume (their PNGs are read back).
 * The dense CRFs of ``chunk_size`` images are run together, over ``crf.workers`` processes.
 """
+import errno
 import io
 import json
 import logging
+import math
 import os
 import os.path as osp
+import shutil
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -76,6 +87,56 @@ STAGE_DIRS = dict(cam='cam', affinity_labels='affinity_labels', rw='rw', rw_crf=
 CAM_CACHE_DIR = 'cams'
 #: Stages whose labels are scored against the ground truth.
 EVALUATED_STAGES = ('cam', 'rw', 'rw_crf')
+#: The run does not start with less free space than this in ``out_dir``.
+MIN_FREE_BYTES = 64 * 2**20
+#: Write errors that no other image can escape: stop the run.
+_FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot take the outputs (read-only, missing rights, disk full)."""
+
+
+def check_output_dir(out_dir: str, min_free_bytes: int = MIN_FREE_BYTES) -> int:
+    """Create ``out_dir`` if needed, check that a file can be written there and measure the
+    free space.
+
+    Args:
+        out_dir (str): The output folder.
+        min_free_bytes (int): Least free space accepted. Default: :data:`MIN_FREE_BYTES`.
+
+    Returns:
+        int: Free bytes on the folder's file system.
+
+    Raises:
+        OutputFolderError: The folder cannot be created or written, or has too little space.
+    """
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir) as f:
+            f.write(b'0')
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise OutputFolderError(
+            e.errno, f'the output folder {out_dir} is not writable ({type(e).__name__}: '
+            f'{e.strerror or e}); choose another --out (test_cfg.out_dir) or fix the folder\'s '
+            'permissions') from e
+    free = shutil.disk_usage(out_dir).free
+    if free < min_free_bytes:
+        raise OutputFolderError(
+            errno.ENOSPC, f'the output folder {out_dir} has {free / 2**20:.1f} MiB free, less '
+            f'than the {min_free_bytes / 2**20:.0f} MiB needed; free some space or choose '
+            'another --out (test_cfg.out_dir)')
+    return free
+
+
+def check_finite(x: Tensor, what: str, hint: str) -> None:
+    """Raise a ValueError naming ``what`` when ``x`` holds NaN or inf values."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = x.numel() - int(finite.sum())
+        raise ValueError(f'{what} contain {bad} NaN/inf value(s) of {x.numel()}; {hint}')
 
 
 def shard_indices(num_items: int, rank: int, world_size: int) -> List[int]:
@@ -170,6 +231,19 @@ def load_model_weights(model: torch.nn.Module, path: str, what: str) -> None:
 
 class _ConfigError(RuntimeError):
     """A mistake in the config that would fail every image: stop the run."""
+
+
+def _write_output(path: str, data: bytes) -> None:
+    """Write an output atomically; a read-only folder or a full disk stops the run."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        if e.errno in _FATAL_WRITE_ERRNOS:
+            raise OutputFolderError(
+                e.errno, f'cannot write {path} ({e.strerror or e}): the output folder is '
+                'read-only or full; no later image could be written either, so the run stops '
+                '(the outputs written so far are complete: re-run to resume)') from e
+        raise
 
 
 class _Image:
@@ -330,6 +404,9 @@ class PseudoLabelLoop(BaseLoop):
         """Make the outputs of this rank's images, then evaluate and report."""
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
+        free = check_output_dir(self.out_dir)
+        print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB free)',
+                  logger='current')
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
         aff_model = self._affinity_net(device) if self.needs_affinity_net else None
@@ -368,7 +445,7 @@ class PseudoLabelLoop(BaseLoop):
             try:
                 self._model_pass(dataset, image, cache, cam_model, aff_model)
                 images.append(image)
-            except _ConfigError:
+            except (_ConfigError, OutputFolderError):
                 raise
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                 self._fail(image, e, bar)
@@ -393,6 +470,8 @@ class PseudoLabelLoop(BaseLoop):
                             [image.img_rgb] * len(image.crf_inputs))))
                     self._crf_pass(image, q)
                 self._evaluate(image)
+            except OutputFolderError:
+                raise
             except Exception as e:  # noqa: BLE001
                 self._fail(image, e, bar)
                 continue
@@ -401,7 +480,7 @@ class PseudoLabelLoop(BaseLoop):
                 bar.update()
 
     def _fail(self, image: _Image, error: Exception, bar) -> None:
-        reason = f'{type(error).__name__}: {error}'
+        reason = ' '.join(f'{type(error).__name__}: {error}'.split())  # one line per image
         self.failures.append((image.img_path, reason))
         print_log(f'pseudo labels: skipping {image.img_path}: {reason}', logger='current',
                   level=logging.WARNING)
@@ -432,6 +511,13 @@ class PseudoLabelLoop(BaseLoop):
             raise ValueError('the image has no image-level labels (gt_class_labels is all '
                              'zero): there is no class to localise; fix its labels or leave it '
                              'out of the dataset')
+        height, width = data['inputs'].shape[-2:]
+        scale = min(self.cam_kwargs['scales'])
+        if round(min(height, width) * scale) < 1:
+            raise ValueError(
+                f'the image is {height}x{width} pixels, too small for the CAM scale {scale} '
+                f'(it would be resized to nothing); the CAMs need images of at least '
+                f'{math.floor(0.5 / scale) + 1} pixels a side (or larger cam_scales)')
         for stage in image.todo:
             remove_stale_temp_files(image.paths[stage])
         img_norm = self._preprocess(cam_model, data)
@@ -447,8 +533,13 @@ class PseudoLabelLoop(BaseLoop):
         if {'rw', 'rw_crf'} & set(image.todo):
             head = aff_model.decode_head
             aff = aff_model.predict_affinity(self._preprocess(aff_model, data))
+            check_finite(aff, 'the affinities', 'check the AffinityNet checkpoint '
+                         f'(--aff-checkpoint {self.aff_checkpoint}) for NaN/inf weights')
             scores = random_walk_cams(cams[None].to(aff.device), aff, radius=head.radius,
                                       stride=head.label_stride, **self.rw_kwargs)[0]
+            check_finite(scores, 'the random-walk scores', 'the walk overflowed: lower '
+                         f'rw_beta ({self.rw_kwargs["beta"]}) or rw_logt '
+                         f'({self.rw_kwargs["logt"]})')
             if 'rw' in image.todo:
                 self._write(image, 'rw', stack_to_label(scores.argmax(0), class_ids))
             if 'rw_crf' in image.todo:  # CRF unary from the scores normalised over classes
@@ -498,28 +589,33 @@ class PseudoLabelLoop(BaseLoop):
         """
         wanted = torch.nonzero(labels > 0)[:, 0]
         if osp.isfile(cache):
-            try:
-                with np.load(cache) as f:
+            try:  # any failure (truncated, corrupt, CRC error, NaN) means: recompute
+                with np.load(cache, allow_pickle=False) as f:
                     cams, class_ids = torch.from_numpy(f['cams']), torch.from_numpy(f['class_ids'])
+                check_finite(cams, 'the cached CAMs', 'recomputing')
                 if (torch.equal(class_ids, wanted)
                         and tuple(cams.shape[1:]) == tuple(img_norm.shape[-2:])):
                     return cams.float().to(img_norm.device), class_ids.to(img_norm.device)
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable cache: recompute
+            except Exception as e:  # noqa: BLE001 - zipfile, zlib, EOF, numpy errors alike
+                print_log(f'pseudo labels: the CAM cache {cache} is unreadable '
+                          f'({type(e).__name__}: {e}); recomputing it', logger='current',
+                          level=logging.WARNING)
         cams, class_ids = multi_scale_cam(cam_model.forward_cam, img_norm,
                                           labels.to(img_norm.device), **self.cam_kwargs)
         cams = cams.half()
+        check_finite(cams, 'the CAMs', 'check the CAM classifier checkpoint (--cam-checkpoint '
+                     f'{self.cam_checkpoint}) for NaN/inf weights')
         if self.save_cams:
             remove_stale_temp_files(cache)
             buf = io.BytesIO()
             np.savez_compressed(buf, cams=cams.cpu().numpy(), class_ids=class_ids.cpu().numpy())
-            atomic_write_bytes(cache, buf.getvalue())
+            _write_output(cache, buf.getvalue())
         return cams.float(), class_ids
 
     @staticmethod
     def _write(image: _Image, stage: str, label: Union[Tensor, np.ndarray]) -> None:
         label = label.cpu().numpy() if isinstance(label, Tensor) else np.asarray(label)
-        atomic_write_bytes(image.paths[stage], encode_png(label.astype(np.uint8)))
+        _write_output(image.paths[stage], encode_png(label.astype(np.uint8)))
 
     def _report(self, metrics: dict, num_images: int) -> None:
         print_log(f'pseudo labels in {self.out_dir}: stages {", ".join(self.stages)}; rank 0 '
@@ -528,8 +624,12 @@ class PseudoLabelLoop(BaseLoop):
         failures_file = osp.join(self.out_dir, 'failures.txt')
         if self.failures:
             lines = [f'{path}\t{reason}' for path, reason in self.failures]
-            atomic_write_bytes(failures_file, ('\n'.join(lines) + '\n').encode())
-            print_log(f'{len(self.failures)} image(s) failed (listed in {failures_file}):\n' +
+            try:
+                atomic_write_bytes(failures_file, ('\n'.join(lines) + '\n').encode())
+                where = f'listed in {failures_file}'
+            except OSError as e:  # the list is in the log all the same
+                where = f'{failures_file} could not be written: {e}'
+            print_log(f'{len(self.failures)} image(s) failed ({where}):\n' +
                       '\n'.join(lines), logger='current', level=logging.WARNING)
         elif osp.isfile(failures_file):
             os.remove(failures_file)  # from an earlier run whose failures are now fixed

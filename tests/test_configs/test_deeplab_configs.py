@@ -72,11 +72,9 @@ def test_config_builds_and_computes_loss(path):
 
 
 @pytest.mark.parametrize('path', CRF_CONFIGS, ids=osp.basename)
-def test_crf_configs_use_deeplab_settings(path):
+def test_crf_configs_wrap_their_plain_twin(path):
+    """The CRF settings of each config are pinned in test_crf_configs.py."""
     cfg = _load(path)
-    crf = cfg.model.crf
-    assert (crf.iterations, crf.gaussian_sxy, crf.gaussian_compat) == (10, 3, 3)
-    assert (crf.bilateral_sxy, crf.bilateral_srgb, crf.bilateral_compat) == (121, 5, 4)
     plain = _load(path.replace('-crf', ''))
     assert cfg.model.segmentor.to_dict() == plain.model.to_dict()
 

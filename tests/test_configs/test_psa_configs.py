@@ -138,3 +138,133 @@ def test_cam_classifier_predicts_wsss_labels():
     with torch.no_grad():
         pred = model.predict(torch.randn(1, 3, 32, 48), [sample])[0].pred_sem_seg.data
     assert set(pred.unique().tolist()) <= {0, 3}  # class 2 only -> label 3
+
+
+# ------------------------------------------------------------------ official recipe numbers
+PSA_JITTER = dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
+
+
+def _plain(step: dict) -> dict:
+    return {k: v for k, v in step.items() if k != '_scope_'}
+
+
+@pytest.mark.parametrize('backbone', ['resnet38', 'r50'])
+def test_cam_training_augmentation_is_train_cls(backbone):
+    """jiwoon-ahn/psa train_cls.py: RandomResizeLong(256, 512) (PIL bicubic), flip,
+    ColorJitter(0.3, 0.3, 0.3, 0.1), RandomCrop(448); labels from cls_labels, no masks."""
+    cfg = cfg_of(f'psa-cam_{backbone}-d8_4xb4-10k_voc12aug-448x448.py')
+    for ds in cfg.train_dataloader.dataset.datasets:
+        steps = [_plain(s) for s in ds.pipeline]
+        assert [s['type'] for s in steps] == [
+            'LoadImageFromFile', 'LoadImageLevelLabels', 'RandomResize', 'RandomFlip',
+            'ColorJitter', 'RandomCrop', 'PackSegInputs'
+        ]
+        assert steps[1]['label_file'] == 'data/VOCdevkit/VOC2012/cls_labels.json'
+        assert steps[1]['num_classes'] == 20
+        resize = steps[2]
+        assert resize['scale'] == (256, 256) and resize['keep_ratio']
+        assert resize['ratio_range'] == (1.0, 513 / 256)
+        assert (resize['backend'], resize['interpolation']) == ('pillow', 'bicubic')
+        assert steps[3]['prob'] == 0.5
+        assert steps[4] == PSA_JITTER
+        assert steps[5]['crop_size'] == (448, 448)
+        assert 'gt_class_labels' in steps[6]['meta_keys']
+
+
+def test_cam_long_side_is_uniform_over_256_to_512():
+    """The configured RandomResize gives RandomResizeLong(256, 512)'s long sides."""
+    init_default_scope('mmseg')
+    from mmseg.registry import TRANSFORMS
+    cfg = cfg_of('psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py')
+    resize = TRANSFORMS.build(cfg.train_dataloader.dataset.datasets[0].pipeline[2])
+    img = np.zeros((15, 20, 3), np.uint8)  # landscape 3:4, as most VOC images
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        scales = [resize._random_scale() for _ in range(3000)]  # what transform() samples
+        for _ in range(10):  # and the resized images have that long side
+            np.random.seed(len(scales) + _)
+            target = resize._random_scale()[0]
+            np.random.seed(len(scales) + _)
+            out = resize(dict(img=img.copy(), img_shape=img.shape[:2]))['img']
+            assert out.shape[:2] == (int(target * 15 / 20 + 0.5), target)
+    finally:
+        np.random.set_state(state)
+    assert all(w == h for w, h in scales)  # (L, L) with keep_ratio: long side L
+    long_sides = np.array([w for w, _ in scales])
+    assert long_sides.min() == 256 and long_sides.max() == 512
+    counts = np.bincount(long_sides - 256, minlength=257)
+    assert len(counts) == 257 and (counts > 0).all()  # every integer 256..512
+    assert counts.max() < 3 * counts.mean()  # uniform: ~11.7 each
+
+
+@pytest.mark.parametrize('backbone', ['resnet38', 'r50'])
+def test_affinitynet_training_augmentation_is_train_aff(backbone):
+    """train_aff.py: no rescaling; ColorJitter on the whole image, then a joint random 448
+    crop and flip of image and labels."""
+    cfg = cfg_of(f'psa-affinitynet_{backbone}-d8_4xb2-10k_voc12aug-448x448.py')
+    for ds in cfg.train_dataloader.dataset.datasets:
+        steps = [_plain(s) for s in ds.pipeline]
+        assert [s['type'] for s in steps] == [
+            'LoadImageFromFile', 'LoadAnnotations', 'ColorJitter', 'RandomCrop', 'RandomFlip',
+            'PackSegInputs'
+        ]
+        assert steps[2] == PSA_JITTER and steps[3]['crop_size'] == (448, 448)
+        assert steps[4]['prob'] == 0.5
+
+
+def test_voc_cam_pipeline_runs_without_masks(tmp_path):
+    """The CAM training pipeline needs only the image and the converted label file."""
+    import cv2
+    from mmcv.transforms import Compose
+    init_default_scope('mmseg')
+    img_path = tmp_path / '2007_000032.jpg'
+    cv2.imwrite(str(img_path), np.random.default_rng(0).integers(0, 255, (30, 40, 3),
+                                                                  dtype=np.uint8))
+    labels = tmp_path / 'cls_labels.json'
+    labels.write_text('{"2007_000032": [0, 14]}')
+    cfg = cfg_of('psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py')
+    pipeline = copy.deepcopy(cfg.train_dataloader.dataset.datasets[0].pipeline)
+    pipeline[1]['label_file'] = str(labels)
+    out = Compose(pipeline)(dict(img_path=str(img_path), seg_fields=[],
+                                 reduce_zero_label=False))
+    sample = out['data_samples']
+    assert np.flatnonzero(sample.gt_class_labels).tolist() == [0, 14]
+    assert max(out['inputs'].shape[1:]) <= 448 and max(out['inputs'].shape[1:]) >= 256
+
+
+def _loop_settings(cfg) -> dict:
+    """The PseudoLabelLoop arguments a config runs with (its values over the defaults)."""
+    import inspect
+
+    from mmaffseg.wsss.pseudo_label_loop import PseudoLabelLoop
+    params = inspect.signature(PseudoLabelLoop.__init__).parameters
+    settings = {k: p.default for k, p in params.items() if p.default is not inspect._empty}
+    settings.update({k: v for k, v in cfg.test_cfg.items() if k != 'type'})
+    return settings
+
+
+@pytest.mark.parametrize('name', [
+    'psa-pseudo-labels_resnet38-d8_voc12aug.py', 'psa-pseudo-labels_resnet38-d8_voc12-train.py',
+    'psa-pseudo-labels_r50-d8_voc12aug.py'
+])
+def test_pseudo_label_recipe_numbers(name):
+    """PSA's values (infer_cls.py / infer_aff.py / README): CAM scales 1, 0.5, 1.5, 2 with
+    flips, alphas 4 / 32 (affinity labels) and 16 (walk), beta 8, logt 8 (t = 256), the
+    CAM row's background score 0.2, radius 5 at stride 8, PSA's dCRF."""
+    from mmaffseg.postprocessing import DenseCRF
+    cfg = cfg_of(name)
+    s = _loop_settings(cfg)
+    assert tuple(s['cam_scales']) == (1.0, 0.5, 1.5, 2.0) and s['cam_flip'] is True
+    assert (s['low_alpha'], s['high_alpha'], s['rw_alpha']) == (4, 32, 16)
+    assert (s['rw_beta'], s['rw_logt'], s['cam_bg_score']) == (8, 8, 0.2)
+    crf = DenseCRF(**{k: v for k, v in (s['crf'] or {}).items() if k != 'workers'})
+    assert (crf.iterations, crf.gaussian_sxy, crf.gaussian_compat) == (10, 3, 3)
+    assert (crf.bilateral_sxy, crf.bilateral_srgb, crf.bilateral_compat) == (80, 13, 10)
+    assert crf.scale_factor == 1
+    head = _parse(osp.normpath(s['aff_model'])).model.decode_head
+    assert (head.radius, head.label_stride) == (5, 8)
+    # the runner's images: whole images at their own size (no resize in the test pipeline)
+    assert [t['type'] for t in cfg.test_pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'LoadImageLevelLabels', 'PackSegInputs'
+    ]

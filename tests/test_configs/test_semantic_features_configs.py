@@ -29,6 +29,7 @@ def test_cityscapes_config_uses_the_papers_optimiser():
     loss = head.loss_decode
     assert (loss.num_instances, loss.num_pixels, loss.num_resamples, loss.form) == \
         (3, 1000, 10, 'paper')
+    assert loss.normalization in (None, 'points')  # the paper's 1/|P|, which the lr is for
     assert model.backbone.backbone.depth == 101
     assert cfg.model.pretrained == 'open-mmlab://resnet101_v1c'
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

@@ -164,3 +164,30 @@ def test_dataset_class_generates_and_lists(tmp_path):
     with pytest.raises(FileNotFoundError, match='no complete synthetic'):
         DATASETS.build(dict(type='SyntheticCityscapesDataset', data_root=str(tmp_path / 'x'),
                             auto_generate=False, pipeline=[]))
+
+
+def test_holdout_splits_the_training_images(tiny_synthetic_root):
+    # The held-back selection split: every 3rd training image in path order (2 of 6); the
+    # fitting part is the rest, the two never overlap and together are the whole split.
+    from mmseg.registry import DATASETS
+    train_files = sorted(glob.glob(osp.join(tiny_synthetic_root, 'leftImg8bit', 'train', '*',
+                                            '*.png')))
+    assert len(train_files) == 6
+
+    def paths(**kw):
+        ds = DATASETS.build(dict(
+            type='SyntheticCityscapesDataset', data_root=tiny_synthetic_root, num_train=6,
+            num_val=3, image_size=(64, 128), pipeline=[],
+            data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'), **kw))
+        return [info['img_path'] for info in ds.load_data_list()], len(ds)
+
+    everything, n = paths()
+    assert everything == train_files and n == 6
+    held, n_held = paths(holdout='only', holdout_every=3)
+    fit, n_fit = paths(holdout='exclude', holdout_every=3)
+    assert held == [train_files[2], train_files[5]] and n_held == 2
+    assert fit == [f for f in train_files if f not in held] and n_fit == 4
+    with pytest.raises(ValueError, match="holdout must be None, 'exclude'"):
+        paths(holdout='val')
+    with pytest.raises(ValueError, match='holdout_every must be >= 2'):
+        paths(holdout='only', holdout_every=1)

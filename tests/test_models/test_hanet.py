@@ -43,6 +43,39 @@ def _row_positions(case) -> torch.Tensor:
     return torch.from_numpy(case.inputs['pos_h'][:, :, 0]).long()
 
 
+# The official position map holds, for each input row, its row in the 1024-row full-resolution
+# frame // 8 (see the golden README), carried through the dataset's resize and crop.
+OFFICIAL_FRAME_ROWS = 1024
+OFFICIAL_ROWS_PER_BIN = 8
+
+
+def official_frame_meta(positions: torch.Tensor, width: int) -> dict:
+    """The mmseg metainfo of the crop that the official positions of one sample describe.
+
+    ``positions[y]`` = (row of input row y in the 1024-row frame) // 8. With the frame resized
+    by ``scale`` (input rows per frame row) and cropped at ``top``, input row y is frame row
+    (y + top) / scale, so a bin spans ``u = 8 * scale`` input rows and bin ``p`` starts at input
+    row ``p * u - top``. Both follow from the first and last bin changes, for any crop offset.
+
+    Args:
+        positions (Tensor): (H,) official positions of the H input rows.
+        width (int): Input width.
+
+    Returns:
+        dict: ``ori_shape``, ``img_shape``, ``pad_shape``, ``scale_factor``, ``crop_offset``.
+    """
+    positions = positions.long()
+    changes = (torch.nonzero(positions[1:] != positions[:-1])[:, 0] + 1).tolist()
+    assert len(changes) >= 2, f'cannot derive the frame: the rows span < 3 bins: {positions}'
+    first, last = changes[0], changes[-1]
+    rows_per_bin = (last - first) / float(positions[last] - positions[first])
+    scale = rows_per_bin / OFFICIAL_ROWS_PER_BIN
+    top = round(float(positions[first]) * rows_per_bin - first)
+    height = positions.numel()
+    return dict(ori_shape=(OFFICIAL_FRAME_ROWS, round(width / scale)), img_shape=(height, width),
+                pad_shape=(height, width), scale_factor=(scale, scale), crop_offset=(top, 0))
+
+
 def _load(model: torch.nn.Module, case) -> None:
     missing, unexpected = model.load_state_dict(convert_official_hanet(case.state_dict()),
                                                 strict=False)
@@ -103,10 +136,11 @@ def test_hanet_model_golden(path):
     img = torch.from_numpy(case.inputs['img'])
     row_positions = _row_positions(case)
 
-    # the official fixture frame (a 1024-row image shown at 1/8) expressed as metainfo
-    meta = dict(ori_shape=(1024, 1024), img_shape=tuple(img.shape[2:]),
-                pad_shape=tuple(img.shape[2:]), scale_factor=(0.125, 0.125))
-    assert torch.equal(batch_row_positions([meta] * img.shape[0]), row_positions)
+    # the fixture's frame and crop, derived from its positions, expressed as metainfo: the
+    # model runs on the positions that the meta path recovers, checked against the official ones
+    metas = [official_frame_meta(p, img.shape[3]) for p in row_positions]
+    positions = batch_row_positions(metas)
+    assert positions is not None and torch.equal(positions, row_positions)
 
     calls = {}
     for placement in head.hanet_placements:
@@ -114,7 +148,7 @@ def test_hanet_model_golden(path):
             lambda mod, args, out, p=placement: calls.__setitem__(p, (args, out)))
     with torch.no_grad():
         feats = model.extract_feat(img)
-        logits = head.forward(feats, row_positions)
+        logits = head.forward(feats, positions)
         outputs = dict(logits=resize(logits, size=img.shape[2:], mode='bilinear',
                                      align_corners=True))
         # official attention_i is the i-th HANet of layer4, aspp, bottleneck, decoder
@@ -128,6 +162,24 @@ def test_hanet_model_golden(path):
         assert_close(case, name, value)
     if model.with_auxiliary_head:
         _check_auxiliary_head(model, feats, case.state_dict())
+
+
+@pytest.mark.parametrize('top', [1, 37, 96])
+@pytest.mark.parametrize('path', MODEL_CASES, ids=_name)
+def test_golden_positions_with_a_crop_offset_pass_the_meta_path(path, top):
+    """A case whose rows start lower in the frame (a crop offset, as in every training crop),
+    built from the fixture by cropping its frame at row ``top``, goes through the same
+    derivation and meta path as the fixture itself."""
+    case = load_case(path)
+    positions = _row_positions(case)[:, top:]
+    assert positions.min() > 0  # the crop starts below the frame's first row
+    width = case.inputs['img'].shape[3]
+    metas = [official_frame_meta(p, width) for p in positions]
+    assert all(m['crop_offset'] == (top, 0) for m in metas)
+    assert torch.equal(batch_row_positions(metas), positions)
+    # a meta without the crop offset (the uncropped frame at row 0) cannot describe this case
+    no_offset = [{k: v for k, v in m.items() if k != 'crop_offset'} for m in metas]
+    assert batch_row_positions(no_offset) is None
 
 
 def _check_auxiliary_head(model, feats, official):

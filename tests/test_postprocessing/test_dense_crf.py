@@ -155,3 +155,56 @@ def test_missing_pydensecrf_says_how_to_install(monkeypatch):
         DenseCRF()(probs, img)
     with pytest.raises(ImportError, match='pip install pydensecrf2==1.1'):
         DenseCRF(workers=2).batch([probs, probs], [img, img])
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
+@pytest.mark.parametrize('start_method', ['fork', 'forkserver'])
+def test_pool_workers_die_with_a_killed_parent(tmp_path, start_method):
+    """SIGKILL of the process running DenseCRF.batch takes its pool workers with it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from mmaffseg.postprocessing import dense_crf
+    script = tmp_path / 'runner.py'  # a file, so that spawned workers can import __main__
+    script.write_text(
+        'import importlib.util, os, sys, time\n'
+        'import numpy as np\n'
+        '# the module alone (numpy and torch only): fast to start, also in every worker\n'
+        f'spec = importlib.util.spec_from_file_location("dense_crf", {dense_crf.__file__!r})\n'
+        'dense_crf = sys.modules["dense_crf"] = importlib.util.module_from_spec(spec)\n'
+        'spec.loader.exec_module(dense_crf)\n'
+        'class SlowCRF(dense_crf.DenseCRF):\n'
+        '    def _infer(self, probs, img):  # a CRF that takes a minute\n'
+        '        print(os.getpid(), flush=True)\n'
+        '        time.sleep(60)\n'
+        'if __name__ == "__main__":\n'
+        '    dense_crf._import_densecrf = lambda: None  # pydensecrf is not needed here\n'
+        '    probs, img = np.full((2, 4, 4), 0.5, np.float32), np.zeros((4, 4, 3), np.uint8)\n'
+        f'    SlowCRF(workers=2, start_method={start_method!r}).batch([probs] * 2, [img] * 2)\n')
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        workers = [int(proc.stdout.readline()) for _ in range(2)]  # both are in the CRF
+        assert all(map(_alive, workers))
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), 'CRF workers outlived their killed parent'
+    finally:
+        proc.kill()
+        for pid in workers:  # only the workers this test started
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -107,9 +107,6 @@ def test_visualization_range_and_shape(method):
     out = F.visualize_embedding(emb, torch.rand(3, 13, 21), method=method, radius=3)
     assert out.shape == (3, 13, 21)
     assert torch.isfinite(out).all() and out.min() == 0 and out.max() == 1
-    again = F.visualize_embedding(emb, torch.rand(3, 13, 21), method=method, radius=0) \
-        if False else None
-    assert again is None
     with pytest.raises(ValueError, match="method must be 'pca' or 'random'"):
         F.visualize_embedding(emb, method='tsne')
 
@@ -117,3 +114,44 @@ def test_visualization_range_and_shape(method):
 def test_random_projection_is_seeded():
     torch.testing.assert_close(F.random_basis(8, 3, seed=4), F.random_basis(8, 3, seed=4))
     assert not torch.equal(F.random_basis(8, 3, seed=4), F.random_basis(8, 3, seed=5))
+
+
+def _naive_picture(emb, method, clamp=5.0, seed=0):
+    """clamp -> project (PCA from numpy's SVD, largest entry of each direction positive; or
+    the seeded Gaussian matrix) -> stretch each channel to [0, 1], without any filter."""
+    feats = np.clip(emb.numpy().astype(np.float64), -clamp, clamp)
+    c, h, w = feats.shape
+    points = feats.reshape(c, -1).T
+    centred = points - points.mean(0)
+    if method == 'pca':
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        basis = vt[:3].T
+        basis = basis * np.sign(basis[np.abs(basis).argmax(0), range(3)])
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        basis = torch.randn(c, 3, generator=gen).double().numpy()  # float32 draws
+    out = (centred @ basis).T.reshape(3, h, w)
+    lo = out.reshape(3, -1).min(1)[:, None, None]
+    hi = out.reshape(3, -1).max(1)[:, None, None]
+    return (out - lo) / (hi - lo)
+
+
+@pytest.mark.parametrize('method', ['pca', 'random'])
+def test_radius_zero_is_the_unfiltered_picture(method):
+    gen = torch.Generator().manual_seed(7)
+    emb = 4 * torch.randn(6, 11, 14, generator=gen) * torch.tensor(
+        [3.0, 2.0, 1.0, 0.5, 0.2, 0.1]).view(6, 1, 1)  # distinct variances: a stable PCA
+    image = torch.rand(3, 11, 14, generator=gen)
+    # A one-pixel window: the guided filter returns its input (and the naive filter agrees).
+    src = torch.randn(1, 6, 11, 14, generator=gen, dtype=torch.float64)
+    guide = image[None].double()
+    torch.testing.assert_close(F.guided_filter(guide, src, 0, 0.01), src)
+    np.testing.assert_allclose(F.guided_filter(guide, src, 0, 0.01)[0].numpy(),
+                               _naive_guided_filter(guide[0], src[0], 0, 0.01), atol=1e-10)
+    expected = _naive_picture(emb, method)
+    for guide_image in (image, None):  # radius 0 with a guide, or no guide at all
+        out = F.visualize_embedding(emb, guide_image, method=method, radius=0)
+        np.testing.assert_allclose(out.numpy(), expected, atol=1e-4)
+    # and a real radius does filter
+    filtered = F.visualize_embedding(emb, image, method=method, radius=2)
+    assert np.abs(filtered.numpy() - expected).max() > 0.05

@@ -119,6 +119,82 @@ def test_end_to_end_outputs(reference, tiny_synthetic_root):
     assert not osp.exists(osp.join(out, 'failures.txt'))
 
 
+def _naive_label(index: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """Stack index -> label: 0 background, class_ids[i - 1] + 1 for stack channel i."""
+    return np.where(index == 0, 0, np.concatenate([[0], class_ids + 1])[index])
+
+
+def test_outputs_recomputed_from_the_cached_cams(reference, tiny_synthetic_root, checkpoints):
+    """Every output PNG equals its recomputation from the cached CAMs with the library
+    functions and the config's settings (alphas, beta, t, radius, stride, bg score, CRF), the
+    class-id map written out naively, and the RGB image read here; the cached CAMs equal a
+    fresh multi-scale CAM pass."""
+    from mmaffseg.postprocessing import DenseCRF
+    from mmaffseg.utils import load_trusted_local_checkpoint
+    from mmaffseg.wsss import add_background, multi_scale_cam, random_walk_cams
+    out, _, loop = reference
+    cfg = load_config(PL_CFG, _options(tiny_synthetic_root))
+    settings = cfg.test_cfg
+    init_default_scope('mmseg')
+    models = []
+    for model_cfg, path in ((cfg.model, checkpoints[0]), (load_config(AFF_CFG).model,
+                                                           checkpoints[1])):
+        model = MODELS.build(model_cfg)
+        model.load_state_dict(load_trusted_local_checkpoint(path)['state_dict'])
+        models.append(model.eval())
+    cam_model, aff_model = models
+    prep = cfg.model.data_preprocessor
+    mean = torch.tensor(prep.mean).view(3, 1, 1)
+    std = torch.tensor(prep.std).view(3, 1, 1)
+    crf = DenseCRF(**{k: v for k, v in settings.crf.items() if k != 'workers'})
+    head = aff_model.decode_head
+    assert (head.radius, head.label_stride) == (5, 4)  # the demo AffinityNet
+    ds = loop.dataloader.dataset
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for index in range(len(ds)):
+            info = ds.get_data_info(index)
+            rel = label_relpath(info['img_path'], ds.data_prefix['img_path'], ds.img_suffix,
+                                ds.seg_map_suffix)
+            with np.load(osp.join(out, 'cams', rel[:-4] + '.npz')) as f:
+                cams, class_ids = torch.from_numpy(f['cams']).float(), f['class_ids']
+            written = {s: cv2.imread(osp.join(out, s, rel), cv2.IMREAD_UNCHANGED)
+                       for s in ALL_STAGES}
+            rgb = np.ascontiguousarray(cv2.imread(info['img_path'], cv2.IMREAD_COLOR)[..., ::-1])
+            x = ((torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() - mean) / std)[None]
+            with torch.no_grad():
+                labels = torch.as_tensor(ds[index]['data_samples'].gt_class_labels)
+                fresh, fresh_ids = multi_scale_cam(cam_model.forward_cam, x, labels,
+                                                   settings.cam_scales, settings.cam_flip)
+                aff = aff_model.predict_affinity(x)
+            np.testing.assert_array_equal(fresh_ids.numpy(), class_ids)
+            torch.testing.assert_close(fresh.half().float(), cams, rtol=0, atol=2e-3)
+            # CAM: argmax of [bg_score, CAMs]
+            stack = torch.cat([torch.full_like(cams[:1], settings.cam_bg_score), cams])
+            np.testing.assert_array_equal(written['cam'],
+                                          _naive_label(stack.argmax(0).numpy(), class_ids))
+            # affinity labels: low-alpha CRF classes, its background unknown, high-alpha
+            # CRF background confident
+            low, high = (crf(add_background(cams, a).numpy(), rgb).argmax(0)
+                         for a in (settings.low_alpha, settings.high_alpha))
+            expected = _naive_label(low, class_ids)
+            expected[low == 0] = 255
+            expected[high == 0] = 0
+            np.testing.assert_array_equal(written['affinity_labels'], expected)
+            # CAM + RW, then the dCRF on the walked scores normalised over the classes
+            scores = random_walk_cams(cams[None], aff, alpha=settings.rw_alpha,
+                                      beta=settings.rw_beta, logt=settings.rw_logt,
+                                      radius=head.radius, stride=head.label_stride)[0]
+            np.testing.assert_array_equal(written['rw'],
+                                          _naive_label(scores.argmax(0).numpy(), class_ids))
+            probs = scores / scores.sum(0, keepdim=True).clamp_min(1e-5)
+            np.testing.assert_array_equal(
+                written['rw_crf'], _naive_label(crf(probs.numpy(), rgb).argmax(0), class_ids))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_second_stage_config_reads_pseudo_labels(reference, tiny_synthetic_root):
     """The rw_crf folder is a seg_map_path for the second-stage config as it is."""
     out = reference[0]

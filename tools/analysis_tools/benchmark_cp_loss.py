@@ -41,12 +41,22 @@ VARIANTS = ('ours', 'materialised')
 NUM_SAMPLES = 100_000
 
 
-LOSS_FILE = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmaffseg',
-                     'models', 'losses', 'context_prior_loss.py')
+PACKAGE_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmaffseg')
+LOSS_FILE = osp.join(PACKAGE_DIR, 'models', 'losses', 'context_prior_loss.py')
+
+
+def _load_file(name: str, path: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_loss_module() -> types.ModuleType:
-    """``context_prior_loss.py`` on its own: only torch in the process, registry stubbed."""
+    """``context_prior_loss.py`` and its helpers (``models/utils/precision.py`` and
+    ``counting.py``) on their own: only torch in the process, mmaffseg's package ``__init__``
+    and mmseg's registry stubbed."""
 
     class _Registry:
 
@@ -57,10 +67,15 @@ def load_loss_module() -> types.ModuleType:
     registry.MODELS = _Registry()
     sys.modules.setdefault('mmseg', types.ModuleType('mmseg'))
     sys.modules['mmseg.registry'] = registry
-    spec = importlib.util.spec_from_file_location('context_prior_loss', LOSS_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    for name in ('mmaffseg', 'mmaffseg.models', 'mmaffseg.models.utils',
+                 'mmaffseg.models.losses'):
+        package = types.ModuleType(name)
+        package.__path__ = []
+        sys.modules.setdefault(name, package)
+    for helper in ('precision', 'counting'):
+        _load_file(f'mmaffseg.models.utils.{helper}',
+                   osp.join(PACKAGE_DIR, 'models', 'utils', f'{helper}.py'))
+    return _load_file('mmaffseg.models.losses.context_prior_loss', LOSS_FILE)
 
 
 def peak_rss_mb() -> float:

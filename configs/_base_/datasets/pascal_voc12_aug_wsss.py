@@ -1,26 +1,36 @@
 # PASCAL VOC 2012 + SBD ("train_aug", 10582 images = train.txt + aug.txt of mmseg's
 # tools/dataset_converters/voc_aug.py) for weakly supervised segmentation (PSA): 20 image-level
 # classes, 21 segmentation classes (0 background). The CAM network sees image-level labels
-# only: LoadImageLevelLabels derives them from the masks (SegmentationClass /
-# SegmentationClassAug); to use PSA's own file instead set
-#   image_labels = dict(type='LoadImageLevelLabels', num_classes=20,
-#                       label_file='data/VOCdevkit/VOC2012/cls_labels.npy')
-# and drop LoadAnnotations from cam_train_pipeline.
+# only. They are PSA's official labels (jiwoon-ahn/psa voc12/cls_labels.npy, made from the VOC
+# XML annotations), converted once, by a step that runs no code from the file, with
+#   python tools/dataset_converters/psa_cls_labels.py psa/voc12/cls_labels.npy \
+#       data/VOCdevkit/VOC2012/cls_labels.json
+# (LoadImageLevelLabels never unpickles). For a dataset without XML annotations use
+# image_labels_from_masks (the classes present in the masks; needs LoadAnnotations before it).
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (448, 448)
-image_labels = dict(type='LoadImageLevelLabels', num_classes=20)
+cls_label_file = data_root + '/cls_labels.json'
+image_labels = dict(type='LoadImageLevelLabels', num_classes=20, label_file=cls_label_file)
+image_labels_from_masks = dict(type='LoadImageLevelLabels', num_classes=20)
+# torchvision's ColorJitter as in the official train_cls.py / train_aff.py
+psa_color_jitter = dict(
+    type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
 wsss_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
                   'gt_class_labels')
-# PSA's classifier augmentation: long side 256-512, flip, colour jitter, 448 crop (zero padded)
+# PSA's classifier augmentation (official train_cls.py): long side resized to a random integer
+# in 256..512 (PIL bicubic), horizontal flip, ColorJitter(0.3, 0.3, 0.3, 0.1), random 448 crop;
+# the data preprocessor pads smaller images to 448 with zeros after normalisation (the
+# reference's padding too). int(256 * U[1, 513/256)) is uniform over the integers 256..512.
+# No masks: the labels come from the label file.
 cam_train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    image_labels,  # before any crop: the labels describe the whole image
-    dict(type='RandomResize', scale=(256, 256), ratio_range=(1.0, 2.0), keep_ratio=True),
+    image_labels,
+    dict(type='RandomResize', scale=(256, 256), ratio_range=(1.0, 513 / 256), keep_ratio=True,
+         backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
+    psa_color_jitter,
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]

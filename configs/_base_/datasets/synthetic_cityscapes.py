@@ -5,8 +5,8 @@ data_root = 'data/synthetic_cityscapes'
 crop_size = (128, 256)
 synthetic_cfg = dict(num_train=300, num_val=60, seed=0, image_size=(256, 512))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=19),
     dict(
         type='RandomResize',
         scale=(512, 256),
@@ -18,14 +18,14 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedAnnotations', num_classes=19),
     dict(type='PackSegInputs')
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadCheckedImageFromFile', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[
@@ -33,7 +33,7 @@ tta_pipeline = [
             [
                 dict(type='RandomFlip', prob=0., direction='horizontal'),
                 dict(type='RandomFlip', prob=1., direction='horizontal')
-            ], [dict(type='LoadCheckedAnnotations')], [dict(type='PackSegInputs')]
+            ], [dict(type='LoadCheckedAnnotations', num_classes=19)], [dict(type='PackSegInputs')]
         ])
 ]
 train_dataloader = dict(

@@ -3,8 +3,8 @@
 _base_ = ['./synthetic_cityscapes.py']
 crop_size = (128, 256)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=19),
     dict(type='LoadInstanceMap'),
     dict(type='RandomResize', scale=(512, 256), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -13,9 +13,9 @@ train_pipeline = [
     dict(type='PackSegInstanceInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedAnnotations', num_classes=19),
     dict(type='LoadInstanceMap'),
     dict(type='PackSegInstanceInputs')
 ]

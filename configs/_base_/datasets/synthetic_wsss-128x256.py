@@ -19,18 +19,19 @@ wsss_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_sha
                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
                   'gt_class_labels')
 cam_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=9),
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.9, 1.3), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
+    # demo choice, not PSA's ColorJitter: the demo's README numbers were measured with it
     dict(type='PhotoMetricDistortion'),
     dict(type='LoadImageLevelLabels', num_classes=num_cam_classes, min_pixels=8),  # of the crop
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations', num_classes=9),
     image_labels,
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]

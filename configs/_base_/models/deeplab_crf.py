@@ -1,7 +1,7 @@
-# DeepLab's published dense-CRF settings (v1 / v2 on PASCAL VOC): 10 mean-field iterations,
-# Gaussian kernel w2 = 3, sigma_gamma = 3; bilateral kernel w1 = 4, sigma_alpha = 121,
-# sigma_beta = 5 (w1, sigma_alpha, sigma_beta were grid-searched on val; typical w1 4-5,
-# sigma_alpha 50-121, sigma_beta 3-5). Arguments of mmaffseg.postprocessing.DenseCRF.
+# DeepLab v1 LargeFOV's published dense-CRF settings (VOC, cross-validated): 10 mean-field
+# iterations, Gaussian kernel w2 = 3, sigma_gamma = 3; bilateral kernel w1 = 4,
+# sigma_alpha = 121, sigma_beta = 5. DeepLab v2 has its own values per backbone: see
+# deeplabv2_crf.py. Arguments of mmaffseg.postprocessing.DenseCRF.
 deeplab_crf = dict(
     iterations=10,
     gaussian_sxy=3,

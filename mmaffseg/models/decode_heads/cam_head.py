@@ -39,7 +39,7 @@ def stack_class_labels(batch_data_samples: SampleList, num_classes: int,
                 'the data sample has no gt_class_labels (image-level multi-hot labels); add them '
                 "with a transform and PackSegInputs(meta_keys=(..., 'gt_class_labels')), e.g. "
                 "the dataset wrapper of mmaffseg.datasets")
-        value = torch.as_tensor(np.asarray(value), dtype=torch.float32).flatten()
+        value = torch.as_tensor(np.asarray(value), dtype=torch.float32, device='cpu').flatten()
         if value.numel() != num_classes:
             raise ValueError(f'gt_class_labels must have num_classes={num_classes} entries, got '
                              f'{value.numel()}; check the head num_classes against the dataset')

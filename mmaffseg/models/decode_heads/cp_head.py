@@ -35,6 +35,7 @@ from torch import Tensor
 from torch.nn.modules.utils import _pair
 
 from ..layers.aggregation_module import AggregationModule
+from ..utils.precision import float32_math
 
 SIZE_MODES = ('strict', 'resize')
 
@@ -114,9 +115,12 @@ class CPHead(BaseDecodeHead):
         batch = x.shape[0]
         num_cells = self.prior_size[0] * self.prior_size[1]
         value = self._resize(self.aggregation(x), self.prior_size)  # (B, C_p, h, w)
-        prior_map = self.prior_conv(value).flatten(2).transpose(1, 2).sigmoid()  # (B, N, N)
+        prior_logits = self.prior_conv(value).flatten(2).transpose(1, 2)  # (B, N, N)
+        # float32 under autocast: a half-precision sigmoid saturates to exactly 1 at logits
+        # above ~8 and the prior loss's BCE gradient of such a wrong cell overflows.
+        prior_map = float32_math(torch.sigmoid)(prior_logits)
         value = value.flatten(2).transpose(1, 2)  # (B, N, C_p)
-        intra = torch.bmm(prior_map, value) / num_cells
+        intra = torch.bmm(prior_map.to(value.dtype), value) / num_cells
         # (1 - P) V = 1 (sum_j V_j) - P V: no second N x N matrix
         inter = value.sum(1, keepdim=True) / num_cells - intra
 

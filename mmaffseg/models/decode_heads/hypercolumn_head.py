@@ -17,7 +17,6 @@ layers to the last one; we use the plain 1024 -> 512 -> 128 stack the paper desc
 Pair it with :class:`~mmaffseg.models.backbones.HypercolumnBackbone`, which returns
 ``[image, stem, *stages]`` from any mmseg backbone.
 """
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -132,7 +131,8 @@ class HypercolumnHead(BaseDecodeHead):
 
     def output_size(self, size: Tuple[int, int]) -> Tuple[int, int]:
         """Embedding size for a first tapped input of ``size`` (H, W)."""
-        return (math.ceil(size[0] / self.output_stride), math.ceil(size[1] / self.output_stride))
+        # ceil division with // only, so a traced (tensor) size stays in an exported graph
+        return (-(-size[0] // self.output_stride), -(-size[1] // self.output_stride))
 
     def _forward_feature(self, inputs: List[Tensor]) -> Tensor:
         """Hypercolumn after the hidden layer, shape (B, channels, H / s, W / s)."""

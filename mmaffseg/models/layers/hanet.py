@@ -21,6 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptMultiConfig
 from torch import Tensor
 
+from .adaptive_pooling import adaptive_avg_pool2d, adaptive_max_pool2d
 from .height_positional_encoding import HeightPositionalEncoding
 from .row_positions import NUM_ROW_BINS
 
@@ -130,8 +131,8 @@ class HANet(BaseModule):
         norm_1d = norm_cfg_1d(norm_cfg)
         conv1d = dict(type='Conv1d')
 
-        pool = nn.AdaptiveAvgPool2d if pooling == 'mean' else nn.AdaptiveMaxPool2d
-        self.width_pool = pool((NUM_ROW_BINS // pos_rfactor, 1))
+        self.pooling = pooling
+        self.num_bands = NUM_ROW_BINS // pos_rfactor
         self.dropout = nn.Dropout1d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_reduce = ConvModule(in_channels, mid_channels, 1, conv_cfg=conv1d,
                                       norm_cfg=norm_1d, act_cfg=act_cfg)
@@ -167,7 +168,8 @@ class HANet(BaseModule):
                 f'HANet expects the lower-level map as (B, in_channels={self.in_channels}, h, '
                 f'w), got shape {tuple(x_lower.shape)}; set in_channels to the channels of '
                 f'the feature the attention is computed from')
-        column = self.width_pool(x_lower).squeeze(3)  # (B, Cin, h, w) -> (B, Cin, L)
+        pool = adaptive_avg_pool2d if self.pooling == 'mean' else adaptive_max_pool2d
+        column = pool(x_lower, (self.num_bands, 1)).squeeze(3)  # (B, Cin, h, w) -> (B, Cin, L)
         if self.pos_injection == 1:
             column = self.pos_encoding(column, row_positions)
         column = self.conv_reduce(self.dropout(column))

@@ -28,6 +28,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
+from .adaptive_pooling import adaptive_avg_pool2d
 from .strip_pooling import DualStripPooling
 
 
@@ -80,7 +81,7 @@ class MPM(nn.Module):
         short = self.reduce_short(x)
         context = self.short_conv(short)
         for pool_size, pool_conv in zip(self.pool_sizes, self.pool_convs):
-            pooled = pool_conv(F.adaptive_avg_pool2d(short, pool_size))
+            pooled = pool_conv(adaptive_avg_pool2d(short, pool_size))
             context = context + F.interpolate(
                 pooled, size=size, mode='bilinear', align_corners=self.align_corners)
         short = self.short_fuse(F.relu(context))

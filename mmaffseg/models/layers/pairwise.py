@@ -5,12 +5,21 @@ Shared by the losses that compare every pixel with every other pixel (the DSRL f
 loss, metric-learning embedding losses). Every function takes point sets laid out as
 ``(..., N, C)``: any leading (batch) dimensions, ``N`` points, ``C`` channels, and works on each
 leading index independently, so a batch never mixes samples.
+
+All of them compute in float32 with autocast off
+(:func:`~mmaffseg.models.utils.precision.float32_math`) and return float32, whatever the
+precision of the inputs or of the surrounding ``torch.autocast`` region: in float16 the
+cross term ``2 <x, y>`` of the distance expansion is off by ~0.4 at ``|x|^2 ~ 300``, products
+above 65504 overflow to inf (a distance of inf - inf clamped to 0, silently), and mask pixel
+counts above 65504 are not representable.
 """
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..utils.precision import float32_math
 
 
 def flatten_spatial(feats: Tensor) -> Tensor:
@@ -28,6 +37,7 @@ def flatten_spatial(feats: Tensor) -> Tensor:
     return feats.flatten(2).transpose(1, 2)
 
 
+@float32_math
 def pairwise_cosine_similarity(x: Tensor, y: Optional[Tensor] = None,
                                eps: float = 1e-12) -> Tensor:
     """Cosine similarity ``S_ij = <x_i / |x_i|, y_j / |y_j|>`` of every pair of points.
@@ -39,13 +49,14 @@ def pairwise_cosine_similarity(x: Tensor, y: Optional[Tensor] = None,
             everything instead of NaN. Defaults to 1e-12.
 
     Returns:
-        Tensor: Similarities of shape (..., N, M), in [-1, 1].
+        Tensor: float32 similarities of shape (..., N, M), in [-1, 1].
     """
     x = F.normalize(x, p=2, dim=-1, eps=eps)
     y = x if y is None else F.normalize(y, p=2, dim=-1, eps=eps)
     return x @ y.transpose(-1, -2)
 
 
+@float32_math
 def pairwise_squared_distances(x: Tensor,
                                y: Optional[Tensor] = None,
                                x_sq_norms: Optional[Tensor] = None) -> Tensor:
@@ -61,7 +72,7 @@ def pairwise_squared_distances(x: Tensor,
             the same ``x`` with many ``y`` in turn. Computed when omitted.
 
     Returns:
-        Tensor: Squared distances of shape (..., N, M).
+        Tensor: float32 squared distances of shape (..., N, M).
     """
     y = x if y is None else y
     if x_sq_norms is None:
@@ -71,6 +82,7 @@ def pairwise_squared_distances(x: Tensor,
     return (sq_x + sq_y - 2 * (x @ y.transpose(-1, -2))).clamp_min(0)
 
 
+@float32_math
 def pairwise_distances(x: Tensor, y: Optional[Tensor] = None, eps: float = 1e-12) -> Tensor:
     """Euclidean distance ``|x_i - y_j|`` of every pair of points.
 
@@ -81,11 +93,12 @@ def pairwise_distances(x: Tensor, y: Optional[Tensor] = None, eps: float = 1e-12
             diagonal when ``y`` is ``x``) stays finite. Defaults to 1e-12.
 
     Returns:
-        Tensor: Distances of shape (..., N, M).
+        Tensor: float32 distances of shape (..., N, M).
     """
     return torch.sqrt(pairwise_squared_distances(x, y) + eps)
 
 
+@float32_math
 def pairwise_mask_iou(x: Tensor, y: Optional[Tensor] = None) -> Tensor:
     """IoU of every pair of binary masks, as one matrix product.
 

@@ -45,9 +45,9 @@ def row_positions_from_meta(meta: dict, height: int) -> Optional[Tensor]:
         metainfo does not tell where the input lies in the original image.
     """
     if meta.get('row_positions') is not None:
-        given = torch.as_tensor(meta['row_positions']).long()
+        given = torch.as_tensor(meta['row_positions'], device='cpu').long()
         if given.numel() == height:
-            return given.reshape(height)
+            return given.reshape(-1)  # not reshape(height): keeps an exported height dynamic
         return F.interpolate(given.reshape(1, 1, -1).float(), size=height,
                              mode='nearest').reshape(height).long()
     if 'ori_shape' not in meta or 'img_shape' not in meta:
@@ -62,7 +62,7 @@ def row_positions_from_meta(meta: dict, height: int) -> Optional[Tensor]:
         return None  # cropped, but the crop offset was not recorded
     else:
         top = 0
-    rows = torch.arange(height, dtype=torch.float64)
+    rows = torch.arange(height, dtype=torch.float64, device='cpu')
     if meta.get('flip') and meta.get('flip_direction') == 'vertical':
         rows = img_h - 1 - rows
     original_rows = torch.floor((rows + top) / scale_h)

@@ -16,11 +16,12 @@ its bilinear ``align_corners=True`` upsampling of a size-1 axis).
 from typing import Optional
 
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
+
+from .adaptive_pooling import adaptive_avg_pool2d
 
 
 class DualStripPooling(nn.Module):
@@ -48,8 +49,8 @@ class DualStripPooling(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C_in, H, W) -> (B, C_out, H, W), before any activation."""
-        strip_h = self.conv_h(F.adaptive_avg_pool2d(x, (x.shape[2], 1)))  # (B, C, H, 1)
-        strip_w = self.conv_w(F.adaptive_avg_pool2d(x, (1, x.shape[3])))  # (B, C, 1, W)
+        strip_h = self.conv_h(adaptive_avg_pool2d(x, (None, 1)))  # (B, C, H, 1)
+        strip_w = self.conv_w(adaptive_avg_pool2d(x, (1, None)))  # (B, C, 1, W)
         return strip_h + strip_w  # broadcast to (B, C, H, W)
 
 

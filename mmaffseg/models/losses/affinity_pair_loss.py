@@ -9,6 +9,12 @@ background-positive, foreground-positive and negative. Each set contributes the 
 ``-log(W)`` (positives) or ``-log(1 - W)`` (negatives) over its pairs, the mean taken over the
 whole batch at once; the total is ``bg/4 + fg/4 + neg/2``. As in the reference, 1e-5 guards the
 logarithms and the pair counts.
+
+The reference computes the loss of the whole batch (8 images) on one process. Under
+DistributedDataParallel (e.g. 4 GPUs x 2 images) the three sums and pair counts are summed over
+all processes before the division (:func:`mmaffseg.utils.batch_reduction.global_sum`), so every
+shard's pairs weigh as in the single-process batch, and the DDP-averaged gradient equals the
+single-process gradient. With one process this changes nothing.
 """
 from typing import Sequence, Tuple
 
@@ -17,9 +23,17 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from mmaffseg.utils.batch_reduction import global_sum
 
-def affinity_pair_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor,
-                       eps: float = 1e-5) -> Tuple[Tensor, Tensor, Tensor]:
+from ..utils.precision import float32_math
+
+
+def affinity_pair_loss(aff: Tensor,
+                       bg_pos: Tensor,
+                       fg_pos: Tensor,
+                       neg: Tensor,
+                       eps: float = 1e-5,
+                       reduce_across_ranks: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
     """The three loss terms (background-positive, foreground-positive, negative).
 
     Args:
@@ -28,6 +42,10 @@ def affinity_pair_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor,
         fg_pos (Tensor): {0, 1} mask of foreground-positive pairs, shaped like ``aff``.
         neg (Tensor): {0, 1} mask of negative pairs, shaped like ``aff``.
         eps (float): Guard added inside the logarithms and to the pair counts. Default: 1e-5.
+        reduce_across_ranks (bool): Sum the three sums and counts over all processes of the
+            default process group before dividing (the whole distributed batch, as the
+            reference's single-process batch); no effect with one process. A collective
+            operation then: every rank must call the loss. Default: True.
 
     Returns:
         tuple[Tensor, Tensor, Tensor]: Scalar ``bg``, ``fg`` and ``neg`` terms.
@@ -38,9 +56,14 @@ def affinity_pair_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor,
                              f'{tuple(mask.shape)}')
     pos_log = torch.log(aff + eps)
     neg_log = torch.log(1. + eps - aff)
-    terms = [(-mask * log).sum() / (mask.sum() + eps)
-             for mask, log in ((bg_pos, pos_log), (fg_pos, pos_log), (neg, neg_log))]
-    return tuple(terms)
+    pairs = ((bg_pos, pos_log), (fg_pos, pos_log), (neg, neg_log))
+    sums = torch.stack([(-mask * log).sum() for mask, log in pairs])
+    counts = torch.stack([mask.sum() for mask, _ in pairs]).detach().to(sums.dtype)
+    if reduce_across_ranks:  # one all-reduce for the six numbers
+        sums, counts = global_sum(torch.cat([sums, counts])).split(3)
+        counts = counts.detach()
+    terms = sums / (counts + eps)
+    return tuple(terms.unbind())
 
 
 @MODELS.register_module()
@@ -53,23 +76,29 @@ class AffinityPairLoss(nn.Module):
         loss_weight (float): Multiplier of the total. Default: 1.0.
         loss_name (str): Key in the loss dict; keep the ``loss_`` prefix so that mmseg adds it
             to the total. Default: 'loss_aff'.
+        reduce_across_ranks (bool): Normalise by the pair counts of the whole distributed batch
+            (see :func:`affinity_pair_loss`). Default: True.
     """
 
     def __init__(self,
                  term_weights: Sequence[float] = (0.25, 0.25, 0.5),
                  loss_weight: float = 1.0,
-                 loss_name: str = 'loss_aff'):
+                 loss_name: str = 'loss_aff',
+                 reduce_across_ranks: bool = True):
         super().__init__()
         if len(term_weights) != 3:
             raise ValueError(f'term_weights needs 3 values (bg, fg, neg), got {term_weights}')
         self.term_weights = tuple(term_weights)
         self.loss_weight = loss_weight
         self._loss_name = loss_name
+        self.reduce_across_ranks = reduce_across_ranks
 
+    @float32_math  # 1 + 1e-5 rounds to 1 in half precision: log(0) for a negative pair
     def terms(self, aff: Tensor, bg_pos: Tensor, fg_pos: Tensor,
               neg: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """The unweighted terms; see :func:`affinity_pair_loss`."""
-        return affinity_pair_loss(aff, bg_pos, fg_pos, neg)
+        return affinity_pair_loss(aff, bg_pos, fg_pos, neg,
+                                  reduce_across_ranks=self.reduce_across_ranks)
 
     def forward(self, aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor) -> Tensor:
         """Loss of affinities ``aff`` against the three pair masks (all the same shape)."""

@@ -27,13 +27,21 @@ Two forms:
 Labels are compared for equality only: the ignore value (255) is a class like any other, as in
 the official code, so ignore cells have affinity 1 with each other and 0 with the rest.
 
-``A`` is never built. With the rows of one class ``c`` gathered in a block, ``A`` restricted to
-those rows is the class indicator ``m_c`` (a column of ``L``) repeated, so every sum is a
-product with ``m_c`` (for instance ``sum_j P_ij A_ij = (P m_c)_i``) and the gradient of the
-unary term is ``(P - m_c) / max(P (1 - P), 1e-12)``, PyTorch's BCE derivative. Forward and
-backward walk over such row blocks; besides ``P`` and its gradient the memory is O(N * K) plus
-one block. :func:`context_prior_loss_materialised` is the direct O(N^2) version that tests and
+``A`` is never built. The rows of ``P`` are walked in blocks of consecutive cells; on a block
+``A`` is a comparison of the block's labels with all labels (a boolean block, never a float
+N x N map), so every sum is a masked row or column sum and the gradient of the unary term is
+``(P - A) / max(P (1 - P), 1e-12)``, PyTorch's BCE derivative. The class size of every cell
+(the recall and specificity denominators) comes from one sort of the labels and a binary search,
+so forward and backward do no data-dependent host synchronisation: the block loop depends only on
+the shapes. Besides ``P`` and its gradient the memory is O(B * N) plus one block.
+:func:`context_prior_loss_materialised` is the direct O(N^2) version that tests and
 ``tools/analysis_tools/benchmark_cp_loss.py`` compare against.
+
+Mixed precision: the loss runs in float32 with autocast off whatever the caller's precision
+(:func:`~mmaffseg.models.utils.precision.float32_math`; the autograd Function is also declared
+with ``torch.amp.custom_fwd(cast_inputs=torch.float32)``), since half-precision logs and the
+1e-12-guarded BCE derivative overflow; :class:`~mmaffseg.models.decode_heads.CPHead` computes
+the prior map's sigmoid in float32 for the same reason.
 """
 from typing import Iterator, Tuple
 
@@ -42,6 +50,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+from torch.amp import custom_bwd, custom_fwd
+
+from ..utils.counting import count_occurrences
+from ..utils.precision import float32_math
 
 FORMS = ('official', 'paper')
 _LOG_CLAMP = -100.0  # PyTorch's binary_cross_entropy clamps both logs at -100.
@@ -63,14 +75,14 @@ def affinity_one_hot(label: Tensor) -> Tensor:
     return F.one_hot(inverse, values.numel()).float()
 
 
-def _check_inputs(prior_map: Tensor, one_hot: Tensor, form: str) -> None:
+def _check_inputs(prior_map: Tensor, label: Tensor, form: str) -> None:
     if form not in FORMS:
         raise ValueError(f'form must be one of {FORMS}, got {form!r}.')
     if prior_map.dim() != 3 or prior_map.shape[1] != prior_map.shape[2]:
         raise ValueError('prior_map must be (B, N, N) with N the number of prior-grid cells, '
                          f'got shape {tuple(prior_map.shape)}.')
-    if one_hot.shape[:2] != prior_map.shape[:2]:
-        raise ValueError(f'labels give {tuple(one_hot.shape[:2])} (B, N) but prior_map is '
+    if label.shape[:2] != prior_map.shape[:2]:
+        raise ValueError(f'labels give {tuple(label.shape[:2])} (B, N) but prior_map is '
                          f'{tuple(prior_map.shape)}: resize the labels to the prior grid '
                          '(prior_size) first.')
 
@@ -85,99 +97,102 @@ def _bce_one_grad(x: Tensor) -> Tensor:
     return (x - 1) / ((1 - x) * x).clamp(min=_BCE_EPS)
 
 
-def _class_row_blocks(one_hot: Tensor, block_rows: int) -> Iterator[Tuple[Tensor, Tensor]]:
-    """Yield (rows, m_c): up to ``block_rows`` row indices of one class and its indicator."""
-    for c in range(one_hot.shape[1]):
-        indicator = one_hot[:, c]
-        rows = torch.nonzero(indicator, as_tuple=True)[0]
-        for start in range(0, rows.numel(), block_rows):
-            yield rows[start:start + block_rows], indicator
+def _row_blocks(num_cells: int, block_rows: int) -> Iterator[Tuple[int, int]]:
+    """(start, stop) of consecutive row blocks; depends on shapes only."""
+    for start in range(0, num_cells, block_rows):
+        yield start, min(start + block_rows, num_cells)
+
+
+def _affinity_block(label: Tensor, start: int, stop: int) -> Tensor:
+    """Rows ``start:stop`` of the ideal affinity as booleans, (B, nb, N)."""
+    return label[:, start:stop, None] == label[:, None, :]
 
 
 class _ContextPriorLoss(torch.autograd.Function):
-    """Factorised affinity loss; forward and backward walk over per-class row blocks."""
+    """Factorised affinity loss; forward and backward walk over blocks of rows of ``P``."""
 
     @staticmethod
-    def forward(ctx, prior_map: Tensor, one_hot: Tensor, form: str, block_elems: int) -> Tensor:
+    @custom_fwd(device_type='cuda', cast_inputs=torch.float32)
+    def forward(ctx, prior_map: Tensor, label: Tensor, form: str, block_elems: int) -> Tensor:
         batch, num_cells = prior_map.shape[:2]
         per_row = form == 'official'  # official: one ratio per row; paper: per column
-        block_rows = max(1, block_elems // num_cells)
+        block_rows = max(1, block_elems // (batch * num_cells))
         unary = prior_map.new_zeros((), dtype=torch.float64)  # sum of log P or log(1 - P)
-        global_term = prior_map.new_zeros((), dtype=torch.float64)
-        coeffs = []
-        for b in range(batch):
-            P, L = prior_map[b], one_hot[b]
-            # per unit u (row, or column for the paper form), shape (N, ):
-            total = P.new_zeros(num_cells, dtype=torch.float32)  # sum P
-            num = torch.zeros_like(total)  # sum P A'
-            spec_num = torch.zeros_like(total)  # sum (1 - P)(1 - A)
-            for rows, m in _class_row_blocks(L, block_rows):
-                Pb = P.index_select(0, rows).float()  # (nb, N); A = m on these rows
-                Qb = 1 - Pb
-                # BCE(P, A) with A in {0, 1} is -max(log(A ? P : 1 - P), -100)
-                picked = torch.where(m.bool(), Pb, Qb)
-                unary += picked.log_().clamp_(min=_LOG_CLAMP).sum().double()
-                del picked
-                if per_row:
-                    total.index_copy_(0, rows, Pb.sum(1))
-                    spec_num.index_copy_(0, rows, Qb @ (1 - m))
-                    # A' = A with the diagonal zeroed (set in the copy, so no cancellation)
-                    Pb[torch.arange(rows.numel(), device=rows.device), rows] = 0
-                    num.index_copy_(0, rows, Pb @ m)
-                else:
-                    col = Pb.sum(0)
-                    total += col
-                    num += col * m
-                    spec_num += Qb.sum(0) * (1 - m)
-            n_same = L @ L.sum(0)  # size of each cell's class, (N, )
-            rec_den = n_same - 1 if per_row else n_same
-            spec_den = num_cells - n_same
-            rec_den, spec_den, prec_den = (torch.where(d > 0, d, torch.ones_like(d))
-                                           for d in (rec_den, spec_den, total))
-            recall, spec, prec = num / rec_den, spec_num / spec_den, num / prec_den
-            global_term += (_neg_log(recall).sum(dtype=torch.float64)
-                            + _neg_log(spec).sum(dtype=torch.float64)
-                            + _neg_log(prec).sum(dtype=torch.float64))
-            # d(loss)/dP_ij = alpha_u A'_ij + beta_u (1 - A_ij) + gamma_u, u the row/column
-            d_prec = _bce_one_grad(prec)
-            alpha = _bce_one_grad(recall) / rec_den + d_prec / prec_den
-            beta = -_bce_one_grad(spec) / spec_den
-            gamma = torch.where(total > 0, -d_prec * num / prec_den**2, torch.zeros_like(num))
-            coeffs.append(torch.stack([alpha, beta, gamma]))
-        ctx.save_for_backward(prior_map, one_hot, torch.stack(coeffs))
+        # per sample and unit u (row, or column for the paper form), shape (B, N):
+        total = prior_map.new_zeros(batch, num_cells)  # sum P
+        num = torch.zeros_like(total)  # sum P A'
+        spec_num = torch.zeros_like(total)  # sum (1 - P)(1 - A)
+        for start, stop in _row_blocks(num_cells, block_rows):
+            same = _affinity_block(label, start, stop)  # A on these rows, (B, nb, N)
+            Pb = prior_map[:, start:stop]
+            Qb = 1 - Pb
+            # BCE(P, A) with A in {0, 1} is -max(log(A ? P : 1 - P), -100)
+            picked = torch.where(same, Pb, Qb)
+            unary += picked.log_().clamp_(min=_LOG_CLAMP).sum().double()
+            del picked
+            hit = Pb.masked_fill(~same, 0)  # P A
+            miss = Qb.masked_fill_(same, 0)  # (1 - P)(1 - A)
+            if per_row:
+                total[:, start:stop] = Pb.sum(2)
+                spec_num[:, start:stop] = miss.sum(2)
+                # A' = A with the diagonal zeroed (set in the product, so no cancellation)
+                hit.diagonal(offset=start, dim1=1, dim2=2).zero_()
+                num[:, start:stop] = hit.sum(2)
+            else:
+                total += Pb.sum(1)
+                num += hit.sum(1)
+                spec_num += miss.sum(1)
+            del hit, miss, Qb
+        n_same = count_occurrences(label, label).to(total.dtype)  # size of each cell's class
+        rec_den = n_same - 1 if per_row else n_same
+        spec_den = num_cells - n_same
+        rec_den, spec_den, prec_den = (torch.where(d > 0, d, torch.ones_like(d))
+                                       for d in (rec_den, spec_den, total))
+        recall, spec, prec = num / rec_den, spec_num / spec_den, num / prec_den
+        global_term = (_neg_log(recall).sum(dtype=torch.float64)
+                       + _neg_log(spec).sum(dtype=torch.float64)
+                       + _neg_log(prec).sum(dtype=torch.float64))
+        # d(loss)/dP_ij = alpha_u A'_ij + beta_u (1 - A_ij) + gamma_u, u the row/column
+        d_prec = _bce_one_grad(prec)
+        alpha = _bce_one_grad(recall) / rec_den + d_prec / prec_den
+        beta = -_bce_one_grad(spec) / spec_den
+        gamma = torch.where(total > 0, -d_prec * num / prec_den**2, torch.zeros_like(num))
+        ctx.save_for_backward(prior_map, label, torch.stack([alpha, beta, gamma]))
         ctx.form, ctx.block_rows = form, block_rows
         loss = (-unary / (batch * num_cells**2) + global_term / (batch * num_cells))
         return loss.to(prior_map.dtype)
 
     @staticmethod
+    @custom_bwd(device_type='cuda')
     def backward(ctx, grad_out: Tensor):
-        prior_map, one_hot, coeffs = ctx.saved_tensors
+        prior_map, label, coeffs = ctx.saved_tensors
         batch, num_cells = prior_map.shape[:2]
         per_row = ctx.form == 'official'
-        c_unary = float(grad_out) / (batch * num_cells**2)
+        grad_out = grad_out.to(prior_map.dtype)  # a 0-d tensor: no host synchronisation
+        c_unary = grad_out / (batch * num_cells**2)
+        alpha, beta, gamma = coeffs * (grad_out / (batch * num_cells))  # each (B, N)
+        on_same, on_diff = alpha + gamma, beta + gamma
         grad = torch.empty_like(prior_map)
-        for b in range(batch):
-            alpha, beta, gamma = coeffs[b] * (float(grad_out) / (batch * num_cells))
-            for rows, m in _class_row_blocks(one_hot[b], ctx.block_rows):
-                # alpha_u where A_ij = 1, beta_u where A_ij = 0, selected rather than mixed
-                # arithmetically: a saturated ratio makes alpha or beta ~1e12 and it must
-                # not leak into entries whose derivative is exactly zero.
-                same = m.bool()
-                if per_row:  # coefficients of the block's rows, broadcast along j
-                    coef = torch.where(same, (alpha + gamma)[rows, None],
-                                       (beta + gamma)[rows, None])
-                    local = torch.arange(rows.numel(), device=rows.device)
-                    coef[local, rows] = gamma[rows]  # diagonal: A'_ii = 0 and 1 - A_ii = 0
-                else:  # coefficients of every column, broadcast along i
-                    coef = torch.where(same, alpha + gamma, beta + gamma).expand(rows.numel(), -1)
-                Pb = prior_map[b].index_select(0, rows).float()
-                # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12)
-                denom = (1 - Pb).mul_(Pb).clamp_(min=_BCE_EPS)
-                g = torch.addcdiv(coef, Pb.sub_(m), denom, value=c_unary)
-                grad[b].index_copy_(0, rows, g.to(grad.dtype))
+        for start, stop in _row_blocks(num_cells, ctx.block_rows):
+            same = _affinity_block(label, start, stop)
+            # alpha_u where A_ij = 1, beta_u where A_ij = 0, selected rather than mixed
+            # arithmetically: a saturated ratio makes alpha or beta ~1e12 and it must
+            # not leak into entries whose derivative is exactly zero.
+            if per_row:  # coefficients of the block's rows, broadcast along j
+                coef = torch.where(same, on_same[:, start:stop, None],
+                                   on_diff[:, start:stop, None])
+                # diagonal: A'_ii = 0 and 1 - A_ii = 0
+                coef.diagonal(offset=start, dim1=1, dim2=2).copy_(gamma[:, start:stop])
+            else:  # coefficients of every column, broadcast along i
+                coef = torch.where(same, on_same[:, None, :], on_diff[:, None, :])
+            Pb = prior_map[:, start:stop]
+            # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12)
+            denom = (1 - Pb).mul_(Pb).clamp_(min=_BCE_EPS)
+            grad[:, start:stop] = (Pb - same.to(Pb.dtype)).div_(denom).mul_(c_unary).add_(coef)
         return grad, None, None, None
 
 
+@float32_math
 def context_prior_loss(prior_map: Tensor,
                        label: Tensor,
                        form: str = 'official',
@@ -189,15 +204,15 @@ def context_prior_loss(prior_map: Tensor,
         label (Tensor): (B, N) or (B, h, w) integer labels on the prior grid (h * w = N).
         form (str): ``'official'`` (row-wise, diagonal excluded) or ``'paper'`` (column-wise).
             Defaults to ``'official'``.
-        block_elems (int): Elements of ``P`` processed at once (memory knob; the result does
-            not depend on it). Defaults to 2**22.
+        block_elems (int): Elements of ``P`` processed at once, over the whole batch (memory
+            knob; the result does not depend on it). Defaults to 2**22.
 
     Returns:
         Tensor: Scalar loss (without ``loss_weight``).
     """
-    one_hot = affinity_one_hot(label).to(prior_map.device)
-    _check_inputs(prior_map, one_hot, form)
-    return _ContextPriorLoss.apply(prior_map, one_hot, form, int(block_elems))
+    label = label.reshape(label.shape[0], -1).to(prior_map.device)
+    _check_inputs(prior_map, label, form)
+    return _ContextPriorLoss.apply(prior_map, label, form, int(block_elems))
 
 
 def context_prior_loss_materialised(prior_map: Tensor,
@@ -215,8 +230,8 @@ def context_prior_loss_materialised(prior_map: Tensor,
     Returns:
         Tensor: Scalar loss (without ``loss_weight``).
     """
-    one_hot = affinity_one_hot(label).to(prior_map.device)
-    _check_inputs(prior_map, one_hot, form)
+    one_hot = affinity_one_hot(label).to(prior_map)  # prior_map's device and dtype
+    _check_inputs(prior_map, one_hot[..., 0], form)
     affinity = torch.bmm(one_hot, one_hot.transpose(1, 2))  # (B, N, N)
     unary = F.binary_cross_entropy(prior_map, affinity)
     dim = 2 if form == 'official' else 1

@@ -13,6 +13,20 @@ of the two maps are compared with a mean absolute difference::
 
 The loss is computed for every sample on its own and only then reduced over the batch (mean by
 default), so its value does not depend on the batch size and samples never mix.
+
+Padding. mmseg pads every sample of a batch at the bottom/right up to the batch size; with
+``RandomResize`` (ratio 0.5-2.0) and a crop, up to 75 % of a canvas can be padding. Given a
+``valid_mask`` (1 inside each sample's unpadded image), the loss uses only the valid positions:
+with ``V(b)`` the valid cells of the subsampled map and ``n(b) = |V(b)|``::
+
+    L_fa(b) = 1 / n(b)^2 * sum_{i, j in V(b)} |S_seg(b)_ij - S_sr(b)_ij|
+
+A cell at the FA resolution counts as soon as it holds one valid pixel. Its feature is then the
+mean over its valid pixels only (``'avg'``), or its top-left pixel (``'stride'``; for padding
+at the bottom/right that pixel is valid exactly when the cell holds any valid pixel), so no
+padding value enters a feature. A partly valid cell (an image edge that the stride does not
+divide) thus weighs as much as a full one; it is at most one row and one column of cells.
+Without a mask every position counts (the formula above with ``V`` = all cells).
 """
 import math
 from typing import Optional
@@ -25,6 +39,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.pairwise import flatten_spatial, pairwise_cosine_similarity
+from ..utils.precision import float32_math
 
 SUBSAMPLE_MODES = ('avg', 'stride')
 
@@ -75,19 +90,59 @@ def subsample_features(feats: Tensor, stride: int, mode: str = 'avg') -> Tensor:
     return feats[..., ::stride, ::stride]
 
 
+def subsample_valid_mask(valid_mask: Tensor, stride: int, mode: str = 'avg') -> Tensor:
+    """The cells of :func:`subsample_features` that hold at least one valid pixel.
+
+    Args:
+        valid_mask (Tensor): (B, 1, H, W) or (B, H, W) mask, nonzero at valid pixels.
+        stride (int): Subsampling stride k (divides H and W).
+        mode (str): ``'avg'`` (a cell counts if any of its k x k pixels is valid) or
+            ``'stride'`` (if its top-left pixel is valid). Defaults to 'avg'.
+
+    Returns:
+        Tensor: (B, 1, H / k, W / k) float mask of 0 / 1.
+    """
+    mask = (valid_mask if valid_mask.dim() == 4 else valid_mask.unsqueeze(1)) != 0
+    mask = mask.float()
+    if mode == 'stride':
+        return subsample_features(mask, stride, mode)
+    return (subsample_features(mask, stride, 'avg') > 0).float()
+
+
+def _masked_subsample(feats: Tensor, valid_mask: Tensor, stride: int, mode: str) -> Tensor:
+    """:func:`subsample_features` where each 'avg' cell averages its valid pixels only."""
+    if mode == 'stride':
+        return subsample_features(feats, stride, mode)
+    mask = valid_mask.to(feats.dtype)
+    valid_fraction = subsample_features(mask, stride, 'avg')
+    # a valid cell holds >= 1 of k^2 pixels, so the clamp changes only the cells without a
+    # valid pixel: they become 0 (finite, also in half precision; excluded from the loss)
+    return (subsample_features(feats * mask, stride, 'avg') /
+            valid_fraction.clamp_min(1.0 / stride**2))
+
+
 def _abs_similarity_difference(rows_a: Tensor, points_a: Tensor, rows_b: Tensor,
-                               points_b: Tensor) -> Tensor:
-    """Sum over a block of rows of |S_a - S_b|, per sample: (B, R, C) x (B, N, C) -> (B,)."""
+                               points_b: Tensor, row_mask: Optional[Tensor] = None,
+                               point_mask: Optional[Tensor] = None) -> Tensor:
+    """Sum over a block of rows of |S_a - S_b|, per sample: (B, R, C) x (B, N, C) -> (B,).
+
+    ``row_mask`` (B, R) and ``point_mask`` (B, N), both or neither, weight each pair by
+    ``row_mask_i * point_mask_j`` (0 / 1: the pairs between valid positions).
+    """
     sim_a = pairwise_cosine_similarity(rows_a, points_a)  # (B, R, N)
     sim_b = pairwise_cosine_similarity(rows_b, points_b)
-    return (sim_a - sim_b).abs().sum(dim=(1, 2))
+    diff = (sim_a - sim_b).abs()
+    if row_mask is not None:
+        diff = diff * (row_mask.unsqueeze(2) * point_mask.unsqueeze(1))
+    return diff.sum(dim=(1, 2))
 
 
 def feature_affinity_loss(seg_feats: Tensor,
                           sr_feats: Tensor,
                           subsample_factor: float = 1 / 8,
                           subsample_mode: str = 'avg',
-                          chunk_size: Optional[int] = None) -> Tensor:
+                          chunk_size: Optional[int] = None,
+                          valid_mask: Optional[Tensor] = None) -> Tensor:
     """Per-sample FA loss between two feature maps of the same spatial size.
 
     Args:
@@ -102,9 +157,12 @@ def feature_affinity_loss(seg_feats: Tensor,
             at a time and recomputed in the backward pass (activation checkpointing), so memory
             grows with chunk_size * N instead of N^2. Same value and gradient. Defaults to None
             (whole matrices at once).
+        valid_mask (Tensor, optional): (B, 1, H, W) or (B, H, W), nonzero inside each sample's
+            unpadded image; only the positions of valid cells enter the loss (see the module
+            docstring). Defaults to None (every position counts).
 
     Returns:
-        Tensor: The loss of every sample, shape (B,).
+        Tensor: The loss of every sample, shape (B,); 0 for a sample without a valid cell.
     """
     if seg_feats.dim() != 4 or sr_feats.dim() != 4:
         raise ValueError(f'FA loss expects two (B, C, H, W) feature maps, got shapes '
@@ -114,22 +172,44 @@ def feature_affinity_loss(seg_feats: Tensor,
                          f'{tuple(seg_feats.shape)} (segmentation) and {tuple(sr_feats.shape)} '
                          f'(super-resolution); resize one of them first.')
     stride = subsample_stride(subsample_factor)
-    seg_points = flatten_spatial(subsample_features(seg_feats, stride, subsample_mode))
-    sr_points = flatten_spatial(subsample_features(sr_feats, stride, subsample_mode))
+    cell_mask = None  # (B, N): 1 at the valid cells
+    if valid_mask is None:
+        seg_points = flatten_spatial(subsample_features(seg_feats, stride, subsample_mode))
+        sr_points = flatten_spatial(subsample_features(sr_feats, stride, subsample_mode))
+    else:
+        if valid_mask.dim() == 3:
+            valid_mask = valid_mask.unsqueeze(1)
+        if (valid_mask.dim() != 4 or valid_mask.shape[1] != 1
+                or valid_mask.shape[0] != seg_feats.shape[0]
+                or valid_mask.shape[2:] != seg_feats.shape[2:]):
+            raise ValueError(f'FA loss valid_mask must have shape (B, 1, H, W) or (B, H, W) '
+                             f'matching the features {tuple(seg_feats.shape)}, got '
+                             f'{tuple(valid_mask.shape)}.')
+        valid_mask = (valid_mask != 0).to(seg_feats.dtype)
+        seg_points = flatten_spatial(
+            _masked_subsample(seg_feats, valid_mask, stride, subsample_mode))
+        sr_points = flatten_spatial(
+            _masked_subsample(sr_feats, valid_mask, stride, subsample_mode))
+        cell_mask = subsample_valid_mask(valid_mask, stride, subsample_mode).flatten(1)
+        cell_mask = cell_mask.to(seg_points.dtype)
     num_points = seg_points.shape[1]  # N = (H / k) * (W / k)
 
     if chunk_size is None or chunk_size >= num_points:
-        total = _abs_similarity_difference(seg_points, seg_points, sr_points, sr_points)
+        total = _abs_similarity_difference(seg_points, seg_points, sr_points, sr_points,
+                                           cell_mask, cell_mask)
     else:
         if chunk_size < 1:
             raise ValueError(f'chunk_size must be a positive integer or None, got {chunk_size}.')
         total = seg_points.new_zeros(seg_points.shape[0])
         for start in range(0, num_points, chunk_size):
             rows = slice(start, start + chunk_size)
+            row_mask = None if cell_mask is None else cell_mask[:, rows]
             total = total + checkpoint(
                 _abs_similarity_difference, seg_points[:, rows], seg_points, sr_points[:, rows],
-                sr_points, use_reentrant=False)
-    return total / num_points**2
+                sr_points, row_mask, cell_mask, use_reentrant=False)
+    if cell_mask is None:
+        return total / num_points**2
+    return total / cell_mask.sum(1).clamp_min(1)**2
 
 
 @MODELS.register_module()
@@ -171,11 +251,13 @@ class FeatureAffinityLoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
+    @float32_math  # the sum over N^2 pairs overflows in half precision
     def forward(self,
                 seg_feats: Tensor,
                 sr_feats: Tensor,
                 weight: Optional[Tensor] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
+                reduction_override: Optional[str] = None,
+                valid_mask: Optional[Tensor] = None) -> Tensor:
         """Compute the weighted loss.
 
         Args:
@@ -183,13 +265,15 @@ class FeatureAffinityLoss(nn.Module):
             sr_feats (Tensor): Super-resolution-side features (B, C2, H, W).
             weight (Tensor, optional): Per-sample weights of shape (B,). Defaults to None.
             reduction_override (str, optional): Overrides ``reduction``. Defaults to None.
+            valid_mask (Tensor, optional): (B, 1, H, W) mask of the unpadded pixels; only
+                valid positions enter the affinity matrices. Defaults to None (all count).
 
         Returns:
             Tensor: The loss, a scalar or (B,) with reduction 'none'.
         """
         reduction = reduction_override or self.reduction
         loss = feature_affinity_loss(seg_feats, sr_feats, self.subsample_factor,
-                                     self.subsample_mode, self.chunk_size)
+                                     self.subsample_mode, self.chunk_size, valid_mask)
         return self.loss_weight * weight_reduce_loss(loss, weight=weight, reduction=reduction)
 
     @property

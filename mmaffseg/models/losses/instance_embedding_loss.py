@@ -35,6 +35,8 @@ from torch import Tensor
 
 from ..layers.embedding_similarity import log_dissimilarity, log_similarity
 from ..layers.pairwise import pairwise_squared_distances
+from ..utils.counting import count_occurrences
+from ..utils.precision import float32_math
 from .npair_l2_loss import sample_segment_pixels
 
 #: Per image: flat pixel indices (S,) and the instance id of each (S,).
@@ -85,12 +87,13 @@ def instance_size_weights(instance_map: Tensor, instance: Tensor,
     Returns:
         Tensor: (S,) float32 weights.
     """
-    flat = instance_map.reshape(-1).long()
-    flat = flat[flat != ignore_index]
-    counts = torch.bincount(flat, minlength=int(instance.max()) + 1)
-    return 1.0 / counts[instance].float()
+    # The void id never occurs in ``instance``, so counting it along does not matter; one
+    # sort and binary search, no host synchronisation.
+    counts = count_occurrences(instance.long(), instance_map.reshape(-1).long())
+    return 1.0 / counts.float()
 
 
+@float32_math
 def instance_embedding_loss(points: Tensor, instance: Tensor, point_weight: Tensor,
                             min_sq_dist: float = 1e-6) -> Tensor:
     """Weighted logistic pair loss of one set of points (see the module docstring).
@@ -120,6 +123,11 @@ def instance_embedding_loss(points: Tensor, instance: Tensor, point_weight: Tens
 @MODELS.register_module()
 class InstanceEmbeddingLoss(nn.Module):
     """Metric loss of Fathi et al. on a dense embedding (see the module docstring).
+
+    Distributed training: the batch mean is **per rank** (over the images of this process);
+    DDP then averages the gradients over ranks. That equals the gradient of the global mean
+    over all images when every rank has as many contributing images; otherwise each rank, not
+    each image, weighs the same. The logged value is this rank's.
 
     Args:
         num_points (int): Points drawn per instance (K), background included. Defaults to 10.

@@ -13,16 +13,22 @@ compared with each other at once (one ``(N, N)`` distance matrix, via
 ``num_resamples`` times per image and the losses averaged, as the paper accumulates gradients
 over 10 draws. Memory therefore grows with ``num_resamples * N**2``, never with the image size.
 
-Two pair costs, each averaged over all ``N**2`` ordered pairs (the diagonal included; it costs
-0 in both forms):
+Two pair costs, each with its source's normalisation (``P`` = the ``N`` drawn points, the sum
+running over all ``N**2`` ordered pairs, the diagonal included; it costs 0 in both forms):
 
-- ``form='paper'`` (default), with ``D = distance_scale * |f_p - f_q|`` (``distance_scale``
-  defaults to ``1 / embed_dims``, "normalised by dimension")::
+- ``form='paper'`` (default), the semantic-soft-segmentation supplementary's loss, with
+  ``D = distance_scale * |f_p - f_q|`` (``distance_scale`` defaults to ``1 / embed_dims``,
+  "normalised by dimension")::
 
-      same segment:       log((1 + exp(D)) / 2)
-      different segments: log((1 + exp(-D)) / 2)
+      L = 1 / |P| * sum_{p, q in P} l(p, q)
+      same segment:       l(p, q) = log((1 + exp(D)) / 2)
+      different segments: l(p, q) = log((1 + exp(-D)) / 2)
 
-- ``form='sigmoid'``, the official code's variant, with
+  ``1 / |P|``, not ``1 / |P|**2``: the loss grows with N, and each point's gradient is the
+  mean (times 2) of its pair gradients, whatever N. This is ``normalization='points'``.
+
+- ``form='sigmoid'``, the official code's variant (its ``reduce_mean``: the plain mean over the
+  ``N**2`` pairs, ``normalization='pairs'``), with
   ``sigma = 2 / (1 + exp(|f_p - f_q|^2 / temperature))`` (temperature 64)::
 
       same segment:       -pos_weight * log(sigma)          (pos_weight 3)
@@ -30,6 +36,10 @@ Two pair costs, each averaged over all ``N**2`` ordered pairs (the diagonal incl
 
   ``-log(1 - sigma)`` is computed as ``-log(tanh(x / 2))`` with ``tanh`` clamped at 1e-6, so
   two different-segment pixels with identical features cost 13.8 instead of infinity.
+
+``normalization`` overrides the form's default (``'points'``: ``1 / N``, ``'pairs'``:
+``1 / N**2``); the two differ by the factor N (3000 at the paper's 3 x 1000 samples), which an
+SGD learning rate has to absorb.
 
 Zero-loss contract: an image with fewer than two segments (everything ignored, or a single
 segment) has no different-segment pair and contributes nothing. The batch loss is the mean
@@ -48,6 +58,9 @@ from torch import Tensor
 from ..layers.pairwise import pairwise_squared_distances
 
 _FORMS = ('paper', 'sigmoid')
+_NORMALIZATIONS = ('points', 'pairs')
+#: Each form's normalisation in its source: the paper's 1/|P|, the official code's mean.
+_DEFAULT_NORMALIZATION = dict(paper='points', sigmoid='pairs')
 _LOG2 = math.log(2.0)
 
 
@@ -107,8 +120,9 @@ def npair_l2_pair_loss(points: Tensor,
                        distance_scale: Optional[float] = None,
                        temperature: float = 64.0,
                        pos_weight: Optional[float] = None,
-                       neg_weight: Optional[float] = None) -> Tensor:
-    """Mean pair cost of each point set (see the module docstring for both forms).
+                       neg_weight: Optional[float] = None,
+                       normalization: Optional[str] = None) -> Tensor:
+    """Normalised sum of the pair costs of each point set (module docstring: both forms).
 
     Args:
         points (Tensor): Sampled features, shape (..., N, C).
@@ -120,12 +134,20 @@ def npair_l2_pair_loss(points: Tensor,
         pos_weight (float, optional): Weight of same-segment pairs. Defaults to 1 (paper) or 3
             (sigmoid).
         neg_weight (float, optional): Weight of different-segment pairs. Defaults to 1.
+        normalization (str, optional): ``'points'`` (the sum over all N * N ordered pairs
+            divided by N) or ``'pairs'`` (divided by N * N, the mean). Defaults to the form's
+            source: ``'points'`` (paper), ``'pairs'`` (sigmoid, official code).
 
     Returns:
-        Tensor: Shape (...): the mean over all N * N ordered pairs of each set.
+        Tensor: Shape (...): the loss of each set.
     """
     if form not in _FORMS:
         raise ValueError(f'form must be one of {_FORMS}, got {form!r}')
+    if normalization is None:
+        normalization = _DEFAULT_NORMALIZATION[form]
+    if normalization not in _NORMALIZATIONS:
+        raise ValueError(f'normalization must be one of {_NORMALIZATIONS}, got '
+                         f'{normalization!r}')
     if pos_weight is None:
         pos_weight = 1.0 if form == 'paper' else 3.0
     if neg_weight is None:
@@ -146,7 +168,9 @@ def npair_l2_pair_loss(points: Tensor,
         pos = F.softplus(x) - _LOG2  # -log(sigma)
         neg = -torch.log(torch.tanh(x / 2).clamp_min(1e-6))  # -log(1 - sigma)
     cost = torch.where(same, pos_weight * pos, neg_weight * neg)
-    return cost.mean(dim=(-1, -2))
+    num_points = points.shape[-2]
+    divisor = num_points if normalization == 'points' else num_points * num_points
+    return cost.sum(dim=(-1, -2)) / divisor
 
 
 @MODELS.register_module()
@@ -154,6 +178,11 @@ class NPairL2Loss(nn.Module):
     """N-pair L2 metric loss on a dense embedding, class-agnostic.
 
     See the module docstring for the sampling, both pair costs and the zero-loss contract.
+
+    Distributed training: the batch mean is **per rank** (over the images of this process);
+    DDP then averages the gradients over ranks. That equals the gradient of the global mean
+    over all images when every rank has as many contributing images; otherwise each rank, not
+    each image, weighs the same. The logged value is this rank's.
 
     Args:
         num_instances (int): Segments drawn per image (P_inst). Defaults to 3.
@@ -166,6 +195,8 @@ class NPairL2Loss(nn.Module):
         temperature (float): Sigmoid form's squared-distance divisor. Defaults to 64.
         pos_weight (float, optional): Same-segment weight; defaults to 1 (paper) or 3 (sigmoid).
         neg_weight (float, optional): Different-segment weight. Defaults to 1.
+        normalization (str, optional): ``'points'`` (1 / N, the paper's) or ``'pairs'``
+            (1 / N**2, the official code's mean). Defaults to the form's source.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         loss_name (str): Name in the log; must start with ``loss_`` to be summed by mmseg.
             Defaults to ``'loss_npair'``.
@@ -180,11 +211,15 @@ class NPairL2Loss(nn.Module):
                  temperature: float = 64.0,
                  pos_weight: Optional[float] = None,
                  neg_weight: Optional[float] = None,
+                 normalization: Optional[str] = None,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_npair') -> None:
         super().__init__()
         if form not in _FORMS:
             raise ValueError(f'NPairL2Loss form must be one of {_FORMS}, got {form!r}')
+        if normalization is not None and normalization not in _NORMALIZATIONS:
+            raise ValueError(f'NPairL2Loss normalization must be one of {_NORMALIZATIONS} (or '
+                             f'None: the form\'s own), got {normalization!r}')
         for name, value in (('num_instances', num_instances), ('num_pixels', num_pixels),
                             ('num_resamples', num_resamples)):
             if value < 1:
@@ -200,6 +235,7 @@ class NPairL2Loss(nn.Module):
         self.temperature = temperature
         self.pos_weight = pos_weight
         self.neg_weight = neg_weight
+        self.normalization = normalization
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
@@ -238,7 +274,8 @@ class NPairL2Loss(nn.Module):
             index, segment = drawn
             points = feats.flatten(1).t()[index]  # (R, N, C): only the drawn pixels
             loss = npair_l2_pair_loss(points, segment, self.form, self.distance_scale,
-                                      self.temperature, self.pos_weight, self.neg_weight)
+                                      self.temperature, self.pos_weight, self.neg_weight,
+                                      self.normalization)
             per_image.append(loss.mean())
         if not per_image:
             return embedding.sum() * 0.0

@@ -15,7 +15,8 @@ segment it at the original resolution. Three parts around an unchanged backbone 
   original image from the same encoder features; MSE against the image (``loss_sr``).
 - FA (feature affinity, training only): a 1x1 conv + BN + ReLU "feature transform" maps the
   SISR features to the channels of the SSSR output, and :class:`FeatureAffinityLoss` makes
-  the pairwise similarity structure of the SSSR output follow that of the SISR features.
+  the pairwise similarity structure of the SSSR output follow that of the SISR features, over
+  the unpadded positions of each sample only (the same ``img_shape`` mask as the SISR MSE).
 
 Total loss: ``L = L_seg (+ aux) + 0.1 * L_sr + 1.0 * L_fa`` (weights in ``loss_sr`` /
 ``loss_fa``). Inference runs downsample -> backbone (-> neck) -> decode head -> SSSR only: the
@@ -261,7 +262,11 @@ class DSRLEncoderDecoder(EncoderDecoder):
 
     def network_input_size(self, size: Tuple[int, int]) -> Tuple[int, int]:
         """Size (h, w) the network sees for an original-resolution size (H, W)."""
-        return tuple(max(1, int(s * self.downsample_factor + 0.5)) for s in size)
+        factor = self.downsample_factor
+        # a traced size is a tensor: keep it one, so an exported graph stays dynamic
+        return tuple(
+            max(1, int(s * factor + 0.5)) if isinstance(s, int) else
+            torch.floor(s * factor + 0.5).clamp(min=1).long() for s in size)
 
     def downsample(self, inputs: Tensor) -> Tensor:
         """(B, C, H, W) full-resolution batch -> (B, C, h, w) network input."""
@@ -324,14 +329,14 @@ class DSRLEncoderDecoder(EncoderDecoder):
             return losses
 
         sr_image, sr_feats = self.sr_decoder(feats, out_size=inputs.shape[2:])
+        valid_mask = self.valid_mask(inputs, data_samples)  # padding counts in neither loss
         dsrl_losses = {
-            self.loss_sr.loss_name:
-            self.loss_sr(sr_image, self.sr_target(inputs), self.valid_mask(inputs, data_samples))
+            self.loss_sr.loss_name: self.loss_sr(sr_image, self.sr_target(inputs), valid_mask)
         }
         if self.with_fa:
             sr_side = sr_feats if self.fa_sr_source == 'features' else sr_image
             dsrl_losses[self.loss_fa.loss_name] = self.loss_fa(
-                sssr_logits, self.feature_transform(sr_side))
+                sssr_logits, self.feature_transform(sr_side), valid_mask=valid_mask)
         losses.update(add_prefix(dsrl_losses, 'dsrl'))
         return losses
 

@@ -30,10 +30,13 @@ than ``test_cfg.mask_nms_thr`` IoU are dropped). Every data sample gets
 - the meta information ``thing_class_ids``, the semantic class of each label, so that
   :class:`~mmaffseg.visualization.AffSegLocalVisualizer` names the instances' classes.
 
-Multi-scale inference (the paper averages a pyramid of scales 0.25..2): with
-``test_cfg.scales`` the network runs on the input resized by each factor, and the embeddings and
-the seediness probabilities are resized (bilinear) to the scale-1 outputs and averaged before
-the seeds are chosen. The default ``scales=(1.0,)`` is a single pass.
+Multi-scale inference (the paper's image pyramid, scales 0.25..2): with ``test_cfg.scales`` the
+input is resized by each factor and run through the feature extractor (backbone + neck); every
+feature map is resized (bilinear) back to its size at scale 1, the maps are averaged level by
+level, and the average feeds both heads once (``test_cfg.scale_fusion='features'``, the
+paper's form, default). ``scale_fusion='outputs'`` (ours, not the paper's) instead runs both
+heads at every scale and averages the embeddings and the seediness probabilities at the size
+of the scale-1 outputs. The default ``scales=(1.0,)`` is a single pass either way.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -57,7 +60,8 @@ from ..layers.pairwise import pairwise_squared_distances
 _TRAIN_DEFAULTS = dict(iou_thr=0.5)
 _TEST_DEFAULTS = dict(
     mode='whole', num_seeds=100, alpha=0.3, score_thr=0.0, mask_chunk=16, scales=(1.0, ),
-    mask_nms_thr=None)
+    scale_fusion='features', mask_nms_thr=None)
+_SCALE_FUSIONS = ('features', 'outputs')
 
 
 @MODELS.register_module()
@@ -79,8 +83,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         test_cfg (dict, optional): ``mode`` (only ``'whole'``), ``num_seeds`` (100),
             ``alpha`` (0.3), ``score_thr`` (0: keep every seed), ``mask_chunk`` (16: masks
             resized to the original size this many at a time, bounding memory), ``scales``
-            ((1.0,): the input scales whose outputs are averaged; must include 1.0, e.g.
-            ``(0.25, 0.5, 1.0, 2.0)`` for the paper's pyramid), ``mask_nms_thr`` (None: off,
+            ((1.0,): the input scales of the pyramid; must include 1.0, e.g.
+            ``(0.25, 0.5, 1.0, 2.0)`` for the paper's), ``scale_fusion`` (``'features'``: the
+            paper's, the extracted features of all scales are averaged at their scale-1 size
+            and fed to both heads; ``'outputs'``: ours, the heads' outputs of all scales are
+            averaged), ``mask_nms_thr`` (None: off,
             as in the paper; else masks overlapping a higher-scoring kept mask with IoU above
             it are dropped, compared at the heads' resolution, see
             :func:`~mmaffseg.postprocessing.mask_nms`).
@@ -114,8 +121,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         if 1.0 not in test_cfg['scales'] or min(test_cfg['scales']) <= 0:
             raise ValueError(
                 'InstanceEmbeddingSegmentor test_cfg.scales must be positive and include 1.0 '
-                f'(the outputs of every scale are averaged at its size), got '
+                f'(every scale is averaged at its size at scale 1), got '
                 f'{test_cfg["scales"]}')
+        if test_cfg['scale_fusion'] not in _SCALE_FUSIONS:
+            raise ValueError('InstanceEmbeddingSegmentor test_cfg.scale_fusion must be one of '
+                             f'{_SCALE_FUSIONS}, got {test_cfg["scale_fusion"]!r}')
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -136,7 +146,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         self.cls_loss_weight = float(cls_loss_weight)
 
     def _heads(self, inputs: Tensor):
-        x = self.extract_feat(inputs)
+        """Embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the images."""
+        return self._heads_from_features(self.extract_feat(inputs))
+
+    def _heads_from_features(self, x: Sequence[Tensor]):
+        """Both heads on extracted features ``x``."""
         embedding = self.decode_head(x)  # (B, d, h, w)
         logits = self.seediness_head(x)  # (B, T, C+1, h, w)
         if logits.shape[-2:] != embedding.shape[-2:]:
@@ -145,19 +159,29 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
                              'give them the same in_index / input_transform')
         return embedding, logits
 
+    def _scaled(self, inputs: Tensor, factor: float) -> Tensor:
+        """The images resized (bilinear) by ``factor``."""
+        return self._resize(inputs, tuple(max(1, round(n * factor)) for n in inputs.shape[-2:]))
+
     def _multi_scale_outputs(self, inputs: Tensor):
-        """Embedding (B, d, h, w) and seediness probabilities (B, T, C+1, h, w), averaged over
-        ``test_cfg.scales`` at the size of the scale-1 outputs."""
+        """Embedding (B, d, h, w) and seediness probabilities (B, T, C+1, h, w) over the
+        pyramid ``test_cfg.scales``, fused as ``test_cfg.scale_fusion`` says."""
+        others = [f for f in self.test_cfg['scales'] if f != 1.0]
+        if self.test_cfg['scale_fusion'] == 'features':
+            # The paper: average the extracted features over the pyramid, then the heads once.
+            feats = list(self.extract_feat(inputs))
+            for factor in others:
+                scaled = self.extract_feat(self._scaled(inputs, factor))
+                feats = [f + self._resize(g, f.shape[-2:]) for f, g in zip(feats, scaled)]
+            num = len(others) + 1
+            embedding, logits = self._heads_from_features([f / num for f in feats])
+            return embedding, logits.softmax(2)
+        # Ours: average the heads' outputs at the size of the scale-1 outputs.
         embedding, logits = self._heads(inputs)
         probs = logits.softmax(2)
-        others = [f for f in self.test_cfg['scales'] if f != 1.0]
-        if not others:
-            return embedding, probs
         size = embedding.shape[-2:]
         for factor in others:
-            scaled = self._resize(
-                inputs, tuple(max(1, round(n * factor)) for n in inputs.shape[-2:]))
-            emb, lgt = self._heads(scaled)
+            emb, lgt = self._heads(self._scaled(inputs, factor))
             embedding = embedding + self._resize(emb, size)
             probs = probs + self._resize(lgt.softmax(2).flatten(1, 2), size).view_as(probs)
         num = len(others) + 1

@@ -1,6 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
@@ -122,3 +123,36 @@ def test_predict_returns_the_embedding_at_original_size():
     assert out.seg_logits.data.shape == (6, 30, 41)
     assert 'pred_sem_seg' not in out
     assert emb.shape == (1, 6, 24, 32)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_head_equals_naive_hypercolumn_from_the_backbone_taps(stride):
+    # Taps recomputed from the plain ResNet (image, maxpool, stages 2-4), then each tap conv,
+    # bilinear resize to ceil(size / stride), concat in tap order, ReLU, 1x1 -> ReLU, 1x1.
+    torch.manual_seed(0)
+    wrapper = MODELS.build(dict(type='HypercolumnBackbone', backbone=TINY_RESNET)).eval()
+    head = _head(output_stride=stride, tap_kernel_sizes=(1, 3, 1, 3, 3)).eval()
+    x = torch.randn(2, 3, 37, 53, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        resnet = wrapper.backbone
+        stem = resnet.maxpool(resnet.stem(x))
+        l1 = resnet.layer1(stem)
+        l2 = resnet.layer2(l1)
+        l3 = resnet.layer3(l2)
+        l4 = resnet.layer4(l3)
+        taps = [x, stem, l2, l3, l4]
+        outs = wrapper(x)
+        assert len(outs) == 5
+        for got, want in zip(outs, taps):
+            torch.testing.assert_close(got, want)
+        size = (-(-37 // stride), -(-53 // stride))
+        columns = []
+        for tap, feat in zip(head.taps, taps):
+            conv = tap.conv
+            y = F.conv2d(feat, conv.weight, conv.bias, padding=conv.kernel_size[0] // 2)
+            columns.append(F.interpolate(y, size, mode='bilinear', align_corners=False))
+        hyper = torch.relu(torch.cat(columns, dim=1))
+        assert hyper.shape[1] == 2 + 3 + 4 + 5 + 6
+        hidden = torch.relu(F.conv2d(hyper, head.hidden.conv.weight, head.hidden.conv.bias))
+        expected = F.conv2d(hidden, head.conv_seg.weight, head.conv_seg.bias)
+        torch.testing.assert_close(head(outs), expected)

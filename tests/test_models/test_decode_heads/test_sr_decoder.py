@@ -2,6 +2,7 @@
 """DSRL's SISR decoder and the learned upsampling stages it is built from."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from mmaffseg.models.decode_heads import SRDecoder
@@ -63,3 +64,44 @@ def test_sr_decoder_bad_settings_fail_clearly():
     with pytest.raises(ValueError, match=r'turn the 4x4 encoder map into 8x8, but the image to '
                        r'reconstruct is 32x32 \(x8\)'):
         decoder([torch.randn(1, 8, 4, 4), torch.randn(1, 16, 2, 2)], out_size=(32, 32))
+
+
+def _pixel_shuffle(x, s):
+    """out[c, s h + i, s w + j] = in[c s^2 + i s + j, h, w], written out with index loops."""
+    b, c, h, w = x.shape
+    out = x.new_zeros(b, c // (s * s), h * s, w * s)
+    for ch in range(c // (s * s)):
+        for i in range(s):
+            for j in range(s):
+                out[:, ch, i::s, j::s] = x[:, ch * s * s + i * s + j]
+    return out
+
+
+def test_sr_decoder_equals_naive_recomputation():
+    # 1x1 conv + ReLU per selected map, bilinear resize to the finest one, concat in in_index
+    # order, 3x3 conv + ReLU, per stage: 3x3 conv to s^2 * out channels, pixel shuffle, 3x3
+    # conv + ReLU; finally a 3x3 conv to RGB. Same weights, no normalisation.
+    torch.manual_seed(0)
+    decoder = SRDecoder(in_channels=(8, 32), in_index=(0, 2), channels=6,
+                        upsample_channels=(5, 4)).eval()
+    gen = torch.Generator().manual_seed(1)
+    feats = [torch.randn(2, 8, 9, 12, generator=gen), torch.randn(2, 16, 5, 6, generator=gen),
+             torch.randn(2, 32, 5, 6, generator=gen)]
+
+    def conv(x, layer, relu=True):
+        y = F.conv2d(x, layer.weight, layer.bias, padding=layer.kernel_size[0] // 2)
+        return torch.relu(y) if relu else y
+
+    with torch.no_grad():
+        lateral = [conv(feats[0], decoder.lateral_convs[0].conv),
+                   F.interpolate(conv(feats[2], decoder.lateral_convs[1].conv), (9, 12),
+                                 mode='bilinear', align_corners=False)]
+        x = conv(torch.cat(lateral, dim=1), decoder.fusion_conv.conv)
+        for stage in decoder.upsample_stages:
+            x = _pixel_shuffle(conv(x, stage.upsample.upsample_conv, relu=False), 2)
+            x = conv(x, stage.convs[0].conv)
+        image = conv(x, decoder.to_image, relu=False)
+        got_image, got_feats = decoder(feats)
+    assert got_image.shape == (2, 3, 36, 48)
+    torch.testing.assert_close(got_feats, x)
+    torch.testing.assert_close(got_image, image)

@@ -51,3 +51,88 @@ def test_shape_mismatch_is_explained():
                            torch.ones(1, 2, 3))
     with pytest.raises(ValueError, match='term_weights needs 3 values'):
         AffinityPairLoss(term_weights=(1, 1))
+
+
+# ------------------------------------------------------------------------ DDP normalisation
+class _TinyAffinityNet(torch.nn.Module):
+    """Affinities ``sigmoid(x * w_k + b)`` of fixed inputs: parameters DDP can average."""
+
+    def __init__(self, num_offsets: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.linspace(-1., 1., num_offsets)[:, None])
+        self.b = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x):
+        return torch.sigmoid(x * self.w + self.b)
+
+
+def _ddp_batch():
+    """8 images whose pair counts differ a lot between the two halves (the two shards)."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (8, 12, 14), generator=gen)
+    labels[:4] = 0  # first shard: background, one small object, some unknown -> few negatives
+    labels[:4, 3, 6] = 7
+    labels[:4, 9:] = 255
+    labels[4:6, :, :7] = 0  # second shard: random classes (many negatives), some background
+    pair_masks = affinity_pair_labels(labels, radius=5)
+    x = torch.randn(pair_masks[0].shape, generator=gen)
+    return x, pair_masks
+
+
+def _loss_and_grads(model, x, masks, reduce_across_ranks=True):
+    loss = AffinityPairLoss(reduce_across_ranks=reduce_across_ranks)(model(x), *masks)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def _ddp_worker(rank, world_size, init_file, out_dir):
+    import torch.distributed as torch_dist
+    from torch.nn.parallel import DistributedDataParallel
+    torch.set_num_threads(1)
+    torch_dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                                  world_size=world_size)
+    try:
+        x, masks = _ddp_batch()
+        shard = slice(rank * 4, rank * 4 + 4)  # 2 processes x 4 images
+        results = {}
+        for reduce_across_ranks in (True, False):
+            model = DistributedDataParallel(_TinyAffinityNet(x.shape[1]))
+            results[reduce_across_ranks] = _loss_and_grads(
+                model, x[shard], [m[shard] for m in masks], reduce_across_ranks)
+        torch.save(results, f'{out_dir}/rank{rank}.pt')
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_ddp_two_processes_match_the_single_process_batch(tmp_path):
+    """2 gloo processes x 4 images: the loss on each rank and the DDP-averaged gradient equal
+    one process's loss and gradient on all 8 images (the reference's batch)."""
+    import torch.multiprocessing as mp
+    x, masks = _ddp_batch()
+    counts = [[int(m[s].sum()) for m in masks] for s in (slice(0, 4), slice(4, 8))]
+    assert counts[0][2] * 5 < counts[1][2]  # the shards' negative-pair counts differ a lot
+    ref_loss, ref_grads = _loss_and_grads(_TinyAffinityNet(x.shape[1]), x, masks)
+    # fork: the workers inherit the imported modules (spawn would re-import mmseg: ~10x slower)
+    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / 'init'), str(tmp_path)), nprocs=2,
+                       join=True, start_method='fork')
+    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
+    for result in ranks:
+        loss, grads = result[True]
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
+        for got, want in zip(grads, ref_grads):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-8)
+    # per-process normalisation (the old behaviour) gives another loss and gradient
+    local_loss, local_grads = ranks[0][False]
+    assert not torch.allclose(local_loss, ref_loss, rtol=1e-3)
+    assert not torch.allclose(local_grads[0], ref_grads[0], rtol=1e-3)
+
+
+def test_one_process_is_unchanged_by_the_reduction():
+    x, masks = _ddp_batch()
+    model = _TinyAffinityNet(x.shape[1])
+    loss_a, grads_a = _loss_and_grads(model, x, masks, reduce_across_ranks=True)
+    model.zero_grad()
+    loss_b, grads_b = _loss_and_grads(model, x, masks, reduce_across_ranks=False)
+    assert torch.equal(loss_a, loss_b)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.equal(a, b)

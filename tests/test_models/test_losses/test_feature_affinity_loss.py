@@ -4,39 +4,11 @@ import math
 
 import pytest
 import torch
+from fa_reference import naive_fa
 from mmseg.registry import MODELS
 
 from mmaffseg.models.losses import FeatureAffinityLoss
 from mmaffseg.models.losses.feature_affinity_loss import feature_affinity_loss
-
-
-def naive_fa(seg, sr, k, mode='avg'):
-    """Per-sample FA loss with explicit loops over cells, positions and pairs (float64)."""
-    values = []
-    for b in range(seg.shape[0]):
-        maps = []
-        for feats in (seg[b].double(), sr[b].double()):
-            rows, cols = feats.shape[1] // k, feats.shape[2] // k
-            vectors = []
-            for r in range(rows):
-                for c in range(cols):
-                    if mode == 'avg':
-                        v = feats[:, r * k:(r + 1) * k, c * k:(c + 1) * k].mean(dim=(1, 2))
-                    else:
-                        v = feats[:, r * k, c * k]
-                    vectors.append(v)
-            maps.append(vectors)
-        n = len(maps[0])
-        total = 0.0
-        for i in range(n):
-            for j in range(n):
-                s_seg = float(maps[0][i] @ maps[0][j]) / (
-                    float(maps[0][i].norm()) * float(maps[0][j].norm()))
-                s_sr = float(maps[1][i] @ maps[1][j]) / (
-                    float(maps[1][i].norm()) * float(maps[1][j].norm()))
-                total += abs(s_seg - s_sr)
-        values.append(total / n**2)
-    return torch.tensor(values, dtype=torch.float64)
 
 
 def _maps(batch, seed, hw=(8, 12), c_seg=5, c_sr=3):
@@ -125,3 +97,65 @@ def test_subsample_factor_accepts_float_reciprocals():
     value = FeatureAffinityLoss(subsample_factor=1 / 3, reduction='none')(seg, sr)
     torch.testing.assert_close(value.double(), naive_fa(seg, sr, 3), rtol=1e-5, atol=1e-6)
     assert math.isfinite(value.item())
+
+
+def _padded_maps(img_shapes, seed, hw=(12, 16), c_seg=5, c_sr=3):
+    """Feature maps whose padding (outside each sample's img_shape) holds large values, and
+    the (B, 1, H, W) valid mask of the DSRL segmentor."""
+    seg, sr = _maps(len(img_shapes), seed, hw, c_seg, c_sr)
+    mask = torch.zeros(len(img_shapes), 1, *hw)
+    for i, (h, w) in enumerate(img_shapes):
+        mask[i, :, :h, :w] = 1
+    g = torch.Generator().manual_seed(seed + 1)
+    seg = torch.where(mask > 0, seg, 50 * torch.randn(seg.shape, generator=g))
+    sr = torch.where(mask > 0, sr, 50 * torch.randn(sr.shape, generator=g) + 20)
+    return seg, sr, mask
+
+
+# full map; partly valid cells at the bottom and right edges (k = 4); a single cell
+PADDED_SHAPES = [(12, 16), (7, 10), (3, 2)]
+
+
+@pytest.mark.parametrize('k,mode', [(4, 'avg'), (4, 'stride'), (2, 'avg'), (1, 'avg')])
+@pytest.mark.parametrize('chunk', [None, 5])
+def test_fa_loss_with_padding_equals_naive_on_valid_positions(k, mode, chunk):
+    """With a valid mask the loss is the FA formula over each sample's valid cells only."""
+    seg, sr, mask = _padded_maps(PADDED_SHAPES, seed=20 + k)
+    loss = FeatureAffinityLoss(subsample_factor=1 / k, subsample_mode=mode, chunk_size=chunk,
+                               reduction='none')
+    per_sample = loss(seg, sr, valid_mask=mask)
+    ref = naive_fa(seg, sr, k, mode, PADDED_SHAPES)
+    torch.testing.assert_close(per_sample.double(), ref, rtol=1e-5, atol=1e-6)
+    # a (B, H, W) or boolean mask means the same
+    torch.testing.assert_close(loss(seg, sr, valid_mask=mask[:, 0] > 0), per_sample)
+    # the unmasked loss is a different number here: the padding would dominate it
+    assert not torch.allclose(loss(seg, sr)[1:].double(), ref[1:], rtol=1e-2)
+
+
+def test_fa_loss_ignores_padding_values_and_sends_them_no_gradient():
+    seg, sr, mask = _padded_maps(PADDED_SHAPES, seed=30)
+    seg.requires_grad_(True)
+    sr.requires_grad_(True)
+    value = feature_affinity_loss(seg, sr, 1 / 4, valid_mask=mask)
+    value.sum().backward()
+    assert torch.isfinite(value).all()
+    pad = (mask == 0).squeeze(1)  # (B, H, W)
+    for grad in (seg.grad, sr.grad):
+        assert grad.permute(1, 0, 2, 3)[:, pad].abs().max() == 0
+        assert grad.permute(1, 0, 2, 3)[:, ~pad].abs().sum() > 0
+    other_seg = torch.where(mask > 0, seg.detach(), -seg.detach())
+    other_sr = torch.where(mask > 0, sr.detach(), torch.zeros_like(sr))
+    torch.testing.assert_close(feature_affinity_loss(other_seg, other_sr, 1 / 4, valid_mask=mask),
+                               value.detach())
+    # a full mask is the unmasked loss
+    full = torch.ones_like(mask)
+    torch.testing.assert_close(feature_affinity_loss(seg, sr, 1 / 4, valid_mask=full),
+                               feature_affinity_loss(seg, sr, 1 / 4))
+
+
+def test_fa_loss_bad_valid_mask_fails_clearly():
+    seg, sr, mask = _padded_maps(PADDED_SHAPES, seed=31)
+    with pytest.raises(ValueError, match=r'valid_mask must have shape \(B, 1, H, W\)'):
+        feature_affinity_loss(seg, sr, 1 / 4, valid_mask=mask[:, :, :8])
+    with pytest.raises(ValueError, match='valid_mask must have shape'):
+        feature_affinity_loss(seg, sr, 1 / 4, valid_mask=mask[:2])

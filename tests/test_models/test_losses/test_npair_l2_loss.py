@@ -8,25 +8,36 @@ from mmseg.registry import MODELS
 from mmaffseg.models.losses import NPairL2Loss, npair_l2_pair_loss, sample_segment_pixels
 
 
-def _brute_force(points, segment, form, scale=None, temperature=64.0, pos_w=None, neg_w=None):
-    """Per-pair Python loop over every ordered pair of one point set."""
+def _paper_loss(points, segment, scale=None, pos_w=1.0, neg_w=1.0):
+    """The supplementary's L = 1/|P| * sum over all pairs p, q in P, pair by pair."""
     n, c = points.shape
     scale = 1.0 / c if scale is None else scale
-    pos_w = (1.0 if form == 'paper' else 3.0) if pos_w is None else pos_w
-    neg_w = 1.0 if neg_w is None else neg_w
+    points, segment = points.tolist(), segment.tolist()
     total = 0.0
-    for i in range(n):
-        for j in range(n):
-            sq = sum((float(points[i, k]) - float(points[j, k]))**2 for k in range(c))
-            same = int(segment[i]) == int(segment[j])
-            if form == 'paper':
-                d = scale * math.sqrt(sq)
-                cost = math.log((1 + math.exp(d)) / 2) if same else math.log((1 + math.exp(-d)) / 2)
+    for p in range(n):
+        for q in range(n):
+            d = scale * math.sqrt(sum((points[p][k] - points[q][k])**2 for k in range(c)))
+            if segment[p] == segment[q]:
+                total += pos_w * math.log((1 + math.exp(d)) / 2)
             else:
-                sigma = 2 / (1 + math.exp(sq / temperature))
-                cost = -math.log(sigma) if same else -math.log(1 - sigma)
-            total += (pos_w if same else neg_w) * cost
-    return total / (n * n)
+                total += neg_w * math.log((1 + math.exp(-d)) / 2)
+    return total / n  # 1 / |P|
+
+
+def _official_sigmoid_loss(points, segment, temperature=64.0, pos_w=3.0, neg_w=1.0):
+    """The official code's form: reduce_mean over the N x N pair matrix, pair by pair."""
+    n, c = points.shape
+    points, segment = points.tolist(), segment.tolist()
+    total = 0.0
+    for p in range(n):
+        for q in range(n):
+            sq = sum((points[p][k] - points[q][k])**2 for k in range(c))
+            sigma = 2 / (1 + math.exp(sq / temperature))
+            if segment[p] == segment[q]:
+                total += -pos_w * math.log(sigma)
+            else:
+                total += -neg_w * math.log(1 - sigma)
+    return total / (n * n)  # the mean
 
 
 @pytest.mark.parametrize('form,kwargs', [
@@ -35,17 +46,37 @@ def _brute_force(points, segment, form, scale=None, temperature=64.0, pos_w=None
     ('sigmoid', {}),
     ('sigmoid', dict(temperature=3.0, pos_weight=1.5, neg_weight=2.0)),
 ])
-def test_pair_loss_equals_brute_force(form, kwargs):
+def test_pair_loss_equals_each_sources_formula(form, kwargs):
     gen = torch.Generator().manual_seed(0)
     points = 2 * torch.randn(3, 7, 5, generator=gen, dtype=torch.float64)  # 3 sets, N=7, C=5
     segment = torch.randint(0, 3, (3, 7), generator=gen)
     got = npair_l2_pair_loss(points, segment, form, **kwargs)
-    brute_kwargs = dict(scale=kwargs.get('distance_scale'),
-                        temperature=kwargs.get('temperature', 64.0),
-                        pos_w=kwargs.get('pos_weight'), neg_w=kwargs.get('neg_weight'))
     for r in range(3):
-        assert got[r].item() == pytest.approx(
-            _brute_force(points[r], segment[r], form, **brute_kwargs), rel=1e-9, abs=1e-12)
+        if form == 'paper':
+            expected = _paper_loss(points[r], segment[r], kwargs.get('distance_scale'),
+                                   kwargs.get('pos_weight', 1.0), kwargs.get('neg_weight', 1.0))
+        else:
+            expected = _official_sigmoid_loss(points[r], segment[r],
+                                              kwargs.get('temperature', 64.0),
+                                              kwargs.get('pos_weight', 3.0),
+                                              kwargs.get('neg_weight', 1.0))
+        assert got[r].item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_normalization_override_switches_between_one_over_n_and_the_mean():
+    gen = torch.Generator().manual_seed(1)
+    points = torch.randn(9, 4, generator=gen, dtype=torch.float64)
+    segment = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    paper = npair_l2_pair_loss(points, segment, 'paper')
+    assert paper.item() == pytest.approx(_paper_loss(points, segment), rel=1e-9)
+    mean = npair_l2_pair_loss(points, segment, 'paper', normalization='pairs')
+    assert mean.item() == pytest.approx(_paper_loss(points, segment) / 9, rel=1e-9)
+    summed = npair_l2_pair_loss(points, segment, 'sigmoid', normalization='points')
+    assert summed.item() == pytest.approx(9 * _official_sigmoid_loss(points, segment), rel=1e-9)
+    with pytest.raises(ValueError, match="normalization must be one of .*'sum'"):
+        npair_l2_pair_loss(points, segment, normalization='sum')
+    with pytest.raises(ValueError, match="NPairL2Loss normalization must be one of"):
+        NPairL2Loss(normalization='sum')
 
 
 def test_pair_loss_rejects_unknown_form():
@@ -117,9 +148,10 @@ def test_loss_averages_contributing_images_only(form):
     assert both.item() == pytest.approx(alone.item())
     index, segment = sample_segment_pixels(_labels(), 3, 30, 3,
                                            generator=torch.Generator().manual_seed(3))
-    points = emb[0].flatten(1).t()[index]
-    expected = 2.0 * npair_l2_pair_loss(points, segment, form).mean()
-    assert alone.item() == pytest.approx(expected.item(), rel=1e-6)
+    points = emb[0].flatten(1).t()[index].double()
+    brute = _paper_loss if form == 'paper' else _official_sigmoid_loss
+    expected = 2.0 * sum(brute(points[r], segment[r]) for r in range(3)) / 3  # mean of draws
+    assert alone.item() == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize('form', ['paper', 'sigmoid'])
@@ -134,20 +166,47 @@ def test_gradients_finite_with_duplicate_pixels(form):
 
 
 def test_training_separates_segments():
-    # A few steps on free per-pixel features pull same-segment pixels together.
-    labels = _labels()[None]
-    emb = torch.randn(1, 4, 12, 10, generator=torch.Generator().manual_seed(0))
-    emb.requires_grad_(True)
-    loss = NPairL2Loss(num_pixels=20, num_resamples=2, distance_scale=1.0)
-    opt = torch.optim.SGD([emb], lr=5.0)
-    first = None
-    for _ in range(30):
-        opt.zero_grad()
-        value = loss(emb, labels)
-        value.backward()
-        opt.step()
-        first = value.item() if first is None else first
-    assert value.item() < first - 0.1
+    # Free per-pixel features (seeded), seeded draws, plain SGD at lr 1 on the paper's loss
+    # (D = |f_p - f_q|): after 40 steps every labelled pixel is nearer to all pixels of its own
+    # segment than to any pixel of another segment, with a margin of 0.5, which the random start
+    # is far from (other seeds end with margins of 0.9-1.7). With the mean over the N^2 pairs
+    # (normalization='pairs', the old behaviour) the gradients are N = 60 times smaller and the
+    # same 40 steps leave the segments mixed.
+    labels = _labels()
+
+    def train(normalization):
+        emb = torch.randn(1, 4, 12, 10, generator=torch.Generator().manual_seed(0))
+        emb.requires_grad_(True)
+        loss = NPairL2Loss(num_pixels=20, num_resamples=2, distance_scale=1.0,
+                           normalization=normalization)
+        gen = torch.Generator().manual_seed(0)
+        opt = torch.optim.SGD([emb], lr=1.0)
+        values = []
+        for _ in range(40):
+            opt.zero_grad()
+            value = loss(emb, labels[None], generator=gen)
+            value.backward()
+            opt.step()
+            values.append(value.item())
+        return emb.detach(), values
+
+    def farthest_same_and_nearest_other(emb):
+        keep = (labels != 255).flatten()
+        feats = emb[0].flatten(1).t()[keep]
+        seg = labels.flatten()[keep]
+        dist = torch.cdist(feats, feats)
+        same = seg[:, None] == seg[None, :]
+        return dist[same].max().item(), dist[~same].min().item()
+
+    start = farthest_same_and_nearest_other(
+        torch.randn(1, 4, 12, 10, generator=torch.Generator().manual_seed(0)))
+    assert start[0] > start[1] + 3  # the random start is mixed
+    emb, values = train(None)  # the paper's 1/|P|
+    same, other = farthest_same_and_nearest_other(emb)
+    assert same < other - 0.5
+    assert sum(values[-5:]) / 5 < values[0] - 5
+    same, other = farthest_same_and_nearest_other(train('pairs')[0])
+    assert same > other  # the 1/N^2 mean at the same lr has not separated anything
 
 
 def test_registered_and_validates_arguments():

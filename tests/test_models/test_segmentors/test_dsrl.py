@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from fa_reference import naive_fa
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import ConfigDict
 from mmengine.optim import OptimWrapper
@@ -182,6 +183,25 @@ def test_sisr_target_is_the_unnormalised_image_and_padding_is_masked():
         rgb = img.flip(0).float() / 255  # bgr_to_rgb=True in the preprocessor
         torch.testing.assert_close(target[i, :, :h, :w], rgb, atol=1e-5, rtol=0)
         assert mask[i, 0, :h, :w].all() and mask[i].sum() == h * w
+
+
+def test_fa_loss_counts_only_the_unpadded_positions():
+    """Padded samples (as RandomResize + crop make them): FA is the paper's formula over each
+    sample's valid cells, computed naively from the two maps the model compared."""
+    model = build(tiny_cfg(data_preprocessor=dict(
+        type='SegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=True, size=(40, 48))))
+    data = model.data_preprocessor(raw_batch([(30, 45), (40, 37)], seed=6), training=True)
+    assert data['inputs'].shape[2:] == (40, 48)
+    compared = []
+    handle = model.loss_fa.register_forward_hook(lambda mod, args, out: compared.append(args))
+    losses = model.loss(**data)
+    handle.remove()
+    seg, sr = (t.detach() for t in compared[0][:2])
+    img_shapes = [s.img_shape for s in data['data_samples']]
+    expected = naive_fa(seg, sr, 4, 'avg', img_shapes).mean().item()
+    assert losses['dsrl.loss_fa'].item() == pytest.approx(expected, rel=1e-5)
+    over_padding = naive_fa(seg, sr, 4, 'avg').mean().item()  # what ignoring the mask gives
+    assert abs(over_padding - expected) > 1e-3
 
 
 def test_drop_training_branches_matches_baseline_plus_sssr_parameters():

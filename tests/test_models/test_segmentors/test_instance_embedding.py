@@ -150,16 +150,59 @@ def test_predict_outputs_at_the_original_size():
     assert logits.shape == (2, 4, 9, TINY[0] // 4, TINY[1] // 4)
 
 
-def test_multi_scale_averages_embedding_and_probabilities():
+def _paper_pyramid(model, inputs, scales):
+    """The paper's pyramid written out: for each scale resize the image, extract features,
+    resize every feature map back to its scale-1 size, average; then both heads."""
+    def extract(images):
+        return model.neck(model.backbone(images))
+
+    reference = extract(inputs)
+    total = [torch.zeros_like(f) for f in reference]
+    for factor in scales:
+        size = (round(inputs.shape[2] * factor), round(inputs.shape[3] * factor))
+        images = inputs if factor == 1.0 else F.interpolate(inputs, size, mode='bilinear')
+        for i, f in enumerate(extract(images)):
+            if f.shape[-2:] != reference[i].shape[-2:]:
+                f = F.interpolate(f, reference[i].shape[-2:], mode='bilinear')
+            total[i] = total[i] + f
+    mean = [t / len(scales) for t in total]
+    return model.decode_head(mean), model.seediness_head(mean).softmax(2)
+
+
+def test_multi_scale_averages_features_as_the_paper():
     single = _build(test_cfg=dict(mode='whole', num_seeds=5))
     multi = _build(test_cfg=dict(mode='whole', num_seeds=5, scales=(0.5, 1.0, 2.0)))
     multi.load_state_dict(single.state_dict())
     single.eval(), multi.eval()
-    inputs = torch.randn(2, 3, *TINY)
+    assert multi.test_cfg['scale_fusion'] == 'features'  # the paper's form is the default
+    inputs = torch.randn(2, 3, *TINY, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         emb, probs = single._multi_scale_outputs(inputs)
         logits = single._heads(inputs)[1]
         torch.testing.assert_close(probs, logits.softmax(2))  # one scale: one pass
+        expect_emb, expect_probs = _paper_pyramid(single, inputs, (0.5, 1.0, 2.0))
+        got_emb, got_probs = multi._multi_scale_outputs(inputs)
+        torch.testing.assert_close(got_emb, expect_emb)
+        torch.testing.assert_close(got_probs, expect_probs)
+        # not the average of the heads' outputs
+        outputs = _build(test_cfg=dict(mode='whole', scales=(0.5, 1.0, 2.0),
+                                       scale_fusion='outputs'))
+        outputs.load_state_dict(single.state_dict())
+        outputs.eval()
+        assert (outputs._multi_scale_outputs(inputs)[0] - got_emb).abs().max() > 1e-3
+        out = multi.predict(inputs, [_sample('two'), _sample('one')])
+    assert out[0].pred_instance_map.data.shape == (1, *TINY)
+
+
+def test_multi_scale_option_averages_head_outputs():
+    single = _build(test_cfg=dict(mode='whole', num_seeds=5))
+    multi = _build(test_cfg=dict(mode='whole', num_seeds=5, scales=(0.5, 1.0, 2.0),
+                                 scale_fusion='outputs'))
+    multi.load_state_dict(single.state_dict())
+    single.eval(), multi.eval()
+    inputs = torch.randn(2, 3, *TINY, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        emb, probs = single._multi_scale_outputs(inputs)
         expect_emb, expect_probs = emb.clone(), probs.clone()
         for size in [(TINY[0] // 2, TINY[1] // 2), (TINY[0] * 2, TINY[1] * 2)]:
             e, lg = single._heads(F.interpolate(inputs, size, mode='bilinear'))
@@ -170,10 +213,10 @@ def test_multi_scale_averages_embedding_and_probabilities():
         torch.testing.assert_close(got_emb, expect_emb / 3)
         torch.testing.assert_close(got_probs, expect_probs / 3)
         torch.testing.assert_close(got_probs.sum(2), torch.ones_like(got_probs[:, :, 0]))
-        out = multi.predict(inputs, [_sample('two'), _sample('one')])
-    assert out[0].pred_instance_map.data.shape == (1, *TINY)
     with pytest.raises(ValueError, match='must be positive and include 1.0'):
         _build(test_cfg=dict(mode='whole', scales=(0.5, 2.0)))
+    with pytest.raises(ValueError, match=r"scale_fusion must be one of .*'logits'"):
+        _build(test_cfg=dict(mode='whole', scale_fusion='logits'))
     with pytest.raises(ValueError, match=r'mask_nms_thr must be None \(no NMS\) or an IoU'):
         _build(test_cfg=dict(mode='whole', mask_nms_thr=1.5))
 
@@ -231,6 +274,31 @@ def test_quickstart_departs_from_the_paper_only_where_documented():
         else:  # the paper: plain cross-entropy, no NMS, lambda ramped to 0.2
             assert weight is None and nms is None
             assert _load(path).custom_hooks[0].end_value == 0.2
+
+
+def test_holdout_config_selects_on_held_back_training_images(tiny_synthetic_root):
+    from conftest import tiny_synthetic_overrides
+    from mmseg.registry import DATASETS
+    holdout = [c for c in CONFIGS if 'holdout' in c][0]
+    cfg = copy.deepcopy(_load(holdout))
+    cfg.merge_from_dict(tiny_synthetic_overrides(tiny_synthetic_root))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.holdout_every = 3
+    init_default_scope('mmseg')
+    files = {}
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = DATASETS.build(cfg[name].dataset)
+        files[name] = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
+    assert len(files['train_dataloader']) == 4 and len(files['val_dataloader']) == 2
+    assert files['val_dataloader'] == files['test_dataloader']
+    assert not set(files['train_dataloader']) & set(files['val_dataloader'])
+    assert all('/leftImg8bit/train/' in f for f in files['val_dataloader'])
+    # the shipped quick-start reports on the untouched validation images
+    shipped = _load(QUICKSTART)
+    for name in ('val_dataloader', 'test_dataloader'):
+        assert shipped[name].dataset.data_prefix.img_path == 'leftImg8bit/val'
+        assert shipped[name].dataset.get('holdout') is None
+    assert shipped.train_dataloader.dataset.get('holdout') is None
 
 
 def test_errors():

@@ -1,0 +1,57 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Multi-process training on a machine without GPUs: tools/dist_train.sh over gloo."""
+import os
+import os.path as osp
+import socket
+import subprocess
+
+import pytest
+import torch
+from conftest import tiny_synthetic_overrides
+
+import mmaffseg  # noqa: F401
+from mmaffseg.apis import load_config, prepare_train_cfg
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = osp.join(REPO, 'configs', 'quickstart',
+                      'deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU (gloo) path')
+def test_dist_train_sh_two_cpu_processes(tiny_synthetic_root, tmp_path):
+    """`bash tools/dist_train.sh CONFIG 2` trains and validates the quick-start on CPU."""
+    opts = tiny_synthetic_overrides(tiny_synthetic_root)
+    opts.update({'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
+                 'default_hooks.checkpoint.interval': 2, 'default_hooks.logger.interval': 1,
+                 'default_hooks.visualization.draw': False})
+    args = [f'{k}={v}' if not isinstance(v, list) else f'{k}=[{",".join(map(str, v))}]'
+            for k, v in opts.items()]
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), QUICKSTART, '2', '--work-dir',
+         str(tmp_path), '--cfg-options', *args],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'iter_2.pth')
+    logs = [osp.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs if f.endswith('.log')]
+    text = ''.join(open(p).read() for p in logs)
+    assert 'Distributed launcher: pytorch' in text and 'GPU number: 2' in text  # processes
+    assert 'Iter(train) [2/2]' in text
+    assert 'Iter(val) [2/2]' in text and 'mIoU' in text  # 3 val images over 2 processes
+
+
+def test_sync_bn_on_cpu_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = load_config(QUICKSTART, {'model.backbone.norm_cfg.type': 'SyncBN'})
+    with pytest.raises(ValueError, match=r'synchronised BatchNorm \(model.backbone.norm_cfg\), '
+                       r'which needs GPUs'):
+        prepare_train_cfg(cfg, QUICKSTART, str(tmp_path), launcher='pytorch')
+    prepare_train_cfg(load_config(QUICKSTART), QUICKSTART, str(tmp_path), launcher='pytorch')
+    prepare_train_cfg(cfg, QUICKSTART, str(tmp_path))  # one process: mmengine reverts SyncBN

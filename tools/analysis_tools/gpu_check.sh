@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One-command GPU check for a maintainer with a CUDA device (nothing in mmaffseg had run on a
+# GPU when this was written). From the repository root:
+#
+#     bash tools/analysis_tools/gpu_check.sh [ITERS]        # ITERS defaults to 50
+#
+# It runs, and says as it goes what it runs:
+#   1. the CUDA-gated tests (--amp training of every family for a few iterations, SyncBN in a
+#      2-process run when 2 GPUs exist, pseudo labels GPU vs CPU, the CUDA random walk, the
+#      guided filter) and the CPU autocast / device-placement tests;
+#   2. tools/train.py --amp on every family's quick-start config for ITERS iterations on the
+#      synthetic data (generated on first use), last logged losses printed;
+#   3. the GPU rows of the benchmarks: the context prior loss before/after its batched
+#      rewrite (steps/s, with the CPNet training step; also its CPU row), the random walk, the
+#      context modules vs their mmseg baselines, DSRL and instance-embedding inference on cuda.
+# Logs go to work_dirs/gpu_check/; the summary at the end lists every step and its exit code.
+set -u
+ITERS=${1:-50}
+OUT=work_dirs/gpu_check
+mkdir -p "$OUT"
+python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
+    echo "gpu_check: torch.cuda.is_available() is False; this script needs a CUDA device." >&2
+    exit 2; }
+python -c "import torch; print('gpu_check on', torch.cuda.get_device_name(0), 'x', torch.cuda.device_count(), '| torch', torch.__version__, '| CUDA', torch.version.cuda)"
+SUMMARY=()
+step() {  # step NAME CMD...: run, log, remember the exit code
+    local name=$1; shift
+    echo; echo "=== $name: $*"
+    "$@" 2>&1 | tee "$OUT/$name.log"
+    local rc=${PIPESTATUS[0]}
+    SUMMARY+=("$(printf '%-40s exit %s' "$name" "$rc")")
+}
+
+step tests-gpu python -m pytest -q -rs tests/test_tools/test_gpu_amp.py \
+    "tests/test_wsss/test_random_walk.py::test_walk_on_gpu_matches_cpu" \
+    tests/test_configs/test_quickstart_mixed_precision.py tests/test_models/test_mixed_precision.py
+step tests-cuda-skips python -m pytest -q -rs -k "gpu or cuda" tests
+
+for cfg in \
+    configs/quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py \
+    configs/hanet/hanet_r18-d16_quickstart_synthetic-128x256.py \
+    configs/spnet/spnet_r50-d8-slim_quickstart_synthetic-128x256.py \
+    configs/cpnet/cpnet_r50-d8-slim_quickstart_synthetic-128x256.py \
+    configs/deeplabv1/deeplabv1_vgg16-slim-largefov_quickstart_synthetic-128x256.py \
+    configs/deeplabv2/deeplabv2_r18-d8_quickstart_synthetic-128x256.py \
+    configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py \
+    configs/semantic_features/semantic-features_r18_quickstart_synthetic-128x256.py \
+    configs/instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py \
+    configs/psa/psa-cam_r18-d8-slim_quickstart_synthetic-wsss-128x256.py; do
+    name=amp-$(basename "$cfg" .py)
+    step "$name" python tools/train.py "$cfg" --amp --work-dir "$OUT/$name" \
+        --cfg-options train_cfg.max_iters="$ITERS" train_cfg.val_interval="$ITERS" \
+        default_hooks.checkpoint.interval="$ITERS" default_hooks.logger.interval=10
+    grep -h '"loss"' "$OUT/$name"/*/vis_data/scalars.json 2>/dev/null | tail -1
+done
+# The AffinityNet quick-start trains on labels made by the CAM step (configs/psa/README.md);
+# its --amp run on ground-truth labels is in the tests above.
+
+step bench-cp-loss-cuda python tools/analysis_tools/benchmark_host_syncs.py --device cuda --model
+step bench-cp-loss-cpu python tools/analysis_tools/benchmark_host_syncs.py --device cpu --model
+step bench-random-walk-cuda python tools/analysis_tools/benchmark_random_walk.py --device cuda
+step bench-context-modules-cuda python tools/analysis_tools/benchmark_context_modules.py --device cuda
+step bench-dsrl-cuda python tools/analysis_tools/benchmark_dsrl.py --device cuda
+step bench-instance-embedding-cuda python tools/analysis_tools/benchmark_instance_embedding.py --device cuda
+
+echo; echo "=== gpu_check summary (logs in $OUT/)"
+printf '%s\n' "${SUMMARY[@]}"
