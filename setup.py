@@ -44,8 +44,8 @@ def add_mim_extension() -> None:
 
     mmengine resolves ``mmaffseg::path/to/config.py`` to ``<package>/.mim/configs/...``, the
     same mechanism mmseg uses. Develop (editable) installs get symlinks, others get copies.
-    mmengine also reads ``.mim/model-index.yml`` first (the metafiles of released weights);
-    mmaffseg releases no weights yet, so the index is written here with no entries.
+    ``.mim/model-index.yml`` lists the metafiles of ``configs/`` (for ``mim search``, and read
+    by mmengine when it looks up a config by name).
     """
     if 'develop' in sys.argv or any(a.startswith('editable') for a in sys.argv):
         mode = 'symlink'
@@ -76,7 +76,20 @@ def add_mim_extension() -> None:
     if osp.lexists(index):  # an older install linked it to a file of the checkout
         os.remove(index)
     with open(index, 'w', encoding='utf-8') as f:
-        f.write('# Metafiles of released weights (none yet); written by setup.py.\nImport: []\n')
+        f.write(model_index())
+
+
+def model_index() -> str:
+    """``model-index.yml`` importing every ``configs/<method>/metafile.yaml`` (as mmseg's).
+
+    The paths are relative to ``.mim``, where ``configs/`` is linked or copied, so ``mim
+    search mmaffseg`` finds the models in editable and regular installs alike.
+    """
+    metafiles = sorted(
+        f'configs/{name}/metafile.yaml' for name in os.listdir(osp.join(HERE, 'configs'))
+        if osp.isfile(osp.join(HERE, 'configs', name, 'metafile.yaml')))
+    return '# The metafiles of configs/; written by setup.py.\nImport:\n' + ''.join(
+        f'- {path}\n' for path in metafiles)
 
 
 if __name__ == '__main__':

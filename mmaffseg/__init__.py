@@ -6,6 +6,9 @@ module into mmseg's own registries (``mmseg.registry.MODELS``, ``DATASETS``, ``T
 ``HOOKS``, ``LOOPS``, ``METRICS``...), so an existing mmseg config only needs::
 
     custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
+
+:mod:`mmaffseg.registry` adds the ``mmaffseg`` registry scope (children of mmseg's registries)
+that mmengine uses for configs inheriting ``mmaffseg::...``.
 """
 from .version import __version__, version_info
 from .version_check import check_openmmlab_versions
@@ -23,5 +26,7 @@ install_safe_checkpoint_loading()
 
 # Registration happens as a side effect of importing the sub-packages.
 from . import datasets, engine, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
+# The `mmaffseg` registry scope (children of mmseg's registries), for `mmaffseg::` configs.
+from . import registry  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info']

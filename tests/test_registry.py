@@ -1,5 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""`import mmaffseg` registers into mmseg's own registries (no registry of our own)."""
+"""`import mmaffseg` registers into mmseg's own registries (``mmaffseg.registry`` only adds
+empty child registries for the ``mmaffseg`` scope: tests/test_configs/test_mmaffseg_scope.py).
+"""
 import importlib
 import inspect
 

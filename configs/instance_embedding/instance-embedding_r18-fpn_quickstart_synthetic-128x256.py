@@ -37,6 +37,7 @@ custom_hooks = [
     dict(type='LossWeightRampHook', attr_name='cls_loss_weight', start_value=0.0,
          end_value=0.2, begin=0, end=100)
 ]
-# The prediction is a set of instances, not a semantic label map: nothing for
-# SegVisualizationHook to paint.
-default_hooks = dict(visualization=dict(type='SegVisualizationHook', draw=False))
+# The prediction is a set of instances, which mmseg's SegLocalVisualizer cannot paint;
+# mmaffseg's paints one colour per instance with its class and score (validation images,
+# tools/test.py --show-dir).
+visualizer = dict(type='AffSegLocalVisualizer')

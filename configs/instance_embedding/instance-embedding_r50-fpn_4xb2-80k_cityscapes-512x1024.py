@@ -22,3 +22,5 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 # lambda: 0 -> 0.2 over the first 10k iterations by the model base's custom_hooks (the paper
 # ramps lambda but gives no schedule).
+# Paints instances, which mmseg's SegLocalVisualizer cannot (tools/test.py --show-dir).
+visualizer = dict(type='AffSegLocalVisualizer')

@@ -34,7 +34,7 @@ val_dataloader = dict(
         _delete_=True,
         data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
         pipeline=[
-            dict(type='LoadCheckedImageFromFile'),
+            dict(type='LoadImageFromFile'),  # the name mmseg's MMSegInferencer looks for
             dict(type='LoadCheckedAnnotations', num_classes=9),
             dict(type='PackSegInputs')
         ],

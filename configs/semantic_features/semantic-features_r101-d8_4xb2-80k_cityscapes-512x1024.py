@@ -66,3 +66,5 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=80000, by_epoch=False)
 ]
 default_hooks = dict(visualization=dict(type='SegVisualizationHook', draw=False))
+# Paints the embedding, which mmseg's SegLocalVisualizer cannot (tools/test.py --show-dir).
+visualizer = dict(type='AffSegLocalVisualizer')

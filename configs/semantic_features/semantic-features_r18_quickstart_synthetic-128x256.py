@@ -62,5 +62,6 @@ model = dict(
 train_dataloader = dict(batch_size=2)
 val_evaluator = dict(_delete_=True, type='PairRankingMetric', num_samples=1000, seed=0)
 test_evaluator = val_evaluator
-# The prediction is an embedding, not a label map: nothing for SegVisualizationHook to paint.
-default_hooks = dict(visualization=dict(type='SegVisualizationHook', draw=False))
+# The prediction is an embedding, which mmseg's SegLocalVisualizer cannot paint; mmaffseg's
+# paints its PCA picture (validation images, tools/test.py --show-dir).
+visualizer = dict(type='AffSegLocalVisualizer')

@@ -172,6 +172,7 @@ def prepare_test_cfg(cfg: Config,
             raise RuntimeError('--show/--show-dir need a visualization hook in default_hooks, '
                                "e.g. visualization=dict(type='SegVisualizationHook')")
         hooks.visualization.draw = True
+        hooks.visualization.interval = 1  # every image (training configs paint every n-th)
         if show:
             hooks.visualization.show = True
             hooks.visualization.wait_time = wait_time

@@ -193,7 +193,9 @@ class LoadImageLevelLabels(BaseTransform):
     transform right after ``LoadAnnotations`` (before any crop, so that the labels describe the
     whole image, as image-level labels do). With ``label_file`` only ``img_path`` is needed.
 
-    Required keys: ``img_path`` (label file) or ``gt_seg_map`` (derived).
+    Required keys: ``img_path`` (label file) or ``gt_seg_map`` (derived). Without
+    ``label_file``, a sample with neither ``gt_seg_map`` nor ``seg_map_path`` (an image given to
+    mmseg's ``inference_model`` or ``MMSegInferencer``) passes through unchanged.
     Added keys: ``gt_class_labels`` (``(num_classes,)`` float32).
 
     Args:
@@ -234,6 +236,10 @@ class LoadImageLevelLabels(BaseTransform):
                                f'{name!r} is not in {self.label_file}')
             labels = self._table[name].copy()
         else:
+            if 'gt_seg_map' not in results and 'seg_map_path' not in results:
+                # inference on an image (mmseg's inference_model / MMSegInferencer): the
+                # prediction then uses every class
+                return results
             if 'gt_seg_map' not in results:
                 raise KeyError('LoadImageLevelLabels without label_file derives the labels from '
                                'the segmentation map: put it after LoadAnnotations, or give a '

@@ -47,6 +47,11 @@ class LoadCheckedAnnotations(LoadAnnotations):
     expected and what was found. Use it in place of ``LoadAnnotations`` (same arguments),
     after ``LoadImageFromFile``.
 
+    A sample without ``seg_map_path`` (an image given to mmseg's ``inference_model`` or
+    ``MMSegInferencer``, which remove only transforms named ``LoadAnnotations`` from the test
+    pipeline, or a test set without label maps) passes through unchanged, so the same test
+    pipeline serves evaluation and inference. A ``seg_map_path`` of ``None`` is an error.
+
     Args:
         num_classes (int, optional): Number of classes of the dataset: label values must be
             below it or equal ``ignore_index`` (checked after ``reduce_zero_label`` and the
@@ -63,6 +68,15 @@ class LoadCheckedAnnotations(LoadAnnotations):
                              f'or None, got {num_classes!r}')
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+
+    def transform(self, results: dict) -> dict:
+        """Load the label map, or pass a sample without ``seg_map_path`` through unchanged."""
+        if 'seg_map_path' not in results:
+            return results
+        if results['seg_map_path'] is None:
+            raise ValueError(f'the sample of {results.get("img_path")} has seg_map_path=None: '
+                             'give its label map, or leave the key out for inference')
+        return super().transform(results)
 
     def _load_seg_map(self, results: dict) -> None:
         path = results.get('seg_map_path')

@@ -31,7 +31,12 @@ class LoadInstanceMap(BaseTransform):
     Put it right after ``LoadAnnotations`` (both are read at the original resolution, so in a
     test pipeline it may follow ``Resize`` like ``LoadAnnotations`` does).
 
-    Required keys: ``seg_map_path``; ``gt_seg_map`` (optional, its void pixels become void).
+    A sample without ``seg_map_path`` (an image given to mmseg's ``inference_model`` or
+    ``MMSegInferencer``, which remove only ``LoadAnnotations`` from the test pipeline) passes
+    through unchanged.
+
+    Required keys: ``seg_map_path`` (without it, nothing is loaded); ``gt_seg_map`` (optional,
+    its void pixels become void).
     Added keys: ``gt_instance_map``, ``seg_fields``.
 
     Args:
@@ -80,9 +85,8 @@ class LoadInstanceMap(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         """Load and decode the instance map of one sample."""
-        if 'seg_map_path' not in results:
-            raise KeyError('LoadInstanceMap needs results["seg_map_path"] (a dataset with '
-                           'annotations); drop it from pipelines without ground truth')
+        if 'seg_map_path' not in results:  # inference on an image: nothing to load
+            return results
         path = self.instance_path(results['seg_map_path'])
         try:
             content = fileio.get(path, backend_args=self.backend_args)

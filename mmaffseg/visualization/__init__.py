@@ -1,4 +1,8 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 from .features import guided_filter, pca_basis, visualize_embedding
+from .local_visualizer import AffSegLocalVisualizer, instance_caption, instance_colors
 
-__all__ = ['guided_filter', 'pca_basis', 'visualize_embedding']
+__all__ = [
+    'guided_filter', 'pca_basis', 'visualize_embedding', 'AffSegLocalVisualizer',
+    'instance_caption', 'instance_colors'
+]

@@ -205,7 +205,14 @@ def test_mmseg_entry_points_load_our_checkpoint(trained, tiny_synthetic_root, tm
         'state = inferencer.model.state_dict()\n'
         'assert all(torch.equal(v, saved[k]) for k, v in state.items())\n'
         'print("apis loaded", len(state))\n'
+        'import glob\n'
+        'from mmseg.apis import inference_model\n'
+        f'img = sorted(glob.glob({tiny_synthetic_root!r} + "/leftImg8bit/val/*/*.png"))[0]\n'
+        'pred = inference_model(model, img).pred_sem_seg.data\n'
+        'assert pred.shape[-2:] == inferencer(img, return_datasamples=True)'
+        '.pred_sem_seg.data.shape[-2:]\n'
+        'print("apis inferred", tuple(pred.shape))\n'
         f'sys.argv = {argv!r}\n'
         'runpy.run_path(sys.argv[0], run_name="__main__")\n')])
-    assert 'apis loaded' in out
+    assert 'apis loaded' in out and 'apis inferred' in out
     assert 'Load checkpoint from' in out and 'mIoU' in out, out[-3000:]

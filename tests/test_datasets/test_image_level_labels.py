@@ -99,7 +99,7 @@ def test_transform_from_file_and_mask(tmp_path):
     t = LoadImageLevelLabels(num_classes=5)
     np.testing.assert_array_equal(t(dict(gt_seg_map=SEG))['gt_class_labels'], [1, 0, 1, 0, 1])
     with pytest.raises(KeyError, match='put it after LoadAnnotations'):
-        t(dict(img_path='x.jpg'))
+        t(dict(img_path='x.jpg', seg_map_path='x.png'))  # a label map, but not loaded yet
 
 
 def test_wsss_label_map():

@@ -11,6 +11,7 @@ import time
 
 import torch
 from mmengine.config import DictAction
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
@@ -34,6 +35,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
+    # as mmseg's tools: types of the config resolve in mmseg's (or the config's) scope
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.test_dataloader.batch_size = 1
     cfg.test_dataloader.num_workers = 0
     cfg.test_dataloader.persistent_workers = False

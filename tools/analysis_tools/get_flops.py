@@ -12,6 +12,7 @@ import argparse
 import torch
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import DictAction
+from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
@@ -33,6 +34,7 @@ def main() -> None:
     if len(shape) != 2:
         raise ValueError(f'--shape takes H W or one value, got {args.shape}')
     cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     with registry_error_hints():
         model = MODELS.build(cfg.model).eval()
     inputs = torch.zeros(1, 3, *shape)

@@ -18,7 +18,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadCheckedImageFromFile'),
+    # mmseg's LoadImageFromFile: mmseg's MMSegInferencer finds it by this name to read images
+    # it is given (training pipelines use LoadCheckedImageFromFile)
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 256), keep_ratio=True),
     dict(type='LoadCheckedAnnotations', num_classes=19),
     dict(type='PackSegInputs')

@@ -30,7 +30,9 @@ cam_train_pipeline = [
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]
 test_pipeline = [
-    dict(type='LoadCheckedImageFromFile'),
+    # mmseg's LoadImageFromFile: mmseg's MMSegInferencer finds it by this name to read images
+    # it is given (training pipelines use LoadCheckedImageFromFile)
+    dict(type='LoadImageFromFile'),
     dict(type='LoadCheckedAnnotations', num_classes=9),
     image_labels,
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)

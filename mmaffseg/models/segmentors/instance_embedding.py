@@ -26,7 +26,9 @@ than ``test_cfg.mask_nms_thr`` IoU are dropped). Every data sample gets
 - ``pred_instances`` (``InstanceData``): ``masks`` (n, H, W) bool, ``labels`` (n,) int64 (index
   into ``thing_class_ids``), ``scores`` (n,), sorted by decreasing score;
 - ``pred_instance_map`` (``PixelData``, (1, H, W) int64): 0 = no instance, ``i + 1`` where the
-  highest-scoring mask covering the pixel is instance ``i``.
+  highest-scoring mask covering the pixel is instance ``i``;
+- the meta information ``thing_class_ids``, the semantic class of each label, so that
+  :class:`~mmaffseg.visualization.AffSegLocalVisualizer` names the instances' classes.
 
 Multi-scale inference (the paper's image pyramid, scales 0.25..2): with ``test_cfg.scales`` the
 input is resized by each factor and run through the feature extractor (backbone + neck); every
@@ -279,6 +281,8 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
                 labels=labels[i][keep][order][nonempty],
                 scores=scores[i][keep][order][nonempty])
             sample.pred_instance_map = PixelData(data=self._instance_map(masks)[None])
+            # names the labels' classes for visualisers (AffSegLocalVisualizer)
+            sample.set_metainfo(dict(thing_class_ids=self.thing_class_ids))
         return data_samples
 
     @staticmethod
