@@ -74,7 +74,8 @@ HOST_SYNC_OPS = ('aten::nonzero', 'aten::_local_scalar_dense', 'aten::_unique2',
 
 def count_aten_ops(fn: Callable[[], object]) -> Tuple[int, int]:
     """aten operations run by one call of ``fn()``, and how many of them synchronise with the
-    host (:data:`HOST_SYNC_OPS`), counted with ``torch.profiler``.
+    host (:data:`HOST_SYNC_OPS`), counted with ``torch.profiler``; ``Tensor.tolist()`` (which
+    reads the data without an aten operation) counts as one more synchronisation per call.
 
     Args:
         fn (Callable): The work to count; its result is discarded.
@@ -82,8 +83,19 @@ def count_aten_ops(fn: Callable[[], object]) -> Tuple[int, int]:
     Returns:
         tuple[int, int]: ``(operations, host-synchronising operations)``.
     """
-    with torch.profiler.profile() as prof:
-        fn()
+    tolist = torch.Tensor.tolist
+    reads = []
+
+    def counted_tolist(self):
+        reads.append(1)
+        return tolist(self)
+
+    torch.Tensor.tolist = counted_tolist
+    try:
+        with torch.profiler.profile() as prof:
+            fn()
+    finally:
+        torch.Tensor.tolist = tolist
     events = prof.key_averages()
     return (sum(e.count for e in events if e.key.startswith('aten::')),
-            sum(e.count for e in events if e.key in HOST_SYNC_OPS))
+            sum(e.count for e in events if e.key in HOST_SYNC_OPS) + len(reads))

@@ -23,7 +23,9 @@ background above all) vanish. ``size_weighting=False`` gives uniform weights. Th
 (``p = q``, a zero cost) is left out.
 
 Zero-loss contract: an image without valid pixels contributes nothing; the batch loss is the
-mean over the other images, and an exact 0 still connected to the embedding when there are none.
+mean over the other images (of the whole distributed batch, see
+:class:`InstanceEmbeddingLoss`), and an exact 0 still connected to the embedding when there are
+none.
 An image holding a single instance still contributes its same-instance pairs.
 """
 from typing import List, Optional, Tuple
@@ -33,11 +35,13 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from mmaffseg.utils.batch_reduction import global_sum
+
 from ..layers.embedding_similarity import log_dissimilarity, log_similarity
 from ..layers.pairwise import pairwise_squared_distances
 from ..utils.counting import count_occurrences
 from ..utils.precision import float32_math
-from .npair_l2_loss import sample_segment_pixels
+from ..utils.segment_sampling import SegmentDraws, sample_segment_pixels_batched
 
 #: Per image: flat pixel indices (S,) and the instance id of each (S,).
 Points = Tuple[Tensor, Tensor]
@@ -61,18 +65,18 @@ def sample_instance_points(instance_map: Tensor,
         ``S = K * number of instances``: flat indices into the map and the instance id of each.
         ``None`` when the image has no valid pixel.
     """
-    flat = instance_map.reshape(-1)
-    drawn = sample_segment_pixels(flat, flat.numel(), num_points, 1, ignore_index, generator)
-    if drawn is not None:
-        return drawn[0][0], drawn[1][0]
-    valid = (flat != ignore_index).nonzero().squeeze(1)
-    if valid.numel() == 0:
-        return None
-    # A single instance: the shared sampler wants two, draw inside it directly.
-    pick = torch.randint(valid.numel(), (num_points, ), generator=generator,
-                         device=flat.device)
-    index = valid[pick]
-    return index, flat[index].long()
+    return _split_points(
+        sample_segment_pixels_batched(instance_map[None], None, num_points, 1, ignore_index,
+                                      generator), num_points)[0]
+
+
+def _split_points(drawn: SegmentDraws, num_points: int) -> List[Optional[Points]]:
+    """Per image the real points of a one-draw :class:`SegmentDraws` (host-known sizes)."""
+    return [
+        None if n == 0 else (drawn.index[b, 0, :n * num_points],
+                             drawn.segment[b, 0, :n * num_points])
+        for b, n in enumerate(drawn.num_segments_list)
+    ]
 
 
 def instance_size_weights(instance_map: Tensor, instance: Tensor,
@@ -124,10 +128,19 @@ def instance_embedding_loss(points: Tensor, instance: Tensor, point_weight: Tens
 class InstanceEmbeddingLoss(nn.Module):
     """Metric loss of Fathi et al. on a dense embedding (see the module docstring).
 
-    Distributed training: the batch mean is **per rank** (over the images of this process);
-    DDP then averages the gradients over ranks. That equals the gradient of the global mean
-    over all images when every rank has as many contributing images; otherwise each rank, not
-    each image, weighs the same. The logged value is this rank's.
+    Batch and distributed training: the paper normalises the pair weights per image (they sum
+    to 1 over the image's pairs), so the loss of an image does not depend on the others; the
+    batch loss is the mean over the images with valid pixels of the **whole** batch. Under DDP
+    (``reduce_across_ranks=True``) the sum of the per-image losses and the number of such
+    images are summed over all processes (:func:`~mmaffseg.utils.batch_reduction.global_sum`)
+    before the division, so every rank logs, and after DDP's gradient averaging trains with,
+    the single-process value of the global batch, also when ranks hold different numbers of
+    images with valid pixels. With ``reduce_across_ranks=False`` the mean is per rank. One
+    process: both are the same.
+
+    Host synchronisations: one per batch when the points are drawn here (the instance counts
+    that size them; see :mod:`~mmaffseg.models.utils.segment_sampling`), none when they are
+    passed in, whatever the number of images or instances.
 
     Args:
         num_points (int): Points drawn per instance (K), background included. Defaults to 10.
@@ -138,6 +151,8 @@ class InstanceEmbeddingLoss(nn.Module):
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         loss_name (str): Name in the log; must start with ``loss_`` to be summed by mmseg.
             Defaults to ``'loss_emb'``.
+        reduce_across_ranks (bool): Average over the images of all processes (see above);
+            False: of this process. Defaults to True.
     """
 
     def __init__(self,
@@ -145,7 +160,8 @@ class InstanceEmbeddingLoss(nn.Module):
                  size_weighting: bool = True,
                  min_sq_dist: float = 1e-6,
                  loss_weight: float = 1.0,
-                 loss_name: str = 'loss_emb') -> None:
+                 loss_name: str = 'loss_emb',
+                 reduce_across_ranks: bool = True) -> None:
         super().__init__()
         if num_points < 1:
             raise ValueError(f'InstanceEmbeddingLoss num_points must be >= 1, got {num_points}')
@@ -154,6 +170,7 @@ class InstanceEmbeddingLoss(nn.Module):
         self.min_sq_dist = min_sq_dist
         self.loss_weight = loss_weight
         self._loss_name = loss_name
+        self.reduce_across_ranks = reduce_across_ranks
 
     def sample_points(self, instance_maps: Tensor, ignore_index: int = 255,
                       generator: Optional[torch.Generator] = None
@@ -168,10 +185,9 @@ class InstanceEmbeddingLoss(nn.Module):
         Returns:
             list[tuple[Tensor, Tensor] | None]: Per image ``(index, instance)`` or ``None``.
         """
-        return [
-            sample_instance_points(m, self.num_points, ignore_index, generator)
-            for m in instance_maps
-        ]
+        drawn = sample_segment_pixels_batched(instance_maps, None, self.num_points, 1,
+                                              ignore_index, generator)
+        return _split_points(drawn, self.num_points)
 
     def forward(self,
                 embedding: Tensor,
@@ -214,9 +230,12 @@ class InstanceEmbeddingLoss(nn.Module):
             point_emb = emb.flatten(1).t()[index]  # (S, C)
             per_image.append(
                 instance_embedding_loss(point_emb, instance, weight, self.min_sq_dist))
-        if not per_image:
-            return embedding.sum() * 0.0
-        return self.loss_weight * torch.stack(per_image).mean()
+        # the sum of the per-image losses (an exact 0 connected to the embedding without any)
+        total = torch.stack(per_image).sum() if per_image else embedding.sum() * 0.0
+        total = torch.stack([total, total.new_tensor(float(len(per_image)))])
+        if self.reduce_across_ranks:  # one all-reduce for both numbers, on every rank
+            total = global_sum(total)
+        return self.loss_weight * total[0] / total[1].clamp_min(1)
 
     @property
     def loss_name(self) -> str:

@@ -43,7 +43,8 @@ SGD learning rate has to absorb.
 
 Zero-loss contract: an image with fewer than two segments (everything ignored, or a single
 segment) has no different-segment pair and contributes nothing. The batch loss is the mean
-over the images that do contribute; when none does, the loss is an exact 0 that is still
+over the images that do contribute, in the whole distributed batch (see
+:class:`NPairL2Loss`); when none does, the loss is an exact 0 that is still
 connected to the embedding (zero gradients, never NaN).
 """
 import math
@@ -55,7 +56,10 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from mmaffseg.utils.batch_reduction import global_sum
+
 from ..layers.pairwise import pairwise_squared_distances
+from ..utils.segment_sampling import sample_segment_pixels_batched
 
 _FORMS = ('paper', 'sigmoid')
 _NORMALIZATIONS = ('points', 'pairs')
@@ -71,10 +75,12 @@ def sample_segment_pixels(labels: Tensor,
                           ignore_index: int = 255,
                           generator: Optional[torch.Generator] = None
                           ) -> Optional[Tuple[Tensor, Tensor]]:
-    """Draw ``num_pixels`` pixels in each of ``num_instances`` random segments, several times.
+    """Draw ``num_pixels`` pixels in each of ``num_instances`` random segments of one image.
 
     Segments are drawn uniformly without replacement (all of them when fewer than
-    ``num_instances`` are present), pixels uniformly with replacement within a segment.
+    ``num_instances`` are present), pixels uniformly with replacement within a segment. One
+    image of :func:`~mmaffseg.models.utils.segment_sampling.sample_segment_pixels_batched`,
+    which the loss calls on the whole batch.
 
     Args:
         labels (Tensor): Segment ids of one image, shape (H, W) (or any shape; it is flattened),
@@ -92,26 +98,11 @@ def sample_segment_pixels(labels: Tensor,
         ``labels`` and the segment id of each, grouped segment by segment. ``None`` when fewer
         than two segments are present.
     """
-    flat = labels.reshape(-1)
-    valid = (flat != ignore_index).nonzero().squeeze(1)
-    seg_ids, inverse, counts = torch.unique(flat[valid], return_inverse=True, return_counts=True)
-    num_segments = seg_ids.numel()
-    if num_segments < 2:
+    drawn = sample_segment_pixels_batched(labels.reshape(1, -1), num_instances, num_pixels,
+                                          num_resamples, ignore_index, generator)
+    if drawn.num_segments_list[0] < 2:
         return None
-    # Pixel indices grouped by segment; segment s occupies [starts[s], starts[s] + counts[s]).
-    by_segment = valid[torch.argsort(inverse, stable=True)]
-    starts = counts.cumsum(0) - counts
-
-    k = min(num_instances, num_segments)
-    device = labels.device
-    keys = torch.rand(num_resamples, num_segments, generator=generator, device=device)
-    chosen = keys.argsort(dim=1)[:, :k]  # (R, K) distinct segments per draw
-    size = counts[chosen].unsqueeze(-1)  # (R, K, 1)
-    u = torch.rand(num_resamples, k, num_pixels, generator=generator, device=device)
-    offset = torch.minimum((u * size).long(), size - 1)  # (R, K, P)
-    index = by_segment[starts[chosen].unsqueeze(-1) + offset]
-    segment = seg_ids[chosen].unsqueeze(-1).expand_as(index)
-    return index.reshape(num_resamples, -1), segment.reshape(num_resamples, -1)
+    return drawn.index[0], drawn.segment[0]
 
 
 def npair_l2_pair_loss(points: Tensor,
@@ -179,10 +170,18 @@ class NPairL2Loss(nn.Module):
 
     See the module docstring for the sampling, both pair costs and the zero-loss contract.
 
-    Distributed training: the batch mean is **per rank** (over the images of this process);
-    DDP then averages the gradients over ranks. That equals the gradient of the global mean
-    over all images when every rank has as many contributing images; otherwise each rank, not
-    each image, weighs the same. The logged value is this rank's.
+    Batch and distributed training: the paper's loss is per image (the mean over its
+    ``num_resamples`` draws); the batch loss is the mean over the contributing images of the
+    **whole** batch. Under DDP (``reduce_across_ranks=True``) the sum of the per-image losses
+    and the number of contributing images are summed over all processes
+    (:func:`~mmaffseg.utils.batch_reduction.global_sum`) before the division, so every rank
+    logs, and after DDP's gradient averaging trains with, the single-process value of the
+    global batch, also when ranks hold different numbers of contributing images. With
+    ``reduce_across_ranks=False`` the mean is per rank (each rank, not each image, weighs the
+    same). One process: both are the same.
+
+    Host synchronisations: one per batch (the segment counts that size the draws; see
+    :mod:`~mmaffseg.models.utils.segment_sampling`), whatever the number of images or segments.
 
     Args:
         num_instances (int): Segments drawn per image (P_inst). Defaults to 3.
@@ -200,6 +199,8 @@ class NPairL2Loss(nn.Module):
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         loss_name (str): Name in the log; must start with ``loss_`` to be summed by mmseg.
             Defaults to ``'loss_npair'``.
+        reduce_across_ranks (bool): Average over the contributing images of all processes
+            (see above); False: of this process. Defaults to True.
     """
 
     def __init__(self,
@@ -213,7 +214,8 @@ class NPairL2Loss(nn.Module):
                  neg_weight: Optional[float] = None,
                  normalization: Optional[str] = None,
                  loss_weight: float = 1.0,
-                 loss_name: str = 'loss_npair') -> None:
+                 loss_name: str = 'loss_npair',
+                 reduce_across_ranks: bool = True) -> None:
         super().__init__()
         if form not in _FORMS:
             raise ValueError(f'NPairL2Loss form must be one of {_FORMS}, got {form!r}')
@@ -238,6 +240,7 @@ class NPairL2Loss(nn.Module):
         self.normalization = normalization
         self.loss_weight = loss_weight
         self._loss_name = loss_name
+        self.reduce_across_ranks = reduce_across_ranks
 
     def forward(self,
                 embedding: Tensor,
@@ -256,7 +259,8 @@ class NPairL2Loss(nn.Module):
             **kwargs: Ignored (mmseg passes ``weight`` to every decode loss).
 
         Returns:
-            Tensor: Scalar loss, ``loss_weight`` times the mean over contributing images.
+            Tensor: Scalar loss, ``loss_weight`` times the mean over contributing images (of all
+            processes with ``reduce_across_ranks``).
         """
         if labels.dim() == 4:
             labels = labels.squeeze(1)
@@ -265,21 +269,30 @@ class NPairL2Loss(nn.Module):
                 'NPairL2Loss expects an embedding (B, C, H, W) and labels (B, H, W) of the same '
                 f'size, got {tuple(embedding.shape)} and {tuple(labels.shape)}; resize the '
                 'labels (nearest) to the embedding first')
+        drawn = sample_segment_pixels_batched(labels, self.num_instances, self.num_pixels,
+                                              self.num_resamples, ignore_index, generator)
+        batch, num_draws, num_points = drawn.index.shape
+        channels = embedding.shape[1]
+        points = embedding.flatten(2).gather(  # only the drawn pixels, (B, C, R * N)
+            2, drawn.index.view(batch, 1, -1).expand(-1, channels, -1))
+        points = points.transpose(1, 2).contiguous().view(batch, num_draws, num_points, channels)
+        # The pair costs image by image (slices of host-known sizes, no synchronisation): one
+        # batched (B, R, N, N) pass would be no faster, and on a CPU it leaves the cache.
         per_image = []
-        for feats, lab in zip(embedding, labels):
-            drawn = sample_segment_pixels(lab, self.num_instances, self.num_pixels,
-                                          self.num_resamples, ignore_index, generator)
-            if drawn is None:
+        for b, num_segments in enumerate(drawn.num_segments_list):
+            if num_segments < 2:  # no different-segment pair: the image does not contribute
                 continue
-            index, segment = drawn
-            points = feats.flatten(1).t()[index]  # (R, N, C): only the drawn pixels
-            loss = npair_l2_pair_loss(points, segment, self.form, self.distance_scale,
-                                      self.temperature, self.pos_weight, self.neg_weight,
-                                      self.normalization)
-            per_image.append(loss.mean())
-        if not per_image:
-            return embedding.sum() * 0.0
-        return self.loss_weight * torch.stack(per_image).mean()
+            n = min(num_segments, self.num_instances) * self.num_pixels
+            loss = npair_l2_pair_loss(points[b, :, :n], drawn.segment[b, :, :n], self.form,
+                                      self.distance_scale, self.temperature, self.pos_weight,
+                                      self.neg_weight, self.normalization)
+            per_image.append(loss.mean())  # over the draws
+        # the sum of the per-image losses (an exact 0 connected to the embedding without any)
+        total = torch.stack(per_image).sum() if per_image else embedding.sum() * 0.0
+        total = torch.stack([total, total.new_tensor(float(len(per_image)))])
+        if self.reduce_across_ranks:  # one all-reduce for both numbers, on every rank
+            total = global_sum(total)
+        return self.loss_weight * total[0] / total[1].clamp_min(1)
 
     @property
     def loss_name(self) -> str:

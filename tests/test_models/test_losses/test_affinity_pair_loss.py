@@ -2,6 +2,7 @@
 """AffinityNet's balanced pair loss against the PSA golden loss case."""
 import pytest
 import torch
+from gloo_processes import run_in_gloo_processes
 from golden import assert_close, case_paths, load_case
 from mmseg.registry import MODELS
 
@@ -85,37 +86,26 @@ def _loss_and_grads(model, x, masks, reduce_across_ranks=True):
     return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
 
-def _ddp_worker(rank, world_size, init_file, out_dir):
-    import torch.distributed as torch_dist
+def _ddp_worker(rank, world_size):
     from torch.nn.parallel import DistributedDataParallel
-    torch.set_num_threads(1)
-    torch_dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
-                                  world_size=world_size)
-    try:
-        x, masks = _ddp_batch()
-        shard = slice(rank * 4, rank * 4 + 4)  # 2 processes x 4 images
-        results = {}
-        for reduce_across_ranks in (True, False):
-            model = DistributedDataParallel(_TinyAffinityNet(x.shape[1]))
-            results[reduce_across_ranks] = _loss_and_grads(
-                model, x[shard], [m[shard] for m in masks], reduce_across_ranks)
-        torch.save(results, f'{out_dir}/rank{rank}.pt')
-    finally:
-        torch_dist.destroy_process_group()
+    x, masks = _ddp_batch()
+    shard = slice(rank * 4, rank * 4 + 4)  # 2 processes x 4 images
+    results = {}
+    for reduce_across_ranks in (True, False):
+        model = DistributedDataParallel(_TinyAffinityNet(x.shape[1]))
+        results[reduce_across_ranks] = _loss_and_grads(
+            model, x[shard], [m[shard] for m in masks], reduce_across_ranks)
+    return results
 
 
 def test_ddp_two_processes_match_the_single_process_batch(tmp_path):
     """2 gloo processes x 4 images: the loss on each rank and the DDP-averaged gradient equal
     one process's loss and gradient on all 8 images (the reference's batch)."""
-    import torch.multiprocessing as mp
     x, masks = _ddp_batch()
     counts = [[int(m[s].sum()) for m in masks] for s in (slice(0, 4), slice(4, 8))]
     assert counts[0][2] * 5 < counts[1][2]  # the shards' negative-pair counts differ a lot
     ref_loss, ref_grads = _loss_and_grads(_TinyAffinityNet(x.shape[1]), x, masks)
-    # fork: the workers inherit the imported modules (spawn would re-import mmseg: ~10x slower)
-    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / 'init'), str(tmp_path)), nprocs=2,
-                       join=True, start_method='fork')
-    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
+    ranks = run_in_gloo_processes(_ddp_worker, tmp_path)
     for result in ranks:
         loss, grads = result[True]
         torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
