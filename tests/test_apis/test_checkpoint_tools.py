@@ -5,13 +5,12 @@ loading our checkpoints with nothing but ``custom_imports``."""
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 from payloads import FilePayload, save_payload, serve_folder
-from test_apis.test_tools_round_trip import QUICKSTART, REPO, _options
+from test_apis.test_tools_round_trip import QUICKSTART, _options
+from tool_runner import REPO, run_tool
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -19,11 +18,7 @@ ENV.pop('MMAFFSEG_TRUSTED_CHECKPOINTS', None)
 
 
 def _tool(args: list, expect: int = 0, env: dict = ENV) -> str:
-    proc = subprocess.run([sys.executable] + args, cwd=REPO, capture_output=True, text=True,
-                          timeout=900, env=env)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == expect, out[-4000:]
-    return out
+    return run_tool(args, expect=expect, env=env)
 
 
 def _train(work: str, root: str, iters: int, *extra: str) -> str:

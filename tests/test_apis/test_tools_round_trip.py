@@ -3,13 +3,12 @@
 import glob
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 from conftest import tiny_synthetic_overrides
+from tool_runner import cfg_option_args
+from tool_runner import run_tool as _run
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = 'configs/quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 
 
@@ -25,20 +24,7 @@ def _options(root: str, max_iters: int) -> list:
         'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
         'model.data_preprocessor.size': [64, 128],
     })
-    out = []
-    for k, v in opts.items():
-        if isinstance(v, (list, tuple)):  # DictAction: [..] is a list, (..) a tuple
-            v = ('[{}]' if isinstance(v, list) else '({})').format(','.join(map(str, v)))
-        out.append(f'{k}={v}')
-    return out
-
-
-def _run(args: list) -> str:
-    proc = subprocess.run([sys.executable] + args, cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
+    return cfg_option_args(opts)
 
 
 def _miou(log: str) -> float:

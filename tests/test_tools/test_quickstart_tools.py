@@ -4,30 +4,21 @@ run as users run them, on quick-start configs and the tiny synthetic dataset."""
 import glob
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 from conftest import tiny_synthetic_overrides
+from tool_runner import cfg_option_args, run_tool
 from untrained import QUICKSTARTS, save_untrained, small_test_config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = QUICKSTARTS['deeplabv3plus']
 
 
 def _options(root: str) -> list:
-    out = []
-    for k, v in tiny_synthetic_overrides(root).items():
-        out.append(f'{k}=[{",".join(map(str, v))}]' if isinstance(v, list) else f'{k}={v}')
-    return out
+    return cfg_option_args(tiny_synthetic_overrides(root))
 
 
 def _run(args: list) -> str:
-    proc = subprocess.run([sys.executable] + args, cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
+    return run_tool(args, timeout=600)
 
 
 @pytest.fixture(scope='module')
