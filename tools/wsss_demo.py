@@ -38,6 +38,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import List, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = 'configs/psa/psa-{}_r18-d8-slim_quickstart_synthetic-wsss-128x256.py'
@@ -87,6 +88,25 @@ def run(step: str, args: list, env: dict) -> None:
         sys.exit(f'wsss_demo: step "{step}" failed with exit code {proc.returncode}')
 
 
+def split_options(num_images: int) -> Tuple[List[str], List[str]]:
+    """cfg-options of the pseudo-label config for the two image sets of the demo.
+
+    Args:
+        num_images (int): Size of the selection set.
+
+    Returns:
+        tuple[list, list]: The selection set (the first ``num_images`` training images, whose
+        masks choose the alphas and beta) and the evaluation set (all validation images).
+    """
+    if num_images < 1:
+        raise ValueError(f'--num-images must be at least 1, got {num_images}')
+    selection = [f'test_dataloader.dataset.indices={num_images}']
+    validation = ['test_dataloader.dataset.data_prefix.img_path=leftImg8bit/val',
+                  'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/val',
+                  'test_dataloader.dataset.indices=None']
+    return selection, validation
+
+
 def selected(path: str) -> dict:
     """The values chosen by a ``tools/select_psa_params.py`` run (its JSON result)."""
     with open(path, encoding='utf-8') as f:
@@ -104,10 +124,7 @@ def main() -> None:
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     data = list(args.data_options)
     threads = [f'test_cfg.num_threads={args.threads}']
-    selection = [f'test_dataloader.dataset.indices={args.num_images}']  # training images 0..N-1
-    validation = ['test_dataloader.dataset.data_prefix.img_path=leftImg8bit/val',
-                  'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/val',
-                  'test_dataloader.dataset.indices=None']
+    selection, validation = split_options(args.num_images)
     pl_cfg = CFG.format('pseudo-labels')
     start, cpu = time.time(), cpu_seconds()
 
