@@ -1,0 +1,270 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Choosing PSA's background powers (alphas) and affinity power (beta) on a selection set.
+
+Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
+Supervised Semantic Segmentation", CVPR 2018: low / high alpha (affinity labels), the walk's
+alpha and beta are hyper-parameters (4 / 32 / 16 / 8 on VOC). Choosing them on the images whose
+pseudo labels are then scored makes the score optimistic. Here they are chosen on a separate
+*selection set*: images with masks that are not scored (in the demo: training images, whose
+masks the networks never see; the scored images are the validation images). Two sweeps, in
+pipeline order:
+
+* ``affinity``: low alpha from ``low_alphas`` with high alpha ``high_ratio * low``. A candidate
+  is scored by the mIoU of its affinity labels against the masks, *unknown pixels counted as
+  wrong* (they enter the union of their true class, no intersection): a proxy for the quality
+  of AffinityNet's training targets, trading precision against coverage. (The direct criterion,
+  the walk's mIoU after training one AffinityNet per candidate, costs a training each.)
+* ``walk``: every (walk alpha, beta) of ``rw_alphas x rw_betas`` with the trained AffinityNet;
+  scored by the mIoU of the walked labels (``rw``) or of the walk + dCRF labels (``rw_crf``).
+
+The CAMs come from the runner's cache (``out_dir/cams``), the affinities are predicted once
+per image and every candidate is walked from them, so a sweep costs little more than one
+pseudo-label pass. :class:`PSAParamSelectionLoop` runs a sweep over its ``test_dataloader``
+(nothing else is read) and writes the scores of every candidate and the chosen one to a JSON
+file; ``tools/select_psa_params.py`` is its command line.
+"""
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+from mmseg.registry import LOOPS
+from torch import Tensor
+
+from mmaffseg.evaluation.pseudo_label_metric import iou_from_areas, label_areas
+from mmaffseg.postprocessing.dense_crf import DenseCRF
+from mmaffseg.utils.atomic_io import atomic_write_bytes
+
+from .affinity_labels import affinity_label_from_crf
+from .cam import add_background, stack_to_label
+from .pseudo_label_loop import PseudoLabelLoop, leaf_dataset
+from .random_walk import random_walk_cams
+
+SWEEPS = ('affinity', 'walk')
+
+
+def mean_iou(areas: np.ndarray) -> float:
+    """mIoU (%) of summed :func:`label_areas`: mean over the classes with a non-empty union."""
+    return float(np.nanmean(iou_from_areas(areas)))
+
+
+def select_best(areas: Dict[tuple, np.ndarray]) -> Tuple[tuple, Dict[tuple, float]]:
+    """The candidate with the highest mIoU; ties go to the earliest candidate.
+
+    Args:
+        areas (dict): Candidate -> ``(4, num_classes)`` areas summed over the selection set.
+
+    Returns:
+        tuple: The chosen candidate and the mIoU (%) of every candidate.
+    """
+    if not areas:
+        raise ValueError('select_best: no candidates were scored')
+    scores = {cand: mean_iou(a) for cand, a in areas.items()}
+    best = max(scores, key=lambda c: (scores[c], -list(scores).index(c)))
+    return best, scores
+
+
+def affinity_candidates(low_alphas: Sequence[float], high_ratio: float) -> List[tuple]:
+    """``(low_alpha, high_alpha)`` pairs with ``high = high_ratio * low``."""
+    if not low_alphas or high_ratio <= 1:
+        raise ValueError(f'need low alphas and a high_ratio > 1, got {low_alphas}, {high_ratio}')
+    return [(float(low), float(low * high_ratio)) for low in low_alphas]
+
+
+def affinity_sweep_areas(cams: Tensor, class_ids: Tensor, img_rgb: np.ndarray, gt: np.ndarray,
+                         candidates: Sequence[tuple], crf: DenseCRF, num_classes: int,
+                         ignore_index: int = 255) -> Dict[tuple, np.ndarray]:
+    """Areas of the affinity labels of one image for every ``(low, high)`` candidate.
+
+    Args:
+        cams (Tensor): ``(K, H, W)`` CAMs in [0, 1].
+        class_ids (Tensor): ``(K,)`` their 0-based classes.
+        img_rgb (np.ndarray): ``(H, W, 3)`` uint8 image (for the CRF).
+        gt (np.ndarray): ``(H, W)`` ground truth (0 background, k + 1 class k).
+        candidates (Sequence[tuple]): ``(low_alpha, high_alpha)`` pairs.
+        crf (DenseCRF): The dense CRF of the affinity labels.
+        num_classes (int): Segmentation classes, background included.
+        ignore_index (int): Unknown label of the affinity labels / ignored ground truth.
+
+    Returns:
+        dict: candidate -> ``(4, num_classes)`` areas (unknown pixels predicted as no class).
+    """
+    alphas = sorted({a for cand in candidates for a in cand})
+    q = dict(zip(alphas, crf.batch([add_background(cams, a).cpu().numpy() for a in alphas],
+                                   [img_rgb] * len(alphas))))
+    return {(low, high): label_areas(
+        affinity_label_from_crf(q[low], q[high], class_ids.cpu(), ignore_index), gt,
+        num_classes, ignore_index) for low, high in candidates}
+
+
+def walk_sweep_areas(cams: Tensor, class_ids: Tensor, aff: Tensor, img_rgb: Optional[np.ndarray],
+                     gt: np.ndarray, candidates: Sequence[tuple], num_classes: int,
+                     radius: int, stride: int, logt: int, crf: Optional[DenseCRF] = None,
+                     ignore_index: int = 255) -> Dict[str, Dict[tuple, np.ndarray]]:
+    """Areas of the walked labels of one image for every ``(alpha, beta)`` candidate.
+
+    Args:
+        cams (Tensor): ``(K, H, W)`` CAMs in [0, 1].
+        class_ids (Tensor): ``(K,)`` their 0-based classes.
+        aff (Tensor): ``(1, K', P)`` affinities of the image (AffinityNet's ``predict_affinity``).
+        img_rgb (np.ndarray, optional): ``(H, W, 3)`` uint8 image; needed with ``crf``.
+        gt (np.ndarray): ``(H, W)`` ground truth (0 background, k + 1 class k).
+        candidates (Sequence[tuple]): ``(rw_alpha, rw_beta)`` pairs.
+        num_classes (int): Segmentation classes, background included.
+        radius (int): Affinity radius. stride (int): Affinity stride. logt (int): log2 steps.
+        crf (DenseCRF, optional): Also score the walk + dCRF labels (``rw_crf``).
+        ignore_index (int): Ignored ground-truth label. Default: 255.
+
+    Returns:
+        dict: ``{'rw': {candidate: areas}, 'rw_crf': {...}}`` (``rw_crf`` only with ``crf``).
+    """
+    out = dict(rw={}, rw_crf={}) if crf is not None else dict(rw={})
+    probs = []
+    for alpha, beta in candidates:
+        scores = random_walk_cams(cams[None].to(aff.device), aff, alpha=alpha, beta=beta,
+                                  logt=logt, radius=radius, stride=stride)[0]
+        label = stack_to_label(scores.argmax(0), class_ids).cpu().numpy()
+        out['rw'][(alpha, beta)] = label_areas(label, gt, num_classes, ignore_index)
+        if crf is not None:
+            probs.append((scores / scores.sum(0, keepdim=True).clamp_min(1e-5)).cpu().numpy())
+    if crf is not None:
+        for cand, q in zip(candidates, crf.batch(probs, [img_rgb] * len(probs))):
+            label = stack_to_label(torch.from_numpy(q.argmax(0)), class_ids.cpu()).numpy()
+            out['rw_crf'][cand] = label_areas(label, gt, num_classes, ignore_index)
+    return out
+
+
+@LOOPS.register_module()
+class PSAParamSelectionLoop(PseudoLabelLoop):
+    """Choose PSA's alphas / beta on the images of ``test_dataloader`` (the selection set).
+
+    Every image must carry its mask (``LoadAnnotations`` in the pipeline); no label PNG is
+    written. The result, ``out_dir/selection_<sweep>.json`` unless ``result_file`` is given,
+    lists every candidate's mIoU on the selection set and the chosen values.
+
+    Args:
+        runner, dataloader, evaluator: As :class:`PseudoLabelLoop` (the evaluator is unused).
+        sweep (str): ``affinity`` (low / high alpha; needs the CAM network only) or ``walk``
+            (walk alpha / beta; needs the AffinityNet). Default: 'walk'.
+        low_alphas (Sequence[float]): Low-alpha candidates. Default: (1, 2, 4, 8).
+        high_ratio (float): High alpha = ``high_ratio`` x low alpha (PSA: 32 / 4). Default: 8.
+        rw_alphas (Sequence[float]): Walk-alpha candidates. Default: (2, 4, 8, 16).
+        rw_betas (Sequence[float]): Beta candidates. Default: (4, 8, 16).
+        select_on (str): Walk criterion, ``rw_crf`` (the final pseudo labels) or ``rw``.
+            Default: 'rw_crf'.
+        result_file (str, optional): Where the JSON goes. Default: None (see above).
+        **kwargs: :class:`PseudoLabelLoop` arguments (checkpoints, CAM scales, CRF, ...;
+            ``stages`` is set from ``sweep``).
+    """
+
+    def __init__(self, runner, dataloader, evaluator=None, sweep: str = 'walk',
+                 low_alphas: Sequence[float] = (1, 2, 4, 8), high_ratio: float = 8,
+                 rw_alphas: Sequence[float] = (2, 4, 8, 16),
+                 rw_betas: Sequence[float] = (4, 8, 16), select_on: str = 'rw_crf',
+                 result_file: Optional[str] = None, **kwargs) -> None:
+        if sweep not in SWEEPS:
+            raise ValueError(f'sweep must be one of {SWEEPS}, got {sweep!r}')
+        if select_on not in ('rw', 'rw_crf'):
+            raise ValueError(f"select_on must be 'rw' or 'rw_crf', got {select_on!r}")
+        kwargs['stages'] = ('affinity_labels', ) if sweep == 'affinity' else (select_on, )
+        super().__init__(runner, dataloader, None, **kwargs)
+        self.sweep = sweep
+        if sweep == 'affinity':
+            self.candidates = affinity_candidates(low_alphas, high_ratio)
+            self.names = ('low_alpha', 'high_alpha')
+        else:
+            self.candidates = [(float(a), float(b)) for a in rw_alphas for b in rw_betas]
+            self.names = ('rw_alpha', 'rw_beta')
+        if not self.candidates:
+            raise ValueError('PSAParamSelectionLoop: no candidates to compare')
+        self.select_on = select_on if sweep == 'walk' else 'affinity_labels'
+        self.result_file = result_file or osp.join(self.out_dir, f'selection_{sweep}.json')
+        self.result: dict = {}
+
+    def run(self) -> dict:
+        """Score every candidate on the selection set; write and return the result."""
+        self.runner.call_hook('before_test')
+        self.runner.call_hook('before_test_epoch')
+        if get_dist_info()[1] > 1:
+            raise RuntimeError('PSAParamSelectionLoop runs in one process (no --launcher)')
+        cam_model = self._cam_model()
+        device = next(cam_model.parameters()).device
+        aff_model = self._affinity_net(device) if self.sweep == 'walk' else None
+        dataset = self.dataloader.dataset
+        dataset.full_init()
+        num_classes = len(dataset.metainfo['classes'])
+        totals: Dict[str, Dict[tuple, np.ndarray]] = {}
+        images = []
+        bar = ProgressBar(len(dataset)) if len(dataset) else None
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(self.num_threads or threads)
+            with torch.no_grad():
+                for index in range(len(dataset)):
+                    images.append(self._paths(dataset, index)[0])
+                    areas = self._image_areas(dataset, index, cam_model, aff_model, num_classes)
+                    for stage, per_cand in areas.items():
+                        for cand, a in per_cand.items():
+                            stage_totals = totals.setdefault(stage, {})
+                            stage_totals[cand] = stage_totals.get(cand, 0) + a
+                    if bar is not None:
+                        bar.update()
+        finally:
+            torch.set_num_threads(threads)
+        if not images:
+            raise ValueError('the selection set (test_dataloader.dataset) is empty')
+        best, scores = select_best(totals[self.select_on])
+        rows = []
+        for cand in self.candidates:
+            row = dict(zip(self.names, cand))
+            row.update({f'mIoU {stage}': round(mean_iou(t[cand]), 2)
+                        for stage, t in totals.items()})
+            rows.append(row)
+        self.result = dict(sweep=self.sweep, select_on=self.select_on,
+                           selection_images=images, candidates=rows,
+                           selected=dict(zip(self.names, best)),
+                           selected_miou=round(scores[best], 2))
+        atomic_write_bytes(self.result_file, json.dumps(self.result, indent=2).encode())
+        print_log(f'{self.sweep} sweep on {len(images)} selection images, criterion mIoU of '
+                  f'{self.select_on}: ' + '; '.join(
+                      f'{c}: {scores[c]:.2f}' for c in self.candidates) +
+                  f'\nselected {self.result["selected"]} ({scores[best]:.2f} mIoU); written '
+                  f'to {self.result_file}', logger='current')
+        self.runner.call_hook('after_test_epoch', metrics={})
+        self.runner.call_hook('after_test')
+        return self.result['selected']
+
+    def _image_areas(self, dataset, index: int, cam_model, aff_model,
+                     num_classes: int) -> Dict[str, Dict[tuple, np.ndarray]]:
+        img_path, cache, _ = self._paths(dataset, index)
+        leaf, leaf_index = leaf_dataset(dataset, index)
+        data = leaf.prepare_data(leaf_index)
+        if data is None:
+            raise ValueError(f'{img_path}: the data pipeline dropped the image')
+        sample = data['data_samples']
+        if 'gt_sem_seg' not in sample or sample.get('gt_class_labels') is None:
+            raise ValueError(f'{img_path}: a selection image needs its mask (LoadAnnotations) '
+                             'and image-level labels (LoadImageLevelLabels) in the pipeline')
+        gt = sample.gt_sem_seg.data[0].cpu().numpy()
+        labels = torch.as_tensor(np.asarray(sample.gt_class_labels),
+                                 dtype=torch.float32).flatten()
+        if not labels.any():
+            raise ValueError(f'{img_path}: no image-level labels; leave it out of the selection '
+                             'set')
+        img_norm = self._preprocess(cam_model, data)
+        img_rgb = self._rgb(cam_model, data['inputs'])
+        cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
+        if self.sweep == 'affinity':
+            return dict(affinity_labels=affinity_sweep_areas(
+                cams.cpu(), class_ids.cpu(), img_rgb, gt, self.candidates, self.crf,
+                num_classes, self.ignore_index))
+        head = aff_model.decode_head
+        aff = aff_model.predict_affinity(self._preprocess(aff_model, data))
+        return walk_sweep_areas(
+            cams, class_ids, aff, img_rgb, gt, self.candidates, num_classes, head.radius,
+            head.label_stride, self.rw_kwargs['logt'],
+            self.crf if self.select_on == 'rw_crf' else None, self.ignore_index)

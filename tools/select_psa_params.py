@@ -1,0 +1,73 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Choose PSA's alphas / beta on a labelled selection set (images that are not scored).
+
+    # low / high alpha of the affinity labels (CAM network only)
+    python tools/select_psa_params.py CONFIG --sweep affinity --cam-checkpoint CAM.pth \
+        --out DIR [--low-alphas 1 2 4 8 --high-ratio 8] --cfg-options \
+        "test_dataloader.dataset.indices=[0,1,...]"
+    # walk alpha / beta (with the trained AffinityNet)
+    python tools/select_psa_params.py CONFIG --sweep walk --cam-checkpoint CAM.pth \
+        --aff-checkpoint AFF.pth --out DIR [--rw-alphas 2 4 8 16 --rw-betas 4 8 16] \
+        [--select-on rw_crf] --cfg-options ...
+
+CONFIG is a pseudo-label config (``configs/psa/*pseudo-labels*.py``); its ``test_dataloader``
+is the selection set and must load the masks. Nothing else is read. The CAMs are cached in
+DIR/cams (shared with ``tools/make_pseudo_labels.py --out DIR``). Every candidate's mIoU and the
+chosen values go to DIR/selection_<sweep>.json (``--result`` to change) and the log; see
+:mod:`mmaffseg.wsss.param_selection`. Exit code 2: bad arguments or a missing checkpoint.
+"""
+import argparse
+import sys
+
+import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
+from mmaffseg.apis import build_runner, load_config, registry_error_hints
+from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.apis.runner_setup import DictAction
+from mmaffseg.wsss.param_selection import SWEEPS
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Choose PSA alphas / beta on a selection set')
+    parser.add_argument('config', help='pseudo-label config file')
+    parser.add_argument('--sweep', choices=SWEEPS, required=True,
+                        help='affinity: low/high alpha; walk: walk alpha and beta')
+    parser.add_argument('--cam-checkpoint', required=True, help='CAM classifier checkpoint')
+    parser.add_argument('--aff-checkpoint', help='AffinityNet checkpoint (--sweep walk)')
+    parser.add_argument('--out', help='output root (CAM cache, the JSON)')
+    parser.add_argument('--result', help='JSON file of the result')
+    parser.add_argument('--low-alphas', type=float, nargs='+', default=[1, 2, 4, 8])
+    parser.add_argument('--high-ratio', type=float, default=8,
+                        help='high alpha = ratio x low alpha (PSA: 32 / 4 = 8)')
+    parser.add_argument('--rw-alphas', type=float, nargs='+', default=[2, 4, 8, 16])
+    parser.add_argument('--rw-betas', type=float, nargs='+', default=[4, 8, 16])
+    parser.add_argument('--select-on', choices=['rw', 'rw_crf'], default='rw_crf',
+                        help='walk criterion: the walk + dCRF labels (default) or the walk\'s')
+    parser.add_argument('--work-dir', help='dir for the logs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, e.g. test_dataloader.dataset.indices=[...]')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    stages = ['affinity_labels'] if args.sweep == 'affinity' else [args.select_on]
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,
+                                 args.out, stages, work_dir=args.work_dir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'select_psa_params.py: error: {e}', file=sys.stderr)
+        return 2
+    loop = cfg.test_cfg
+    loop.pop('stages')
+    loop.update(type='PSAParamSelectionLoop', sweep=args.sweep, low_alphas=args.low_alphas,
+                high_ratio=args.high_ratio, rw_alphas=args.rw_alphas, rw_betas=args.rw_betas,
+                select_on=args.select_on, result_file=args.result)
+    runner = build_runner(cfg)
+    with registry_error_hints():
+        runner.test()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
