@@ -21,7 +21,11 @@ from mmaffseg.apis import (
     prepare_test_cfg,
     registry_error_hints,
 )
-from mmaffseg.apis.runner_setup import check_loaded_checkpoint, checkpoint_errors_exit
+from mmaffseg.apis.runner_setup import (
+    check_loaded_checkpoint,
+    checkpoint_errors_exit,
+    config_errors_exit,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,7 +49,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():
+        cfg = load_config(args.config, args.cfg_options)
     with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
         prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)

@@ -21,7 +21,11 @@ from mmaffseg.apis import (
     prepare_train_cfg,
     registry_error_hints,
 )
-from mmaffseg.apis.runner_setup import check_loaded_checkpoint, checkpoint_errors_exit
+from mmaffseg.apis.runner_setup import (
+    check_loaded_checkpoint,
+    checkpoint_errors_exit,
+    config_errors_exit,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,7 +48,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():
+        cfg = load_config(args.config, args.cfg_options)
     named = {cfg.get('load_from') or '': 'load_from', args.resume or '': '--resume'}
     with checkpoint_errors_exit(named):
         prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)

@@ -21,6 +21,21 @@ from ..utils.checkpoint import is_readable_checkpoint
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
 
+class ConfigFileError(FileNotFoundError):
+    """The config file given to a tool does not exist."""
+
+
+@contextlib.contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Turn a missing config file (:class:`ConfigFileError`) into a one-line message naming
+    the ``CONFIG`` argument and exit status 2, as :func:`checkpoint_errors_exit` does."""
+    try:
+        yield
+    except ConfigFileError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
+        sys.exit(2)
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config and merge CLI overrides.
 
@@ -36,7 +51,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         package, rel_path = _get_package_and_cfg_path(path)
         path = _get_external_cfg_base_path(mmengine_config.get_installed_path(package), rel_path)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist')
+        raise ConfigFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -76,3 +76,19 @@ def test_option_errors(tmp_path):
     prepare_train_cfg(cfg, QUICKSTART, amp=True)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.work_dir.endswith('deeplabv3plus_r18-d16_quickstart_synthetic-128x256')
+
+
+@pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+def test_tools_name_a_missing_config(tool, tmp_path, monkeypatch, capsys):
+    """A missing CONFIG was a raw FileNotFoundError traceback (found by
+    tools/analysis_tools/hostile_input_audit.py): exit 2 and one line naming it."""
+    import runpy
+    import sys
+    missing = str(tmp_path / 'no_such_config.py')
+    argv = [osp.join(REPO, 'tools', tool), missing] + (['x.pth'] if tool == 'test.py' else [])
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(argv[0], run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f'{tool}: error: CONFIG: config file {missing} does not exist' in err, err
