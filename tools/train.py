@@ -51,7 +51,7 @@ def main() -> None:
     with config_errors_exit():
         cfg = load_config(args.config, args.cfg_options)
     named = {cfg.get('load_from') or '': 'load_from', args.resume or '': '--resume'}
-    with checkpoint_errors_exit(named):
+    with checkpoint_errors_exit(named), config_errors_exit():
         prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
         named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
         check_data_roots(cfg, keys=('train', 'val'))

@@ -17,22 +17,23 @@ from mmengine.runner import Runner
 
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
 from ..utils.checkpoint import is_readable_checkpoint
+from ..utils.config_errors import ConfigCheckError, ConfigFileError
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
 
-class ConfigFileError(FileNotFoundError):
-    """The config file given to a tool does not exist."""
-
-
 @contextlib.contextmanager
 def config_errors_exit() -> Iterator[None]:
-    """Turn a missing config file (:class:`ConfigFileError`) into a one-line message naming
-    the ``CONFIG`` argument and exit status 2, as :func:`checkpoint_errors_exit` does."""
+    """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
+    or a setting that cannot work (:class:`ConfigCheckError`) into a one-line message and exit
+    status 2, as :func:`checkpoint_errors_exit` does."""
     try:
         yield
     except ConfigFileError as e:
         print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
+        sys.exit(2)
+    except ConfigCheckError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
         sys.exit(2)
 
 
@@ -295,7 +296,7 @@ def check_no_sync_bn(cfg: Config) -> None:
     if cfg.get('sync_bn'):
         where = where or f'sync_bn={cfg.sync_bn!r}'
     if where:
-        raise ValueError(
+        raise ConfigCheckError(
             f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
             'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
             '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '
