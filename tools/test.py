@@ -51,7 +51,7 @@ def main() -> None:
     args = parse_args()
     with config_errors_exit():
         cfg = load_config(args.config, args.cfg_options)
-    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
+    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}), config_errors_exit():
         prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)
         check_data_roots(cfg, keys=('test', ))

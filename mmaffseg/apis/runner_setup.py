@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
 from ..utils.checkpoint import is_readable_checkpoint
-from ..utils.config_errors import ConfigCheckError, ConfigFileError
+from ..utils.config_errors import ConfigCheckError, ConfigFileError, DataRootError
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -25,14 +25,15 @@ _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWS
 @contextlib.contextmanager
 def config_errors_exit() -> Iterator[None]:
     """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
-    or a setting that cannot work (:class:`ConfigCheckError`) into a one-line message and exit
+    or a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`) into a
+    one-line message and exit
     status 2, as :func:`checkpoint_errors_exit` does."""
     try:
         yield
     except ConfigFileError as e:
         print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
         sys.exit(2)
-    except ConfigCheckError as e:
+    except (ConfigCheckError, DataRootError) as e:
         print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
         sys.exit(2)
 
@@ -226,14 +227,16 @@ def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
 def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test')) -> None:
     """Raise a clear FileNotFoundError when a dataloader's ``data_root`` does not exist.
 
-    Datasets that generate themselves on first use are skipped.
+    Datasets that generate themselves on first use are skipped (unless their
+    ``auto_generate`` is off). Raises :class:`DataRootError`.
     """
     for name, ds in _datasets(cfg):
-        if name.split('_', 1)[0] not in keys or ds.get('type') in _AUTO_GENERATED_DATASETS:
+        if name.split('_', 1)[0] not in keys or (ds.get('type') in _AUTO_GENERATED_DATASETS
+                                                 and ds.get('auto_generate', True)):
             continue
         root = ds['data_root']
         if root and not osp.isdir(root):
-            raise FileNotFoundError(
+            raise DataRootError(
                 f'{name}.data_root = {root!r} does not exist (type {ds.get("type")}). Prepare '
                 'the dataset as mmseg documents (e.g. Cityscapes: leftImg8bit/ and gtFine/ with '
                 '*_labelTrainIds.png from tools/dataset_converters/cityscapes.py), or point '

@@ -14,3 +14,7 @@ class ConfigFileError(FileNotFoundError):
 class ConfigCheckError(ValueError):
     """A config setting that cannot work (e.g. a head's ``num_classes`` that is not the
     dataset's, ``SyncBN`` without GPUs); the message names the setting and the fix."""
+
+
+class DataRootError(FileNotFoundError):
+    """A dataloader's ``data_root`` that does not exist; the message names the config key."""

@@ -92,3 +92,21 @@ def test_tools_name_a_missing_config(tool, tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f'{tool}: error: CONFIG: config file {missing} does not exist' in err, err
+
+
+def test_train_tool_names_a_missing_data_root(tmp_path, monkeypatch, capsys):
+    """A missing data_root was a raw traceback from tools/train.py (and never checked for the
+    synthetic dataset with auto_generate=False; found by hostile_input_audit.py)."""
+    import runpy
+    import sys
+    missing = str(tmp_path / 'no_data')
+    tool = osp.join(REPO, 'tools', 'train.py')
+    monkeypatch.setattr(sys, 'argv', [tool, QUICKSTART, '--work-dir', str(tmp_path / 'w'),
+                                      '--cfg-options', f'train_dataloader.dataset.data_root='
+                                      f'{missing}', 'train_dataloader.dataset.auto_generate=False'])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(tool, run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (f"train.py: error: train_dataloader.dataset.data_root = '{missing}' does not exist" in err
+            and 'Traceback' not in err), err[-2000:]
