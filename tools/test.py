@@ -23,6 +23,7 @@ from mmaffseg.apis import (
 )
 from mmaffseg.apis.runner_setup import (
     check_loaded_checkpoint,
+    check_output_folder,
     checkpoint_errors_exit,
     config_errors_exit,
 )
@@ -55,6 +56,9 @@ def main() -> None:
         prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)
         check_data_roots(cfg, keys=('test', ))
+        check_output_folder(cfg.work_dir, '--work-dir')
+        if args.out:
+            check_output_folder(args.out, '--out')
         runner = build_runner(cfg)
         check_loaded_checkpoint(runner, args.checkpoint, strict=not args.non_strict)
         with registry_error_hints():

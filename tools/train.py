@@ -23,6 +23,7 @@ from mmaffseg.apis import (
 )
 from mmaffseg.apis.runner_setup import (
     check_loaded_checkpoint,
+    check_output_folder,
     checkpoint_errors_exit,
     config_errors_exit,
 )
@@ -55,6 +56,7 @@ def main() -> None:
         prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
         named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
         check_data_roots(cfg, keys=('train', 'val'))
+        check_output_folder(cfg.work_dir, '--work-dir')
         runner = build_runner(cfg)
         if cfg.resume:
             check_loaded_checkpoint(runner, cfg.load_from, strict=True, resume=True)

@@ -16,8 +16,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
+from ..utils.atomic_io import probe_writable
 from ..utils.checkpoint import is_readable_checkpoint
-from ..utils.config_errors import ConfigCheckError, ConfigFileError, DataRootError
+from ..utils.config_errors import ConfigCheckError, ConfigFileError, DataRootError, OutputDirError
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -25,8 +26,8 @@ _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWS
 @contextlib.contextmanager
 def config_errors_exit() -> Iterator[None]:
     """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
-    or a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`) into a
-    one-line message and exit
+    a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`) or an
+    unwritable output folder (:class:`OutputDirError`) into a one-line message and exit
     status 2, as :func:`checkpoint_errors_exit` does."""
     try:
         yield
@@ -36,6 +37,21 @@ def config_errors_exit() -> Iterator[None]:
     except (ConfigCheckError, DataRootError) as e:
         print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
         sys.exit(2)
+    except OutputDirError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e.strerror}', file=sys.stderr)
+        sys.exit(2)
+
+
+def check_output_folder(folder: str, argument: str) -> None:
+    """Raise :class:`OutputDirError` naming ``argument`` when ``folder`` cannot be created or
+    written, before anything is computed (not at the first checkpoint or result)."""
+    try:
+        probe_writable(folder)
+    except OSError as e:
+        raise OutputDirError(
+            e.errno, f'{argument}: the folder {folder} cannot be created or written '
+            f'({type(e).__name__}: {e.strerror or e}); choose another {argument} or fix the '
+            'folder\'s permissions') from None
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -6,7 +6,7 @@ from .checkpoint import (
     load_model_weights,
     resolve_resume_checkpoint,
 )
-from .config_errors import ConfigCheckError, ConfigFileError, DataRootError
+from .config_errors import ConfigCheckError, ConfigFileError, DataRootError, OutputDirError
 from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
@@ -15,6 +15,7 @@ __all__ = [
     'ConfigCheckError',
     'ConfigFileError',
     'DataRootError',
+    'OutputDirError',
     'TRUSTED_ENV',
     'check_state_dict',
     'install_safe_checkpoint_loading',

@@ -18,3 +18,7 @@ class ConfigCheckError(ValueError):
 
 class DataRootError(FileNotFoundError):
     """A dataloader's ``data_root`` that does not exist; the message names the config key."""
+
+
+class OutputDirError(OSError):
+    """An output folder (``--work-dir``, ``--out``) that cannot be created or written."""

@@ -56,7 +56,6 @@ import math
 import os
 import os.path as osp
 import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -75,7 +74,7 @@ from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import format_table1
 from mmaffseg.postprocessing.dense_crf import DenseCRF
-from mmaffseg.utils.atomic_io import atomic_write_bytes, remove_stale_temp_files
+from mmaffseg.utils.atomic_io import atomic_write_bytes, probe_writable, remove_stale_temp_files
 from mmaffseg.utils.safe_load import CheckpointError, load_checkpoint_file
 
 from .affinity_labels import affinity_label_from_crf
@@ -112,11 +111,7 @@ def check_output_dir(out_dir: str, min_free_bytes: int = MIN_FREE_BYTES) -> int:
         OutputFolderError: The folder cannot be created or written, or has too little space.
     """
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir) as f:
-            f.write(b'0')
-            f.flush()
-            os.fsync(f.fileno())
+        probe_writable(out_dir)
     except OSError as e:
         raise OutputFolderError(
             e.errno, f'the output folder {out_dir} is not writable ({type(e).__name__}: '

@@ -108,5 +108,30 @@ def test_train_tool_names_a_missing_data_root(tmp_path, monkeypatch, capsys):
         runpy.run_path(tool, run_name='__main__')
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert (f"train.py: error: train_dataloader.dataset.data_root = '{missing}' does not exist" in err
-            and 'Traceback' not in err), err[-2000:]
+    assert (f"train.py: error: train_dataloader.dataset.data_root = '{missing}' does not "
+            'exist' in err and 'Traceback' not in err), err[-2000:]
+
+
+@pytest.mark.parametrize('tool, argument', [('train.py', '--work-dir'), ('test.py', '--out')])
+def test_tools_check_output_folders_first(tool, argument, tmp_path, monkeypatch, capsys):
+    """An output folder under a regular file was a raw traceback after the model was built
+    (found by hostile_input_audit.py): exit 2 naming the argument, before any building."""
+    import runpy
+    import sys
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    folder = str(blocker / 'sub')
+    tool_path = osp.join(REPO, 'tools', tool)
+    ckpt = tmp_path / 'x.pth'
+    import torch
+    torch.save(dict(state_dict={}), str(ckpt))
+    argv = [tool_path, QUICKSTART] + ([str(ckpt)] if tool == 'test.py' else [])
+    argv += [argument, folder] + (['--work-dir', str(tmp_path / 'w')] if tool == 'test.py'
+                                  else [])
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(tool_path, run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (f'{tool}: error: {argument}: the folder {folder} cannot be created or written'
+            in err and 'Traceback' not in err), err[-2000:]
