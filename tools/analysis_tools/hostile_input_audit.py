@@ -268,7 +268,7 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
              train_argv(work('syncbn'), root, 1, '--launcher', 'pytorch', options=[
                  'model.backbone.norm_cfg.type=SyncBN',
                  'model.decode_head.norm_cfg.type=SyncBN',
-                 'model.auxiliary_head.norm_cfg.type=SyncBN']), ['SyncBN']),
+                 'model.auxiliary_head.norm_cfg.type=SyncBN']), ['synchronised BatchNorm']),
     ]
     # data: copies of the dataset with every training image/label broken the same way. The
     # synthetic dataset generates itself where it is missing: auto_generate=False audits the
