@@ -21,7 +21,12 @@ from mmaffseg.apis import (
     prepare_test_cfg,
     registry_error_hints,
 )
-from mmaffseg.apis.runner_setup import check_loaded_checkpoint, checkpoint_errors_exit
+from mmaffseg.apis.runner_setup import (
+    check_loaded_checkpoint,
+    check_output_folder,
+    checkpoint_errors_exit,
+    config_errors_exit,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,11 +50,15 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
+    with config_errors_exit():
+        cfg = load_config(args.config, args.cfg_options)
+    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}), config_errors_exit():
         prepare_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)
         check_data_roots(cfg, keys=('test', ))
+        check_output_folder(cfg.work_dir, '--work-dir')
+        if args.out:
+            check_output_folder(args.out, '--out')
         runner = build_runner(cfg)
         check_loaded_checkpoint(runner, args.checkpoint, strict=not args.non_strict)
         with registry_error_hints():

@@ -21,7 +21,12 @@ from mmaffseg.apis import (
     prepare_train_cfg,
     registry_error_hints,
 )
-from mmaffseg.apis.runner_setup import check_loaded_checkpoint, checkpoint_errors_exit
+from mmaffseg.apis.runner_setup import (
+    check_loaded_checkpoint,
+    check_output_folder,
+    checkpoint_errors_exit,
+    config_errors_exit,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,12 +49,14 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():
+        cfg = load_config(args.config, args.cfg_options)
     named = {cfg.get('load_from') or '': 'load_from', args.resume or '': '--resume'}
-    with checkpoint_errors_exit(named):
+    with checkpoint_errors_exit(named), config_errors_exit():
         prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
         named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
         check_data_roots(cfg, keys=('train', 'val'))
+        check_output_folder(cfg.work_dir, '--work-dir')
         runner = build_runner(cfg)
         if cfg.resume:
             check_loaded_checkpoint(runner, cfg.load_from, strict=True, resume=True)

@@ -16,9 +16,42 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
+from ..utils.atomic_io import probe_writable
 from ..utils.checkpoint import is_readable_checkpoint
+from ..utils.config_errors import ConfigCheckError, ConfigFileError, DataRootError, OutputDirError
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
+
+
+@contextlib.contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
+    a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`) or an
+    unwritable output folder (:class:`OutputDirError`) into a one-line message and exit
+    status 2, as :func:`checkpoint_errors_exit` does."""
+    try:
+        yield
+    except ConfigFileError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
+        sys.exit(2)
+    except (ConfigCheckError, DataRootError) as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    except OutputDirError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e.strerror}', file=sys.stderr)
+        sys.exit(2)
+
+
+def check_output_folder(folder: str, argument: str) -> None:
+    """Raise :class:`OutputDirError` naming ``argument`` when ``folder`` cannot be created or
+    written, before anything is computed (not at the first checkpoint or result)."""
+    try:
+        probe_writable(folder)
+    except OSError as e:
+        raise OutputDirError(
+            e.errno, f'{argument}: the folder {folder} cannot be created or written '
+            f'({type(e).__name__}: {e.strerror or e}); choose another {argument} or fix the '
+            'folder\'s permissions') from None
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -36,7 +69,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         package, rel_path = _get_package_and_cfg_path(path)
         path = _get_external_cfg_base_path(mmengine_config.get_installed_path(package), rel_path)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist')
+        raise ConfigFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -211,14 +244,16 @@ def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
 def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test')) -> None:
     """Raise a clear FileNotFoundError when a dataloader's ``data_root`` does not exist.
 
-    Datasets that generate themselves on first use are skipped.
+    Datasets that generate themselves on first use are skipped (unless their
+    ``auto_generate`` is off). Raises :class:`DataRootError`.
     """
     for name, ds in _datasets(cfg):
-        if name.split('_', 1)[0] not in keys or ds.get('type') in _AUTO_GENERATED_DATASETS:
+        if name.split('_', 1)[0] not in keys or (ds.get('type') in _AUTO_GENERATED_DATASETS
+                                                 and ds.get('auto_generate', True)):
             continue
         root = ds['data_root']
         if root and not osp.isdir(root):
-            raise FileNotFoundError(
+            raise DataRootError(
                 f'{name}.data_root = {root!r} does not exist (type {ds.get("type")}). Prepare '
                 'the dataset as mmseg documents (e.g. Cityscapes: leftImg8bit/ and gtFine/ with '
                 '*_labelTrainIds.png from tools/dataset_converters/cityscapes.py), or point '
@@ -281,7 +316,7 @@ def check_no_sync_bn(cfg: Config) -> None:
     if cfg.get('sync_bn'):
         where = where or f'sync_bn={cfg.sync_bn!r}'
     if where:
-        raise ValueError(
+        raise ConfigCheckError(
             f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
             'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
             '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '

@@ -13,6 +13,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from ..utils.config_errors import ConfigCheckError
+
 #: Heads whose ``num_classes`` is not the number of segmentation classes: image-level
 #: classes (CAMHead), an embedding size (EmbeddingHead, HypercolumnHead), a stored value
 #: (AffinityHead) or a score map (SeedinessHead).
@@ -38,8 +40,8 @@ def segmentation_heads(model: nn.Module,
 
 def check_num_classes(model: nn.Module, dataset, where: str,
                       skip: Sequence[str] = NON_SEMANTIC_HEADS) -> None:
-    """Raise a ValueError when a segmentation head's ``num_classes`` is not the number of
-    ``dataset.metainfo['classes']``.
+    """Raise a :class:`ConfigCheckError` (a ValueError) when a segmentation head's
+    ``num_classes`` is not the number of ``dataset.metainfo['classes']``.
 
     Args:
         model (nn.Module): The segmentor (or its wrapper).
@@ -52,7 +54,7 @@ def check_num_classes(model: nn.Module, dataset, where: str,
         return
     for name, head in segmentation_heads(model, skip):
         if head.num_classes != len(classes):
-            raise ValueError(
+            raise ConfigCheckError(
                 f'model.{name} ({type(head).__name__}) has num_classes={head.num_classes} but '
                 f'the {where} dataset ({type(dataset).__name__}) has {len(classes)} classes; '
                 f'set model.{name}.num_classes={len(classes)} (or the dataset\'s classes in '

@@ -6,11 +6,16 @@ from .checkpoint import (
     load_model_weights,
     resolve_resume_checkpoint,
 )
+from .config_errors import ConfigCheckError, ConfigFileError, DataRootError, OutputDirError
 from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
 __all__ = [
     'CheckpointError',
+    'ConfigCheckError',
+    'ConfigFileError',
+    'DataRootError',
+    'OutputDirError',
     'TRUSTED_ENV',
     'check_state_dict',
     'install_safe_checkpoint_loading',

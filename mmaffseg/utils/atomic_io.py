@@ -81,3 +81,16 @@ def remove_stale_temp_files(path: str) -> None:
             os.remove(tmp)
         except FileNotFoundError:
             pass
+
+
+def probe_writable(folder: str) -> None:
+    """Create ``folder`` if needed and write (and remove) a small file there.
+
+    Raises:
+        OSError: The folder cannot be created or written (read-only, no rights, under a file).
+    """
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder) as f:
+        f.write(b'0')
+        f.flush()
+        os.fsync(f.fileno())

@@ -29,6 +29,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
@@ -172,6 +173,35 @@ def _refusal(error: BaseException) -> Optional[str]:
     return _short(error)
 
 
+def damaged_member(file: Union[str, io.BytesIO]) -> Optional[str]:
+    """The first member of a torch zip checkpoint whose CRC-32 does not match, else None.
+
+    ``torch.load`` does not check the CRCs that ``torch.save`` writes, so a flipped byte in the
+    tensor data would load as a silently different weight. Members stored with a CRC of 0
+    (written with ``torch.serialization.set_crc32_options(False)``) are not checked; files that
+    are not zip archives (legacy format) are left to ``torch.load``.
+    """
+    if not zipfile.is_zipfile(file):
+        return None
+    try:
+        with zipfile.ZipFile(file) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0:
+                    continue
+                try:
+                    with archive.open(info) as member:
+                        while member.read(1 << 24):
+                            pass
+                except zipfile.BadZipFile:
+                    return info.filename
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None  # unreadable archives: torch.load names the problem
+    finally:
+        if not isinstance(file, str):
+            file.seek(0)
+    return None
+
+
 def load_checkpoint_file(file: Union[str, io.BytesIO],
                          map_location: Optional[Union[str, Callable, torch.device]] = None,
                          source: Optional[str] = None,
@@ -207,6 +237,11 @@ def load_checkpoint_file(file: Union[str, io.BytesIO],
             raise CheckpointError(source, 'is empty (0 bytes), e.g. from an interrupted write')
     names = (source, ) + tuple(trusted_names) + ((file, ) if isinstance(file, str) else ())
     trusted = trusted or any(is_trusted(name) for name in names)
+    damaged = damaged_member(file)
+    if damaged is not None:
+        raise CheckpointError(
+            source, f'is corrupt: the CRC-32 of its member {damaged} does not match (a damaged '
+            'copy or a disk error); copy or download it again')
     try:
         return torch.load(file, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:

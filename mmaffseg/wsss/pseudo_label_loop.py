@@ -56,7 +56,6 @@ import math
 import os
 import os.path as osp
 import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -75,8 +74,8 @@ from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import format_table1
 from mmaffseg.postprocessing.dense_crf import DenseCRF
-from mmaffseg.utils.atomic_io import atomic_write_bytes, remove_stale_temp_files
-from mmaffseg.utils.safe_load import load_checkpoint_file
+from mmaffseg.utils.atomic_io import atomic_write_bytes, probe_writable, remove_stale_temp_files
+from mmaffseg.utils.safe_load import CheckpointError, load_checkpoint_file
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
@@ -112,11 +111,7 @@ def check_output_dir(out_dir: str, min_free_bytes: int = MIN_FREE_BYTES) -> int:
         OutputFolderError: The folder cannot be created or written, or has too little space.
     """
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir) as f:
-            f.write(b'0')
-            f.flush()
-            os.fsync(f.fileno())
+        probe_writable(out_dir)
     except OSError as e:
         raise OutputFolderError(
             e.errno, f'the output folder {out_dir} is not writable ({type(e).__name__}: '
@@ -207,6 +202,9 @@ def read_png(path: str) -> np.ndarray:
 def load_model_weights(model: torch.nn.Module, path: str, what: str) -> None:
     """Load a local checkpoint (``state_dict`` or a bare state dict) safely and strictly.
 
+    A checkpoint that holds no state dict or does not fit ``model`` raises a
+    :class:`CheckpointError` (the tool names the argument and exits 2).
+
     Args:
         model (nn.Module): The model.
         path (str): The checkpoint file (mmengine's, or converted official weights).
@@ -217,13 +215,13 @@ def load_model_weights(model: torch.nn.Module, path: str, what: str) -> None:
     ckpt = load_checkpoint_file(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f'{what}: {path} holds no state dict')
+        raise CheckpointError(path, f'({what}) holds no state dict')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:
-        raise ValueError(
-            f'{what}: {path} does not fit the {type(model).__name__} of the config: missing '
+        raise CheckpointError(
+            path, f'({what}) does not fit the {type(model).__name__} of the config: missing '
             f'keys {missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys '
             f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; check the checkpoint '
             'against the config (convert official weights with tools/model_converters/)')

@@ -76,3 +76,62 @@ def test_option_errors(tmp_path):
     prepare_train_cfg(cfg, QUICKSTART, amp=True)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.work_dir.endswith('deeplabv3plus_r18-d16_quickstart_synthetic-128x256')
+
+
+@pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+def test_tools_name_a_missing_config(tool, tmp_path, monkeypatch, capsys):
+    """A missing CONFIG was a raw FileNotFoundError traceback (found by
+    tools/analysis_tools/hostile_input_audit.py): exit 2 and one line naming it."""
+    import runpy
+    import sys
+    missing = str(tmp_path / 'no_such_config.py')
+    argv = [osp.join(REPO, 'tools', tool), missing] + (['x.pth'] if tool == 'test.py' else [])
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(argv[0], run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f'{tool}: error: CONFIG: config file {missing} does not exist' in err, err
+
+
+def test_train_tool_names_a_missing_data_root(tmp_path, monkeypatch, capsys):
+    """A missing data_root was a raw traceback from tools/train.py (and never checked for the
+    synthetic dataset with auto_generate=False; found by hostile_input_audit.py)."""
+    import runpy
+    import sys
+    missing = str(tmp_path / 'no_data')
+    tool = osp.join(REPO, 'tools', 'train.py')
+    monkeypatch.setattr(sys, 'argv', [tool, QUICKSTART, '--work-dir', str(tmp_path / 'w'),
+                                      '--cfg-options', f'train_dataloader.dataset.data_root='
+                                      f'{missing}', 'train_dataloader.dataset.auto_generate=False'])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(tool, run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(
+        f"train.py: error: train_dataloader.dataset.data_root = '{missing}' does not exist"), err
+
+
+@pytest.mark.parametrize('tool, argument', [('train.py', '--work-dir'), ('test.py', '--out')])
+def test_tools_check_output_folders_first(tool, argument, tmp_path, monkeypatch, capsys):
+    """An output folder under a regular file was a raw traceback after the model was built
+    (found by hostile_input_audit.py): exit 2 naming the argument, before any building."""
+    import runpy
+    import sys
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    folder = str(blocker / 'sub')
+    tool_path = osp.join(REPO, 'tools', tool)
+    ckpt = tmp_path / 'x.pth'
+    import torch
+    torch.save(dict(state_dict={}), str(ckpt))
+    argv = [tool_path, QUICKSTART] + ([str(ckpt)] if tool == 'test.py' else [])
+    argv += [argument, folder] + (['--work-dir', str(tmp_path / 'w')] if tool == 'test.py'
+                                  else [])
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(tool_path, run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(
+        f'{tool}: error: {argument}: the folder {folder} cannot be created or written'), err

@@ -36,3 +36,23 @@ def test_head_num_classes_must_match_the_dataset(tiny_synthetic_root, tmp_path, 
                        rf'classes; set model.{head}.num_classes=19'):
         _train(tiny_synthetic_root, tmp_path, **{f'model.{head}.num_classes': num_classes})
     assert not osp.exists(tmp_path / 'iter_1.pth')  # stopped before the first iteration
+
+
+def test_train_tool_reports_it_in_one_line(tiny_synthetic_root, tmp_path, monkeypatch, capsys):
+    """tools/train.py printed the check's message only in a raw traceback (found by
+    tools/analysis_tools/hostile_input_audit.py): exit 2 and one ``error:`` line."""
+    import runpy
+    import sys
+
+    from test_apis.test_tools_round_trip import _options
+    tool = osp.join(REPO, 'tools', 'train.py')
+    monkeypatch.setattr(sys, 'argv', [tool, QUICKSTART, '--work-dir', str(tmp_path),
+                                      '--cfg-options'] + _options(tiny_synthetic_root, 1) +
+                        ['model.decode_head.num_classes=25'])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(tool, run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert ('train.py: error: model.decode_head (DepthwiseSeparableASPPHead) has num_classes=25'
+            in err), err[-2000:]
+    assert not osp.exists(tmp_path / 'iter_1.pth')

@@ -165,3 +165,27 @@ def test_tool_refuses_dynamic_cpnet(tmp_path, monkeypatch, capsys):
     assert code == 1
     assert 'prior' in err and 'without --dynamic' in err
     assert not out.exists()
+
+
+def test_tool_names_bad_checkpoint_and_out_folder(tmp_path, monkeypatch, capsys):
+    """A random-bytes checkpoint and an --out under a regular file were raw tracebacks (found
+    by tools/analysis_tools/hostile_input_audit.py): exit 2 naming the argument."""
+    ckpt = tmp_path / 'random.pth'
+    ckpt.write_bytes(torch.randint(0, 256, (4096, ), dtype=torch.uint8,
+                                   generator=torch.Generator().manual_seed(0)).numpy().tobytes())
+    code, _, err = run_tool(monkeypatch, capsys, HANET, ckpt, '--shape', 64, 96,
+                            '--out', tmp_path / 'x.onnx')
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]  # (mmengine may log a closed-stream error before)
+    assert last.startswith(f'pytorch2onnx.py: error: CHECKPOINT: checkpoint {ckpt} is not a '
+                           'readable'), err
+    good = tmp_path / 'hanet.pth'
+    torch.save(dict(state_dict=build(HANET).state_dict()), str(good))
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    code, _, err = run_tool(monkeypatch, capsys, HANET, good, '--shape', 64, 96,
+                            '--out', blocker / 'deploy' / 'x.onnx')
+    assert code == 2, err
+    assert f'error: --out: cannot create the folder of {blocker}' in err, err
+    code, _, err = run_tool(monkeypatch, capsys, tmp_path / 'none.py', good, '--shape', 64, 96)
+    assert code == 2 and f'error: CONFIG: config file {tmp_path}/none.py does not exist' in err

@@ -1,5 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Safe checkpoint loading: real mmengine checkpoints load, real payloads do not run."""
+import io
 import os
 import os.path as osp
 
@@ -12,7 +13,7 @@ from toy_runner import toy_runner
 
 import mmaffseg  # noqa: F401  (installs the safe loaders)
 from mmaffseg.utils import TRUSTED_ENV, CheckpointError
-from mmaffseg.utils.safe_load import mmengine_safe_globals
+from mmaffseg.utils.safe_load import load_checkpoint_file, mmengine_safe_globals
 
 
 @pytest.fixture(scope='module')
@@ -158,3 +159,34 @@ def test_model_converters_read_mmengine_checkpoints_without_trust(mmengine_check
                    argv=[osp.join(mmengine_checkpoints, 'iter_4.pth'), dst])
     assert set(torch.load(dst, weights_only=True)['state_dict']) == {'linear.weight',
                                                                      'linear.bias'}
+
+
+def test_bit_flip_in_tensor_data_is_named_not_loaded(tmp_path):
+    """torch.load ignores the zip's CRC-32s: a flipped byte in a weight loaded silently as a
+    different weight (found by tools/analysis_tools/hostile_input_audit.py)."""
+    path = str(tmp_path / 'flipped.pth')
+    weight = torch.arange(4096, dtype=torch.float32)
+    torch.save(dict(state_dict=dict(w=weight)), path)
+    data = bytearray(open(path, 'rb').read())
+    offset = bytes(data).find(weight.numpy().tobytes())
+    assert offset > 0
+    data[offset + 4 * 1000] ^= 0x40  # one bit of weight 1000
+    open(path, 'wb').write(bytes(data))
+    assert not torch.equal(torch.load(path)['state_dict']['w'], weight)  # torch alone: silent
+    with pytest.raises(CheckpointError, match=r'flipped.pth is corrupt: the CRC-32 of its '
+                       r'member flipped/data/0 does not match'):
+        _load_checkpoint(path, map_location='cpu')
+    with open(path, 'rb') as f:  # downloaded bytes are checked alike
+        with pytest.raises(CheckpointError, match='is corrupt'):
+            load_checkpoint_file(io.BytesIO(f.read()), source='http://x/flipped.pth')
+
+
+def test_checkpoints_without_crcs_still_load(tmp_path):
+    path = str(tmp_path / 'nocrc.pth')
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(dict(state_dict=dict(w=torch.ones(3))), path)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert torch.equal(_load_checkpoint(path, map_location='cpu')['state_dict']['w'],
+                       torch.ones(3))

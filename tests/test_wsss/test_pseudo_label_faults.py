@@ -185,3 +185,18 @@ def test_empty_and_tiny_image_files_are_named(tiny_synthetic_root, checkpoints, 
     assert f'could not load the image {images[0]}: the file is empty (0 bytes)' in failures[0]
     assert ('the image is 1x1 pixels, too small for the CAM scale 0.5' in failures[1]
             and 'at least 2 pixels a side' in failures[1])
+
+
+def test_checkpoint_of_another_model_names_the_argument(tiny_synthetic_root, checkpoints,
+                                                        tmp_path, monkeypatch, capsys):
+    """The CAM classifier given as --aff-checkpoint was a raw ValueError traceback (found by
+    tools/analysis_tools/hostile_input_audit.py): exit 2 naming the argument and the file."""
+    cam, _ = checkpoints
+    monkeypatch.setattr(sys, 'argv', _argv(tiny_synthetic_root, cam, cam, tmp_path / 'out',
+                                           '--no-crf'))
+    with pytest.raises(SystemExit) as exit_info:
+        _load_tool().main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (f'make_pseudo_labels.py: error: --aff-checkpoint: checkpoint {cam} (AffinityNet '
+            'checkpoint (--aff-checkpoint)) does not fit the AffinityNet' in err), err[-2000:]

@@ -46,11 +46,10 @@ def _options(root: str, **extra) -> dict:
     return opts
 
 
-@pytest.fixture(scope='module')
-def checkpoints(tmp_path_factory):
-    """Randomly initialised CAM classifier and AffinityNet of the demo configs."""
+def make_psa_checkpoints(folder) -> list:
+    """Save a randomly initialised (seed 0) CAM classifier and AffinityNet of the demo configs
+    in ``folder``; returns their paths (also used by tools/analysis_tools/hostile_input_audit)."""
     init_default_scope('mmseg')
-    folder = tmp_path_factory.mktemp('psa_ckpt')
     paths = []
     torch.manual_seed(0)
     for name, cfg in (('cam', load_config(PL_CFG).model), ('aff', load_config(AFF_CFG).model)):
@@ -60,6 +59,12 @@ def checkpoints(tmp_path_factory):
         torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    """Randomly initialised CAM classifier and AffinityNet of the demo configs."""
+    return make_psa_checkpoints(tmp_path_factory.mktemp('psa_ckpt'))
 
 
 def _runner(root, checkpoints, out, stages=ALL_STAGES, **extra):

@@ -15,7 +15,8 @@ fraction of pixels with the same arg-max class; with ``--dynamic`` it also check
 size (``--verify-shape``, default ``H + 8, W - 8``).
 
 The checkpoint is loaded safely and strictly, as by ``tools/test.py`` (README, Security).
-Exit status: 0, or 1 when the export is refused (the message says why) or the check fails.
+Exit status: 0; 1 when the export is refused (the message says why) or the check fails; 2 for
+a missing config, an unusable checkpoint or an output folder that cannot be made.
 """
 import argparse
 import os
@@ -30,6 +31,7 @@ from mmseg.registry import MODELS
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import load_config, registry_error_hints
 from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx
+from mmaffseg.apis.runner_setup import checkpoint_errors_exit, config_errors_exit
 from mmaffseg.utils import load_model_weights
 
 
@@ -58,15 +60,21 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():
+        cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     with registry_error_hints():
         model = MODELS.build(cfg.model)
-    load_model_weights(model, args.checkpoint)
+    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
+        load_model_weights(model, args.checkpoint)
     model.eval()
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
-    if osp.dirname(osp.abspath(out)):
+    try:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    except OSError as e:
+        print(f'pytorch2onnx.py: error: --out: cannot create the folder of {out}: '
+              f'{e.strerror}', file=sys.stderr)
+        return 2
     try:
         export_onnx(model, args.shape, out, dynamic=args.dynamic, opset_version=args.opset)
     except ExportError as err:
