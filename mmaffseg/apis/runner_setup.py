@@ -18,7 +18,13 @@ from mmengine.runner import Runner
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
 from ..utils.atomic_io import probe_writable
 from ..utils.checkpoint import is_readable_checkpoint
-from ..utils.config_errors import ConfigCheckError, ConfigFileError, DataRootError, OutputDirError
+from ..utils.config_errors import (
+    ConfigCheckError,
+    ConfigFileError,
+    DataFileError,
+    DataRootError,
+    OutputDirError,
+)
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -26,8 +32,9 @@ _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWS
 @contextlib.contextmanager
 def config_errors_exit() -> Iterator[None]:
     """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
-    a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`) or an
-    unwritable output folder (:class:`OutputDirError`) into a one-line message and exit
+    a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`), an
+    unwritable output folder (:class:`OutputDirError`) or an unusable image or label file met
+    while training or testing (:class:`DataFileError`) into a one-line message and exit
     status 2, as :func:`checkpoint_errors_exit` does."""
     try:
         yield
@@ -39,6 +46,13 @@ def config_errors_exit() -> Iterator[None]:
         sys.exit(2)
     except OutputDirError as e:
         print(f'{osp.basename(sys.argv[0])}: error: {e.strerror}', file=sys.stderr)
+        sys.exit(2)
+    except DataFileError as e:
+        # raised in a dataloader worker, the message carries the worker's traceback: keep the
+        # error's own last line
+        message = str(e).rstrip().splitlines()[-1]
+        message = message.split(f'{DataFileError.__name__}: ', 1)[-1]
+        print(f'{osp.basename(sys.argv[0])}: error: {message}', file=sys.stderr)
         sys.exit(2)
 
 

@@ -8,15 +8,18 @@ from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
+from mmaffseg.utils.config_errors import DataFileError
+
 
 @TRANSFORMS.register_module()
 class LoadCheckedImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` that names the file and the problem when it cannot load.
 
     mmcv raises a bare ``cv2.error`` (``!buf.empty()``) for an empty file and an
-    ``AssertionError`` for an undecodable one. This one raises a ``ValueError`` naming the
-    file and saying whether it is missing, empty or not a decodable image. Same arguments as
-    ``LoadImageFromFile`` (with ``ignore_empty=True`` it still returns None instead).
+    ``AssertionError`` for an undecodable one. This one raises a :class:`DataFileError` (a
+    ``ValueError``) naming the file and saying whether it is missing, empty or not a decodable
+    image. Same arguments as ``LoadImageFromFile`` (with ``ignore_empty=True`` it still
+    returns None instead).
     """
 
     def transform(self, results: dict) -> Optional[dict]:
@@ -32,7 +35,7 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
                 problem = 'the file is empty (0 bytes)'
             else:
                 problem = 'the file is corrupt, truncated or not an image'
-            raise ValueError(f'could not load the image {path}: {problem} '
+            raise DataFileError(f'could not load the image {path}: {problem} '
                              f'({type(e).__name__}: {str(e).strip()})') from e
 
 
@@ -43,9 +46,9 @@ class LoadCheckedAnnotations(LoadAnnotations):
     mmseg's loader fails deep inside numpy on a corrupt PNG, silently misaligns a label map
     whose size differs from its image, squeezes a label map one pixel high or wide to 1-D,
     and leaves values beyond the classes to crash the loss with a bare ``IndexError`` (a
-    device-side assert on GPU). This one raises a ``ValueError`` naming the file, what was
-    expected and what was found. Use it in place of ``LoadAnnotations`` (same arguments),
-    after ``LoadImageFromFile``.
+    device-side assert on GPU). This one raises a :class:`DataFileError` (a ``ValueError``)
+    naming the file, what was expected and what was found. Use it in place of
+    ``LoadAnnotations`` (same arguments), after ``LoadImageFromFile``.
 
     A sample without ``seg_map_path`` (an image given to mmseg's ``inference_model`` or
     ``MMSegInferencer``, which remove only transforms named ``LoadAnnotations`` from the test
@@ -83,22 +86,22 @@ class LoadCheckedAnnotations(LoadAnnotations):
         try:
             super()._load_seg_map(results)
         except Exception as e:  # noqa: BLE001 - re-raised with the file name
-            raise ValueError(f'could not decode the label map {path}: the file is corrupt, '
+            raise DataFileError(f'could not decode the label map {path}: the file is corrupt, '
                              f'empty or not an image ({type(e).__name__}: {e})') from e
         seg = results['gt_seg_map']
         img_shape = results.get('ori_shape', results.get('img_shape'))
         if seg.ndim < 2 and img_shape is not None:  # mmseg squeezed a height or width of 1
             if seg.size != img_shape[0] * img_shape[1]:
-                raise ValueError(
+                raise DataFileError(
                     f'label map {path} has {seg.size} pixel(s) (decoded shape {seg.shape}) but '
                     f'its image {results.get("img_path")} is {img_shape[0]}x{img_shape[1]}; a '
                     'label map must have its image\'s size (regenerate or fix the annotation)')
             seg = results['gt_seg_map'] = seg.reshape(img_shape[:2])
         if seg.ndim != 2:
-            raise ValueError(f'label map {path} must be a 2-D single-channel image, decoded '
+            raise DataFileError(f'label map {path} must be a 2-D single-channel image, decoded '
                              f'shape {seg.shape}')
         if img_shape is not None and tuple(seg.shape) != tuple(img_shape[:2]):
-            raise ValueError(
+            raise DataFileError(
                 f'label map {path} is {seg.shape[0]}x{seg.shape[1]} but its image '
                 f'{results.get("img_path")} is {img_shape[0]}x{img_shape[1]}; a label map must '
                 'have its image\'s size (regenerate or fix the annotation)')
@@ -111,7 +114,7 @@ class LoadCheckedAnnotations(LoadAnnotations):
         bad = (seg >= self.num_classes) & (seg != self.ignore_index)
         if bad.any():
             values = np.unique(seg[bad])
-            raise ValueError(
+            raise DataFileError(
                 f'label map {path} has values {values[:10].tolist()}'
                 f'{"..." if len(values) > 10 else ""} ({int(bad.sum())} pixels) outside the '
                 f'{self.num_classes} classes 0..{self.num_classes - 1} and not the ignore '

@@ -6,7 +6,13 @@ from .checkpoint import (
     load_model_weights,
     resolve_resume_checkpoint,
 )
-from .config_errors import ConfigCheckError, ConfigFileError, DataRootError, OutputDirError
+from .config_errors import (
+    ConfigCheckError,
+    ConfigFileError,
+    DataFileError,
+    DataRootError,
+    OutputDirError,
+)
 from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
@@ -15,6 +21,7 @@ __all__ = [
     'ConfigCheckError',
     'ConfigFileError',
     'DataRootError',
+    'DataFileError',
     'OutputDirError',
     'TRUSTED_ENV',
     'check_state_dict',

@@ -1,5 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Errors in what a user gave a tool (a config file, its settings), reported in one line.
+"""Errors in what a user gave a tool (a config file, its settings, its data), reported in one
+line.
 
 The tools (``tools/train.py``, ``tools/test.py``, ``tools/deployment/pytorch2onnx.py``) turn
 them into ``TOOL: error: ...`` and exit status 2 through
@@ -22,3 +23,8 @@ class DataRootError(FileNotFoundError):
 
 class OutputDirError(OSError):
     """An output folder (``--work-dir``, ``--out``) that cannot be created or written."""
+
+
+class DataFileError(ValueError):
+    """A data file (image, label map) that cannot be used; the message names the file, the
+    problem and the fix. Raised by mmaffseg's checked loading transforms."""

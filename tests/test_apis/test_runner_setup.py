@@ -135,3 +135,44 @@ def test_tools_check_output_folders_first(tool, argument, tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith(
         f'{tool}: error: {argument}: the folder {folder} cannot be created or written'), err
+
+
+def _zero_to_200(path: str) -> None:
+    import cv2
+    import numpy as np
+    seg = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(path, np.where(seg == 0, 200, seg).astype(np.uint8))
+
+
+@pytest.mark.parametrize('case, workers, needle', [
+    ('label 200', 1, 'has values [200]'),
+    ('empty image', 0, 'the file is empty (0 bytes)'),
+])
+def test_train_tool_names_a_bad_data_file(case, workers, needle, tiny_synthetic_root, tmp_path):
+    """A label value out of range or an empty image met while training was a raw traceback
+    (from a dataloader worker too; found by hostile_input_audit.py): exit 2 and one line
+    naming the file and the problem."""
+    import glob
+    import shutil
+
+    from test_apis.test_tools_round_trip import _options
+    from tool_runner import run_tool
+    root = str(tmp_path / 'data')
+    shutil.copytree(tiny_synthetic_root, root)
+    if case == 'label 200':
+        files = sorted(glob.glob(f'{root}/gtFine/train/*/*_labelTrainIds.png'))
+        for path in files:
+            _zero_to_200(path)
+    else:
+        files = sorted(glob.glob(f'{root}/leftImg8bit/train/*/*.png'))
+        for path in files:
+            open(path, 'wb').close()
+    out = run_tool(['tools/train.py', QUICKSTART, '--work-dir', str(tmp_path / 'w'),
+                    '--cfg-options'] + _options(root, 1) +
+                   [f'{loader}.dataset.auto_generate=False'
+                    for loader in ('train_dataloader', 'val_dataloader')] +
+                   [f'train_dataloader.num_workers={workers}'], expect=2)
+    last = out.strip().splitlines()[-1]
+    assert last.startswith('train.py: error: '), out[-3000:]
+    assert needle in last and any(osp.basename(f) in last for f in files), last
+    assert 'Traceback' not in out, out[-3000:]
