@@ -269,8 +269,8 @@ def test_quickstart_departs_from_the_paper_only_where_documented():
         model = _load(path).model
         weight = model.seediness_head.loss_decode.get('class_weight')
         nms = model.test_cfg.get('mask_nms_thr')
-        if 'quickstart' in path:
-            assert weight == [0.2] + [1.0] * 8 and nms == 0.5
+        if 'quickstart' in path:  # mask NMS 0.5, selected on held-back training images
+            assert weight is None and nms == 0.5
         else:  # the paper: plain cross-entropy, no NMS, lambda ramped to 0.2
             assert weight is None and nms is None
             assert _load(path).custom_hooks[0].end_value == 0.2
