@@ -285,10 +285,12 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
         dst = copy_dataset(root, osp.join(w, 'data_' + slug))
         for path in split_files(dst, 'train', kind):
             write(path)
-        target = split_files(dst, 'train', kind)[0]
+        # every training file is broken the same way: the error must name one of them (the
+        # dataloader's order decides which)
+        broken_folder = osp.join(dst, 'leftImg8bit' if kind == 'img' else 'gtFine', 'train')
         return Case('data', f'train.py {name}',
                     train_argv(work('d_' + slug), dst, 1, options=no_generate),
-                    [osp.dirname(target), needle])
+                    [broken_folder, needle])
 
     cases += [
         broken('empty image', 'img', lambda p: open(p, 'wb').close(), 'empty'),
