@@ -251,8 +251,7 @@ def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
                 stack.append((f'{name}.dataset', ds['dataset']))
             for i, sub in enumerate(ds.get('datasets', [])):
                 stack.append((f'{name}.datasets[{i}]', sub))
-            if 'data_root' in ds:
-                yield name, ds
+            yield name, ds
 
 
 def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test')) -> None:
@@ -262,8 +261,8 @@ def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test
     ``auto_generate`` is off). Raises :class:`DataRootError`.
     """
     for name, ds in _datasets(cfg):
-        if name.split('_', 1)[0] not in keys or (ds.get('type') in _AUTO_GENERATED_DATASETS
-                                                 and ds.get('auto_generate', True)):
+        if 'data_root' not in ds or name.split('_', 1)[0] not in keys or (
+                ds.get('type') in _AUTO_GENERATED_DATASETS and ds.get('auto_generate', True)):
             continue
         root = ds['data_root']
         if root and not osp.isdir(root):
@@ -378,13 +377,29 @@ def setup_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def use_checked_image_loading(cfg: Config) -> None:
+    """Make every dataset pipeline load images with ``LoadCheckedImageFromFile``.
+
+    Configs may keep mmcv's ``LoadImageFromFile`` (mmseg's ``MMSegInferencer`` finds the image
+    loader of a test pipeline by that exact name); in mmaffseg's tools the same arguments go to
+    the checked loader, so an empty, truncated or undecodable image is reported by name
+    (:class:`~mmaffseg.utils.DataFileError`) instead of a bare ``cv2.error``.
+    """
+    for _, ds in _datasets(cfg):
+        for transform in ds.get('pipeline') or []:
+            if isinstance(transform, dict) and transform.get('type') == 'LoadImageFromFile':
+                transform['type'] = 'LoadCheckedImageFromFile'
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner (honouring ``runner_type``).
 
     On a machine without CUDA, a ``pytorch`` launch runs over gloo on CPU
-    (:func:`setup_cpu_distributed`).
+    (:func:`setup_cpu_distributed`). Images are loaded with the checked loader
+    (:func:`use_checked_image_loading`).
     """
     setup_cpu_distributed(cfg)
+    use_checked_image_loading(cfg)
     with registry_error_hints():
         if 'runner_type' not in cfg:
             return Runner.from_cfg(cfg)

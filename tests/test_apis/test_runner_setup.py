@@ -176,3 +176,21 @@ def test_train_tool_names_a_bad_data_file(case, workers, needle, tiny_synthetic_
     assert last.startswith('train.py: error: '), out[-3000:]
     assert needle in last and any(osp.basename(f) in last for f in files), last
     assert 'Traceback' not in out, out[-3000:]
+
+
+def test_tools_load_images_with_the_checked_loader():
+    """Test pipelines keep mmcv's ``LoadImageFromFile`` (MMSegInferencer finds it by name);
+    the tools' runner swaps in the checked loader, through dataset wrappers too."""
+    from mmaffseg.apis.runner_setup import use_checked_image_loading
+    load = dict(type='LoadImageFromFile', imdecode_backend='pillow')
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+            dict(type='A', pipeline=[dict(load), dict(type='LoadAnnotations')]),
+            dict(type='RepeatDataset', dataset=dict(type='B', pipeline=[dict(load)]))])),
+        test_dataloader=dict(dataset=dict(type='C', pipeline=[dict(load)]))))
+    use_checked_image_loading(cfg)
+    train = cfg.train_dataloader.dataset.datasets
+    for pipeline in (train[0].pipeline, train[1].dataset.pipeline,
+                     cfg.test_dataloader.dataset.pipeline):
+        assert pipeline[0] == dict(type='LoadCheckedImageFromFile', imdecode_backend='pillow')
+    assert train[0].pipeline[1].type == 'LoadAnnotations'
