@@ -16,7 +16,7 @@ import torch
 from conftest import tiny_synthetic_overrides
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
+from test_wsss.test_pseudo_label_loop import make_psa_checkpoints
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
@@ -131,17 +131,7 @@ def test_affinity_selection_counts_unknown_pixels_as_wrong():
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
     """Randomly initialised CAM classifier and AffinityNet of the demo configs."""
-    init_default_scope('mmseg')
-    folder = tmp_path_factory.mktemp('psa_sel_ckpt')
-    paths = []
-    torch.manual_seed(0)
-    for name, cfg in (('cam', load_config(PL_CFG).model), ('aff', load_config(AFF_CFG).model)):
-        model = MODELS.build(cfg)
-        model.init_weights()
-        path = str(folder / f'{name}.pth')
-        torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
-        paths.append(path)
-    return paths
+    return make_psa_checkpoints(tmp_path_factory.mktemp('psa_sel_ckpt'))
 
 
 def _load_tool():
