@@ -1,8 +1,10 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Run this checkout's tools as users run them (``python tools/X.py ARGS``) from the tests."""
+import importlib.util
 import os.path as osp
 import subprocess
 import sys
+from types import ModuleType
 from typing import Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -26,3 +28,12 @@ def run_tool(args: list, expect: int = 0, env: Optional[dict] = None,
     out = proc.stdout + proc.stderr
     assert proc.returncode == expect, out[-4000:]
     return out
+
+
+def load_tool(relpath: str) -> ModuleType:
+    """Import this checkout's ``tools/<relpath>`` as a module (to call its ``main`` in-process)."""
+    path = osp.join(REPO, 'tools', relpath)
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

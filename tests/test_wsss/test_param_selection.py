@@ -3,7 +3,6 @@
 mIoU (checked against the IoU written out by hand), and the images outside the selection set
 (the scored validation images) are never read."""
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -17,6 +16,7 @@ from conftest import tiny_synthetic_overrides
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from test_wsss.test_pseudo_label_loop import make_psa_checkpoints
+from tool_runner import load_tool
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
@@ -135,11 +135,7 @@ def checkpoints(tmp_path_factory):
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'select_psa_params', osp.join(REPO, 'tools', 'select_psa_params.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('select_psa_params.py')
 
 
 def _select(root, checkpoints, out, sweep):
@@ -197,10 +193,7 @@ def test_selection_never_reads_the_evaluation_masks(tiny_synthetic_root, checkpo
 def test_demo_selects_on_training_images_and_scores_the_validation_images(tiny_synthetic_root):
     """tools/wsss_demo.py: the selection set and the scored set share no image."""
     from mmseg.registry import DATASETS
-    spec = importlib.util.spec_from_file_location(
-        'wsss_demo', osp.join(REPO, 'tools', 'wsss_demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('wsss_demo.py')
     init_default_scope('mmseg')
     paths = []
     for options in demo.split_options(4):

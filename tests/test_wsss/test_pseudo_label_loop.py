@@ -2,7 +2,6 @@
 """The PSA pseudo-label runner: end to end on the tiny synthetic data, resume after a crash,
 atomic writes, bad inputs, sharding, the tool's exit codes."""
 import filecmp
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,6 +17,7 @@ import torch
 from conftest import tiny_synthetic_overrides
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
+from tool_runner import load_tool
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import build_runner, load_config
@@ -371,11 +371,7 @@ def test_label_relpath():
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_pseudo_labels', osp.join(REPO, 'tools', 'make_pseudo_labels.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('make_pseudo_labels.py')
 
 
 def test_unreadable_checkpoint_is_named_and_exits_2(checkpoints, tmp_path, monkeypatch, capsys):
