@@ -12,7 +12,7 @@ FAMILIES = {
     'cpnet': 'cpnet/cpnet_r50-d8-slim_quickstart_synthetic-128x256.py',
     'deeplabv1': 'deeplabv1/deeplabv1_vgg16-slim-largefov_quickstart_synthetic-128x256.py',
     'deeplabv2': 'deeplabv2/deeplabv2_r18-d8_quickstart_synthetic-128x256.py',
-    'dsrl': 'dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
+    'dsrl': 'dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
     'semantic_features': 'semantic_features/semantic-features_r18_quickstart_synthetic-128x256.py',
     'instance_embedding':
     'instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py',

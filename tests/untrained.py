@@ -23,10 +23,10 @@ QUICKSTARTS = {
     'hanet': 'configs/hanet/hanet_r18-d16_quickstart_synthetic-128x256.py',
     'spnet': 'configs/spnet/spnet_r50-d8-slim_quickstart_synthetic-128x256.py',
     'cpnet': 'configs/cpnet/cpnet_r50-d8-slim_quickstart_synthetic-128x256.py',
-    'dsrl': 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
+    'dsrl': 'configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
     'deeplabv1-crf':
-    'configs/deeplabv1/deeplabv1_vgg16-slim-largefov-crf_quickstart_synthetic-128x256.py',
-    'deeplabv2-crf': 'configs/deeplabv2/deeplabv2_r18-d8-crf_quickstart_synthetic-128x256.py',
+    'configs/deeplabv1/deeplabv1-crf_vgg16-slim-largefov_quickstart_synthetic-128x256.py',
+    'deeplabv2-crf': 'configs/deeplabv2/deeplabv2-crf_r18-d8_quickstart_synthetic-128x256.py',
     'psa-cam': 'configs/psa/psa-cam_r18-d8-slim_quickstart_synthetic-wsss-128x256.py',
     'semantic-features':
     'configs/semantic_features/semantic-features_r18_quickstart_synthetic-128x256.py',

@@ -5,7 +5,7 @@
 #   python tools/train.py configs/hanet/hanet_r18-d16_quickstart_synthetic-128x256.py
 _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
-    '../_base_/datasets/synthetic_cityscapes.py',
+    '../_base_/datasets/synthetic_cityscapes_crop-offset.py',
     '../_base_/quickstart_runtime.py',
 ]
 crop_size = (128, 256)
@@ -34,16 +34,3 @@ model = dict(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(
         in_channels=256, channels=64, num_classes=19, norm_cfg=norm_cfg, align_corners=True))
-
-meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
-             'flip', 'flip_direction', 'reduce_zero_label', 'crop_offset')
-train_pipeline = [
-    dict(type='LoadCheckedImageFromFile'),
-    dict(type='LoadCheckedAnnotations', num_classes=19),
-    dict(type='RandomResize', scale=(512, 256), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCropWithOffset', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

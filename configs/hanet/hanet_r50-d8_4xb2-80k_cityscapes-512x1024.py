@@ -5,7 +5,8 @@
 # conv, position noise 0.5), FCN auxiliary head on layer3 with weight 0.4.
 _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
-    'mmseg::_base_/datasets/cityscapes.py',
+    # RandomCropWithOffset: HANet's positions need where each training crop lies
+    '../_base_/datasets/cityscapes_crop-offset.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
 ]
@@ -47,17 +48,3 @@ model = dict(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(channels=512, align_corners=True),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 683)))
-
-# RandomCropWithOffset records where each crop lies; PackSegInputs must keep 'crop_offset'
-meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
-             'flip', 'flip_direction', 'reduce_zero_label', 'crop_offset')
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCropWithOffset', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -18,7 +18,7 @@ model = dict(
     neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
     decode_head=head_channels,
     # One departure from the paper for a from-scratch model trained minutes on CPU, chosen on
-    # held-back training images (configs/instance_embedding/README.md, "Selection on held-back
+    # held-back training images (configs/instance_embedding/benchmarks.md, "Selection on held-back
     # training images"): masks overlapping a higher-scoring one with IoU > 0.5 are dropped at
     # inference (the weak embedding grows near-duplicates). The seediness cross-entropy is the
     # paper's plain one: background weight 0.2 lost that selection.

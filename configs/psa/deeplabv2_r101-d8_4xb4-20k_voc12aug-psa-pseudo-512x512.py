@@ -9,14 +9,13 @@ _base_ = ['../deeplabv2/deeplabv2_r101-d8_4xb4-20k_voc12aug-512x512.py']
 pseudo_label_dir = '{{ fileDirname }}/../../work_dirs/psa-pseudo-labels_resnet38-d8_voc12aug/' \
     'pseudo_labels/rw_crf'
 train_dataloader = dict(
+    # the base's VOC train + SBD aug images, labelled by the PSA pseudo labels
     dataset=dict(
         _delete_=True,
         type='ConcatDataset',
         datasets=[
-            dict(
-                type='PascalVOCDataset',
-                data_root='data/VOCdevkit/VOC2012',
-                data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_label_dir),
-                ann_file=f'ImageSets/Segmentation/{split}.txt',
-                pipeline={{_base_.train_pipeline}}) for split in ('train', 'aug')
+            dict(d,
+                 data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_label_dir),
+                 pipeline=_base_.train_pipeline)
+            for d in _base_.train_dataloader.dataset.datasets
         ]))

@@ -25,17 +25,13 @@ aff_train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=2,
-    dataset=dict(
-        _delete_=True,
-        type='ConcatDataset',
-        datasets=[
-            dict(
-                type='PascalVOCDataset',
-                data_root='data/VOCdevkit/VOC2012',
-                data_prefix=dict(img_path='JPEGImages', seg_map_path=affinity_label_dir),
-                ann_file=f'ImageSets/Segmentation/{split}.txt',
-                pipeline=aff_train_pipeline) for split in ('train', 'aug')
-        ]))
+    # the base's VOC train + SBD aug images, labelled by the affinity labels
+    dataset=dict(datasets=[
+        dict(d,
+             data_prefix=dict(img_path='JPEGImages', seg_map_path=affinity_label_dir),
+             pipeline=aff_train_pipeline)
+        for d in _base_.train_dataloader.dataset.datasets
+    ]))
 model = dict(
     type='AffinityNet',
     backbone=dict(out_indices=(2, 3, 5)),  # 512, 1024 and 4096 channels, stride 8

@@ -8,7 +8,8 @@
 #   # the same on the 60 validation images, scored (PSA Table 1 layout; the demo's held-out set)
 #   ... --out DIR_VAL --cfg-options test_dataloader.dataset.data_prefix.img_path=leftImg8bit/val \
 #       test_dataloader.dataset.data_prefix.seg_map_path=gtFine/val test_dataloader.dataset.indices=None
-#   # the alphas / beta chosen on the selection set: tools/select_psa_params.py (see README)
+#   # the alphas / beta chosen on the selection set: tools/select_psa_params.py
+#   # (see configs/psa/benchmarks.md)
 # The model is the CAM classifier of the _base_ config; the AffinityNet comes from aff_model.
 _base_ = ['./psa-cam_r18-d8-slim_quickstart_synthetic-wsss-128x256.py']
 # the base test pipeline: no resizing; ground truth and image-level labels
@@ -32,7 +33,8 @@ test_cfg = dict(
     # affinity labels precise (foreground precision 75% at low_alpha 2 against 49% at 4) and
     # the walk's start inside the objects; beta 16 sharpens the weaker learned affinities.
     # Chosen on the demo's selection set (the first 60 training images, with their masks) by
-    # tools/select_psa_params.py; Table 1 is reported on the validation images (README).
+    # tools/select_psa_params.py; Table 1 is reported on the validation images
+    # (configs/psa/benchmarks.md).
     low_alpha=2,
     high_alpha=16,
     rw_alpha=2,

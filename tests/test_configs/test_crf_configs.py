@@ -33,12 +33,12 @@ PSA = (10, 80, 13, 3, 3)
 # Every CRF config, with the settings of its model. The R-18 DeepLab v2 quick start uses the
 # ResNet-101 values (same DeepLab v2 ResNet model; no ResNet-18 values were published).
 EXPECTED = {
-    'deeplabv1_vgg16-largefov-crf_4xb2-80k_cityscapes-512x1024.py': DEEPLABV1_LARGEFOV,
-    'deeplabv1_vgg16-largefov-crf_4xb4-20k_voc12aug-512x512.py': DEEPLABV1_LARGEFOV,
-    'deeplabv1_vgg16-slim-largefov-crf_quickstart_synthetic-128x256.py': DEEPLABV1_LARGEFOV,
-    'deeplabv2_r101-d8-crf_4xb2-80k_cityscapes-512x1024.py': DEEPLABV2_R101,
-    'deeplabv2_r101-d8-crf_4xb4-20k_voc12aug-512x512.py': DEEPLABV2_R101,
-    'deeplabv2_r18-d8-crf_quickstart_synthetic-128x256.py': DEEPLABV2_R101,
+    'deeplabv1-crf_vgg16-largefov_4xb2-80k_cityscapes-512x1024.py': DEEPLABV1_LARGEFOV,
+    'deeplabv1-crf_vgg16-largefov_4xb4-20k_voc12aug-512x512.py': DEEPLABV1_LARGEFOV,
+    'deeplabv1-crf_vgg16-slim-largefov_quickstart_synthetic-128x256.py': DEEPLABV1_LARGEFOV,
+    'deeplabv2-crf_r101-d8_4xb2-80k_cityscapes-512x1024.py': DEEPLABV2_R101,
+    'deeplabv2-crf_r101-d8_4xb4-20k_voc12aug-512x512.py': DEEPLABV2_R101,
+    'deeplabv2-crf_r18-d8_quickstart_synthetic-128x256.py': DEEPLABV2_R101,
     'psa-pseudo-labels_r18-d8-slim_quickstart_synthetic-wsss-128x256.py': PSA,
     'psa-pseudo-labels_r50-d8_voc12aug.py': PSA,
     'psa-pseudo-labels_resnet38-d8_voc12-train.py': PSA,

@@ -53,8 +53,8 @@ def _batch(num_classes, n=2, seed=0):
 
 def test_configs_found():
     names = [osp.basename(c) for c in CONFIGS]
-    assert 'deeplabv1_vgg16-largefov-crf_4xb2-80k_cityscapes-512x1024.py' in names
-    assert 'deeplabv2_r101-d8-crf_4xb2-80k_cityscapes-512x1024.py' in names
+    assert 'deeplabv1-crf_vgg16-largefov_4xb2-80k_cityscapes-512x1024.py' in names
+    assert 'deeplabv2-crf_r101-d8_4xb2-80k_cityscapes-512x1024.py' in names
     assert len(CRF_CONFIGS) * 2 == len(CONFIGS)  # every plain config has its CRF twin
 
 

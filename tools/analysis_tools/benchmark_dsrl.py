@@ -37,7 +37,7 @@ from mmaffseg.models.segmentors import baseline_model_cfg
 from mmaffseg.utils.profiling import current_rss_mb, peak_rss_mb, wall_and_cpu_seconds
 from mmaffseg.utils.random_batch import random_seg_batch
 
-DEFAULT_CONFIG = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
+DEFAULT_CONFIG = 'configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 CASES = ('train-dsrl', 'train-full', 'train-half', 'infer-dsrl', 'infer-full', 'infer-half')
 
 

@@ -43,7 +43,7 @@ for cfg in \
     configs/cpnet/cpnet_r50-d8-slim_quickstart_synthetic-128x256.py \
     configs/deeplabv1/deeplabv1_vgg16-slim-largefov_quickstart_synthetic-128x256.py \
     configs/deeplabv2/deeplabv2_r18-d8_quickstart_synthetic-128x256.py \
-    configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py \
+    configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py \
     configs/semantic_features/semantic-features_r18_quickstart_synthetic-128x256.py \
     configs/instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py \
     configs/psa/psa-cam_r18-d8-slim_quickstart_synthetic-wsss-128x256.py; do

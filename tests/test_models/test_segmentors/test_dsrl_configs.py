@@ -37,9 +37,9 @@ def _random_batch(size, num_classes, n=2):
 
 def test_configs_exist():
     names = {osp.basename(p) for p in CONFIGS}
-    assert {'dsrl_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
+    assert {'dsrl-deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
             'deeplabv3plus_r50-d8_4xb2-80k_cityscapes-half-512x1024.py',
-            'dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
+            'dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py',
             'deeplabv3plus_r18-d16_quickstart_synthetic-half-64x128.py'} <= names
 
 
@@ -92,7 +92,7 @@ def test_config_builds_and_takes_one_train_step(path):
             assert model(torch.randn(1, 3, 48, 96), mode='tensor').shape[2:] == (48, 96)
 
 
-DSRL_CONFIGS = [p for p in CONFIGS if osp.basename(p).startswith('dsrl_')]
+DSRL_CONFIGS = [p for p in CONFIGS if osp.basename(p).startswith('dsrl-')]
 # the native image size (w, h) of each config's data, i.e. the original resolution
 NATIVE_SCALE = {'CityscapesDataset': (2048, 1024), 'SyntheticCityscapesDataset': (512, 256)}
 
@@ -131,7 +131,7 @@ def test_dsrl_configs_use_the_papers_loss_weights_and_full_resolution_targets(pa
 
 @pytest.mark.slow
 def test_dsrl_quickstart_trains_through_tools_train(tiny_synthetic_root, tmp_path):
-    config = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
+    config = 'configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
     opts = tiny_synthetic_overrides(tiny_synthetic_root)
     opts.update({'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
                  'default_hooks.logger.interval': 1, 'default_hooks.checkpoint.interval': 2,

@@ -1,7 +1,7 @@
 # Quick-start DSRL on CPU: the quick-start DeepLabV3+ R-18-D16 wrapped by DSRL on the synthetic
 # street scenes. 128x256 crops of the 256x512 images (full-resolution labels); the network sees
 # 64x128 in training and 128x256 at test time (256x512 images halved inside the model).
-#   python tools/train.py configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py
+#   python tools/train.py configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py
 _base_ = ['../quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
