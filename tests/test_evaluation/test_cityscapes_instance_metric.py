@@ -5,6 +5,7 @@ Predictions are built from the synthetic validation images' ``*_gtFine_instanceI
 handed to both the official evaluator (through CityscapesInstanceMetric) and our
 InstanceAPMetric; the expected values are counted from the GT files directly.
 """
+import copy
 import glob
 import os.path as osp
 
@@ -161,3 +162,46 @@ def test_temporary_folder_format_only_and_errors(tiny_synthetic_root, tmp_path):
         f.write('/abs/mask.png 26 0.5\n')
     with pytest.raises(RuntimeError, match='relative path'):
         metric.compute_metrics(metric.results)
+
+
+def _small_and_big_of_one_class(images):
+    """(image index, labelId, its small instance ids, all instance ids) of a first such image."""
+    for n, (_, _, raw, _) in enumerate(images):
+        ids, sizes = np.unique(raw[raw >= 1000], return_counts=True)
+        for c in np.unique(ids // 1000).tolist():
+            of_c = ids // 1000 == c
+            if (sizes[of_c] < MIN_REGION).any() and (sizes[of_c] >= MIN_REGION).any():
+                return n, c, ids[of_c & (sizes < MIN_REGION)], ids
+    pytest.fail('no image with a small and a big instance of one class')
+
+
+def test_class_whose_predictions_are_all_ignored_scores_zero(tiny_synthetic_root, tmp_path):
+    """Only a small (< 100 px, ignored) instance of a class predicted, its big one missed.
+
+    The official ``evaluateMatches`` crashes there (IndexError on an empty score list); by its
+    definition the class's AP is 0 (the big instance missed, no prediction counted), which the
+    metric returns; the other classes keep their perfect 100.
+    """
+    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as cs_eval
+
+    from mmaffseg.evaluation.cityscapes_instance_metric import evaluate_cityscapes_instances
+    images = _gt_images(tiny_synthetic_root)
+    n, c, small, ids = _small_and_big_of_one_class(images)
+    images = images[n:n + 1]
+    others = [i for i in ids.tolist() if i // 1000 != c]
+    metric = CityscapesInstanceMetric(THING_TRAIN_IDS, output_dir=str(tmp_path))
+    metric.process({}, _samples(images, lambda i: i == small[0] or i in others))
+    expected = _recalls(images, lambda i: i in others, MIN_REGION)
+    assert expected < 100
+    assert metric.compute_metrics(metric.results)['AP50'] == pytest.approx(expected, abs=0.01)
+    # the official function itself on the same files
+    (txt, gt), = metric.results
+    args = copy.deepcopy(cs_eval.args)
+    args.predictionPath, args.quiet = str(tmp_path), True
+    args.gtInstancesFile = str(tmp_path / 'gt.json')
+    cs_eval.setInstanceLabels(args)
+    matches = cs_eval.matchGtWithPreds([txt], [gt], cs_eval.getGtInstances([gt], args), args)
+    with pytest.raises(IndexError):
+        cs_eval.evaluateMatches(matches, args)
+    assert evaluate_cityscapes_instances([txt], [gt], str(tmp_path))['averages']['classes'][
+        [lab.name for lab in CITYSCAPES_CLASSES if lab.label_id == c][0]]['ap50%'] == 0
