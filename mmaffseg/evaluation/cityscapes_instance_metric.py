@@ -181,8 +181,11 @@ class CityscapesInstanceMetric(BaseMetric):
         instance_suffix (str): Suffix of the GT instance file that replaces it. Defaults to
             ``'_gtFine_instanceIds.png'``.
         collect_device (str): Device for collecting results across ranks. Defaults to 'cpu'.
-        prefix (str, optional): Prefix of the metric names. Defaults to None.
+        prefix (str, optional): Prefix of the metric names. Defaults to None (``cityscapes``:
+            ``cityscapes/AP``, ``cityscapes/AP50``, apart from InstanceAPMetric's ``AP``,
+            ``AP50``).
     """
+    default_prefix = 'cityscapes'
 
     def __init__(self,
                  thing_class_ids: Sequence[int] = tuple(THING_TRAIN_TO_LABEL_ID),

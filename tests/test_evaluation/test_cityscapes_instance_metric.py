@@ -205,3 +205,25 @@ def test_class_whose_predictions_are_all_ignored_scores_zero(tiny_synthetic_root
         cs_eval.evaluateMatches(matches, args)
     assert evaluate_cityscapes_instances([txt], [gt], str(tmp_path))['averages']['classes'][
         [lab.name for lab in CITYSCAPES_CLASSES if lab.label_id == c][0]]['ap50%'] == 0
+
+
+@pytest.mark.slow
+def test_quickstart_config_reports_both_metrics_through_mmseg_test_py(tiny_synthetic_root,
+                                                                     tmp_path):
+    """The quick-start config's evaluators, through mmseg's own tools/test.py: ours and the
+    official ones side by side (an untrained model: both 0)."""
+    import mmseg
+    from conftest import tiny_synthetic_overrides
+    from tool_runner import cfg_option_args, run_tool
+    from untrained import QUICKSTARTS, save_untrained, small_test_config
+    config = QUICKSTARTS['instance-embedding']
+    ckpt = save_untrained(small_test_config(config), str(tmp_path / 'untrained.pth'))
+    options = tiny_synthetic_overrides(tiny_synthetic_root)
+    options['test_dataloader.dataset.pipeline.1.scale'] = (128, 64)  # predict at 64x128
+    out = run_tool([osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py'), config,
+                    ckpt, '--work-dir', str(tmp_path / 'work'), '--cfg-options'] +
+                   cfg_option_args(options), timeout=600)
+    line = [s for s in out.splitlines() if 'Iter(test)' in s][-1]
+    for key in ('AP50', 'AR@100', 'cityscapes/AP', 'cityscapes/AP50'):
+        assert f' {key}: ' in line, line
+    assert 'Cityscapes instance-level evaluation (cityscapesscripts)' in out
