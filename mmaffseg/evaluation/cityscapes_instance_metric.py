@@ -234,8 +234,13 @@ class CityscapesInstanceMetric(BaseMetric):
             if labels.size and (labels.min() < 0 or labels.max() >= len(self.label_ids)):
                 raise ValueError(f'{name}: predicted labels {sorted(set(labels.tolist()))} are '
                                  f'not indices into the {len(self.label_ids)} thing_class_ids')
+            masks = pred['masks'].cpu().numpy().astype(bool)
+            if 'ori_shape' in sample and tuple(masks.shape[-2:]) != tuple(sample['ori_shape']):
+                raise ValueError(f'{name}: predicted masks {tuple(masks.shape[-2:])} differ in '
+                                 f'size from the image {tuple(sample["ori_shape"])}; the '
+                                 'Cityscapes evaluator needs masks at the original size')
             txt = write_cityscapes_instances(
-                self.output_dir, name, pred['masks'].cpu().numpy().astype(bool),
+                self.output_dir, name, masks,
                 [self.label_ids[i] for i in labels], pred['scores'].float().cpu().tolist())
             gt = ''
             if not self.format_only:

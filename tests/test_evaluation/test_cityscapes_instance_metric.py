@@ -154,6 +154,10 @@ def test_temporary_folder_format_only_and_errors(tiny_synthetic_root, tmp_path):
     bad[0]['pred_instances']['labels'][:] = 8
     with pytest.raises(ValueError, match='not indices'):
         CityscapesInstanceMetric(THING_TRAIN_IDS, output_dir=str(tmp_path)).process({}, bad)
+    small = _samples(images, lambda i: True)
+    small[0]['ori_shape'] = (32, 64)
+    with pytest.raises(ValueError, match='original size'):
+        CityscapesInstanceMetric(THING_TRAIN_IDS, output_dir=str(tmp_path)).process({}, small)
     # a prediction the evaluator refuses: its message comes back, the process survives
     metric = CityscapesInstanceMetric(THING_TRAIN_IDS, output_dir=str(tmp_path / 'x'))
     metric.process({}, samples)
