@@ -25,6 +25,7 @@ pytest.importorskip('cityscapesscripts')
 LABEL_TO_INDEX = {c.label_id: THING_TRAIN_IDS.index(c.train_id)
                   for c in CITYSCAPES_CLASSES if c.has_instances}
 MIN_REGION = 100  # the official evaluator's minimum GT instance size (pixels)
+OFFICIAL_IOUS = tuple(0.5 + 0.05 * k for k in range(10))  # its IoU thresholds 0.50:0.95
 
 
 def _gt_images(root):
@@ -94,12 +95,15 @@ def test_official_evaluator_agrees_where_definitions_coincide(tiny_synthetic_roo
     samples = _samples(images, keep)
     official = _run(CityscapesInstanceMetric(THING_TRAIN_IDS, output_dir=str(tmp_path)),
                     samples)
-    ours = _run(InstanceAPMetric(THING_TRAIN_IDS, iou_thrs=(0.5, )), samples)
+    ours = _run(InstanceAPMetric(THING_TRAIN_IDS, iou_thrs=OFFICIAL_IOUS), samples)
     expected_official = _recalls(images, keep, MIN_REGION)
     expected_ours = _recalls(images, keep, 1)
+    print(f'{case}: official {official}, ours AP50 {ours["AP50"]} AP {ours["AP"]}; expected '
+          f'{expected_official:.2f} / {expected_ours:.2f}')
     assert official['AP50'] == pytest.approx(expected_official, abs=0.01)
     assert official['AP'] == pytest.approx(expected_official, abs=0.01)
     assert ours['AP50'] == pytest.approx(expected_ours, abs=0.01)
+    assert ours['AP'] == pytest.approx(expected_ours, abs=0.01)
     if case == 'perfect':
         assert official == dict(AP=100.0, AP50=100.0) and ours['AP50'] == 100.0
     else:
