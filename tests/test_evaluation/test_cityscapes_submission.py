@@ -106,6 +106,13 @@ def test_format_only_writes_label_ids_the_official_evaluator_scores_like_iou_met
     print(f'noisy GT: official mIoU {official["averageScoreClasses"] * 100:.4f}, '
           f'IoUMetric {ours:.2f}')
     assert official['averageScoreClasses'] * 100 == pytest.approx(ours, abs=0.01)
+    # without format_only (val), CityscapesMetric runs the official script itself
+    metric = CityscapesMetric(output_dir=str(tmp_path / 'val'), keep_results=True)
+    metric.process({}, samples)
+    scores = metric.compute_metrics(metric.results)
+    assert set(scores) == {'averageScoreCategories', 'averageScoreInstCategories'}
+    assert scores['averageScoreCategories'] == pytest.approx(
+        official['averageScoreCategories'])
 
 
 @pytest.mark.slow
