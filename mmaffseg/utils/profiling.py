@@ -187,20 +187,6 @@ def time_fn(fn: Callable[[], object], warmup: int = 2, repeat: int = 5) -> Dict[
     return dict(median=times[len(times) // 2], mean=sum(times) / len(times), min=times[0])
 
 
-def wall_and_cpu_seconds(fn: Callable[[], object],
-                         warmup: int = 1,
-                         repeat: int = 3) -> Tuple[float, float]:
-    """Median wall time and median process CPU time (all threads) of ``fn()``, in seconds.
-
-    Args:
-        fn (Callable): The work to time; its result is discarded.
-        warmup (int): Untimed calls first. Default: 1.
-        repeat (int): Timed calls. Default: 3.
-    """
-    r = measure(fn, warmup, repeat, memory=False)
-    return r['wall_s'], r['cpu_s']
-
-
 # ---------------------------------------------------------------------------- fresh processes
 class CaseError(RuntimeError):
     """A benchmark case that failed in its subprocess: exit code and stderr included."""
