@@ -49,7 +49,16 @@ Facts to know before using it:
 * **Speed.** pydensecrf runs on one CPU core per image: about 0.3 s (3 labels) to 1 s (21 labels)
   for a 375x500 image, growing linearly with pixels x labels. A Cityscapes frame (1024x2048, 19
   labels) takes several seconds. :meth:`DenseCRF.batch` therefore spreads the images of a batch
-  over a process pool (``workers``); the order of the results is the order of the inputs.
+  over a pool of ``workers`` processes (``workers='auto'``: one per core this process may run
+  on); the order of the results is the order of the inputs and the marginals are bit-identical
+  to the serial ones. The pool is started on the first pooled batch and **reused** by the later
+  batches of the same thread (a process start per batch, and with ``spawn`` / ``forkserver``
+  the import of mmaffseg in every new worker, cost more than a small batch's work), until
+  :meth:`DenseCRF.close`, a crashed worker or the garbage collection of the ``DenseCRF``. A
+  batch of one image runs in the calling process. Each worker runs one thread (pydensecrf and
+  the numpy of the unary are single-threaded; torch's intra-op pool is set to 1 thread), so W
+  workers use W cores. The cost of the pool is pickling each image's probabilities to a worker
+  and its marginals back (about 2-3 % of the CRF's CPU time at 375x500 and 21 labels).
 * **Trusted input only.** pydensecrf is compiled C++ code that does not validate what it gets:
   an image whose size differs from the unary's, a non-contiguous array or a wrong dtype makes it
   read the wrong memory (garbage output or a crash of the worker). :class:`DenseCRF` checks
@@ -57,6 +66,9 @@ Facts to know before using it:
   errors are Python exceptions that say what to change. The worker pool moves arrays between
   processes with pickle, which is fine for data this process produced; never feed it pickles
   from elsewhere.
+* **Errors name the image.** An exception in a worker is raised as :class:`CRFWorkerError`
+  with the index of the image in the batch (the worker's traceback chained); a worker that dies
+  (e.g. a crash inside pydensecrf) raises it too, and the next batch starts a new pool.
 * **Workers die with their parent.** A pool worker exits when the process that started it dies,
   even by SIGKILL (``prctl(PR_SET_PDEATHSIG)`` on Linux, and on every platform a thread that
   polls the parent's pid), so a killed run leaves no orphaned CRF processes behind.
@@ -70,7 +82,9 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -135,6 +149,33 @@ def die_with_parent(creator_pid: Optional[int] = None,
     threading.Thread(target=watch, name='die-with-parent', daemon=True).start()
 
 
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where the
+    platform has no affinity)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _init_worker(creator_pid: int) -> None:
+    """Initializer of a CRF pool worker: one compute thread, and exit with the parent."""
+    torch.set_num_threads(1)  # the worker runs numpy + pydensecrf only; no oversubscription
+    die_with_parent(creator_pid)
+
+
+class CRFWorkerError(RuntimeError):
+    """A :meth:`DenseCRF.batch` image failed in a pool worker.
+
+    Args:
+        index (int): Position of the image in the batch.
+        message (str): What happened.
+    """
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 def _import_densecrf():
     try:
         import pydensecrf.densecrf as dcrf
@@ -186,8 +227,9 @@ class DenseCRF:
         bilateral_compat (float): Weight of the bilateral kernel (Potts). Defaults to 10
             (PSA; DeepLab v1 and v2 use 4).
         scale_factor (float): Both spatial stds are divided by it. Defaults to 1.
-        workers (int): Processes used by :meth:`batch`; 0 or 1 runs serially in this process.
-            Defaults to 0.
+        workers (int | str): Processes used by :meth:`batch`; 0 or 1 runs serially in this
+            process; ``'auto'``: :func:`available_cpus` (one per core, serial on one core).
+            The resolved number is ``self.workers``. Defaults to 0.
         start_method (str, optional): multiprocessing start method of the pool (``'fork'``,
             ``'spawn'``, ``'forkserver'``); None uses the platform default. Defaults to None.
     """
@@ -200,7 +242,7 @@ class DenseCRF:
                  bilateral_srgb: float = 13.0,
                  bilateral_compat: float = 10.0,
                  scale_factor: float = 1.0,
-                 workers: int = 0,
+                 workers: Union[int, str] = 0,
                  start_method: Optional[str] = None) -> None:
         if int(iterations) != iterations or iterations < 1:
             raise ValueError(f'DenseCRF: iterations must be a positive integer, got {iterations}')
@@ -212,9 +254,12 @@ class DenseCRF:
                             ('bilateral_compat', bilateral_compat)):
             if not value >= 0:
                 raise ValueError(f'DenseCRF: {name} must be >= 0 (a kernel weight), got {value}')
-        if int(workers) != workers or workers < 0:
-            raise ValueError(f'DenseCRF: workers must be an integer >= 0 (0 or 1 = serial), '
-                             f'got {workers}')
+        if workers == 'auto':
+            workers = available_cpus()
+        if (isinstance(workers, str) or isinstance(workers, bool) or int(workers) != workers
+                or workers < 0):
+            raise ValueError(f'DenseCRF: workers must be an integer >= 0 (0 or 1 = serial) or '
+                             f"'auto' (one per available core), got {workers!r}")
         if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
             raise ValueError(f'DenseCRF: start_method must be one of '
                              f'{multiprocessing.get_all_start_methods()} or None, got '
@@ -228,6 +273,58 @@ class DenseCRF:
         self.scale_factor = float(scale_factor)
         self.workers = int(workers)
         self.start_method = start_method
+        self._pool: Optional[ProcessPoolExecutor] = None
+        self._pool_thread: Optional[threading.Thread] = None
+        self._pool_size = 0
+        self._finalizer: Optional[weakref.finalize] = None
+
+    def __getstate__(self) -> dict:
+        # what a worker (or a deepcopy) receives: the settings, never the pool
+        state = self.__dict__.copy()
+        state.update(_pool=None, _pool_thread=None, _pool_size=0, _finalizer=None)
+        return state
+
+    def __enter__(self) -> 'DenseCRF':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the worker pool down (a later pooled batch starts a new one)."""
+        pool, self._pool, self._pool_thread, self._pool_size = self._pool, None, None, 0
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _get_pool(self, size: int) -> ProcessPoolExecutor:
+        """The persistent pool of ``size`` workers, (re)started when needed.
+
+        A pool is reused only by the thread that started it: on Linux its workers die with
+        that thread (``PR_SET_PDEATHSIG``). Another thread gets a pool of its own.
+        """
+        thread = threading.current_thread()
+        if self._pool is not None and self._pool_thread is thread and self._pool_size >= size:
+            return self._pool
+        if self._pool is not None and (self._pool_thread is thread
+                                       or not self._pool_thread.is_alive()):
+            self.close()  # too small, or its thread is gone: replace it
+        elif self._pool is not None:  # another live thread owns the pool: leave it alone
+            return self._new_pool(size)
+        self._pool = self._new_pool(max(size, self.workers))
+        self._pool_thread, self._pool_size = thread, max(size, self.workers)
+        # the pool ends with this object (workers exit with the process in any case)
+        self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=False,
+                                           cancel_futures=True)
+        return self._pool
+
+    def _new_pool(self, size: int) -> ProcessPoolExecutor:
+        context = (multiprocessing.get_context(self.start_method)
+                   if self.start_method is not None else None)
+        return ProcessPoolExecutor(max_workers=size, mp_context=context,
+                                   initializer=_init_worker, initargs=(os.getpid(), ))
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(iterations={self.iterations}, '
@@ -312,19 +409,54 @@ class DenseCRF:
 
         Returns:
             list[np.ndarray]: (C, H, W) float32 marginals, in input order.
+
+        Raises:
+            ValueError, TypeError: A bad input; the message names the image's index.
+            CRFWorkerError: An image failed in, or killed, a pool worker (``.index``).
         """
         if len(probs) != len(imgs):
             raise ValueError(f'DenseCRF.batch: got {len(probs)} probability maps but '
                              f'{len(imgs)} images; pass one image per map')
-        pairs = [self.check_inputs(p, i) for p, i in zip(probs, imgs)]
+        pairs = []
+        for index, (p, i) in enumerate(zip(probs, imgs)):
+            try:
+                pairs.append(self.check_inputs(p, i))
+            except (ValueError, TypeError) as e:
+                raise type(e)(f'image {index} of the batch: {e}') from None
         workers = min(self.workers, len(pairs))
         if workers <= 1:
             return [self._infer(p, i) for p, i in pairs]
         _import_densecrf()  # fail here with the install hint, not inside a worker
-        context = (multiprocessing.get_context(self.start_method)
-                   if self.start_method is not None else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=die_with_parent,
-                                 initargs=(os.getpid(), )) as pool:
-            # map() yields in submission order, whatever order the workers finish in.
-            return list(pool.map(self._infer, [p for p, _ in pairs], [i for _, i in pairs]))
+        pool = self._get_pool(workers)
+        owned = pool is self._pool
+        futures = []
+        try:
+            futures = [pool.submit(self._infer, p, i) for p, i in pairs]
+            return self._collect(futures)
+        except BaseException as e:
+            for future in futures:  # what has not started yet; the pool stays for later
+                future.cancel()
+            if owned and BrokenProcessPool in (type(e), type(e.__cause__)):
+                self.close()
+            raise
+        finally:
+            if not owned:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _collect(futures: list) -> List[np.ndarray]:
+        """Results in submission order; the first failure raised with its image index."""
+        results = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(future.result())
+            except BrokenProcessPool as e:
+                raise CRFWorkerError(
+                    index, f'DenseCRF.batch: a CRF worker process died (killed, or crashed '
+                    f'inside pydensecrf) while image {index} of {len(futures)} was waiting or '
+                    'running; the pool is restarted at the next batch') from e
+            except Exception as e:  # noqa: BLE001 - re-raised with the image index
+                raise CRFWorkerError(
+                    index, f'DenseCRF.batch: image {index} of {len(futures)} failed in a CRF '
+                    f'worker: {type(e).__name__}: {e}') from e
+        return results
