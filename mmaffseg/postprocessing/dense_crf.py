@@ -71,109 +71,26 @@ Facts to know before using it:
   (e.g. a crash inside pydensecrf) raises it too, and the next batch starts a new pool.
 * **Workers die with their parent.** A pool worker exits when the process that started it dies,
   even by SIGKILL (``prctl(PR_SET_PDEATHSIG)`` on Linux, and on every platform a thread that
-  polls the parent's pid), so a killed run leaves no orphaned CRF processes behind.
+  polls the parent's pid), so a killed run leaves no orphaned CRF processes behind
+  (:mod:`mmaffseg.postprocessing.worker_pool`).
 * pydensecrf itself is an optional dependency (``pip install pydensecrf2==1.1``, module
   ``pydensecrf``); it is imported on first use, with an install hint if missing.
 """
-import ctypes
 import multiprocessing
-import os
-import signal
-import sys
-import threading
-import time
-import weakref
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from .worker_pool import PersistentPool, WorkerTaskError, available_cpus
+
+#: Raised by :meth:`DenseCRF.batch` for an image that failed in a worker (``.index``).
+CRFWorkerError = WorkerTaskError
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 #: Probabilities below this are clipped before the log (as ``unary_from_softmax``).
 UNARY_CLIP = 1e-5
-#: Seconds between two checks of a pool worker that its parent is still alive.
-PARENT_POLL_INTERVAL = 1.0
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def die_with_parent(creator_pid: Optional[int] = None,
-                    poll_interval: float = PARENT_POLL_INTERVAL) -> None:
-    """Make this (worker) process exit when its parent process dies, even by SIGKILL.
-
-    Meant as the ``initializer`` of a process pool: a pool worker otherwise blocks forever on
-    its task queue once the parent is killed. On Linux the kernel sends SIGKILL on the parent's
-    death (``prctl(PR_SET_PDEATHSIG)``); on every platform a daemon thread also polls
-    ``os.getppid()`` and exits the process when the parent is gone (reparented). Linux
-    signals when the *thread* that started the worker ends: keep a pool within the call that
-    made it, as :meth:`DenseCRF.batch` does.
-
-    Args:
-        creator_pid (int, optional): Pid of the process that made the pool, watched as well
-            when it is not the parent (a ``forkserver`` pool). Defaults to None.
-        poll_interval (float): Seconds between two checks of the parent. Defaults to 1.
-    """
-    parent = os.getppid()
-    if sys.platform.startswith('linux'):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's too
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # no usable libc: the polling thread below still works
-    # With a fork server the parent is that server, which may outlive the pool's creator:
-    # watch the creator too (POSIX only: os.kill(pid, 0) terminates a process on Windows).
-    watch_creator = creator_pid is not None and parent != creator_pid and os.name == 'posix'
-
-    def parents_alive() -> bool:
-        if os.getppid() != parent:
-            return False
-        if watch_creator:
-            try:
-                os.kill(creator_pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                pass
-        return True
-
-    if not parents_alive():  # died while this worker started (a spawned one imports a while)
-        os._exit(1)
-
-    def watch() -> None:
-        while parents_alive():
-            time.sleep(poll_interval)
-        os._exit(1)
-
-    threading.Thread(target=watch, name='die-with-parent', daemon=True).start()
-
-
-def available_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where the
-    platform has no affinity)."""
-    if hasattr(os, 'sched_getaffinity'):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _init_worker(creator_pid: int) -> None:
-    """Initializer of a CRF pool worker: one compute thread, and exit with the parent."""
-    torch.set_num_threads(1)  # the worker runs numpy + pydensecrf only; no oversubscription
-    die_with_parent(creator_pid)
-
-
-class CRFWorkerError(RuntimeError):
-    """A :meth:`DenseCRF.batch` image failed in a pool worker.
-
-    Args:
-        index (int): Position of the image in the batch.
-        message (str): What happened.
-    """
-
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(message)
-        self.index = index
 
 
 def _import_densecrf():
@@ -273,16 +190,7 @@ class DenseCRF:
         self.scale_factor = float(scale_factor)
         self.workers = int(workers)
         self.start_method = start_method
-        self._pool: Optional[ProcessPoolExecutor] = None
-        self._pool_thread: Optional[threading.Thread] = None
-        self._pool_size = 0
-        self._finalizer: Optional[weakref.finalize] = None
-
-    def __getstate__(self) -> dict:
-        # what a worker (or a deepcopy) receives: the settings, never the pool
-        state = self.__dict__.copy()
-        state.update(_pool=None, _pool_thread=None, _pool_size=0, _finalizer=None)
-        return state
+        self._pool = PersistentPool(start_method)
 
     def __enter__(self) -> 'DenseCRF':
         return self
@@ -292,39 +200,7 @@ class DenseCRF:
 
     def close(self) -> None:
         """Shut the worker pool down (a later pooled batch starts a new one)."""
-        pool, self._pool, self._pool_thread, self._pool_size = self._pool, None, None, 0
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _get_pool(self, size: int) -> ProcessPoolExecutor:
-        """The persistent pool of ``size`` workers, (re)started when needed.
-
-        A pool is reused only by the thread that started it: on Linux its workers die with
-        that thread (``PR_SET_PDEATHSIG``). Another thread gets a pool of its own.
-        """
-        thread = threading.current_thread()
-        if self._pool is not None and self._pool_thread is thread and self._pool_size >= size:
-            return self._pool
-        if self._pool is not None and (self._pool_thread is thread
-                                       or not self._pool_thread.is_alive()):
-            self.close()  # too small, or its thread is gone: replace it
-        elif self._pool is not None:  # another live thread owns the pool: leave it alone
-            return self._new_pool(size)
-        self._pool = self._new_pool(max(size, self.workers))
-        self._pool_thread, self._pool_size = thread, max(size, self.workers)
-        # the pool ends with this object (workers exit with the process in any case)
-        self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=False,
-                                           cancel_futures=True)
-        return self._pool
-
-    def _new_pool(self, size: int) -> ProcessPoolExecutor:
-        context = (multiprocessing.get_context(self.start_method)
-                   if self.start_method is not None else None)
-        return ProcessPoolExecutor(max_workers=size, mp_context=context,
-                                   initializer=_init_worker, initargs=(os.getpid(), ))
+        self._pool.close()
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(iterations={self.iterations}, '
@@ -427,36 +303,4 @@ class DenseCRF:
         if workers <= 1:
             return [self._infer(p, i) for p, i in pairs]
         _import_densecrf()  # fail here with the install hint, not inside a worker
-        pool = self._get_pool(workers)
-        owned = pool is self._pool
-        futures = []
-        try:
-            futures = [pool.submit(self._infer, p, i) for p, i in pairs]
-            return self._collect(futures)
-        except BaseException as e:
-            for future in futures:  # what has not started yet; the pool stays for later
-                future.cancel()
-            if owned and BrokenProcessPool in (type(e), type(e.__cause__)):
-                self.close()
-            raise
-        finally:
-            if not owned:
-                pool.shutdown(wait=True, cancel_futures=True)
-
-    @staticmethod
-    def _collect(futures: list) -> List[np.ndarray]:
-        """Results in submission order; the first failure raised with its image index."""
-        results = []
-        for index, future in enumerate(futures):
-            try:
-                results.append(future.result())
-            except BrokenProcessPool as e:
-                raise CRFWorkerError(
-                    index, f'DenseCRF.batch: a CRF worker process died (killed, or crashed '
-                    f'inside pydensecrf) while image {index} of {len(futures)} was waiting or '
-                    'running; the pool is restarted at the next batch') from e
-            except Exception as e:  # noqa: BLE001 - re-raised with the image index
-                raise CRFWorkerError(
-                    index, f'DenseCRF.batch: image {index} of {len(futures)} failed in a CRF '
-                    f'worker: {type(e).__name__}: {e}') from e
-        return results
+        return self._pool.run(self._infer, pairs, workers, label='DenseCRF.batch: image')

@@ -106,8 +106,8 @@ def test_pool_is_started_once_and_reused():
         assert len(set(pids)) <= 2, f'{len(set(pids))} worker processes for 3 batches'
         # a copy (e.g. of a model holding the CRF) gets the settings, not the live pool
         clone = copy.deepcopy(crf)
-        assert clone.workers == 2 and clone._pool is None
-    assert crf._pool is None  # closed by the with block
+        assert clone.workers == 2 and crf._pool.started and not clone._pool.started
+    assert not crf._pool.started  # closed by the with block
     # one image runs in this process, no pool
     assert int(_PidCRF(workers=2).batch([probs], [img])[0][0]) == os.getpid()
 
@@ -235,6 +235,7 @@ def _alive(pid: int) -> bool:
 def test_pool_workers_die_with_a_killed_parent(tmp_path, start_method):
     """SIGKILL of the process running DenseCRF.batch takes its pool workers with it."""
     import os
+    import os.path as osp
     import signal
     import subprocess
     import time
@@ -242,12 +243,12 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path, start_method):
     from mmaffseg.postprocessing import dense_crf
     script = tmp_path / 'runner.py'  # a file, so that spawned workers can import __main__
     script.write_text(
-        'import importlib.util, os, sys, time\n'
+        'import importlib, os, sys, time, types\n'
         'import numpy as np\n'
-        '# the module alone (numpy and torch only): fast to start, also in every worker\n'
-        f'spec = importlib.util.spec_from_file_location("dense_crf", {dense_crf.__file__!r})\n'
-        'dense_crf = sys.modules["dense_crf"] = importlib.util.module_from_spec(spec)\n'
-        'spec.loader.exec_module(dense_crf)\n'
+        '# the CRF modules alone (numpy and torch only): fast to start, also in every worker\n'
+        'package = sys.modules["crfpkg"] = types.ModuleType("crfpkg")\n'
+        f'package.__path__ = [{osp.dirname(dense_crf.__file__)!r}]\n'
+        'dense_crf = importlib.import_module("crfpkg.dense_crf")\n'
         'class SlowCRF(dense_crf.DenseCRF):\n'
         '    def _infer(self, probs, img):  # a CRF that takes a minute\n'
         '        print(os.getpid(), flush=True)\n'
