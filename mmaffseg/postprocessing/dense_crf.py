@@ -49,16 +49,16 @@ Facts to know before using it:
 * **Speed.** pydensecrf runs on one CPU core per image: about 0.3 s (3 labels) to 1 s (21 labels)
   for a 375x500 image, growing linearly with pixels x labels. A Cityscapes frame (1024x2048, 19
   labels) takes several seconds. :meth:`DenseCRF.batch` therefore spreads the images of a batch
-  over a pool of ``workers`` processes (``workers='auto'``: one per core this process may run
-  on); the order of the results is the order of the inputs and the marginals are bit-identical
-  to the serial ones. The pool is started on the first pooled batch and **reused** by the later
-  batches of the same thread (a process start per batch, and with ``spawn`` / ``forkserver``
-  the import of mmaffseg in every new worker, cost more than a small batch's work), until
-  :meth:`DenseCRF.close`, a crashed worker or the garbage collection of the ``DenseCRF``. A
-  batch of one image runs in the calling process. Each worker runs one thread (pydensecrf and
-  the numpy of the unary are single-threaded; torch's intra-op pool is set to 1 thread), so W
-  workers use W cores. The cost of the pool is pickling each image's probabilities to a worker
-  and its marginals back (about 2-3 % of the CRF's CPU time at 375x500 and 21 labels).
+  over a pool of ``workers`` processes (``workers='auto'``: one per core this process may run on,
+  divided among the ranks of a distributed run); the order of the results is the order of the
+  inputs and the marginals are bit-identical to the serial ones. The pool is started on the first
+  pooled batch and **reused** by the later batches of the same thread (a process start per batch,
+  and with ``spawn`` / ``forkserver`` the import of mmaffseg in every new worker, cost more than a
+  small batch's work), until :meth:`DenseCRF.close`, a crashed worker or the garbage collection of
+  the ``DenseCRF``. A batch of one image runs in the calling process. Each worker runs one thread
+  (pydensecrf and the numpy of the unary are single-threaded; torch's intra-op pool is set to 1
+  thread), so W workers use W cores. The cost of the pool is pickling each image's probabilities
+  to a worker and its marginals back (about 2-3 % of the CRF's CPU time at 375x500 and 21 labels).
 * **Trusted input only.** pydensecrf is compiled C++ code that does not validate what it gets:
   an image whose size differs from the unary's, a non-contiguous array or a wrong dtype makes it
   read the wrong memory (garbage output or a crash of the worker). :class:`DenseCRF` checks
@@ -82,7 +82,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .worker_pool import PersistentPool, WorkerTaskError, available_cpus
+from .worker_pool import PersistentPool, WorkerTaskError, cpus_per_rank
 
 #: Raised by :meth:`DenseCRF.batch` for an image that failed in a worker (``.index``).
 CRFWorkerError = WorkerTaskError
@@ -145,7 +145,8 @@ class DenseCRF:
             (PSA; DeepLab v1 and v2 use 4).
         scale_factor (float): Both spatial stds are divided by it. Defaults to 1.
         workers (int | str): Processes used by :meth:`batch`; 0 or 1 runs serially in this
-            process; ``'auto'``: :func:`available_cpus` (one per core, serial on one core).
+            process; ``'auto'``: one per core this process may run on, shared among the ranks
+            of a distributed run on this machine (``LOCAL_WORLD_SIZE``; serial on one core).
             The resolved number is ``self.workers``. Defaults to 0.
         start_method (str, optional): multiprocessing start method of the pool (``'fork'``,
             ``'spawn'``, ``'forkserver'``); None uses the platform default. Defaults to None.
@@ -172,7 +173,7 @@ class DenseCRF:
             if not value >= 0:
                 raise ValueError(f'DenseCRF: {name} must be >= 0 (a kernel weight), got {value}')
         if workers == 'auto':
-            workers = available_cpus()
+            workers = cpus_per_rank()
         if (isinstance(workers, str) or isinstance(workers, bool) or int(workers) != workers
                 or workers < 0):
             raise ValueError(f'DenseCRF: workers must be an integer >= 0 (0 or 1 = serial) or '

@@ -87,6 +87,16 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def cpus_per_rank() -> int:
+    """:func:`available_cpus` shared by the ranks of a distributed run on this machine
+    (``LOCAL_WORLD_SIZE``, set by ``torchrun``; 1 otherwise), at least 1."""
+    try:
+        ranks = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+    except ValueError:
+        ranks = 1
+    return max(1, available_cpus() // ranks)
+
+
 def init_worker(creator_pid: int) -> None:
     """Initializer of a pool worker: one compute thread, and exit with the parent."""
     torch.set_num_threads(1)  # single-threaded work (numpy, pydensecrf): no oversubscription

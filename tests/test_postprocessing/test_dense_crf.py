@@ -10,7 +10,8 @@ import torch
 from golden import assert_close, case_paths, load_case
 
 from mmaffseg.postprocessing import DenseCRF, unary_from_probs
-from mmaffseg.postprocessing.dense_crf import CRFWorkerError, available_cpus
+from mmaffseg.postprocessing.dense_crf import CRFWorkerError
+from mmaffseg.postprocessing.worker_pool import available_cpus
 
 try:
     import pydensecrf.densecrf  # noqa: F401
@@ -132,8 +133,11 @@ def test_worker_error_names_the_image_and_the_pool_recovers(crash):
         np.testing.assert_array_equal(q, DenseCRF()(probs[k], imgs[k]))
 
 
-def test_workers_auto_is_the_available_cores():
+def test_workers_auto_is_the_available_cores(monkeypatch):
+    monkeypatch.delenv('LOCAL_WORLD_SIZE', raising=False)
     assert DenseCRF(workers='auto').workers == available_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')  # two ranks on this machine share the cores
+    assert DenseCRF(workers='auto').workers == max(1, len(os.sched_getaffinity(0)) // 2)
     with pytest.raises(ValueError, match="or 'auto'"):
         DenseCRF(workers='all')
 

@@ -25,7 +25,7 @@ from functools import partial
 import numpy as np
 
 from mmaffseg.postprocessing import DenseCRF
-from mmaffseg.postprocessing.dense_crf import available_cpus
+from mmaffseg.postprocessing.worker_pool import available_cpus
 from mmaffseg.utils.profiling import format_table, measure
 
 
