@@ -9,6 +9,12 @@ later calls of the same thread. Each worker runs one compute thread
 (``torch.set_num_threads(1)``), so W workers use W cores without oversubscription, and exits
 when the process that started it dies, even by SIGKILL (:func:`die_with_parent`), so a killed
 run leaves no orphaned workers.
+
+Memory: workers made by ``fork`` (the Linux default before Python 3.14) share the parent's
+memory pages of the moment they started; while they live, a page the parent writes afterwards
+is copied, so a kept forked pool can cost up to the parent's resident memory at its start
+(model weights are not written at inference and stay shared). ``start_method='forkserver'``
+avoids that, for one import of mmaffseg per worker at the pool's start.
 """
 import ctypes
 import multiprocessing
