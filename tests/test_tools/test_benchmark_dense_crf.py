@@ -19,3 +19,5 @@ def test_benchmark_dense_crf_prints_pool_ratios():
     speed_up, per_worker = float(row[2]), float(row[3])
     assert abs(per_worker - speed_up / 2) < 2e-3
     assert 'load average' in out
+    assert re.search(r'pool overhead per batch of 2 tiny images: [0-9.]+ ms with the kept pool, '
+                     r'[0-9]+ ms with a pool started per batch', out), out

@@ -16,7 +16,8 @@ with ``children=True``): pooled / serial CPU is the pool's overhead (pickling, I
 stays meaningful on a loaded machine where wall time does not. The load average before and
 after is printed: on a machine with more runnable processes than cores the wall-time speed-up
 is capped by the share of the cores this run gets. Every pooled result is checked to be
-identical to the serial one.
+identical to the serial one. Last, the pool's own cost per batch (tiny images): the kept pool
+against a pool started and shut down for every batch.
 """
 import argparse
 import os
@@ -98,6 +99,21 @@ def benchmark(args: argparse.Namespace, num_labels: int) -> list:
     return rows
 
 
+def pool_overhead(size: int, start_method, repeat: int = 5) -> tuple:
+    """Wall seconds of a batch of ``size`` 8x8 images (CRF work ~0): with the kept pool, and
+    with a pool started and shut down for the batch (how ``DenseCRF.batch`` worked before)."""
+    probs, imgs = random_batch(size, 2, 8, 8)
+    with DenseCRF(workers=size, start_method=start_method) as crf:
+        kept = measure(partial(crf.batch, probs, imgs), 1, repeat, memory=False)['wall_s']
+
+    def fresh_pool_batch():
+        with DenseCRF(workers=size, start_method=start_method) as crf:
+            crf.batch(probs, imgs)
+
+    fresh = measure(fresh_pool_batch, 0, repeat, memory=False)['wall_s']
+    return kept, fresh
+
+
 def main() -> None:
     args = parse_args()
     h, w = args.size
@@ -108,6 +124,10 @@ def main() -> None:
     print(format_table(['labels', 'run', 'images/s', 'speed-up', 'speed-up / W',
                         'CPU s/img (all processes)', 'CPU pooled / serial',
                         'pool start + 1st batch (s)', 'identical to serial'], rows))
+    for size in args.workers:
+        kept, fresh = pool_overhead(size, args.start_method)
+        print(f'pool overhead per batch of {size} tiny images: {kept * 1e3:.1f} ms with the kept '
+              f'pool, {fresh * 1e3:.0f} ms with a pool started per batch')
     print(f'load average at the end {os.getloadavg()[0]:.2f} (1 min) on {available_cpus()} '
           f'cores; wall-time figures are meaningful only with a load below the core count')
 
