@@ -300,8 +300,8 @@ class DenseCRF:
                 pairs.append(self.check_inputs(p, i))
             except (ValueError, TypeError) as e:
                 raise type(e)(f'image {index} of the batch: {e}') from None
-        workers = min(self.workers, len(pairs))
-        if workers <= 1:
+        if min(self.workers, len(pairs)) <= 1:
             return [self._infer(p, i) for p, i in pairs]
         _import_densecrf()  # fail here with the install hint, not inside a worker
-        return self._pool.run(self._infer, pairs, workers, label='DenseCRF.batch: image')
+        # the pool has self.workers processes whatever this batch's size: it is kept for later
+        return self._pool.run(self._infer, pairs, self.workers, label='DenseCRF.batch: image')
