@@ -7,8 +7,9 @@ from .affinity_labels import (
 )
 from .cam import add_background, multi_scale_cam, stack_to_label
 from .dense_random_walk import dense_affinity_matrix, dense_random_walk, dense_transition
+from .label_store import label_relpath
 from .param_selection import PSAParamSelectionLoop, select_best
-from .pseudo_label_loop import PseudoLabelLoop, label_relpath, shard_indices
+from .pseudo_label_loop import PseudoLabelLoop, shard_indices
 from .random_walk import random_walk, random_walk_cams, transition_matrix
 
 __all__ = [

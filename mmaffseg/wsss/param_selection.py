@@ -41,7 +41,8 @@ from mmaffseg.utils.atomic_io import atomic_write_bytes
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, stack_to_label
-from .pseudo_label_loop import PseudoLabelLoop, leaf_dataset
+from .label_store import leaf_dataset
+from .pseudo_label_loop import PseudoLabelLoop
 from .random_walk import random_walk_cams
 
 SWEEPS = ('affinity', 'walk')
