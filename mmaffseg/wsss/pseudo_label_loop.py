@@ -7,23 +7,13 @@ Supervised Semantic Segmentation", CVPR 2018.
 :class:`PseudoLabelLoop` is a test loop (``test_cfg = dict(type='PseudoLabelLoop', ...)``) that
 ``tools/make_pseudo_labels.py`` runs. The runner's ``model`` is the CAM classifier; the loop
 builds the AffinityNet from ``aff_model``. For every image of ``test_dataloader.dataset`` it
-writes, under ``out_dir``, the outputs of the requested ``stages``:
-
-===================  ============================  ==============================================
-stage                folder                        content (uint8 PNG, mmseg seg-map layout)
-===================  ============================  ==============================================
-(CAM cache)          ``cams/<...>.npz``            multi-scale CAMs (float16) and their classes
-``cam``              ``cam/<label path>``          argmax of ``[bg_score, CAMs]`` (Table 1 "CAM")
-``affinity_labels``  ``affinity_labels/<...>``     AffinityNet training labels: 0 confident
-                                                   background, k+1 class k, 255 unknown
-``rw``               ``rw/<label path>``           random-walk pseudo labels ("CAM + RW")
-``rw_crf``           ``rw_crf/<label path>``       walk + dense CRF ("CAM + RW + dCRF")
-===================  ============================  ==============================================
-
-``<label path>`` is the image's path relative to ``data_prefix.img_path`` with ``img_suffix``
-replaced by ``seg_map_suffix``: the folder can be used as ``data_prefix.seg_map_path`` of a
-second-stage mmseg config for the same images. Labels are 0 background and ``k + 1`` for
-image-level class ``k``: the dataset's segmentation classes when its class 0 is background.
+writes, under ``out_dir``, the label maps of the requested ``stages`` (``cam``,
+``affinity_labels``, ``rw``, ``rw_crf``; what each holds:
+:mod:`mmaffseg.wsss.pseudo_label_stages`) and caches the CAMs; the folders and file names, in
+mmseg's seg-map layout, are :mod:`mmaffseg.wsss.label_store`'s. The code is in three parts:
+this loop (sharding, hooks, failures, progress, report), the stages of one image on tensors
+(:func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`) and the files
+(:class:`~mmaffseg.wsss.label_store.PseudoLabelStore`).
 
 Behaviour:
 
@@ -49,7 +39,6 @@ Behaviour:
 * The dense CRFs of ``chunk_size`` images are run together, over ``crf.workers`` processes.
 """
 import logging
-import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -79,6 +68,8 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
 )
 from .pseudo_label_stages import (
     WALK_STAGES,
+    batch_crf,
+    check_cam_size,
     compute_cams,
     crf_stage_labels,
     packed_image_rgb,
@@ -311,24 +302,13 @@ class PseudoLabelLoop(BaseLoop):
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                 self._fail(image, e, bar)
         # all CRFs of the chunk in one pool; on an error, image by image to find the bad one
-        jobs = [(image, name) for image in images for name in image.crf_inputs]
-        refined = {id(image): {} for image in images}
-        if jobs:
-            try:
-                outputs = self.crf.batch([image.crf_inputs[name] for image, name in jobs],
-                                         [image.img_rgb for image, _ in jobs])
-                for (image, name), q in zip(jobs, outputs):
-                    refined[id(image)][name] = q
-            except Exception:  # noqa: BLE001
-                refined = {id(image): None for image in images}
-        for image in images:
+        refined = batch_crf(self.crf, [image.crf_inputs for image in images],
+                            [image.img_rgb for image in images])
+        for image, q in zip(images, refined):
             try:
                 if image.crf_inputs:
-                    q = refined[id(image)]
-                    if q is None:
-                        q = dict(zip(image.crf_inputs, self.crf.batch(
-                            list(image.crf_inputs.values()),
-                            [image.img_rgb] * len(image.crf_inputs))))
+                    q = q if q is not None else batch_crf(self.crf, [image.crf_inputs],
+                                                          [image.img_rgb], fallback=False)[0]
                     self._crf_pass(image, q)
                 self._evaluate(image)
             except OutputFolderError:
@@ -372,13 +352,7 @@ class PseudoLabelLoop(BaseLoop):
             raise ValueError('the image has no image-level labels (gt_class_labels is all '
                              'zero): there is no class to localise; fix its labels or leave it '
                              'out of the dataset')
-        height, width = data['inputs'].shape[-2:]
-        scale = min(self.cam_kwargs['scales'])
-        if round(min(height, width) * scale) < 1:
-            raise ValueError(
-                f'the image is {height}x{width} pixels, too small for the CAM scale {scale} '
-                f'(it would be resized to nothing); the CAMs need images of at least '
-                f'{math.floor(0.5 / scale) + 1} pixels a side (or larger cam_scales)')
+        check_cam_size(data['inputs'].shape[-2:], self.cam_kwargs['scales'])
         self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
         img_norm = self._preprocess(cam_model, data)
         image.img_rgb = self._rgb(cam_model, data['inputs'])

@@ -24,7 +24,8 @@ CRFs of several images (:class:`~mmaffseg.postprocessing.DenseCRF`'s ``batch``);
 :func:`pseudo_label_stages` chains the two for one image. Nothing here reads or writes files
 (the runner's files are :mod:`mmaffseg.wsss.label_store`).
 """
-from typing import Dict, Optional, Sequence, Tuple
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -66,6 +67,17 @@ def packed_image_rgb(model, inputs: Tensor) -> np.ndarray:
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).round().astype(np.uint8)
     return np.ascontiguousarray(img)
+
+
+def check_cam_size(size: Sequence[int], scales: Sequence[float]) -> None:
+    """Raise a ValueError when an image of ``size`` (H, W) vanishes at the smallest CAM scale."""
+    height, width = size
+    scale = min(scales)
+    if round(min(height, width) * scale) < 1:
+        raise ValueError(
+            f'the image is {height}x{width} pixels, too small for the CAM scale {scale} '
+            f'(it would be resized to nothing); the CAMs need images of at least '
+            f'{math.floor(0.5 / scale) + 1} pixels a side (or larger cam_scales)')
 
 
 def compute_cams(cam_model, img_norm: Tensor, labels: Tensor, scales: Sequence[float],
@@ -178,6 +190,36 @@ def crf_stage_labels(refined: Dict[str, np.ndarray], class_ids: Tensor,
     return labels
 
 
+def batch_crf(crf, unaries: List[Dict[str, np.ndarray]], images: List[np.ndarray],
+              fallback: bool = True) -> List[Optional[Dict[str, np.ndarray]]]:
+    """The dense CRFs of several images' unaries in one :meth:`DenseCRF.batch` call (one pool).
+
+    Args:
+        crf (DenseCRF): The dense CRF.
+        unaries (list[dict]): Per image, ``{name: (C, H, W) probabilities}`` (may be empty).
+        images (list[np.ndarray]): Per image, its ``(H, W, 3)`` uint8 RGB array.
+        fallback (bool): On an error, return None for every image (the caller then refines
+            them one by one to find the bad one) instead of raising. Default: True.
+
+    Returns:
+        list: Per image, ``{name: refined probabilities}``, or None after an error.
+    """
+    jobs = [(i, name) for i, image_unaries in enumerate(unaries) for name in image_unaries]
+    refined: List[Optional[Dict[str, np.ndarray]]] = [{} for _ in unaries]
+    if not jobs:
+        return refined
+    try:
+        outputs = crf.batch([unaries[i][name] for i, name in jobs],
+                            [images[i] for i, _ in jobs])
+    except Exception:  # noqa: BLE001 - any error of any image: the caller retries one by one
+        if not fallback:
+            raise
+        return [None for _ in unaries]
+    for (i, name), q in zip(jobs, outputs):
+        refined[i][name] = q
+    return refined
+
+
 def pseudo_label_stages(cams: Tensor,
                         class_ids: Tensor,
                         stages: Sequence[str],
@@ -205,7 +247,6 @@ def pseudo_label_stages(cams: Tensor,
     if unaries:
         if crf is None or img_rgb is None:
             raise ValueError(f'stages {tuple(unaries)} need the dense CRF: pass crf and img_rgb')
-        refined = dict(zip(unaries, crf.batch(list(unaries.values()),
-                                              [img_rgb] * len(unaries))))
+        refined = batch_crf(crf, [unaries], [img_rgb], fallback=False)[0]
         labels.update(crf_stage_labels(refined, class_ids, ignore_index))
     return labels
