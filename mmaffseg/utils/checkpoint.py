@@ -12,8 +12,8 @@ runs code. :func:`install_safe_checkpoint_loading` (run on ``import mmaffseg``, 
 This is the one place that depends on mmengine's loader internals; it checks the version.
 
 Strict loading (:func:`check_state_dict`, :func:`load_model_weights`,
-:func:`load_local_weights`) is for testing and
-inference, where a checkpoint of another model must be an error rather than warnings.
+:func:`load_local_weights`) is for testing and inference, where a checkpoint of another model
+must be an error rather than warnings.
 :func:`resolve_resume_checkpoint` finds the checkpoint to resume from when ``last_checkpoint`` is
 empty, unreadable or stale.
 """
@@ -248,11 +248,7 @@ def load_local_weights(model: torch.nn.Module, path: str, what: str) -> None:
     """
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
-    ckpt = load_checkpoint_file(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(path, f'({what}) holds no state dict')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = _state_dict_of(load_checkpoint_file(path, map_location='cpu'), path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:
