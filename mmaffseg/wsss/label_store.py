@@ -11,6 +11,20 @@ that exists is complete, so a re-run resumes by checking which exist) and turns 
 later image could escape (read-only folder, full disk) into :class:`OutputFolderError`. It
 reads nothing but files and computes nothing: the labels come from
 :mod:`mmaffseg.wsss.pseudo_label_stages`, the loop is :mod:`mmaffseg.wsss.pseudo_label_loop`.
+
+===================  ============================  ============================================
+stage                file under ``out_dir``        content
+===================  ============================  ============================================
+(CAM cache)          ``cams/<...>.npz``            multi-scale CAMs (float16) and their classes
+``cam``              ``cam/<label path>``          uint8 PNG label map, mmseg seg-map layout
+``affinity_labels``  ``affinity_labels/<...>``     idem (255 unknown)
+``rw``               ``rw/<label path>``           idem
+``rw_crf``           ``rw_crf/<label path>``       idem
+===================  ============================  ============================================
+
+``<label path>`` is the image's path relative to ``data_prefix.img_path`` with ``img_suffix``
+replaced by ``seg_map_suffix``: a stage folder can be used as ``data_prefix.seg_map_path`` of a
+second-stage mmseg config for the same images.
 """
 import bisect
 import errno

@@ -37,6 +37,9 @@ Behaviour:
   by the evaluator (:class:`~mmaffseg.evaluation.PseudoLabelMetric`: PSA's Table 1), including
   images skipped on resume (their PNGs are read back).
 * The dense CRFs of ``chunk_size`` images are run together, over ``crf.workers`` processes.
+
+(Over 300 lines: about 90 are this documentation and that of the loop's 20 settings, which
+mmengine passes to one constructor.)
 """
 import logging
 import os.path as osp
@@ -354,8 +357,8 @@ class PseudoLabelLoop(BaseLoop):
                              'out of the dataset')
         check_cam_size(data['inputs'].shape[-2:], self.cam_kwargs['scales'])
         self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
-        img_norm = self._preprocess(cam_model, data)
-        image.img_rgb = self._rgb(cam_model, data['inputs'])
+        img_norm = preprocess_sample(cam_model, data)
+        image.img_rgb = packed_image_rgb(cam_model, data['inputs'])
         cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
         image.class_ids = class_ids
         # the stages without the walk first: their labels are written even if the walk fails
@@ -366,7 +369,7 @@ class PseudoLabelLoop(BaseLoop):
             aff, head = None, None
             if walk:
                 head = aff_model.decode_head
-                aff = aff_model.predict_affinity(self._preprocess(aff_model, data))
+                aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
             labels, unaries = stage_labels(
                 cams, class_ids, stages, aff, radius=getattr(head, 'radius', 5),
                 stride=getattr(head, 'label_stride', 8), **self.stage_kwargs)
@@ -387,14 +390,6 @@ class PseudoLabelLoop(BaseLoop):
             self.evaluator.process(data_samples=[dict(gt=image.gt, preds=preds)])
 
     # ------------------------------------------------------------------------- helpers
-    @staticmethod
-    def _preprocess(model, data: dict) -> Tensor:
-        return preprocess_sample(model, data)
-
-    @staticmethod
-    def _rgb(model, inputs: Tensor) -> np.ndarray:
-        return packed_image_rgb(model, inputs)
-
     def _cams(self, cam_model, img_norm: Tensor, labels: Tensor,
               cache: str) -> Tuple[Tensor, Tensor]:
         """Multi-scale CAMs ``(K, H, W)`` and classes ``(K,)``, from the cache if valid.
