@@ -126,11 +126,12 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
         raise SystemExit(f'benchmark_wsss_pipeline.py: error: {config} is not a pseudo-label '
                          "config (test_cfg.type must be 'PseudoLabelLoop')")
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    torch.manual_seed(0)  # untrained, seeded weights: no checkpoint, no download
-    cam_model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
     aff_cfg = loop.aff_model
     aff_cfg = Config.fromfile(aff_cfg).model if isinstance(aff_cfg, str) else aff_cfg
-    aff_model = revert_sync_batchnorm(MODELS.build(aff_cfg)).eval()
+    with torch.random.fork_rng():  # untrained, seeded weights: no checkpoint, no download
+        torch.manual_seed(0)
+        cam_model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+        aff_model = revert_sync_batchnorm(MODELS.build(aff_cfg)).eval()
     head = aff_model.decode_head
     crf = DenseCRF(**dict(loop.get('crf') or {}, workers=0))  # serial: per-image cost
     stage_kwargs = {k: loop[k] for k in ('cam_bg_score', 'low_alpha', 'high_alpha', 'rw_alpha',
