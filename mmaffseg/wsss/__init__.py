@@ -10,7 +10,7 @@ from .dense_random_walk import dense_affinity_matrix, dense_random_walk, dense_t
 from .label_store import PseudoLabelStore, label_relpath
 from .param_selection import PSAParamSelectionLoop, select_best
 from .pseudo_label_loop import PseudoLabelLoop, shard_indices
-from .pseudo_label_stages import pseudo_label_stages, stage_labels
+from .pseudo_label_stages import stage_labels
 from .random_walk import random_walk, random_walk_cams, transition_matrix
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     'downsample_label',
     'label_relpath',
     'multi_scale_cam',
-    'pseudo_label_stages',
     'random_walk',
     'random_walk_cams',
     'select_best',
