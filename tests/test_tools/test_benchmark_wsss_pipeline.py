@@ -16,7 +16,7 @@ def test_pipeline_benchmark_reports_every_stage(capsys):
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip('|').split('|')]
-        if len(cells) == 6 and cells[0].startswith('psa-pseudo-labels_r18'):
+        if len(cells) == 7 and cells[0].startswith('psa-pseudo-labels_r18'):
             rows[cells[1]] = [float(c) for c in cells[2:]]
     assert set(rows) == set(tool.STAGES) | {'**total**'}, out
     total = rows.pop('**total**')
@@ -25,4 +25,5 @@ def test_pipeline_benchmark_reports_every_stage(capsys):
     assert total[2] == max(r[2] for r in rows.values()) > 0  # peak RSS, MiB
     # 10k-image hours = seconds per image * 10000 / 3600 (rounded to the table's digits)
     assert abs(total[3] - total[0] * 10000 / 3600) < 0.02
+    assert abs(total[4] - total[1] * 10000 / 3600) < 0.02
     assert re.search(r'median of 1 image', out)

@@ -24,7 +24,8 @@ I/O              decoding the JPEG image, writing the three label PNGs and the C
 Each config is measured in its own process; the table gives the median wall and CPU seconds per
 image of each stage, the process's peak resident memory after the stage (the first stage whose
 peak is the row's maximum is where the image's peak is reached) and the hours a run of 10,000
-images would take at that rate on one process (VOC train_aug has 10,582 images).
+images would take at that rate on one process (VOC train_aug has 10,582 images), at the wall
+and at the CPU seconds (they agree on a quiet machine).
 """
 import argparse
 import json
@@ -164,21 +165,24 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
 
 
 def format_table(results: Dict[str, Dict[str, dict]], size, images: int, threads: int) -> str:
-    """Markdown: one block of rows per config, a total row each with the 10k-image hours."""
+    """Markdown: one block of rows per config and a total row each, with the hours of a
+    10k-image run at the wall and at the CPU seconds per image (on a machine shared with other
+    work the wall time of one thread exceeds its CPU time; on a quiet one they agree)."""
     lines = [f'PSA pseudo-label pipeline, {size[0]}x{size[1]} synthetic images, untrained '
              f'weights, {threads} thread(s), median of {images} image(s) per stage', '',
              '| config | stage | wall s/img | CPU s/img | peak RSS (MiB) | '
-             f'{RUN_IMAGES // 1000}k images (h) |', '|---|---|---|---|---|---|']
+             f'{RUN_IMAGES // 1000}k images (h, wall) | {RUN_IMAGES // 1000}k images (h, CPU) |',
+             '|---|---|---|---|---|---|---|']
     for config, stages in results.items():
         name = osp.splitext(osp.basename(config))[0]
-        for stage, r in stages.items():
+        rows = dict(stages)
+        rows['**total**'] = dict(wall=sum(r['wall'] for r in stages.values()),
+                                 cpu=sum(r['cpu'] for r in stages.values()),
+                                 peak_mb=max(r['peak_mb'] for r in stages.values()))
+        for stage, r in rows.items():
             lines.append(f'| {name} | {stage} | {r["wall"]:.3f} | {r["cpu"]:.3f} | '
-                         f'{r["peak_mb"]:.0f} | {r["wall"] * RUN_IMAGES / 3600:.2f} |')
-        wall = sum(r['wall'] for r in stages.values())
-        cpu = sum(r['cpu'] for r in stages.values())
-        peak = max(r['peak_mb'] for r in stages.values())
-        lines.append(f'| {name} | **total** | {wall:.3f} | {cpu:.3f} | {peak:.0f} | '
-                     f'{wall * RUN_IMAGES / 3600:.2f} |')
+                         f'{r["peak_mb"]:.0f} | {r["wall"] * RUN_IMAGES / 3600:.2f} | '
+                         f'{r["cpu"] * RUN_IMAGES / 3600:.2f} |')
     return '\n'.join(lines)
 
 
