@@ -33,7 +33,7 @@ from mmaffseg.apis import (
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.apis.runner_setup import checkpoint_errors_exit
-from mmaffseg.wsss.pseudo_label_loop import OutputFolderError
+from mmaffseg.wsss.label_store import OutputFolderError
 
 
 def parse_args() -> argparse.Namespace:

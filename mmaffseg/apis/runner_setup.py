@@ -16,7 +16,6 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
-from ..utils.atomic_io import probe_writable
 from ..utils.checkpoint import is_readable_checkpoint
 from ..utils.config_errors import (
     ConfigCheckError,
@@ -25,6 +24,7 @@ from ..utils.config_errors import (
     DataRootError,
     OutputDirError,
 )
+from ..utils.output_folder import check_output_folder  # noqa: F401 (re-exported)
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -54,18 +54,6 @@ def config_errors_exit() -> Iterator[None]:
         message = message.split(f'{DataFileError.__name__}: ', 1)[-1]
         print(f'{osp.basename(sys.argv[0])}: error: {message}', file=sys.stderr)
         sys.exit(2)
-
-
-def check_output_folder(folder: str, argument: str) -> None:
-    """Raise :class:`OutputDirError` naming ``argument`` when ``folder`` cannot be created or
-    written, before anything is computed (not at the first checkpoint or result)."""
-    try:
-        probe_writable(folder)
-    except OSError as e:
-        raise OutputDirError(
-            e.errno, f'{argument}: the folder {folder} cannot be created or written '
-            f'({type(e).__name__}: {e.strerror or e}); choose another {argument} or fix the '
-            'folder\'s permissions') from None
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -75,6 +75,14 @@ def format_table1(scores: Dict[str, float], num_images: Optional[int] = None) ->
     return '\n'.join(lines)
 
 
+def table1_report(metrics: Dict[str, float]) -> str:
+    """PSA's Table 1 of the metrics :class:`PseudoLabelMetric` returned (prefix dropped or not;
+    ``num_images`` goes to the title)."""
+    metrics = {k.split('/', 1)[-1]: v for k, v in metrics.items()}
+    return format_table1({k: v for k, v in metrics.items() if k != 'num_images'},
+                         metrics.get('num_images'))
+
+
 def format_class_table(ious: Dict[str, np.ndarray], classes: Sequence[str]) -> str:
     """Per-class IoU (%) of each row as markdown."""
     lines = ['| Method | ' + ' | '.join(classes) + ' |', '|---' * (len(classes) + 1) + '|']

@@ -11,8 +11,9 @@ runs code. :func:`install_safe_checkpoint_loading` (run on ``import mmaffseg``, 
 ``s3://``/``petrel://`` with ones that load through :func:`.safe_load.load_checkpoint_file`.
 This is the one place that depends on mmengine's loader internals; it checks the version.
 
-Strict loading (:func:`check_state_dict`, :func:`load_model_weights`) is for testing and
-inference, where a checkpoint of another model must be an error rather than warnings.
+Strict loading (:func:`check_state_dict`, :func:`load_model_weights`,
+:func:`load_local_weights`) is for testing and inference, where a checkpoint of another model
+must be an error rather than warnings.
 :func:`resolve_resume_checkpoint` finds the checkpoint to resume from when ``last_checkpoint`` is
 empty, unreadable or stale.
 """
@@ -227,6 +228,35 @@ def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = Tru
         _state_dict_of(checkpoint, filename)
     return _load_checkpoint_to_model(_model_of(model), checkpoint, strict=False,
                                      revise_keys=list(_REVISE_KEYS))
+
+
+def load_local_weights(model: torch.nn.Module, path: str, what: str) -> None:
+    """Load a local checkpoint (``state_dict`` or a bare state dict) safely and strictly,
+    naming ``what`` in every error (for runners that load several checkpoints themselves).
+
+    Unlike :func:`load_model_weights`, weights missing only ``num_batches_tracked`` buffers
+    (converted official weights) are accepted.
+
+    Args:
+        model (nn.Module): The model.
+        path (str): The checkpoint file (mmengine's, or converted official weights).
+        what (str): Which checkpoint this is, for the messages (e.g. ``'--cam-checkpoint'``).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        CheckpointError: The file holds no state dict or does not fit ``model``.
+    """
+    if not path or not osp.isfile(path):
+        raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
+    state = _state_dict_of(load_checkpoint_file(path, map_location='cpu'), path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
+    if missing or unexpected:
+        raise CheckpointError(
+            path, f'({what}) does not fit the {type(model).__name__} of the config: missing '
+            f'keys {missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys '
+            f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; check the checkpoint '
+            'against the config (convert official weights with tools/model_converters/)')
 
 
 def check_resumable(checkpoint: Any, source: str) -> None:

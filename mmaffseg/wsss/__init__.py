@@ -7,13 +7,16 @@ from .affinity_labels import (
 )
 from .cam import add_background, multi_scale_cam, stack_to_label
 from .dense_random_walk import dense_affinity_matrix, dense_random_walk, dense_transition
+from .label_store import PseudoLabelStore, label_relpath
 from .param_selection import PSAParamSelectionLoop, select_best
-from .pseudo_label_loop import PseudoLabelLoop, label_relpath, shard_indices
+from .pseudo_label_loop import PseudoLabelLoop, shard_indices
+from .pseudo_label_stages import stage_labels
 from .random_walk import random_walk, random_walk_cams, transition_matrix
 
 __all__ = [
     'PSAParamSelectionLoop',
     'PseudoLabelLoop',
+    'PseudoLabelStore',
     'add_background',
     'affinity_label_from_cams',
     'affinity_label_from_crf',
@@ -29,5 +32,6 @@ __all__ = [
     'select_best',
     'shard_indices',
     'stack_to_label',
+    'stage_labels',
     'transition_matrix',
 ]

@@ -41,7 +41,9 @@ from mmaffseg.utils.atomic_io import atomic_write_bytes
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, stack_to_label
-from .pseudo_label_loop import PseudoLabelLoop, leaf_dataset
+from .label_store import leaf_dataset
+from .pseudo_label_loop import PseudoLabelLoop
+from .pseudo_label_stages import packed_image_rgb, preprocess_sample
 from .random_walk import random_walk_cams
 
 SWEEPS = ('affinity', 'walk')
@@ -255,15 +257,15 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
         if not labels.any():
             raise ValueError(f'{img_path}: no image-level labels; leave it out of the selection '
                              'set')
-        img_norm = self._preprocess(cam_model, data)
-        img_rgb = self._rgb(cam_model, data['inputs'])
+        img_norm = preprocess_sample(cam_model, data)
+        img_rgb = packed_image_rgb(cam_model, data['inputs'])
         cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
         if self.sweep == 'affinity':
             return dict(affinity_labels=affinity_sweep_areas(
                 cams.cpu(), class_ids.cpu(), img_rgb, gt, self.candidates, self.crf,
                 num_classes, self.ignore_index))
         head = aff_model.decode_head
-        aff = aff_model.predict_affinity(self._preprocess(aff_model, data))
+        aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
         return walk_sweep_areas(
             cams, class_ids, aff, img_rgb, gt, self.candidates, num_classes, head.radius,
             head.label_stride, self.rw_kwargs['logt'],

@@ -7,23 +7,13 @@ Supervised Semantic Segmentation", CVPR 2018.
 :class:`PseudoLabelLoop` is a test loop (``test_cfg = dict(type='PseudoLabelLoop', ...)``) that
 ``tools/make_pseudo_labels.py`` runs. The runner's ``model`` is the CAM classifier; the loop
 builds the AffinityNet from ``aff_model``. For every image of ``test_dataloader.dataset`` it
-writes, under ``out_dir``, the outputs of the requested ``stages``:
-
-===================  ============================  ==============================================
-stage                folder                        content (uint8 PNG, mmseg seg-map layout)
-===================  ============================  ==============================================
-(CAM cache)          ``cams/<...>.npz``            multi-scale CAMs (float16) and their classes
-``cam``              ``cam/<label path>``          argmax of ``[bg_score, CAMs]`` (Table 1 "CAM")
-``affinity_labels``  ``affinity_labels/<...>``     AffinityNet training labels: 0 confident
-                                                   background, k+1 class k, 255 unknown
-``rw``               ``rw/<label path>``           random-walk pseudo labels ("CAM + RW")
-``rw_crf``           ``rw_crf/<label path>``       walk + dense CRF ("CAM + RW + dCRF")
-===================  ============================  ==============================================
-
-``<label path>`` is the image's path relative to ``data_prefix.img_path`` with ``img_suffix``
-replaced by ``seg_map_suffix``: the folder can be used as ``data_prefix.seg_map_path`` of a
-second-stage mmseg config for the same images. Labels are 0 background and ``k + 1`` for
-image-level class ``k``: the dataset's segmentation classes when its class 0 is background.
+writes, under ``out_dir``, the label maps of the requested ``stages`` (``cam``,
+``affinity_labels``, ``rw``, ``rw_crf``; what each holds:
+:mod:`mmaffseg.wsss.pseudo_label_stages`) and caches the CAMs; the folders and file names, in
+mmseg's seg-map layout, are :mod:`mmaffseg.wsss.label_store`'s. The code is in three parts:
+this loop (sharding, hooks, failures, progress, report), the stages of one image on tensors
+(:func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`) and the files
+(:class:`~mmaffseg.wsss.label_store.PseudoLabelStore`).
 
 Behaviour:
 
@@ -47,22 +37,17 @@ Behaviour:
   by the evaluator (:class:`~mmaffseg.evaluation.PseudoLabelMetric`: PSA's Table 1), including
   images skipped on resume (their PNGs are read back).
 * The dense CRFs of ``chunk_size`` images are run together, over ``crf.workers`` processes.
+
+(Over 300 lines: about 90 are this documentation and that of the loop's 20 settings, which
+mmengine passes to one constructor.)
 """
-import errno
-import io
-import json
 import logging
-import math
-import os
 import os.path as osp
-import shutil
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import ConcatDataset
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -72,66 +57,31 @@ from mmengine.utils import ProgressBar
 from mmseg.registry import LOOPS, MODELS
 from torch import Tensor
 
-from mmaffseg.evaluation.pseudo_label_metric import format_table1
+from mmaffseg.evaluation.pseudo_label_metric import table1_report
 from mmaffseg.postprocessing.dense_crf import DenseCRF
-from mmaffseg.utils.atomic_io import atomic_write_bytes, probe_writable, remove_stale_temp_files
-from mmaffseg.utils.safe_load import CheckpointError, load_checkpoint_file
+from mmaffseg.utils.checkpoint import load_local_weights
 
-from .affinity_labels import affinity_label_from_crf
-from .cam import add_background, multi_scale_cam, stack_to_label
-from .random_walk import random_walk_cams
+from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exported)
+    STAGE_DIRS,
+    OutputFolderError,
+    PseudoLabelStore,
+    label_relpath,
+    leaf_dataset,
+    read_png,
+)
+from .pseudo_label_stages import (
+    WALK_STAGES,
+    batch_crf,
+    check_cam_size,
+    compute_cams,
+    crf_stage_labels,
+    packed_image_rgb,
+    preprocess_sample,
+    stage_labels,
+)
 
-#: Stage -> output folder.
-STAGE_DIRS = dict(cam='cam', affinity_labels='affinity_labels', rw='rw', rw_crf='rw_crf')
-CAM_CACHE_DIR = 'cams'
 #: Stages whose labels are scored against the ground truth.
 EVALUATED_STAGES = ('cam', 'rw', 'rw_crf')
-#: The run does not start with less free space than this in ``out_dir``.
-MIN_FREE_BYTES = 64 * 2**20
-#: Write errors that no other image can escape: stop the run.
-_FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-class OutputFolderError(OSError):
-    """The output folder cannot take the outputs (read-only, missing rights, disk full)."""
-
-
-def check_output_dir(out_dir: str, min_free_bytes: int = MIN_FREE_BYTES) -> int:
-    """Create ``out_dir`` if needed, check that a file can be written there and measure the
-    free space.
-
-    Args:
-        out_dir (str): The output folder.
-        min_free_bytes (int): Least free space accepted. Default: :data:`MIN_FREE_BYTES`.
-
-    Returns:
-        int: Free bytes on the folder's file system.
-
-    Raises:
-        OutputFolderError: The folder cannot be created or written, or has too little space.
-    """
-    try:
-        probe_writable(out_dir)
-    except OSError as e:
-        raise OutputFolderError(
-            e.errno, f'the output folder {out_dir} is not writable ({type(e).__name__}: '
-            f'{e.strerror or e}); choose another --out (test_cfg.out_dir) or fix the folder\'s '
-            'permissions') from e
-    free = shutil.disk_usage(out_dir).free
-    if free < min_free_bytes:
-        raise OutputFolderError(
-            errno.ENOSPC, f'the output folder {out_dir} has {free / 2**20:.1f} MiB free, less '
-            f'than the {min_free_bytes / 2**20:.0f} MiB needed; free some space or choose '
-            'another --out (test_cfg.out_dir)')
-    return free
-
-
-def check_finite(x: Tensor, what: str, hint: str) -> None:
-    """Raise a ValueError naming ``what`` when ``x`` holds NaN or inf values."""
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        bad = x.numel() - int(finite.sum())
-        raise ValueError(f'{what} contain {bad} NaN/inf value(s) of {x.numel()}; {hint}')
 
 
 def shard_indices(num_items: int, rank: int, world_size: int) -> List[int]:
@@ -145,103 +95,8 @@ def shard_indices(num_items: int, rank: int, world_size: int) -> List[int]:
     return list(range(rank, num_items, world_size))
 
 
-def label_relpath(img_path: str, img_prefix: Optional[str], img_suffix: str = '',
-                  seg_map_suffix: str = '.png') -> str:
-    """Path of an image's label maps relative to a label folder, in mmseg's seg-map layout.
-
-    Args:
-        img_path (str): The image file.
-        img_prefix (str, optional): The dataset's ``data_prefix['img_path']`` (joined with the
-            data root); paths are kept relative to it. None or outside: the file name only.
-        img_suffix (str): The dataset's image suffix (replaced). Default: '' (the extension).
-        seg_map_suffix (str): The dataset's label suffix. Default: '.png'.
-
-    Returns:
-        str: e.g. ``2007_000032.png`` or ``city/city_000000_000019_gtFine_labelTrainIds.png``.
-    """
-    rel = osp.basename(img_path)
-    if img_prefix:
-        candidate = osp.relpath(img_path, img_prefix)
-        if not candidate.startswith(os.pardir):
-            rel = candidate
-    if img_suffix and rel.endswith(img_suffix):
-        rel = rel[:-len(img_suffix)]
-    else:
-        rel = osp.splitext(rel)[0]
-    return rel + seg_map_suffix
-
-
-def leaf_dataset(dataset, index: int) -> tuple:
-    """The dataset that holds item ``index`` of a (possibly concatenated) dataset, and the
-    item's index there."""
-    while isinstance(dataset, ConcatDataset):
-        which, index = dataset._get_ori_dataset_idx(index)
-        dataset = dataset.datasets[which]
-    return dataset, index
-
-
-def encode_png(label: np.ndarray) -> bytes:
-    """Encode a ``(H, W)`` label map as a single-channel uint8 PNG."""
-    if label.ndim != 2 or label.min() < 0 or label.max() > 255:
-        raise ValueError(f'a label PNG needs a (H, W) map with values in 0..255, got shape '
-                         f'{label.shape}, range {label.min()}..{label.max()}')
-    ok, buf = cv2.imencode('.png', np.ascontiguousarray(label, dtype=np.uint8))
-    if not ok:
-        raise OSError('cv2 could not encode the label PNG')
-    return buf.tobytes()
-
-
-def read_png(path: str) -> np.ndarray:
-    """Read a label PNG written by :func:`encode_png`."""
-    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if label is None or label.ndim != 2:
-        raise ValueError(f'{path} is not a single-channel label PNG')
-    return label
-
-
-def load_model_weights(model: torch.nn.Module, path: str, what: str) -> None:
-    """Load a local checkpoint (``state_dict`` or a bare state dict) safely and strictly.
-
-    A checkpoint that holds no state dict or does not fit ``model`` raises a
-    :class:`CheckpointError` (the tool names the argument and exits 2).
-
-    Args:
-        model (nn.Module): The model.
-        path (str): The checkpoint file (mmengine's, or converted official weights).
-        what (str): Which checkpoint this is, for the messages (e.g. ``'--cam-checkpoint'``).
-    """
-    if not path or not osp.isfile(path):
-        raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
-    ckpt = load_checkpoint_file(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(path, f'({what}) holds no state dict')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
-    if missing or unexpected:
-        raise CheckpointError(
-            path, f'({what}) does not fit the {type(model).__name__} of the config: missing '
-            f'keys {missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys '
-            f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; check the checkpoint '
-            'against the config (convert official weights with tools/model_converters/)')
-
-
 class _ConfigError(RuntimeError):
     """A mistake in the config that would fail every image: stop the run."""
-
-
-def _write_output(path: str, data: bytes) -> None:
-    """Write an output atomically; a read-only folder or a full disk stops the run."""
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as e:
-        if e.errno in _FATAL_WRITE_ERRNOS:
-            raise OutputFolderError(
-                e.errno, f'cannot write {path} ({e.strerror or e}): the output folder is '
-                'read-only or full; no later image could be written either, so the run stops '
-                '(the outputs written so far are complete: re-run to resume)') from e
-        raise
 
 
 class _Image:
@@ -251,7 +106,7 @@ class _Image:
         self.index = index
         self.img_path = img_path
         self.paths = paths  # stage -> output file
-        self.todo: List[str] = [s for s, p in paths.items() if not osp.isfile(p)]
+        self.todo: List[str] = PseudoLabelStore.missing(paths)
         self.gt: Optional[np.ndarray] = None
         self.img_rgb: Optional[np.ndarray] = None
         self.class_ids: Optional[Tensor] = None
@@ -323,11 +178,9 @@ class PseudoLabelLoop(BaseLoop):
                  num_threads: Optional[int] = None,
                  ignore_index: int = 255) -> None:
         super().__init__(runner, dataloader)
-        unknown = [s for s in stages if s not in STAGE_DIRS]
-        if unknown or not stages:
-            raise ValueError(f'stages must be a non-empty subset of {tuple(STAGE_DIRS)}, got '
-                             f'{tuple(stages)}')
-        self.stages = tuple(s for s in STAGE_DIRS if s in stages)  # pipeline order
+        self.store = PseudoLabelStore(out_dir or osp.join(runner.work_dir, 'pseudo_labels'),
+                                      stages)
+        self.stages = self.store.stages  # pipeline order
         self.needs_affinity_net = bool({'rw', 'rw_crf'} & set(self.stages))
         if not cam_checkpoint or not osp.isfile(cam_checkpoint):
             raise FileNotFoundError(
@@ -342,7 +195,6 @@ class PseudoLabelLoop(BaseLoop):
             if aff_model is None:
                 raise ValueError('stages rw / rw_crf need test_cfg.aff_model: the AffinityNet '
                                  'model config (a dict, or the path of its training config)')
-        self.out_dir = out_dir or osp.join(runner.work_dir, 'pseudo_labels')
         self.cam_checkpoint = cam_checkpoint
         self.aff_checkpoint = aff_checkpoint
         self.aff_model_cfg = aff_model
@@ -350,6 +202,9 @@ class PseudoLabelLoop(BaseLoop):
         self.cam_bg_score = cam_bg_score
         self.low_alpha, self.high_alpha = low_alpha, high_alpha
         self.rw_kwargs = dict(alpha=rw_alpha, beta=rw_beta, logt=rw_logt)
+        self.stage_kwargs = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
+                                 high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
+                                 rw_logt=rw_logt, aff_hint=aff_checkpoint)
         self.crf = DenseCRF(**(crf or {}))
         self.chunk_size = chunk_size or max(1, self.crf.workers)
         self.save_cams = save_cams
@@ -364,6 +219,15 @@ class PseudoLabelLoop(BaseLoop):
         self.processed: List[int] = []  # dataset indices computed by this rank
         self.skipped: List[int] = []  # dataset indices already complete (resume)
 
+    @property
+    def out_dir(self) -> str:
+        """The output root (the store's)."""
+        return self.store.out_dir
+
+    @out_dir.setter
+    def out_dir(self, value: str) -> None:
+        self.store.out_dir = value
+
     # ----------------------------------------------------------------------------- models
     def _cam_model(self) -> torch.nn.Module:
         model = self.runner.model
@@ -371,7 +235,7 @@ class PseudoLabelLoop(BaseLoop):
         if not hasattr(model, 'forward_cam'):
             raise TypeError(f'the runner model {type(model).__name__} has no forward_cam: the '
                             'pseudo-label config\'s model must be the CAM classifier')
-        load_model_weights(model, self.cam_checkpoint, 'CAM checkpoint (--cam-checkpoint)')
+        load_local_weights(model, self.cam_checkpoint, 'CAM checkpoint (--cam-checkpoint)')
         return model.eval()
 
     def _affinity_net(self, device: torch.device) -> torch.nn.Module:
@@ -382,27 +246,20 @@ class PseudoLabelLoop(BaseLoop):
         if not hasattr(model, 'predict_affinity'):
             raise TypeError(f'aff_model builds a {type(model).__name__}, which has no '
                             'predict_affinity; use an AffinityNet')
-        load_model_weights(model, self.aff_checkpoint, 'AffinityNet checkpoint '
+        load_local_weights(model, self.aff_checkpoint, 'AffinityNet checkpoint '
                            '(--aff-checkpoint)')
         return model.to(device).eval()
 
     # ------------------------------------------------------------------------------ paths
     def _paths(self, dataset, index: int) -> Tuple[str, str, Dict[str, str]]:
-        dataset, index = leaf_dataset(dataset, index)
-        info = dataset.get_data_info(index)
-        prefix = getattr(dataset, 'data_prefix', {}).get('img_path')
-        rel = label_relpath(info['img_path'], prefix, getattr(dataset, 'img_suffix', ''),
-                            getattr(dataset, 'seg_map_suffix', '.png'))
-        paths = {s: osp.join(self.out_dir, STAGE_DIRS[s], rel) for s in self.stages}
-        cache = osp.join(self.out_dir, CAM_CACHE_DIR, osp.splitext(rel)[0] + '.npz')
-        return info['img_path'], cache, paths
+        return self.store.paths(dataset, index)
 
     # --------------------------------------------------------------------------- the run
     def run(self) -> dict:
         """Make the outputs of this rank's images, then evaluate and report."""
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
-        free = check_output_dir(self.out_dir)
+        free = self.store.check()
         print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB free)',
                   logger='current')
         cam_model = self._cam_model()
@@ -448,24 +305,13 @@ class PseudoLabelLoop(BaseLoop):
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                 self._fail(image, e, bar)
         # all CRFs of the chunk in one pool; on an error, image by image to find the bad one
-        jobs = [(image, name) for image in images for name in image.crf_inputs]
-        refined = {id(image): {} for image in images}
-        if jobs:
-            try:
-                outputs = self.crf.batch([image.crf_inputs[name] for image, name in jobs],
-                                         [image.img_rgb for image, _ in jobs])
-                for (image, name), q in zip(jobs, outputs):
-                    refined[id(image)][name] = q
-            except Exception:  # noqa: BLE001
-                refined = {id(image): None for image in images}
-        for image in images:
+        refined = batch_crf(self.crf, [image.crf_inputs for image in images],
+                            [image.img_rgb for image in images])
+        for image, q in zip(images, refined):
             try:
                 if image.crf_inputs:
-                    q = refined[id(image)]
-                    if q is None:
-                        q = dict(zip(image.crf_inputs, self.crf.batch(
-                            list(image.crf_inputs.values()),
-                            [image.img_rgb] * len(image.crf_inputs))))
+                    q = q if q is not None else batch_crf(self.crf, [image.crf_inputs],
+                                                          [image.img_rgb], fallback=False)[0]
                     self._crf_pass(image, q)
                 self._evaluate(image)
             except OutputFolderError:
@@ -509,49 +355,32 @@ class PseudoLabelLoop(BaseLoop):
             raise ValueError('the image has no image-level labels (gt_class_labels is all '
                              'zero): there is no class to localise; fix its labels or leave it '
                              'out of the dataset')
-        height, width = data['inputs'].shape[-2:]
-        scale = min(self.cam_kwargs['scales'])
-        if round(min(height, width) * scale) < 1:
-            raise ValueError(
-                f'the image is {height}x{width} pixels, too small for the CAM scale {scale} '
-                f'(it would be resized to nothing); the CAMs need images of at least '
-                f'{math.floor(0.5 / scale) + 1} pixels a side (or larger cam_scales)')
-        for stage in image.todo:
-            remove_stale_temp_files(image.paths[stage])
-        img_norm = self._preprocess(cam_model, data)
-        image.img_rgb = self._rgb(cam_model, data['inputs'])
+        check_cam_size(data['inputs'].shape[-2:], self.cam_kwargs['scales'])
+        self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
+        img_norm = preprocess_sample(cam_model, data)
+        image.img_rgb = packed_image_rgb(cam_model, data['inputs'])
         cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
         image.class_ids = class_ids
-        if 'cam' in image.todo:
-            stack = torch.cat([torch.full_like(cams[:1], self.cam_bg_score), cams])
-            self._write(image, 'cam', stack_to_label(stack.argmax(0), class_ids))
-        if 'affinity_labels' in image.todo:
-            for name, alpha in (('aff_low', self.low_alpha), ('aff_high', self.high_alpha)):
-                image.crf_inputs[name] = add_background(cams, alpha).cpu().numpy()
-        if {'rw', 'rw_crf'} & set(image.todo):
-            head = aff_model.decode_head
-            aff = aff_model.predict_affinity(self._preprocess(aff_model, data))
-            check_finite(aff, 'the affinities', 'check the AffinityNet checkpoint '
-                         f'(--aff-checkpoint {self.aff_checkpoint}) for NaN/inf weights')
-            scores = random_walk_cams(cams[None].to(aff.device), aff, radius=head.radius,
-                                      stride=head.label_stride, **self.rw_kwargs)[0]
-            check_finite(scores, 'the random-walk scores', 'the walk overflowed: lower '
-                         f'rw_beta ({self.rw_kwargs["beta"]}) or rw_logt '
-                         f'({self.rw_kwargs["logt"]})')
-            if 'rw' in image.todo:
-                self._write(image, 'rw', stack_to_label(scores.argmax(0), class_ids))
-            if 'rw_crf' in image.todo:  # CRF unary from the scores normalised over classes
-                probs = scores / scores.sum(0, keepdim=True).clamp_min(1e-5)
-                image.crf_inputs['rw_crf'] = probs.cpu().numpy()
+        # the stages without the walk first: their labels are written even if the walk fails
+        for walk in (False, True):
+            stages = [s for s in image.todo if (s in WALK_STAGES) == walk]
+            if not stages:
+                continue
+            aff, head = None, None
+            if walk:
+                head = aff_model.decode_head
+                aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
+            labels, unaries = stage_labels(
+                cams, class_ids, stages, aff, radius=getattr(head, 'radius', 5),
+                stride=getattr(head, 'label_stride', 8), **self.stage_kwargs)
+            for stage, label in labels.items():
+                self._write(image, stage, label)
+            image.crf_inputs.update(unaries)
 
     def _crf_pass(self, image: _Image, refined: Dict[str, np.ndarray]) -> None:
-        if 'aff_low' in refined:
-            self._write(image, 'affinity_labels', affinity_label_from_crf(
-                refined['aff_low'], refined['aff_high'], image.class_ids.cpu(),
-                self.ignore_index))
-        if 'rw_crf' in refined:
-            index = torch.from_numpy(refined['rw_crf'].argmax(0))
-            self._write(image, 'rw_crf', stack_to_label(index, image.class_ids.cpu()))
+        for stage, label in crf_stage_labels(refined, image.class_ids,
+                                             self.ignore_index).items():
+            self._write(image, stage, label)
 
     def _evaluate(self, image: _Image) -> None:
         if self.evaluator is None or image.gt is None:
@@ -561,23 +390,6 @@ class PseudoLabelLoop(BaseLoop):
             self.evaluator.process(data_samples=[dict(gt=image.gt, preds=preds)])
 
     # ------------------------------------------------------------------------- helpers
-    @staticmethod
-    def _preprocess(model, data: dict) -> Tensor:
-        """The model's own normalisation of one packed sample -> ``(1, 3, H, W)``."""
-        batch = model.data_preprocessor(
-            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
-        return batch['inputs']
-
-    @staticmethod
-    def _rgb(model, inputs: Tensor) -> np.ndarray:
-        """The packed image ``(3, H, W)`` as an ``(H, W, 3)`` uint8 RGB array (for the CRF)."""
-        img = inputs.permute(1, 2, 0).cpu().numpy()
-        if getattr(model.data_preprocessor, 'channel_conversion', True):
-            img = img[..., ::-1]  # mmcv loads BGR
-        if img.dtype != np.uint8:
-            img = np.clip(img, 0, 255).round().astype(np.uint8)
-        return np.ascontiguousarray(img)
-
     def _cams(self, cam_model, img_norm: Tensor, labels: Tensor,
               cache: str) -> Tuple[Tensor, Tensor]:
         """Multi-scale CAMs ``(K, H, W)`` and classes ``(K,)``, from the cache if valid.
@@ -586,55 +398,27 @@ class PseudoLabelLoop(BaseLoop):
         same labels as an uninterrupted one.
         """
         wanted = torch.nonzero(labels > 0)[:, 0]
-        if osp.isfile(cache):
-            try:  # any failure (truncated, corrupt, CRC error, NaN) means: recompute
-                with np.load(cache, allow_pickle=False) as f:
-                    cams, class_ids = torch.from_numpy(f['cams']), torch.from_numpy(f['class_ids'])
-                check_finite(cams, 'the cached CAMs', 'recomputing')
-                if (torch.equal(class_ids, wanted)
-                        and tuple(cams.shape[1:]) == tuple(img_norm.shape[-2:])):
-                    return cams.float().to(img_norm.device), class_ids.to(img_norm.device)
-            except Exception as e:  # noqa: BLE001 - zipfile, zlib, EOF, numpy errors alike
-                print_log(f'pseudo labels: the CAM cache {cache} is unreadable '
-                          f'({type(e).__name__}: {e}); recomputing it', logger='current',
-                          level=logging.WARNING)
-        cams, class_ids = multi_scale_cam(cam_model.forward_cam, img_norm,
-                                          labels.to(img_norm.device), **self.cam_kwargs)
-        cams = cams.half()
-        check_finite(cams, 'the CAMs', 'check the CAM classifier checkpoint (--cam-checkpoint '
-                     f'{self.cam_checkpoint}) for NaN/inf weights')
+        cached = self.store.load_cams(cache, wanted, tuple(img_norm.shape[-2:]))
+        if cached is not None:
+            return cached[0].float().to(img_norm.device), cached[1].to(img_norm.device)
+        cams, class_ids = compute_cams(cam_model, img_norm, labels, checkpoint_hint=str(
+            self.cam_checkpoint), **self.cam_kwargs)
         if self.save_cams:
-            remove_stale_temp_files(cache)
-            buf = io.BytesIO()
-            np.savez_compressed(buf, cams=cams.cpu().numpy(), class_ids=class_ids.cpu().numpy())
-            _write_output(cache, buf.getvalue())
+            self.store.save_cams(cache, cams, class_ids)
         return cams.float(), class_ids
 
-    @staticmethod
-    def _write(image: _Image, stage: str, label: Union[Tensor, np.ndarray]) -> None:
-        label = label.cpu().numpy() if isinstance(label, Tensor) else np.asarray(label)
-        _write_output(image.paths[stage], encode_png(label.astype(np.uint8)))
+    def _write(self, image: _Image, stage: str, label: Union[Tensor, np.ndarray]) -> None:
+        self.store.write_label(image.paths[stage], label)
 
     def _report(self, metrics: dict, num_images: int) -> None:
         print_log(f'pseudo labels in {self.out_dir}: stages {", ".join(self.stages)}; rank 0 '
                   f'made {len(self.processed)}, found {len(self.skipped)} complete '
                   f'(of {num_images} images, all ranks)', logger='current')
-        failures_file = osp.join(self.out_dir, 'failures.txt')
+        where = self.store.write_failures(self.failures)
         if self.failures:
-            lines = [f'{path}\t{reason}' for path, reason in self.failures]
-            try:
-                atomic_write_bytes(failures_file, ('\n'.join(lines) + '\n').encode())
-                where = f'listed in {failures_file}'
-            except OSError as e:  # the list is in the log all the same
-                where = f'{failures_file} could not be written: {e}'
-            print_log(f'{len(self.failures)} image(s) failed ({where}):\n' +
-                      '\n'.join(lines), logger='current', level=logging.WARNING)
-        elif osp.isfile(failures_file):
-            os.remove(failures_file)  # from an earlier run whose failures are now fixed
+            print_log(f'{len(self.failures)} image(s) failed ({where}):\n' + '\n'.join(
+                f'{path}\t{reason}' for path, reason in self.failures), logger='current',
+                level=logging.WARNING)
         if metrics:
             metrics = {k.split('/', 1)[-1]: v for k, v in metrics.items()}  # drop the prefix
-            table = format_table1({k: v for k, v in metrics.items() if k != 'num_images'},
-                                  metrics.get('num_images'))
-            atomic_write_bytes(osp.join(self.out_dir, 'table1.md'), (table + '\n').encode())
-            atomic_write_bytes(osp.join(self.out_dir, 'metrics.json'),
-                               json.dumps(metrics, indent=2).encode())
+            self.store.write_metrics(table1_report(metrics), metrics)

@@ -150,3 +150,26 @@ def test_strict_loading_names_the_mismatch(tmp_path):
     torch.save(dict(state_dict={'module.' + k: v for k, v in model.state_dict().items()}), good)
     load_model_weights(ToyModel(), good)  # "module." prefixes are stripped as mmengine does
     check_state_dict(model, model.state_dict(), 'in memory')
+
+
+def test_load_local_weights_names_the_checkpoint(tmp_path):
+    """The pseudo-label runner's strict loader: 'module.' prefixes stripped, a missing
+    num_batches_tracked accepted (converted weights), anything else names ``what``."""
+    from mmaffseg.utils.checkpoint import load_local_weights
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    state = {f'module.{k}': v for k, v in src.state_dict().items()
+             if not k.endswith('num_batches_tracked')}
+    good = str(tmp_path / 'good.pth')
+    torch.save(dict(state_dict=state), good)
+    load_local_weights(net, good, 'CAM checkpoint (--cam-checkpoint)')
+    for (k, v), ref in zip(net.state_dict().items(), src.state_dict().values()):
+        assert torch.equal(v, ref), k
+    with pytest.raises(FileNotFoundError, match='--cam-checkpoint: checkpoint file'):
+        load_local_weights(net, str(tmp_path / 'none.pth'), '--cam-checkpoint')
+    bad = str(tmp_path / 'bad.pth')
+    torch.save(dict(state_dict={'0.weight': state['module.0.weight']}), bad)
+    with pytest.raises(CheckpointError, match=r'\(--aff-checkpoint\) does not fit the '
+                       r'Sequential of the config: missing keys \[.0\.bias'):
+        load_local_weights(net, bad, '--aff-checkpoint')

@@ -15,8 +15,9 @@ import test_pseudo_label_loop as psa_loop
 import torch
 from test_pseudo_label_loop import PL_CFG, _load_tool, _options, _outputs, _runner
 
-from mmaffseg.wsss import pseudo_label_loop
-from mmaffseg.wsss.pseudo_label_loop import OutputFolderError, PseudoLabelLoop, check_output_dir
+from mmaffseg.wsss import label_store, pseudo_label_stages
+from mmaffseg.wsss.label_store import OutputFolderError, PseudoLabelStore
+from mmaffseg.wsss.pseudo_label_loop import PseudoLabelLoop
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 checkpoints = psa_loop.checkpoints  # the fixture: random CAM classifier and AffinityNet
@@ -66,9 +67,9 @@ def test_nan_weight_fails_every_image_clearly(tiny_synthetic_root, checkpoints, 
 
 
 def test_check_finite_names_what_and_counts():
-    pseudo_label_loop.check_finite(torch.ones(3), 'x', 'fine')
+    pseudo_label_stages.check_finite(torch.ones(3), 'x', 'fine')
     with pytest.raises(ValueError, match=r'the scores contain 2 NaN/inf value\(s\) of 4; lower'):
-        pseudo_label_loop.check_finite(torch.tensor([1., float('nan'), float('inf'), 0.]),
+        pseudo_label_stages.check_finite(torch.tensor([1., float('nan'), float('inf'), 0.]),
                                        'the scores', 'lower it')
 
 
@@ -90,7 +91,7 @@ def test_unreadable_cam_cache_is_recomputed(tiny_synthetic_root, checkpoints, tm
         if rel.startswith('cam' + os.sep):
             os.remove(path)  # the cam labels are remade from the (broken) caches
     logged = []
-    monkeypatch.setattr(pseudo_label_loop, 'print_log',
+    monkeypatch.setattr(label_store, 'print_log',
                         lambda msg, *a, **k: logged.append(str(msg)))
     runner = _runner(tiny_synthetic_root, checkpoints, tmp_path, stages=['cam'])
     runner.test()
@@ -111,7 +112,7 @@ def test_output_folder_under_a_file_stops_before_any_image(tiny_synthetic_root, 
                                            work_dir=tmp_path / 'log'))
     assert _load_tool().main() == 2
     err = capsys.readouterr().err
-    assert f'the output folder {out} is not writable' in err and '--out' in err
+    assert f'--out (test_cfg.out_dir): the folder {out} cannot be created or written' in err
 
 
 @pytest.mark.skipif(os.name != 'posix' or os.geteuid() == 0,
@@ -121,28 +122,28 @@ def test_read_only_output_folder(tmp_path):
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        with pytest.raises(OutputFolderError, match=f'the output folder {folder} is not wri'):
-            check_output_dir(str(folder))
+        with pytest.raises(OutputFolderError, match=f'the folder {folder} cannot be created'):
+            PseudoLabelStore(str(folder), ['cam']).check()
     finally:
         folder.chmod(0o755)
 
 
 def test_free_space_is_checked_and_reported(tmp_path, monkeypatch):
-    free = check_output_dir(str(tmp_path / 'new'))
+    free = PseudoLabelStore(str(tmp_path / 'new'), ['cam']).check()
     assert osp.isdir(tmp_path / 'new') and os.listdir(tmp_path / 'new') == []  # probe removed
-    assert free == pytest.approx(pseudo_label_loop.shutil.disk_usage(tmp_path).free,
+    assert free == pytest.approx(shutil.disk_usage(tmp_path).free,
                                  rel=0.01)
-    usage = pseudo_label_loop.shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(pseudo_label_loop.shutil, 'disk_usage',
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, 'disk_usage',
                         lambda path: usage._replace(free=2**20))
     with pytest.raises(OutputFolderError, match=r'has 1.0 MiB free, less than the 64 MiB'):
-        check_output_dir(str(tmp_path))
+        PseudoLabelStore(str(tmp_path), ['cam']).check()
 
 
 def test_disk_full_mid_run_stops_the_run(tiny_synthetic_root, checkpoints, tmp_path,
                                          monkeypatch, capsys):
     """ENOSPC on a write stops at once (exit 2), not after failing every other image."""
-    real_write = pseudo_label_loop.atomic_write_bytes
+    real_write = label_store.atomic_write_bytes
     writes = []
 
     def fill_up(path, data):
@@ -151,7 +152,7 @@ def test_disk_full_mid_run_stops_the_run(tiny_synthetic_root, checkpoints, tmp_p
             raise OSError(errno.ENOSPC, 'No space left on device', path)
         real_write(path, data)
 
-    monkeypatch.setattr(pseudo_label_loop, 'atomic_write_bytes', fill_up)
+    monkeypatch.setattr(label_store, 'atomic_write_bytes', fill_up)
     out = tmp_path / 'out'
     monkeypatch.setattr(sys, 'argv', _argv(tiny_synthetic_root, *checkpoints, out, '--no-crf'))
     assert _load_tool().main() == 2
