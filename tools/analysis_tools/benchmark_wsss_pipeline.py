@@ -22,17 +22,14 @@ I/O              decoding the JPEG image, writing the three label PNGs and the C
         configs/psa/psa-pseudo-labels_r50-d8_voc12aug.py --size 375 500 --images 2
 
 Each config is measured in its own process; the table gives the median wall and CPU seconds per
-image of each stage, the process's peak resident memory after the stage (the first stage whose
-peak is the row's maximum is where the image's peak is reached) and the hours a run of 10,000
-images would take at that rate on one process (VOC train_aug has 10,582 images), at the wall
-and at the CPU seconds (they agree on a quiet machine).
+image of each stage, the process's peak resident memory during the stage and the hours a run
+of 10,000 images would take at that rate on one process (VOC train_aug has 10,582 images), at
+the wall and at the CPU seconds (they agree on a quiet machine).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import tempfile
 from functools import partial
@@ -42,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from mmaffseg.utils.profiling import CaseError, emit_result, run_case
 from mmaffseg.wsss.pseudo_label_stages import (
     compute_cams,
     crf_stage_labels,
@@ -119,7 +117,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
 
     from mmaffseg.apis import load_config
     from mmaffseg.postprocessing import DenseCRF
-    from mmaffseg.utils.profiling import peak_rss_mb, wall_and_cpu_seconds
+    from mmaffseg.utils.profiling import measure
     from mmaffseg.wsss.label_store import PseudoLabelStore
     cfg = load_config(config)
     loop = cfg.test_cfg
@@ -157,8 +155,9 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
                      partial(image.dcrf, cam_model, crf), partial(image.io, store))
             with torch.no_grad():
                 for stage, fn in zip(STAGES, steps):
-                    times[stage].append(wall_and_cpu_seconds(fn, warmup=0, repeat=1))
-                    peaks[stage] = max(peaks[stage], peak_rss_mb())
+                    m = measure(fn, warmup=0, repeat=1)
+                    times[stage].append((m['wall_s'], m['cpu_s']))
+                    peaks[stage] = max(peaks[stage], m['peak_mb'])
     return {s: dict(wall=statistics.median(t[0] for t in times[s]),
                     cpu=statistics.median(t[1] for t in times[s]), peak_mb=peaks[s])
             for s in STAGES}
@@ -197,19 +196,19 @@ def main(argv=None) -> int:
                 results[config] = measure_config(config, args.size, args.images, args.classes)
                 continue
             # a fresh process per config: the peak memory is that config's alone
-            cmd = [sys.executable, osp.abspath(__file__), config, '--size',
-                   *map(str, args.size), '--images', str(args.images), '--classes',
-                   str(args.classes), '--threads', str(args.threads), '--json']
+            case = [osp.abspath(__file__), config, '--size', *map(str, args.size), '--images',
+                    str(args.images), '--classes', str(args.classes), '--threads',
+                    str(args.threads), '--json']
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode:
-                print(proc.stdout[-2000:] + proc.stderr[-4000:], file=sys.stderr)
-                return proc.returncode
-            results[config] = json.loads(proc.stdout.strip().splitlines()[-1])[config]
+            try:
+                results[config] = run_case(case, env=env)[config]
+            except CaseError as e:
+                print(e, file=sys.stderr)
+                return e.returncode or 1
     finally:
         torch.set_num_threads(threads)
     if args.json:
-        print(json.dumps(results))
+        emit_result(results)
     else:
         print(format_table(results, args.size, args.images, args.threads))
     return 0
