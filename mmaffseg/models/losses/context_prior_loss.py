@@ -28,12 +28,21 @@ Labels are compared for equality only: the ignore value (255) is a class like an
 the official code, so ignore cells have affinity 1 with each other and 0 with the rest.
 
 ``A`` is never built. The rows of ``P`` are walked in blocks of consecutive cells; on a block
-``A`` is a comparison of the block's labels with all labels (a boolean block, never a float
-N x N map), so every sum is a masked row or column sum and the gradient of the unary term is
-``(P - A) / max(P (1 - P), 1e-12)``, PyTorch's BCE derivative. The class size of every cell
-(the recall and specificity denominators) comes from one sort of the labels and a binary search,
-so forward and backward do no data-dependent host synchronisation: the block loop depends only on
-the shapes. Besides ``P`` and its gradient the memory is O(B * N) plus one block.
+``A`` and ``1 - A`` are 0/1 float blocks from comparing float class codes of the block's rows
+with those of all cells, so every sum is a masked row or column sum (a product with a 0/1 mask,
+which is exact) and the gradient of the unary term is ``(P - A) / max(P (1 - P), 1e-12)``,
+PyTorch's BCE derivative. The class code and class size of every cell (the recall and
+specificity denominators) come from one sort of the labels and a binary search, so forward and
+backward do no data-dependent host synchronisation: the block loop depends only on the shapes.
+Besides ``P`` and its gradient the memory is O(B * N) plus a few blocks.
+
+Speed: forward reads ``P`` once and backward reads it once and writes its gradient once; every
+other pass runs on a few block-sized buffers allocated once per call and reused (``out=`` / in
+place), small enough on CPU (2**18 elements) to stay in the cache between the passes. Per-block
+temporaries would be paged in by the kernel for every block and operation, which cost more than
+the arithmetic. The floor (one log per entry forward, one division per entry into a new
+gradient backward, or the memory traffic, whichever is slower) and our ratio to it are printed
+by ``tools/analysis_tools/benchmark_cp_loss.py``.
 :func:`context_prior_loss_materialised` is the direct O(N^2) version that tests and
 ``tools/analysis_tools/benchmark_cp_loss.py`` compare against.
 
@@ -43,7 +52,7 @@ with ``torch.amp.custom_fwd(cast_inputs=torch.float32)``), since half-precision 
 1e-12-guarded BCE derivative overflow; :class:`~mmaffseg.models.decode_heads.CPHead` computes
 the prior map's sigmoid in float32 for the same reason.
 """
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -94,6 +103,15 @@ def _neg_log(x: Tensor) -> Tensor:
 def _bce_one_grad(x: Tensor) -> Tensor:
     """d BCE(x, 1) / dx with PyTorch's formula (x - 1) / max(x (1 - x), 1e-12)."""
     return (x - 1) / ((1 - x) * x).clamp(min=_BCE_EPS)
+
+
+#: Default elements of ``P`` per row block: cache-sized on CPU; on a GPU few large blocks, since
+#: every block launches ~20 kernels.
+DEFAULT_BLOCK_ELEMS = dict(cpu=1 << 18, cuda=1 << 26)
+
+
+def _default_block_elems(device: torch.device) -> int:
+    return DEFAULT_BLOCK_ELEMS.get(device.type, DEFAULT_BLOCK_ELEMS['cuda'])
 
 
 def _row_blocks(num_cells: int, block_rows: int) -> Iterator[Tuple[int, int]]:
@@ -253,7 +271,7 @@ class _ContextPriorLoss(torch.autograd.Function):
 def context_prior_loss(prior_map: Tensor,
                        label: Tensor,
                        form: str = 'official',
-                       block_elems: int = 1 << 22) -> Tensor:
+                       block_elems: Optional[int] = None) -> Tensor:
     """Context prior affinity loss from ``P`` and the labels, without materialising ``A``.
 
     Args:
@@ -261,14 +279,17 @@ def context_prior_loss(prior_map: Tensor,
         label (Tensor): (B, N) or (B, h, w) integer labels on the prior grid (h * w = N).
         form (str): ``'official'`` (row-wise, diagonal excluded) or ``'paper'`` (column-wise).
             Defaults to ``'official'``.
-        block_elems (int): Elements of ``P`` processed at once, over the whole batch (memory
-            knob; the result does not depend on it). Defaults to 2**22.
+        block_elems (int, optional): Elements of ``P`` processed at once, over the whole batch
+            (speed and memory knob; the result does not depend on it). Defaults to None:
+            :data:`DEFAULT_BLOCK_ELEMS` of the device (2**18 on CPU, 2**26 on a GPU).
 
     Returns:
         Tensor: Scalar loss (without ``loss_weight``).
     """
     label = label.reshape(label.shape[0], -1).to(prior_map.device)
     _check_inputs(prior_map, label, form)
+    if block_elems is None:
+        block_elems = _default_block_elems(prior_map.device)
     return _ContextPriorLoss.apply(prior_map, label, form, int(block_elems))
 
 
@@ -316,8 +337,8 @@ class ContextPriorLoss(nn.Module):
             the recall/precision numerators) or ``'paper'`` (column-wise ratios as the paper
             writes them). Defaults to ``'official'``.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
-        block_elems (int): Elements of ``P`` processed at once; trades speed for memory,
-            the value does not depend on it. Defaults to 2**22.
+        block_elems (int, optional): Elements of ``P`` processed at once; the value does not
+            depend on it. Defaults to None: :data:`DEFAULT_BLOCK_ELEMS` of the device.
         loss_name (str): Name in the loss dict; must start with ``loss_`` for mmseg to sum
             it. Defaults to ``'loss_prior'``.
     """
@@ -325,7 +346,7 @@ class ContextPriorLoss(nn.Module):
     def __init__(self,
                  form: str = 'official',
                  loss_weight: float = 1.0,
-                 block_elems: int = 1 << 22,
+                 block_elems: Optional[int] = None,
                  loss_name: str = 'loss_prior') -> None:
         super().__init__()
         if form not in FORMS:
