@@ -20,10 +20,10 @@ warm-up at prior size 8; wall and process CPU time; peak memory):
     (bytes read + written per second, best of 3).
   - ``pass floor`` = one elementwise pass over P each way, timed here on the same P: forward a
     log of every entry summed (the unary BCE needs one log per entry; blocks of 2**20
-    entries, or ``--block-elems``, into a reused buffer, so one read of P), backward ``torch.reciprocal(P)``
-    into a new tensor (one read of P, one division per entry, one write of a freshly allocated
-    B x N x N tensor, as autograd allocates dP; on CPU the kernel pages that tensor in, which is
-    part of the cost any implementation pays).
+    entries, or ``--block-elems``, into a reused buffer, so one read of P), backward
+    ``torch.reciprocal(P)`` into a new tensor (one read of P, one division per entry, one write
+    of a freshly allocated B x N x N tensor, as autograd allocates dP; on CPU the kernel pages
+    that tensor in, which is part of the cost any implementation pays).
 
   ``floor`` = max(memory floor, pass floor) in wall time; the CPU-time ratio divides by the pass
   floor's CPU time. The table prints floor, time and their ratio (wall and CPU).
@@ -167,15 +167,19 @@ def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
         return dict(error=str(e).splitlines()[-1][:200])
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float('nan')
+
+
 def compare(ours: dict, ref: dict) -> dict:
     a, b = torch.tensor(ours['grad_samples']), torch.tensor(ref['grad_samples'])
     return dict(
-        loss_rel=abs(ours['loss'] - ref['loss']) / abs(ref['loss']),
-        grad_max_rel=float((a - b).abs().max()) / ref['grad_max'],
-        grad_norm_rel=abs(ours['grad_norm'] - ref['grad_norm']) / ref['grad_norm'],
-        wall=ours['wall_s'] / ref['wall_s'], cpu=ours['cpu_s'] / ref['cpu_s'],
-        peak=ours['peak_mb'] / ref['peak_mb'], work=ours['work_mb'] / ref['work_mb'],
-        loss_mem=ours['loss_mb'] / ref['loss_mb'])
+        loss_rel=_ratio(abs(ours['loss'] - ref['loss']), abs(ref['loss'])),
+        grad_max_rel=_ratio(float((a - b).abs().max()), ref['grad_max']),
+        grad_norm_rel=_ratio(abs(ours['grad_norm'] - ref['grad_norm']), ref['grad_norm']),
+        **{key: _ratio(ours[field], ref[field])
+           for key, field in (('wall', 'wall_s'), ('cpu', 'cpu_s'), ('peak', 'peak_mb'),
+                              ('work', 'work_mb'), ('loss_mem', 'loss_mb'))})
 
 
 def parse_args() -> argparse.Namespace:
@@ -254,8 +258,9 @@ def main() -> None:
         floor = max(f['memory_floor_s'], f['pass_floor_s'])
         print(f'{size:>5} {f["bandwidth_gbs"]:>6.1f} {f["memory_floor_s"]:>11.2f} '
               f'{f["pass_fwd"]["wall_s"]:>10.2f} {f["pass_bwd"]["wall_s"]:>10.2f} {floor:>8.2f} '
-              f'{r["wall_s"]:>7.2f} {r["wall_s"] / floor:>6.2f} {f["pass_floor_cpu_s"]:>9.2f} '
-              f'{r["cpu_s"]:>8.2f} {r["cpu_s"] / f["pass_floor_cpu_s"]:>9.2f}')
+              f'{r["wall_s"]:>7.2f} {_ratio(r["wall_s"], floor):>6.2f} '
+              f'{f["pass_floor_cpu_s"]:>9.2f} {r["cpu_s"]:>8.2f} '
+              f'{_ratio(r["cpu_s"], f["pass_floor_cpu_s"]):>9.2f}')
     print('\nours / materialised')
     print(f'{"prior":>5} {"loss rel diff":>14} {"grad max diff":>14} {"grad norm diff":>15} '
           f'{"wall":>6} {"cpu":>6} {"peak":>6} {"work":>6} {"loss mem":>8}')
