@@ -156,14 +156,6 @@ def _class_ranks(label: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
     return first.to(dtype), size
 
 
-def _affinity_block(code: Tensor, start: int, stop: int, same: Tensor, other: Tensor) -> None:
-    """Rows ``start:stop`` of the ideal affinity ``A`` and of ``1 - A`` as 0/1 floats,
-    (B, nb, N) each, written to ``same`` and ``other``."""
-    rows, cols = code[:, start:stop, None], code[:, None, :]
-    torch.eq(rows, cols, out=same)
-    torch.ne(rows, cols, out=other)
-
-
 class _ContextPriorLoss(torch.autograd.Function):
     """Factorised affinity loss; forward and backward walk over blocks of rows of ``P``.
 
@@ -245,22 +237,24 @@ class _ContextPriorLoss(torch.autograd.Function):
             on_same, on_diff = on_same[:, :, None], on_diff[:, :, None]
         else:  # coefficients of every column, broadcast along i
             on_same, on_diff = on_same[:, None, :], on_diff[:, None, :]
-        work = _Workspace(prior_map, ctx.block_rows, 4)
+        work = _Workspace(prior_map, ctx.block_rows, 3)
         grad = torch.empty_like(prior_map)
         for start, stop in _row_blocks(num_cells, ctx.block_rows):
-            same, other, neg, diff = work.views(stop - start)
-            _affinity_block(code, start, stop, same, other)
+            same, neg, diff = work.views(stop - start)
+            torch.eq(code[:, start:stop, None], code[:, None, :], out=same)  # A on these rows
             Pb = prior_map[:, start:stop]
             # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12), computed as
             # (P - A) / min((P - 1) P, -1e-12) = -that, from P - 1 (the exact negative of 1 - P)
             torch.sub(Pb, same, out=diff)  # P - A
             torch.sub(Pb, 1, out=neg).mul_(Pb).clamp_(max=-_BCE_EPS)
             diff.div_(neg)
-            # alpha_u where A_ij = 1, beta_u where A_ij = 0: products with the 0/1 masks
-            # select exactly (a saturated ratio makes alpha or beta ~1e12 and it must not leak
+            # alpha_u where A_ij = 1, beta_u where A_ij = 0: (on_diff - A on_diff) + A on_same
+            # selects exactly (a saturated ratio makes alpha or beta ~1e12 and it must not leak
             # into the other entries, as it would through on_diff + A (on_same - on_diff)).
-            coef = torch.mul(same, on_same[:, start:stop] if per_row else on_same, out=neg)
-            coef.addcmul_(other, on_diff[:, start:stop] if per_row else on_diff)
+            row_same = on_same[:, start:stop] if per_row else on_same
+            row_diff = on_diff[:, start:stop] if per_row else on_diff
+            coef = torch.addcmul(row_diff, same, row_diff, value=-1, out=neg)
+            coef.addcmul_(same, row_same)
             if per_row:  # diagonal: A'_ii = 0 and 1 - A_ii = 0
                 coef.diagonal(offset=start, dim1=1, dim2=2).copy_(gamma[:, start:stop])
             torch.addcmul(coef, diff, neg_c_unary, out=grad[:, start:stop])
