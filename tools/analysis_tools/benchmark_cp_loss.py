@@ -1,95 +1,58 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Context prior affinity loss: factorised (ours) vs materialised ideal affinity A = L L^T.
+"""Context prior affinity loss: ours (factorised) against its floor and the materialised A.
 
     python tools/analysis_tools/benchmark_cp_loss.py [--prior-sizes 64 96 128] [--batch 2]
-        [--num-classes 19] [--threads 2] [--form official] [--max-gb auto]
-        [--omp-wait-policy passive]
+        [--num-classes 19] [--threads 1] [--form official] [--repeat 3] [--block-elems N]
+        [--max-gb auto] [--omp-wait-policy passive] [--out F.json]
 
-Each variant runs forward + backward once (after a warm-up call at prior size 8) in its own
-subprocess, so its peak RSS (``ru_maxrss``) is its own. The subprocess loads the loss module
-alone, with torch only (mmseg's registry is stubbed), so the process baseline is torch's
-(~0.2 GB) as in a bare reference script. Inputs are identical in both:
-``P = sigmoid(randn)`` (B, N, N) and Cityscapes-like labels on the prior grid (class blocks of
-8 x 8 cells, 10 % of the blocks ignore = 255). The table gives the loss values, the gradient
-difference (on 100k sampled
-entries, relative to the largest gradient, and the relative difference of the gradient norms),
-the fwd+bwd wall and CPU time, the peak RSS, the RSS growth over the process after imports
-(``extra``; it includes P and its gradient, 2 * B * N^2 * 4 bytes, which no implementation can
-avoid), ``work`` = extra minus those two (the loss's own working memory) and the ratios
-ours / materialised. A materialised run whose peak, extrapolated from the
-previous prior size, would exceed ``--max-gb`` is skipped.
+Inputs, the same in every case: ``P = sigmoid(randn)`` (B, N, N), N = prior_size^2, and
+Cityscapes-like labels on the prior grid (class blocks of 8 x 8 cells drawn from
+``--num-classes``, 10 % of the blocks ignore = 255). Every case runs in a fresh process
+(:func:`mmaffseg.utils.profiling.run_case`) and is measured by
+:func:`mmaffseg.utils.profiling.measure` (median of ``--repeat`` forward + backward calls after a
+warm-up at prior size 8; wall and process CPU time; peak memory):
 
-On a shared, oversubscribed CPU, OpenMP threads that spin while waiting at the end of each
-parallel region inflate the time of code with many medium-sized operations (ours: a few per
-class and row block) far more than that of a few huge ones; ``--omp-wait-policy passive`` sets
-``OMP_WAIT_POLICY=PASSIVE`` for both workers (``default`` leaves the environment alone).
+* ``ours``: :func:`context_prior_loss`. In the same process, before it, the **floor**:
+
+  - ``memory floor`` = bytes that any implementation moves / measured bandwidth: forward reads
+    P once, backward reads P once and writes dP once (3 * B * N^2 * 4 bytes); the bandwidth is
+    that of a 1 GiB (``--copy-mib``) float32 copy into an already allocated tensor, timed here
+    (bytes read + written per second, best of 3).
+  - ``pass floor`` = one elementwise pass over P each way, timed here on the same P: forward a
+    log of every entry summed (the unary BCE needs one log per entry; blocks of 2**20
+    entries, or ``--block-elems``, into a reused buffer, so one read of P), backward
+    ``torch.reciprocal(P)`` into a new tensor (one read of P, one division per entry, one write
+    of a freshly allocated B x N x N tensor, as autograd allocates dP; on CPU the kernel pages
+    that tensor in, which is part of the cost any implementation pays).
+
+  ``floor`` = max(memory floor, pass floor) in wall time; the CPU-time ratio divides by the pass
+  floor's CPU time. The table prints floor, time and their ratio (wall and CPU).
+* ``materialised``: :func:`context_prior_loss_materialised` (one-hot L, ``A = L L^T``, PyTorch's
+  BCE), the reference for the values, the gradients and the memory; a run whose peak,
+  extrapolated from the previous prior size, would exceed ``--max-gb`` is skipped.
+
+Memory: ``work`` is the peak above what the process held after building the inputs (so it
+includes dP, B * N^2 * 4 bytes, which no implementation avoids); ``loss`` = work minus dP, the
+loss's own working memory (slightly negative at small sizes, where dP reuses memory the
+process already held). Gradients are compared on 100k sampled entries (max difference over
+max |grad|) and by their norms.
+
+On a shared, oversubscribed CPU, OpenMP threads that spin at the end of each parallel region
+inflate the time of code with many medium-sized operations; ``--omp-wait-policy passive`` sets
+``OMP_WAIT_POLICY=PASSIVE`` for the cases. CPU times stay meaningful under load, wall times do
+not: the load average is printed with the results.
 """
 import argparse
-import importlib.util
 import json
 import os
-import os.path as osp
-import resource
-import subprocess
-import sys
 import time
-import types
 
 import torch
 
+from mmaffseg.utils.profiling import CaseError, emit_result, measure, run_case
+
 VARIANTS = ('ours', 'materialised')
 NUM_SAMPLES = 100_000
-
-
-PACKAGE_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmaffseg')
-LOSS_FILE = osp.join(PACKAGE_DIR, 'models', 'losses', 'context_prior_loss.py')
-
-
-def _load_file(name: str, path: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_loss_module() -> types.ModuleType:
-    """``context_prior_loss.py`` and its helpers (``models/utils/precision.py`` and
-    ``counting.py``) on their own: only torch in the process, mmaffseg's package ``__init__``
-    and mmseg's registry stubbed."""
-
-    class _Registry:
-
-        def register_module(self, *args, **kwargs):
-            return lambda cls: cls
-
-    registry = types.ModuleType('mmseg.registry')
-    registry.MODELS = _Registry()
-    sys.modules.setdefault('mmseg', types.ModuleType('mmseg'))
-    sys.modules['mmseg.registry'] = registry
-    for name in ('mmaffseg', 'mmaffseg.models', 'mmaffseg.models.utils',
-                 'mmaffseg.models.losses'):
-        package = types.ModuleType(name)
-        package.__path__ = []
-        sys.modules.setdefault(name, package)
-    for helper in ('precision', 'counting'):
-        _load_file(f'mmaffseg.models.utils.{helper}',
-                   osp.join(PACKAGE_DIR, 'models', 'utils', f'{helper}.py'))
-    return _load_file('mmaffseg.models.losses.context_prior_loss', LOSS_FILE)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mb() -> float:
-    """Resident set size now, in MiB."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
 
 
 def make_inputs(prior_size: int, batch: int, num_classes: int, seed: int = 0):
@@ -104,43 +67,82 @@ def make_inputs(prior_size: int, batch: int, num_classes: int, seed: int = 0):
     return prior, label.reshape(batch, n)
 
 
+def copy_bandwidth_gbs(mib: int = 1024, repeat: int = 3) -> float:
+    """Bytes read + written per second by a ``mib`` MiB float32 copy into an allocated tensor
+    (best of ``repeat``)."""
+    src = torch.rand(mib * 2**18)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # pages both in
+    best = float('inf')
+    for _ in range(repeat):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * src.element_size() / best / 1e9
+
+
+def measure_floor(prior: torch.Tensor, block_elems: int, repeat: int,
+                  copy_mib: int = 1024) -> dict:
+    """The memory floor and the one-pass-each-way floor of a loss on ``prior``."""
+    flat = prior.view(-1)
+    block = min(block_elems, flat.numel())
+    buf = prior.new_empty(block)
+
+    def forward_pass():  # one log per entry, summed: one read of P
+        parts = []
+        for start in range(0, flat.numel(), block):
+            part = flat[start:start + block]
+            parts.append(torch.log(part, out=buf[:part.numel()]).sum())
+        return torch.stack(parts).sum()
+
+    def backward_pass():  # one division per entry into a new tensor: read P, write "dP"
+        return torch.reciprocal(prior)
+
+    bandwidth = copy_bandwidth_gbs(copy_mib)
+    fwd = measure(forward_pass, warmup=0, repeat=repeat, memory=False)
+    bwd = measure(backward_pass, warmup=0, repeat=repeat, memory=False)
+    nbytes = 3 * prior.numel() * prior.element_size()
+    return dict(bandwidth_gbs=bandwidth, bytes=nbytes, memory_floor_s=nbytes / bandwidth / 1e9,
+                pass_fwd=fwd, pass_bwd=bwd, pass_floor_s=fwd['wall_s'] + bwd['wall_s'],
+                pass_floor_cpu_s=fwd['cpu_s'] + bwd['cpu_s'])
+
+
 def run_variant(args: argparse.Namespace) -> dict:
-    """Worker: one forward + backward of one variant; returns the measurements."""
-    losses = load_loss_module()
+    """Worker: forward + backward of one variant (and the floor for ours); its measurements."""
+    from mmaffseg.models.losses import context_prior_loss, context_prior_loss_materialised
     torch.set_num_threads(args.threads)
-    fn = dict(ours=losses.context_prior_loss,
-              materialised=losses.context_prior_loss_materialised)[args.variant]
+    kwargs = dict(form=args.form)
+    if args.variant == 'ours':
+        fn = context_prior_loss
+        if args.block_elems:
+            kwargs['block_elems'] = args.block_elems
+    else:
+        fn = context_prior_loss_materialised
     warm, warm_label = make_inputs(8, args.batch, args.num_classes)
-    fn(warm.requires_grad_(), warm_label, form=args.form).backward()
+    fn(warm.requires_grad_(), warm_label, **kwargs).backward()
     del warm, warm_label
-    rss_start = current_rss_mb()
     prior, label = make_inputs(args.prior_size, args.batch, args.num_classes)
+    result = {}
+    if args.variant == 'ours':
+        result['floor'] = measure_floor(prior, args.block_elems or (1 << 20), args.repeat,
+                                        args.copy_mib)
     prior.requires_grad_()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    loss = fn(prior, label, form=args.form)
-    loss.backward()
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    peak = peak_rss_mb()
+    out = {}
+
+    def step():
+        prior.grad = None
+        out['loss'] = fn(prior, label, **kwargs)
+        out['loss'].backward()
+
+    repeat = args.repeat if args.variant == 'ours' else 1
+    result.update(measure(step, warmup=0, repeat=repeat))
+    result['loss_mb'] = result['work_mb'] - prior.numel() * prior.element_size() / 2**20
     grad = prior.grad.flatten()
     idx = torch.randint(0, grad.numel(), (NUM_SAMPLES, ),
                         generator=torch.Generator().manual_seed(1))
-    return dict(loss=float(loss.detach()), time_s=elapsed, cpu_s=cpu, peak_mb=peak,
-                extra_mb=peak - rss_start, grad_norm=float(grad.double().norm()),
-                grad_max=float(grad.abs().max()),
-                grad_samples=grad[idx].tolist())
-
-
-def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', variant, '--prior-sizes',
-           str(prior_size), '--batch', str(args.batch), '--num-classes', str(args.num_classes),
-           '--threads', str(args.threads), '--form', args.form]
-    env = dict(os.environ)
-    if args.omp_wait_policy != 'default':
-        env['OMP_WAIT_POLICY'] = args.omp_wait_policy.upper()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        return dict(error=f'exit {out.returncode}: {out.stderr.strip().splitlines()[-1:]}')
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(loss=float(out['loss'].detach()), grad_norm=float(grad.double().norm()),
+                  grad_max=float(grad.abs().max()), grad_samples=grad[idx].tolist())
+    return result
 
 
 def available_gb() -> float:
@@ -149,22 +151,35 @@ def available_gb() -> float:
     return info['MemAvailable'] / 2**20
 
 
-def work_mb(result: dict, args: argparse.Namespace, num_cells: int) -> float:
-    """RSS growth minus P and its gradient (float32)."""
-    return result['extra_mb'] - 2 * args.batch * num_cells**2 * 4 / 2**20
+def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
+    cmd = [os.path.abspath(__file__), '--worker', variant, '--prior-sizes', str(prior_size),
+           '--batch', str(args.batch), '--num-classes', str(args.num_classes), '--threads',
+           str(args.threads), '--form', args.form, '--repeat', str(args.repeat),
+           '--copy-mib', str(args.copy_mib)]
+    if args.block_elems:
+        cmd += ['--block-elems', str(args.block_elems)]
+    env = dict(os.environ)
+    if args.omp_wait_policy != 'default':
+        env['OMP_WAIT_POLICY'] = args.omp_wait_policy.upper()
+    try:
+        return run_case(cmd, env=env)
+    except CaseError as e:
+        return dict(error=str(e).splitlines()[-1][:200])
 
 
-def compare(ours: dict, ref: dict, args: argparse.Namespace, num_cells: int) -> dict:
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float('nan')
+
+
+def compare(ours: dict, ref: dict) -> dict:
     a, b = torch.tensor(ours['grad_samples']), torch.tensor(ref['grad_samples'])
     return dict(
-        work_ratio=work_mb(ours, args, num_cells) / work_mb(ref, args, num_cells),
-        loss_rel=abs(ours['loss'] - ref['loss']) / abs(ref['loss']),
-        grad_max_rel=float((a - b).abs().max()) / ref['grad_max'],
-        grad_norm_rel=abs(ours['grad_norm'] - ref['grad_norm']) / ref['grad_norm'],
-        time_ratio=ours['time_s'] / ref['time_s'],
-        cpu_ratio=ours['cpu_s'] / ref['cpu_s'],
-        peak_ratio=ours['peak_mb'] / ref['peak_mb'],
-        extra_ratio=ours['extra_mb'] / ref['extra_mb'])
+        loss_rel=_ratio(abs(ours['loss'] - ref['loss']), abs(ref['loss'])),
+        grad_max_rel=_ratio(float((a - b).abs().max()), ref['grad_max']),
+        grad_norm_rel=_ratio(abs(ours['grad_norm'] - ref['grad_norm']), ref['grad_norm']),
+        **{key: _ratio(ours[field], ref[field])
+           for key, field in (('wall', 'wall_s'), ('cpu', 'cpu_s'), ('peak', 'peak_mb'),
+                              ('work', 'work_mb'), ('loss_mem', 'loss_mb'))})
 
 
 def parse_args() -> argparse.Namespace:
@@ -172,13 +187,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--prior-sizes', type=int, nargs='+', default=[64, 96, 128])
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--num-classes', type=int, default=19)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--form', default='official', choices=['official', 'paper'])
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed calls of ours and of each floor pass (median); the '
+                        'materialised reference runs once')
+    parser.add_argument('--block-elems', type=int, default=None,
+                        help="ours' block_elems (default: the loss's default)")
+    parser.add_argument('--copy-mib', type=int, default=1024,
+                        help='size of the copy that measures the memory bandwidth')
     parser.add_argument('--max-gb', type=float, default=None,
                         help='skip materialised runs expected to exceed this peak RSS '
                         '(default: 85%% of MemAvailable)')
     parser.add_argument('--omp-wait-policy', default='default', choices=['default', 'passive'],
                         help='OMP_WAIT_POLICY of the workers (see the module docstring)')
+    parser.add_argument('--out', help='also write the results (without gradient samples) as '
+                        'JSON')
     parser.add_argument('--worker', choices=VARIANTS, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -187,17 +211,18 @@ def main() -> None:
     args = parse_args()
     if args.worker:
         args.variant, args.prior_size = args.worker, args.prior_sizes[0]
-        print(json.dumps(run_variant(args)))
+        emit_result(run_variant(args))
         return
     max_gb = args.max_gb or 0.85 * available_gb()
-    print(f'B={args.batch}, {args.num_classes} classes, form={args.form}, '
-          f'{args.threads} threads, OMP wait policy {args.omp_wait_policy}, forward + backward '
-          f'on CPU; limit {max_gb:.1f} GB\n')
+    print(f'B={args.batch}, {args.num_classes} classes, form={args.form}, {args.threads} '
+          f'threads, OMP wait policy {args.omp_wait_policy}, forward + backward on CPU, '
+          f'median of {args.repeat}; limit {max_gb:.1f} GB; load average before '
+          f'{os.getloadavg()[0]:.2f}\n')
     header = (f'{"prior":>5} {"N":>6} {"variant":>12} {"loss":>10} {"wall s":>8} {"cpu s":>8} '
-              f'{"peak GB":>8} {"extra GB":>8} {"work GB":>8}')
+              f'{"peak GB":>8} {"work GB":>8} {"loss GB":>8}')
     print(header)
     print('-' * len(header))
-    rows, last_ref = [], None
+    rows, floors, last_ref, everything = [], [], None, {}
     for size in args.prior_sizes:
         n = size * size
         results = {'ours': spawn(args, 'ours', size)}
@@ -215,18 +240,38 @@ def main() -> None:
             if 'error' in r:
                 print(f'{size:>5} {n:>6} {variant:>12} {r["error"]}')
                 continue
-            print(f'{size:>5} {n:>6} {variant:>12} {r["loss"]:>10.6f} {r["time_s"]:>8.2f} '
-                  f'{r["cpu_s"]:>8.2f} {r["peak_mb"] / 1024:>8.2f} {r["extra_mb"] / 1024:>8.2f} '
-                  f'{work_mb(r, args, n) / 1024:>8.3f}')
+            print(f'{size:>5} {n:>6} {variant:>12} {r["loss"]:>10.6f} {r["wall_s"]:>8.2f} '
+                  f'{r["cpu_s"]:>8.2f} {r["peak_mb"] / 1024:>8.2f} {r["work_mb"] / 1024:>8.2f} '
+                  f'{r["loss_mb"] / 1024:>8.3f}')
+        if 'floor' in results['ours']:
+            floors.append((size, results['ours']))
         if all('error' not in r for r in results.values()):
-            rows.append((size, compare(results['ours'], results['materialised'], args, n)))
+            rows.append((size, compare(results['ours'], results['materialised'])))
+        everything[size] = {k: {kk: vv for kk, vv in v.items() if kk != 'grad_samples'}
+                            for k, v in results.items()}
+    print('\nours against its floor (see the module docstring)')
+    print(f'{"prior":>5} {"GB/s":>6} {"mem floor s":>11} {"pass fwd s":>10} {"pass bwd s":>10} '
+          f'{"floor s":>8} {"ours s":>7} {"ratio":>6} {"floor cpu":>9} {"ours cpu":>8} '
+          f'{"cpu ratio":>9}')
+    for size, r in floors:
+        f = r['floor']
+        floor = max(f['memory_floor_s'], f['pass_floor_s'])
+        print(f'{size:>5} {f["bandwidth_gbs"]:>6.1f} {f["memory_floor_s"]:>11.2f} '
+              f'{f["pass_fwd"]["wall_s"]:>10.2f} {f["pass_bwd"]["wall_s"]:>10.2f} {floor:>8.2f} '
+              f'{r["wall_s"]:>7.2f} {_ratio(r["wall_s"], floor):>6.2f} '
+              f'{f["pass_floor_cpu_s"]:>9.2f} {r["cpu_s"]:>8.2f} '
+              f'{_ratio(r["cpu_s"], f["pass_floor_cpu_s"]):>9.2f}')
     print('\nours / materialised')
     print(f'{"prior":>5} {"loss rel diff":>14} {"grad max diff":>14} {"grad norm diff":>15} '
-          f'{"wall":>6} {"cpu":>6} {"peak":>6} {"extra":>6} {"work":>6}')
+          f'{"wall":>6} {"cpu":>6} {"peak":>6} {"work":>6} {"loss mem":>8}')
     for size, c in rows:
         print(f'{size:>5} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e} '
-              f'{c["grad_norm_rel"]:>15.2e} {c["time_ratio"]:>6.2f} {c["cpu_ratio"]:>6.2f} '
-              f'{c["peak_ratio"]:>6.2f} {c["extra_ratio"]:>6.2f} {c["work_ratio"]:>6.3f}')
+              f'{c["grad_norm_rel"]:>15.2e} {c["wall"]:>6.2f} {c["cpu"]:>6.2f} '
+              f'{c["peak"]:>6.2f} {c["work"]:>6.2f} {c["loss_mem"]:>8.3f}')
+    print(f'\nload average after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(everything, f, indent=1)
 
 
 if __name__ == '__main__':

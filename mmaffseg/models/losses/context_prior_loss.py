@@ -28,12 +28,21 @@ Labels are compared for equality only: the ignore value (255) is a class like an
 the official code, so ignore cells have affinity 1 with each other and 0 with the rest.
 
 ``A`` is never built. The rows of ``P`` are walked in blocks of consecutive cells; on a block
-``A`` is a comparison of the block's labels with all labels (a boolean block, never a float
-N x N map), so every sum is a masked row or column sum and the gradient of the unary term is
-``(P - A) / max(P (1 - P), 1e-12)``, PyTorch's BCE derivative. The class size of every cell
-(the recall and specificity denominators) comes from one sort of the labels and a binary search,
-so forward and backward do no data-dependent host synchronisation: the block loop depends only on
-the shapes. Besides ``P`` and its gradient the memory is O(B * N) plus one block.
+``A`` and ``1 - A`` are 0/1 float blocks from comparing float class codes of the block's rows
+with those of all cells, so every sum is a masked row or column sum (a product with a 0/1 mask,
+which is exact) and the gradient of the unary term is ``(P - A) / max(P (1 - P), 1e-12)``,
+PyTorch's BCE derivative. The class code and class size of every cell (the recall and
+specificity denominators) come from one sort of the labels and a binary search, so forward and
+backward do no data-dependent host synchronisation: the block loop depends only on the shapes.
+Besides ``P`` and its gradient the memory is O(B * N) plus a few blocks.
+
+Speed: forward reads ``P`` once and backward reads it once and writes its gradient once; every
+other pass runs on a few block-sized buffers allocated once per call and reused (``out=`` / in
+place), small enough on CPU (2**18 elements) to stay in the cache between the passes. Per-block
+temporaries would be paged in by the kernel for every block and operation, which cost more than
+the arithmetic. The floor (one log per entry forward, one division per entry into a new
+gradient backward, or the memory traffic, whichever is slower) and our ratio to it are printed
+by ``tools/analysis_tools/benchmark_cp_loss.py``.
 :func:`context_prior_loss_materialised` is the direct O(N^2) version that tests and
 ``tools/analysis_tools/benchmark_cp_loss.py`` compare against.
 
@@ -43,7 +52,7 @@ with ``torch.amp.custom_fwd(cast_inputs=torch.float32)``), since half-precision 
 1e-12-guarded BCE derivative overflow; :class:`~mmaffseg.models.decode_heads.CPHead` computes
 the prior map's sigmoid in float32 for the same reason.
 """
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -52,7 +61,6 @@ from mmseg.registry import MODELS
 from torch import Tensor
 from torch.amp import custom_bwd, custom_fwd
 
-from ..utils.counting import count_occurrences
 from ..utils.precision import float32_math
 
 FORMS = ('official', 'paper')
@@ -97,19 +105,65 @@ def _bce_one_grad(x: Tensor) -> Tensor:
     return (x - 1) / ((1 - x) * x).clamp(min=_BCE_EPS)
 
 
+#: Default elements of ``P`` per row block: cache-sized on CPU; on a GPU few large blocks, since
+#: every block launches ~20 kernels.
+DEFAULT_BLOCK_ELEMS = dict(cpu=1 << 18, cuda=1 << 26)
+
+
+def _default_block_elems(device: torch.device) -> int:
+    return DEFAULT_BLOCK_ELEMS.get(device.type, DEFAULT_BLOCK_ELEMS['cuda'])
+
+
 def _row_blocks(num_cells: int, block_rows: int) -> Iterator[Tuple[int, int]]:
     """(start, stop) of consecutive row blocks; depends on shapes only."""
     for start in range(0, num_cells, block_rows):
         yield start, min(start + block_rows, num_cells)
 
 
-def _affinity_block(label: Tensor, start: int, stop: int) -> Tensor:
-    """Rows ``start:stop`` of the ideal affinity as booleans, (B, nb, N)."""
-    return label[:, start:stop, None] == label[:, None, :]
+class _Workspace:
+    """Buffers for one row block, allocated once per call and reused for every block.
+
+    Every operation of the block loop writes into these (``out=`` or in place): a fresh
+    block-sized temporary per operation and block would be paged in by the kernel each time,
+    which on CPU costs more than the arithmetic, and small blocks stay in the cache between
+    the operations that read them.
+    """
+
+    def __init__(self, prior_map: Tensor, block_rows: int, num_buffers: int) -> None:
+        batch, num_cells = prior_map.shape[:2]
+        self.shape = (batch, num_cells)
+        self.buffers = prior_map.new_empty(num_buffers, batch * block_rows * num_cells)
+
+    def views(self, rows: int) -> Tuple[Tensor, ...]:
+        """The buffers as contiguous (B, rows, N) tensors."""
+        batch, num_cells = self.shape
+        size = batch * rows * num_cells
+        return tuple(buf[:size].view(batch, rows, num_cells) for buf in self.buffers)
+
+
+def _class_ranks(label: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """Each cell's class as a float code, and the size of its class, without a host sync.
+
+    The code is the number of cells of the sample with a smaller label (equal labels, equal
+    codes; < N, so exact in float32 for any prior grid that fits in memory): comparing codes
+    with a float comparison writing a float mask is several times faster than comparing int64
+    labels into a boolean mask and selecting with it.
+    """
+    ordered = label.sort(dim=-1).values.contiguous()
+    label = label.contiguous()
+    first = torch.searchsorted(ordered, label, right=False)
+    size = torch.searchsorted(ordered, label, right=True) - first
+    return first.to(dtype), size
 
 
 class _ContextPriorLoss(torch.autograd.Function):
-    """Factorised affinity loss; forward and backward walk over blocks of rows of ``P``."""
+    """Factorised affinity loss; forward and backward walk over blocks of rows of ``P``.
+
+    Per block, forward reads ``P`` once from memory and backward reads it once and writes its
+    gradient once; the other passes run on block-sized buffers that stay in the cache. The
+    masks are 0/1 floats and every masked value is a product with them, which is exact
+    (``x * 1 = x``, ``x * 0 = 0`` for finite ``x``), so nothing is mixed arithmetically.
+    """
 
     @staticmethod
     @custom_fwd(device_type='cuda', cast_inputs=torch.float32)
@@ -117,33 +171,38 @@ class _ContextPriorLoss(torch.autograd.Function):
         batch, num_cells = prior_map.shape[:2]
         per_row = form == 'official'  # official: one ratio per row; paper: per column
         block_rows = max(1, block_elems // (batch * num_cells))
-        unary = prior_map.new_zeros((), dtype=torch.float64)  # sum of log P or log(1 - P)
+        blocks = list(_row_blocks(num_cells, block_rows))
+        code, n_same = _class_ranks(label, prior_map.dtype)
+        work = _Workspace(prior_map, block_rows, 3)
+        # per block and sample: sum of max(log(A ? P : 1 - P), -100)
+        unary = prior_map.new_empty(len(blocks), batch)
         # per sample and unit u (row, or column for the paper form), shape (B, N):
         total = prior_map.new_zeros(batch, num_cells)  # sum P
         num = torch.zeros_like(total)  # sum P A'
         spec_num = torch.zeros_like(total)  # sum (1 - P)(1 - A)
-        for start, stop in _row_blocks(num_cells, block_rows):
-            same = _affinity_block(label, start, stop)  # A on these rows, (B, nb, N)
+        for k, (start, stop) in enumerate(blocks):
+            other, picked, miss = work.views(stop - start)
+            rows, cols = code[:, start:stop, None], code[:, None, :]
+            torch.ne(rows, cols, out=other)  # 1 - A on these rows, (B, nb, N)
             Pb = prior_map[:, start:stop]
-            Qb = 1 - Pb
-            # BCE(P, A) with A in {0, 1} is -max(log(A ? P : 1 - P), -100)
-            picked = torch.where(same, Pb, Qb)
-            unary += picked.log_().clamp_(min=_LOG_CLAMP).sum().double()
-            del picked
-            hit = Pb.masked_fill(~same, 0)  # P A
-            miss = Qb.masked_fill_(same, 0)  # (1 - P)(1 - A)
+            torch.sub(other, Pb, out=picked).abs_()  # A ? P : 1 - P
+            torch.mul(picked, other, out=miss)  # (1 - P)(1 - A)
+            hit = torch.sub(picked, miss, out=other)  # P A
             if per_row:
-                total[:, start:stop] = Pb.sum(2)
-                spec_num[:, start:stop] = miss.sum(2)
                 # A' = A with the diagonal zeroed (set in the product, so no cancellation)
                 hit.diagonal(offset=start, dim1=1, dim2=2).zero_()
-                num[:, start:stop] = hit.sum(2)
+                torch.sum(Pb, 2, out=total[:, start:stop])
+                torch.sum(hit, 2, out=num[:, start:stop])
+                torch.sum(miss, 2, out=spec_num[:, start:stop])
             else:
                 total += Pb.sum(1)
                 num += hit.sum(1)
                 spec_num += miss.sum(1)
-            del hit, miss, Qb
-        n_same = count_occurrences(label, label).to(total.dtype)  # size of each cell's class
+            # BCE(P, A) with A in {0, 1} is -max(log(A ? P : 1 - P), -100)
+            picked.log_().clamp_(min=_LOG_CLAMP)
+            torch.sum(picked.view(batch, -1), 1, out=unary[k])
+        del work
+        n_same = n_same.to(total.dtype)  # size of each cell's class
         rec_den = n_same - 1 if per_row else n_same
         spec_den = num_cells - n_same
         rec_den, spec_den, prec_den = (torch.where(d > 0, d, torch.ones_like(d))
@@ -157,38 +216,48 @@ class _ContextPriorLoss(torch.autograd.Function):
         alpha = _bce_one_grad(recall) / rec_den + d_prec / prec_den
         beta = -_bce_one_grad(spec) / spec_den
         gamma = torch.where(total > 0, -d_prec * num / prec_den**2, torch.zeros_like(num))
-        ctx.save_for_backward(prior_map, label, torch.stack([alpha, beta, gamma]))
+        ctx.save_for_backward(prior_map, code, torch.stack([alpha, beta, gamma]))
         ctx.form, ctx.block_rows = form, block_rows
-        loss = (-unary / (batch * num_cells**2) + global_term / (batch * num_cells))
+        loss = (-unary.sum(dtype=torch.float64) / (batch * num_cells**2)
+                + global_term / (batch * num_cells))
         return loss.to(prior_map.dtype)
 
     @staticmethod
     @custom_bwd(device_type='cuda')
     def backward(ctx, grad_out: Tensor):
-        prior_map, label, coeffs = ctx.saved_tensors
+        prior_map, code, coeffs = ctx.saved_tensors
         batch, num_cells = prior_map.shape[:2]
         per_row = ctx.form == 'official'
         grad_out = grad_out.to(prior_map.dtype)  # a 0-d tensor: no host synchronisation
-        c_unary = grad_out / (batch * num_cells**2)
+        # the unary derivative is computed with its sign flipped (see below)
+        neg_c_unary = -grad_out / (batch * num_cells**2)
         alpha, beta, gamma = coeffs * (grad_out / (batch * num_cells))  # each (B, N)
         on_same, on_diff = alpha + gamma, beta + gamma
+        if per_row:  # coefficients of the block's rows, broadcast along j
+            on_same, on_diff = on_same[:, :, None], on_diff[:, :, None]
+        else:  # coefficients of every column, broadcast along i
+            on_same, on_diff = on_same[:, None, :], on_diff[:, None, :]
+        work = _Workspace(prior_map, ctx.block_rows, 3)
         grad = torch.empty_like(prior_map)
         for start, stop in _row_blocks(num_cells, ctx.block_rows):
-            same = _affinity_block(label, start, stop)
-            # alpha_u where A_ij = 1, beta_u where A_ij = 0, selected rather than mixed
-            # arithmetically: a saturated ratio makes alpha or beta ~1e12 and it must
-            # not leak into entries whose derivative is exactly zero.
-            if per_row:  # coefficients of the block's rows, broadcast along j
-                coef = torch.where(same, on_same[:, start:stop, None],
-                                   on_diff[:, start:stop, None])
-                # diagonal: A'_ii = 0 and 1 - A_ii = 0
-                coef.diagonal(offset=start, dim1=1, dim2=2).copy_(gamma[:, start:stop])
-            else:  # coefficients of every column, broadcast along i
-                coef = torch.where(same, on_same[:, None, :], on_diff[:, None, :])
+            same, neg, diff = work.views(stop - start)
+            torch.eq(code[:, start:stop, None], code[:, None, :], out=same)  # A on these rows
             Pb = prior_map[:, start:stop]
-            # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12)
-            denom = (1 - Pb).mul_(Pb).clamp_(min=_BCE_EPS)
-            grad[:, start:stop] = (Pb - same.to(Pb.dtype)).div_(denom).mul_(c_unary).add_(coef)
+            # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12), computed as
+            # (P - A) / min((P - 1) P, -1e-12) = -that, from P - 1 (the exact negative of 1 - P)
+            torch.sub(Pb, same, out=diff)  # P - A
+            torch.sub(Pb, 1, out=neg).mul_(Pb).clamp_(max=-_BCE_EPS)
+            diff.div_(neg)
+            # alpha_u where A_ij = 1, beta_u where A_ij = 0: (on_diff - A on_diff) + A on_same
+            # selects exactly (a saturated ratio makes alpha or beta ~1e12 and it must not leak
+            # into the other entries, as it would through on_diff + A (on_same - on_diff)).
+            row_same = on_same[:, start:stop] if per_row else on_same
+            row_diff = on_diff[:, start:stop] if per_row else on_diff
+            coef = torch.addcmul(row_diff, same, row_diff, value=-1, out=neg)
+            coef.addcmul_(same, row_same)
+            if per_row:  # diagonal: A'_ii = 0 and 1 - A_ii = 0
+                coef.diagonal(offset=start, dim1=1, dim2=2).copy_(gamma[:, start:stop])
+            torch.addcmul(coef, diff, neg_c_unary, out=grad[:, start:stop])
         return grad, None, None, None
 
 
@@ -196,7 +265,7 @@ class _ContextPriorLoss(torch.autograd.Function):
 def context_prior_loss(prior_map: Tensor,
                        label: Tensor,
                        form: str = 'official',
-                       block_elems: int = 1 << 22) -> Tensor:
+                       block_elems: Optional[int] = None) -> Tensor:
     """Context prior affinity loss from ``P`` and the labels, without materialising ``A``.
 
     Args:
@@ -204,14 +273,17 @@ def context_prior_loss(prior_map: Tensor,
         label (Tensor): (B, N) or (B, h, w) integer labels on the prior grid (h * w = N).
         form (str): ``'official'`` (row-wise, diagonal excluded) or ``'paper'`` (column-wise).
             Defaults to ``'official'``.
-        block_elems (int): Elements of ``P`` processed at once, over the whole batch (memory
-            knob; the result does not depend on it). Defaults to 2**22.
+        block_elems (int, optional): Elements of ``P`` processed at once, over the whole batch
+            (speed and memory knob; the result does not depend on it). Defaults to None:
+            :data:`DEFAULT_BLOCK_ELEMS` of the device (2**18 on CPU, 2**26 on a GPU).
 
     Returns:
         Tensor: Scalar loss (without ``loss_weight``).
     """
     label = label.reshape(label.shape[0], -1).to(prior_map.device)
     _check_inputs(prior_map, label, form)
+    if block_elems is None:
+        block_elems = _default_block_elems(prior_map.device)
     return _ContextPriorLoss.apply(prior_map, label, form, int(block_elems))
 
 
@@ -259,8 +331,8 @@ class ContextPriorLoss(nn.Module):
             the recall/precision numerators) or ``'paper'`` (column-wise ratios as the paper
             writes them). Defaults to ``'official'``.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
-        block_elems (int): Elements of ``P`` processed at once; trades speed for memory,
-            the value does not depend on it. Defaults to 2**22.
+        block_elems (int, optional): Elements of ``P`` processed at once; the value does not
+            depend on it. Defaults to None: :data:`DEFAULT_BLOCK_ELEMS` of the device.
         loss_name (str): Name in the loss dict; must start with ``loss_`` for mmseg to sum
             it. Defaults to ``'loss_prior'``.
     """
@@ -268,7 +340,7 @@ class ContextPriorLoss(nn.Module):
     def __init__(self,
                  form: str = 'official',
                  loss_weight: float = 1.0,
-                 block_elems: int = 1 << 22,
+                 block_elems: Optional[int] = None,
                  loss_name: str = 'loss_prior') -> None:
         super().__init__()
         if form not in FORMS:

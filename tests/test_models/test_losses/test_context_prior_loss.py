@@ -1,11 +1,13 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The factorised context prior loss equals the materialised-A computation (values and
 gradients) for both forms, including degenerate classes and saturated probabilities; the
-paper form is also checked against a loop-by-loop transcription of the paper's equations."""
+paper form is also checked against a loop-by-loop transcription of the paper's equations, and
+both forms against the equations written out in float64 on the materialised ideal affinity."""
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
@@ -148,3 +150,80 @@ def test_count_occurrences_matches_unique_counts():
     got = count_occurrences(values, data)
     expected = torch.tensor([[int((data[b] == v).sum()) for v in values[b]] for b in range(3)])
     torch.testing.assert_close(got, expected)
+
+
+def _reference_float64(prior, label, form):
+    """The loss term by term as the paper / the official code write it (methods.md), in float64
+    on the materialised ideal affinity ``A = [label_i == label_j]`` (ignore 255 is one more
+    class): mean BCE(P, A), then recall, specificity and precision per row (official, with
+    ``A'`` = A without its diagonal) or per column (paper), zero denominators -> 1."""
+    prior = prior.double()
+    batch, n, _ = prior.shape
+    total = 0
+    for b in range(batch):
+        p, lab = prior[b], label[b].reshape(-1)
+        a = (lab[:, None] == lab[None, :]).double()
+        unary = -(a * p.log().clamp(min=-100) + (1 - a) * (1 - p).log().clamp(min=-100)).mean()
+        if form == 'official':
+            target, dim = a * (1 - torch.eye(n, dtype=torch.float64)), 1
+        else:
+            target, dim = a, 0
+
+        def ratio(numer, denom):
+            return numer / torch.where(denom > 0, denom, torch.ones_like(denom))
+
+        tp = (p * target).sum(dim)
+        recall = ratio(tp, target.sum(dim))
+        spec = ratio(((1 - p) * (1 - a)).sum(dim), (1 - a).sum(dim))
+        prec = ratio(tp, p.sum(dim))
+        # BCE(x, 1) with PyTorch's BCE as the official code: its derivative at x = 0 (the
+        # recall of a one-cell class) is -1e12, where that of -clamp(log x, -100) is NaN
+        total = total + unary + sum(F.binary_cross_entropy(x, torch.ones_like(x))
+                                    for x in (recall, spec, prec))
+    return total / batch
+
+
+@pytest.mark.parametrize('form', ['official', 'paper'])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('block_elems', [5 * 2 * 35, 1 << 22])
+def test_matches_float64_equations(form, dtype, block_elems):
+    """Value and gradient against the equations in float64: unsorted labels from a sparse set
+    of classes (most of 0..18 absent), ignore 255, a single-cell class, batch 2, blocks of 5
+    rows over 35 cells (a partial last block) and a single block."""
+    g = torch.Generator().manual_seed(21)
+    values = torch.tensor([0, 3, 7, 18, 255])
+    label = values[torch.randint(0, 5, (2, 5, 7), generator=g)]
+    label[1, 2, 3] = 11  # a class of one cell
+    prior = (0.01 + 0.98 * torch.rand(2, 35, 35, generator=g, dtype=torch.float64))
+    ref_prior = prior.clone().requires_grad_()
+    ref = _reference_float64(ref_prior, label, form)
+    ref.backward()
+    ours, grad = _value_and_grad(context_prior_loss, prior.to(dtype), label, form=form,
+                                 block_elems=block_elems)
+    assert ours.dtype == dtype and grad.dtype == dtype
+    tol = dict(rtol=1e-10, atol=0) if dtype == torch.float64 else dict(rtol=2e-6, atol=0)
+    torch.testing.assert_close(ours.double(), ref.detach(), **tol)
+    scale = float(ref_prior.grad.abs().max())
+    atol = 1e-12 * scale if dtype == torch.float64 else 1e-5 * scale
+    torch.testing.assert_close(grad.double(), ref_prior.grad, rtol=1e-4, atol=atol)
+
+
+def test_block_loop_allocates_nothing_per_block():
+    """The row-block loop writes into buffers allocated once per call: a block-sized temporary
+    per operation and block is paged in by the kernel every time, which cost more than the
+    arithmetic (the old loop allocated several per block). Counted with the profiler: the
+    allocations of at least one block are the two workspaces and the gradient, whatever the
+    number of blocks."""
+    g = torch.Generator().manual_seed(22)
+    batch, n = 2, 256
+    label = torch.randint(0, 6, (batch, n), generator=g)
+    prior = torch.rand(batch, n, n, generator=g)
+
+    def block_sized_allocations(block_rows):
+        block_bytes = batch * block_rows * n * prior.element_size()
+        with torch.profiler.profile(profile_memory=True) as prof:
+            _value_and_grad(context_prior_loss, prior, label,
+                            block_elems=batch * block_rows * n)
+        return sum(1 for e in prof.events() if e.self_cpu_memory_usage >= block_bytes)
+
+    assert block_sized_allocations(8) == block_sized_allocations(32) <= 4

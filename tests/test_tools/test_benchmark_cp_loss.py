@@ -1,0 +1,36 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""The context-prior-loss benchmark prints ours against its floor and the materialised loss."""
+import re
+
+import torch
+from tool_runner import load_tool, run_tool
+
+
+def test_benchmark_cp_loss_prints_floor_and_ratios():
+    out = run_tool(['tools/analysis_tools/benchmark_cp_loss.py', '--prior-sizes', '12',
+                    '--repeat', '1', '--copy-mib', '8'], timeout=300)
+    losses = {}
+    for size in (12, ):
+        for variant in ('ours', 'materialised'):
+            row = re.search(rf'^\s+{size}\s+{size * size}\s+{variant}\s+([0-9.]+)\s', out, re.M)
+            assert row, out
+            losses[size, variant] = float(row[1])
+        assert losses[size, 'ours'] == losses[size, 'materialised']
+        floor = re.search(rf'^\s+{size}' + r'\s+([0-9.]+|nan)' * 10 + r'\s*$', out, re.M)
+        assert floor, out
+        values = [float(v) for v in floor.groups()]
+        mem_floor, pass_fwd, pass_bwd, floor_s, ours_s, ratio = values[1:7]
+        assert abs(floor_s - max(mem_floor, pass_fwd + pass_bwd)) <= 0.02  # printed rounded
+        assert ours_s >= 0 and (ratio > 0 or ratio != ratio)  # nan: 0 s floor
+    assert 'load average after' in out
+
+
+def test_floor_counts_one_read_and_one_write():
+    tool = load_tool('analysis_tools/benchmark_cp_loss.py')
+    prior, label = tool.make_inputs(6, 2, 5)
+    assert prior.shape == (2, 36, 36) and label.shape == (2, 36)
+    floor = tool.measure_floor(prior, block_elems=100, repeat=1, copy_mib=4)
+    assert floor['bytes'] == 3 * 2 * 36 * 36 * 4  # read P forward, read P + write dP backward
+    assert floor['bandwidth_gbs'] > 0 and floor['memory_floor_s'] > 0
+    assert floor['pass_floor_s'] == floor['pass_fwd']['wall_s'] + floor['pass_bwd']['wall_s']
+    assert torch.isfinite(torch.tensor(floor['pass_floor_cpu_s']))
