@@ -1,15 +1,10 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
+from ..structures.instance_map import decode_cityscapes_instance_ids  # noqa: F401
 from .cityscapes_labels import CITYSCAPES_CLASSES, IGNORE_INDEX, THING_TRAIN_IDS
 from .image_level_labels import (  # noqa: F401
     LoadImageLevelLabels,
     class_labels_from_seg_map,
     read_class_label_file,
-)
-from .instance_map import (  # noqa: F401
-    decode_cityscapes_instance_ids,
-    instance_classes,
-    segment_labels,
-    stack_instance_maps,
 )
 from .load_annotations import LoadCheckedAnnotations, LoadCheckedImageFromFile
 from .street_scene_generator import Scene, StreetSceneGenerator
@@ -32,7 +27,6 @@ __all__ = [
     'SyntheticCityscapesDataset',
     'generate_synthetic_cityscapes',
     'decode_cityscapes_instance_ids',
-    'segment_labels',
     'LoadInstanceMap',
     'PackSegInstanceInputs',
 ]

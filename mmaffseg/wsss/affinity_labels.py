@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmaffseg.models.layers.neighbour_offsets import neighbour_pairs
+from mmaffseg.ops.neighbour_offsets import neighbour_pairs
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 
 from .cam import add_background, stack_to_label
@@ -130,7 +130,7 @@ def affinity_pair_labels(label: Tensor, radius: int = 5,
     Returns:
         tuple[Tensor, Tensor, Tensor]: float32 ``bg_pos``, ``fg_pos``, ``neg``, each
         ``(..., K, P)`` in the pair order of
-        :func:`mmaffseg.models.layers.neighbour_offsets.pair_indices`.
+        :func:`mmaffseg.ops.neighbour_offsets.pair_indices`.
     """
     l_from, l_to = neighbour_pairs(label, radius)  # (..., 1, P), (..., K, P)
     known = (l_from != ignore_index) & (l_to != ignore_index)

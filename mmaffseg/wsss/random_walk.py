@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 
 from .cam import add_background
 

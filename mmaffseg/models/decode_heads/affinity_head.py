@@ -21,7 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
-from ..layers.neighbour_offsets import neighbour_pairs
+from ...ops.neighbour_offsets import neighbour_pairs
 
 
 def pairwise_affinity(feat: Tensor, radius: int = 5) -> Tensor:
@@ -33,7 +33,7 @@ def pairwise_affinity(feat: Tensor, radius: int = 5) -> Tensor:
 
     Returns:
         Tensor: ``(B, K, P)`` in the pair order of
-        :func:`mmaffseg.models.layers.neighbour_offsets.pair_indices`.
+        :func:`mmaffseg.ops.neighbour_offsets.pair_indices`.
     """
     f_from, f_to = neighbour_pairs(feat, radius)  # (B, C, 1, P), (B, C, K, P)
     return torch.exp(-(f_to - f_from).abs().mean(dim=1))

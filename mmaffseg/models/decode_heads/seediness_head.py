@@ -22,8 +22,8 @@ from mmseg.models.decode_heads import FCNHead
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..layers.embedding_similarity import grow_masks, similarity
-from ..layers.pairwise import pairwise_mask_iou, pairwise_squared_distances
+from ...ops.embedding_similarity import grow_masks, similarity
+from ...ops.pairwise import pairwise_mask_iou, pairwise_squared_distances
 
 
 def grown_mask_ious(embedding: Tensor,
@@ -68,7 +68,7 @@ def seed_class_targets(embedding: Tensor,
         instance_map (Tensor): Instance ids (h, w); 0 = no instance, ``ignore_index`` = void
             (left out of every mask and every IoU).
         instance_class (tuple[Tensor, Tensor]): ``(ids, classes)`` from
-            :func:`~mmaffseg.datasets.instance_map.instance_classes`: class index
+            :func:`~mmaffseg.structures.instance_map.instance_classes`: class index
             0..num_classes-1 of every instance id, -1 for instances of no object class.
         index (Tensor): Flat indices of the seed points, shape (S,).
         taus (Tensor): Thresholds, shape (T,).

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from mmaffseg.utils.batch_reduction import global_sum
 
-from ..utils.precision import float32_math
+from ...ops.precision import float32_math
 
 
 def affinity_pair_loss(aff: Tensor,

@@ -38,7 +38,7 @@ the shapes. Besides ``P`` and its gradient the memory is O(B * N) plus one block
 ``tools/analysis_tools/benchmark_cp_loss.py`` compare against.
 
 Mixed precision: the loss runs in float32 with autocast off whatever the caller's precision
-(:func:`~mmaffseg.models.utils.precision.float32_math`; the autograd Function is also declared
+(:func:`~mmaffseg.ops.precision.float32_math`; the autograd Function is also declared
 with ``torch.amp.custom_fwd(cast_inputs=torch.float32)``), since half-precision logs and the
 1e-12-guarded BCE derivative overflow; :class:`~mmaffseg.models.decode_heads.CPHead` computes
 the prior map's sigmoid in float32 for the same reason.
@@ -52,8 +52,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 from torch.amp import custom_bwd, custom_fwd
 
+from ...ops.precision import float32_math
 from ..utils.counting import count_occurrences
-from ..utils.precision import float32_math
 
 FORMS = ('official', 'paper')
 _LOG_CLAMP = -100.0  # PyTorch's binary_cross_entropy clamps both logs at -100.

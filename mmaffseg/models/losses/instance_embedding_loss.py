@@ -7,13 +7,13 @@ Deep Metric Learning", arXiv:1703.10277, 2017.
 Per image, ``num_points`` pixels are drawn uniformly (with replacement) inside every instance of
 the instance map, background (id 0) counting as one more instance; void pixels are never drawn.
 With the similarity ``sigma(p, q) = 2 / (1 + exp(|e_p - e_q|^2))`` of
-:mod:`~mmaffseg.models.layers.embedding_similarity`, the loss over the ``S`` drawn points is::
+:mod:`~mmaffseg.ops.embedding_similarity`, the loss over the ``S`` drawn points is::
 
     L_e = - sum_{p != q} w_pq [ y_pq log sigma(p, q) + (1 - y_pq) log(1 - sigma(p, q)) ]
 
 with ``y_pq = 1`` when p and q lie in the same instance. Both logarithms are evaluated in closed
 form from the squared distance (no ``log 0``). All ``S x S`` distances come from one matrix
-product (:func:`~mmaffseg.models.layers.pairwise.pairwise_squared_distances`).
+product (:func:`~mmaffseg.ops.pairwise.pairwise_squared_distances`).
 
 Weights: the paper makes ``w_pq`` inversely proportional to the sizes of the instances of p and
 q and normalises them to sum to 1. We use ``w_pq ∝ (1 / n_p + 1 / n_q) / 2`` with ``n_p`` the
@@ -37,10 +37,10 @@ from torch import Tensor
 
 from mmaffseg.utils.batch_reduction import global_sum
 
-from ..layers.embedding_similarity import log_dissimilarity, log_similarity
-from ..layers.pairwise import pairwise_squared_distances
+from ...ops.embedding_similarity import log_dissimilarity, log_similarity
+from ...ops.pairwise import pairwise_squared_distances
+from ...ops.precision import float32_math
 from ..utils.counting import count_occurrences
-from ..utils.precision import float32_math
 from ..utils.segment_sampling import SegmentDraws, sample_segment_pixels_batched
 
 #: Per image: flat pixel indices (S,) and the instance id of each (S,).

@@ -9,7 +9,7 @@ present (instance ids, or semantic labels when the dataset has no instances), an
 ``num_pixels`` pixels are drawn uniformly with replacement inside each of them, so every chosen
 segment contributes the same number of points. All ``N = num_instances * num_pixels`` points are
 compared with each other at once (one ``(N, N)`` distance matrix, via
-:func:`~mmaffseg.models.layers.pairwise.pairwise_squared_distances`). The draw is repeated
+:func:`~mmaffseg.ops.pairwise.pairwise_squared_distances`). The draw is repeated
 ``num_resamples`` times per image and the losses averaged, as the paper accumulates gradients
 over 10 draws. Memory therefore grows with ``num_resamples * N**2``, never with the image size.
 
@@ -58,7 +58,7 @@ from torch import Tensor
 
 from mmaffseg.utils.batch_reduction import global_sum
 
-from ..layers.pairwise import pairwise_squared_distances
+from ...ops.pairwise import pairwise_squared_distances
 from ..utils.segment_sampling import sample_segment_pixels_batched
 
 _FORMS = ('paper', 'sigmoid')

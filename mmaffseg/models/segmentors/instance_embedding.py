@@ -17,7 +17,7 @@ truth resized there with nearest neighbours):
 
 Inference (:meth:`InstanceEmbeddingSegmentor.predict`), batched and device-agnostic:
 seediness ``S_p = max_{tau, c} C_tau(p, c)``; up to ``num_seeds`` seeds chosen greedily by
-``log S_p + alpha log min D`` (:func:`~mmaffseg.postprocessing.seed_selection.select_seeds`);
+``log S_p + alpha log min D`` (:func:`~mmaffseg.instance_embedding.seed_selection.select_seeds`);
 the similarities of all seeds to all pixels in one matrix product; each seed's mask is
 ``sigma >= tau`` at its best tau, resized to the original image first, with the class and
 confidence of that tau (optionally, not in the paper, masks overlapping a better one by more
@@ -49,13 +49,13 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
 from torch import Tensor
 
-from ...datasets.instance_map import instance_classes, stack_instance_maps
-from ...postprocessing.mask_nms import mask_nms
-from ...postprocessing.seed_selection import select_seeds
+from ...instance_embedding.mask_nms import mask_nms
+from ...instance_embedding.seed_selection import select_seeds
+from ...ops.embedding_similarity import similarity
+from ...ops.pairwise import pairwise_squared_distances
+from ...structures.instance_map import instance_classes, stack_instance_maps
 from ..decode_heads.embedding_head import resize_label_maps
 from ..decode_heads.seediness_head import seed_class_targets
-from ..layers.embedding_similarity import similarity
-from ..layers.pairwise import pairwise_squared_distances
 
 _TRAIN_DEFAULTS = dict(iou_thr=0.5)
 _TEST_DEFAULTS = dict(
@@ -90,7 +90,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             averaged), ``mask_nms_thr`` (None: off,
             as in the paper; else masks overlapping a higher-scoring kept mask with IoU above
             it are dropped, compared at the heads' resolution, see
-            :func:`~mmaffseg.postprocessing.mask_nms`).
+            :func:`~mmaffseg.instance_embedding.mask_nms`).
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.

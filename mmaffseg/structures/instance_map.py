@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cityscapes_labels import CITYSCAPES_CLASSES
+from ..datasets.cityscapes_labels import CITYSCAPES_CLASSES
 
 #: Cityscapes' void labelIds (unlabeled, ego vehicle, rectification border, out of roi,
 #: static, dynamic, ground).
