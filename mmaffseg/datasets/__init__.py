@@ -1,6 +1,10 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from ..structures.instance_map import decode_cityscapes_instance_ids  # noqa: F401
-from .cityscapes_labels import CITYSCAPES_CLASSES, IGNORE_INDEX, THING_TRAIN_IDS
+from .cityscapes_labels import (
+    CITYSCAPES_CLASSES,
+    IGNORE_INDEX,
+    THING_TRAIN_IDS,
+    decode_cityscapes_instance_ids,  # noqa: F401
+)
 from .image_level_labels import (  # noqa: F401
     LoadImageLevelLabels,
     class_labels_from_seg_map,

@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs, RandomCrop
 from mmseg.registry import TRANSFORMS
 
-from ..structures.instance_map import (
+from .cityscapes_labels import (
     CITYSCAPES_THING_LABEL_IDS,
     CITYSCAPES_VOID_LABEL_IDS,
     decode_cityscapes_instance_ids,

@@ -1,6 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Pure tensor functions shared by models, metrics and method code (a leaf: imports nothing
 else of mmaffseg)."""
+from .affinity_pair_labels import affinity_pair_labels, downsample_label
 from .embedding_similarity import grow_masks, log_dissimilarity, log_similarity, similarity
 from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, pair_indices
 from .pairwise import (
@@ -15,9 +16,11 @@ from .row_positions import NUM_ROW_BINS, batch_row_positions, row_positions_from
 
 __all__ = [
     'NUM_ROW_BINS',
+    'affinity_pair_labels',
     'autocast_disabled',
     'batch_row_positions',
     'flatten_spatial',
+    'downsample_label',
     'float32_math',
     'from_window',
     'grow_masks',

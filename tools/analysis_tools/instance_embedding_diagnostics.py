@@ -31,8 +31,7 @@ from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.instance_embedding import oracle_seeds
-from mmaffseg.models.decode_heads import seed_class_targets
+from mmaffseg.instance_embedding import oracle_seeds, seed_class_targets
 from mmaffseg.structures.instance_map import instance_classes
 from mmaffseg.utils import load_model_weights
 

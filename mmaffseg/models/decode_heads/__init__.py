@@ -8,7 +8,7 @@ from .hanet_aspp_head import HANetASPPHead
 from .hypercolumn_head import HypercolumnHead
 from .largefov_head import LargeFOVHead
 from .psa_seg_head import PSASegHead
-from .seediness_head import SeedinessHead, grown_mask_ious, seed_class_targets
+from .seediness_head import SeedinessHead
 from .sp_head import SPHead
 from .sr_decoder import SRDecoder
 
@@ -25,7 +25,5 @@ __all__ = [
     'SPHead',
     'SRDecoder',
     'SeedinessHead',
-    'grown_mask_ious',
     'pairwise_affinity',
-    'seed_class_targets',
 ]

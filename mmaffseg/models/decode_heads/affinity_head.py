@@ -21,6 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
+from ...ops.affinity_pair_labels import affinity_pair_labels, downsample_label
 from ...ops.neighbour_offsets import neighbour_pairs
 
 
@@ -143,8 +144,6 @@ class AffinityHead(BaseDecodeHead):
             dict[str, Tensor]: The weighted loss (named by the loss module) plus the detached
             ``aff_bg``, ``aff_fg`` and ``aff_neg`` terms for logging.
         """
-        # Imported here: the wsss package builds on the models package.
-        from mmaffseg.wsss.affinity_labels import affinity_pair_labels, downsample_label
         label = self._stack_batch_gt(batch_data_samples)[:, 0]  # (B, H, W)
         label = downsample_label(label, self.label_stride, self.ignore_index)
         if label.shape[-2:] != feat.shape[-2:]:

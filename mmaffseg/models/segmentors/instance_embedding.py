@@ -51,11 +51,11 @@ from torch import Tensor
 
 from ...instance_embedding.mask_nms import mask_nms
 from ...instance_embedding.seed_selection import select_seeds
+from ...instance_embedding.targets import seed_class_targets
 from ...ops.embedding_similarity import similarity
 from ...ops.pairwise import pairwise_squared_distances
 from ...structures.instance_map import instance_classes, stack_instance_maps
 from ..decode_heads.embedding_head import resize_label_maps
-from ..decode_heads.seediness_head import seed_class_targets
 
 _TRAIN_DEFAULTS = dict(iou_thr=0.5)
 _TEST_DEFAULTS = dict(
