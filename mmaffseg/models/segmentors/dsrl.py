@@ -52,6 +52,7 @@ from torch import Tensor
 
 from ..layers.upsample_stage import build_learned_upsample
 from ..losses.feature_affinity_loss import subsample_stride
+from ..utils.preprocessing import unnormalize
 
 DOWNSAMPLE_MODES = ('bilinear', 'bicubic', 'area', 'nearest')
 FA_SR_SOURCES = ('features', 'image')
@@ -293,10 +294,7 @@ class DSRLEncoderDecoder(EncoderDecoder):
 
     def sr_target(self, inputs: Tensor) -> Tensor:
         """The un-normalised image scaled by ``sr_target_scale`` (see module docstring)."""
-        mean = getattr(self.data_preprocessor, 'mean', None)  # buffers exist only when the
-        std = getattr(self.data_preprocessor, 'std', None)  # preprocessor normalises
-        image = inputs if mean is None or std is None else inputs * std + mean
-        return image * self.sr_target_scale
+        return unnormalize(inputs, self.data_preprocessor) * self.sr_target_scale
 
     @staticmethod
     def valid_mask(inputs: Tensor, data_samples: SampleList) -> Tensor:

@@ -38,7 +38,7 @@ paper's form, default). ``scale_fusion='outputs'`` (ours, not the paper's) inste
 heads at every scale and averages the embeddings and the seediness probabilities at the size
 of the scale-1 outputs. The default ``scales=(1.0,)`` is a single pass either way.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.structures import InstanceData, PixelData
@@ -56,6 +56,7 @@ from ...ops.embedding_similarity import similarity
 from ...ops.pairwise import pairwise_squared_distances
 from ...structures.instance_map import instance_classes, stack_instance_maps
 from ..decode_heads.embedding_head import resize_label_maps
+from ..utils.preprocessing import sample_padding
 
 _TRAIN_DEFAULTS = dict(iou_thr=0.5)
 _TEST_DEFAULTS = dict(
@@ -255,7 +256,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
 
         valid = embedding.new_zeros((batch, h, w), dtype=torch.bool)
         for i, meta in enumerate(metas):
-            _, right, _, bottom = self._padding(meta)
+            _, right, _, bottom = sample_padding(meta)
             valid[i, :-(-(inputs.shape[2] - bottom) * h // inputs.shape[2]),
                   :-(-(inputs.shape[3] - right) * w // inputs.shape[3])] = True
         cfg = self.test_cfg
@@ -285,15 +286,10 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             sample.set_metainfo(dict(thing_class_ids=self.thing_class_ids))
         return data_samples
 
-    @staticmethod
-    def _padding(meta: dict) -> List[int]:
-        """(left, right, top, bottom) padding the preprocessor added, as mmseg reads it."""
-        return list(meta.get('img_padding_size', meta.get('padding_size', [0] * 4)))
-
     def _masks_at_original_size(self, sim: Tensor, taus: Tensor, meta: dict,
                                 input_size) -> Tensor:
         """Similarity maps (n, h, w) -> bool masks (n, H_ori, W_ori), as mmseg maps logits."""
-        left, right, top, bottom = self._padding(meta)
+        left, right, top, bottom = sample_padding(meta)
         ori_shape = tuple(meta['ori_shape'][:2])
         height, width = input_size
         out = []
