@@ -133,3 +133,28 @@ def test_checker_finds_lazy_relative_and_dynamic_imports(tmp_path, source, expec
     errors = layer_violations(root, LAYERS)
     assert len(errors) == 1 and 'mmaffseg/models/heads/head.py:' in errors[0] \
         and expect in errors[0], errors
+
+
+def test_package_exports_match_all():
+    """Every name a package ``__init__`` imports from its modules is in its ``__all__``."""
+    errors = []
+    for path in sorted(ROOT.rglob('__init__.py')):
+        if path == ROOT / '__init__.py':  # the set-up entry point, not an export list
+            continue
+        tree = ast.parse(path.read_text())
+        imported, exported = set(), None
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                imported |= {alias.asname or alias.name for alias in node.names}
+            elif isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == '__all__':
+                exported = set(ast.literal_eval(node.value))
+        rel = path.relative_to(ROOT.parent)
+        if exported is None:
+            if imported:
+                errors.append(f'{rel}: imports {sorted(imported)} but has no __all__')
+            continue
+        if imported - exported:
+            errors.append(f'{rel}: imported but not in __all__: {sorted(imported - exported)}')
+        if exported - imported:
+            errors.append(f'{rel}: in __all__ but not imported: {sorted(exported - imported)}')
+    assert not errors, '\n'.join(errors)

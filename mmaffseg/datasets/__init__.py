@@ -3,9 +3,10 @@ from .cityscapes_labels import (
     CITYSCAPES_CLASSES,
     IGNORE_INDEX,
     THING_TRAIN_IDS,
-    decode_cityscapes_instance_ids,  # noqa: F401
+    decode_cityscapes_instance_ids,
 )
-from .image_level_labels import (  # noqa: F401
+from .color_jitter import ColorJitter
+from .image_level_labels import (
     LoadImageLevelLabels,
     class_labels_from_seg_map,
     read_class_label_file,
@@ -13,25 +14,27 @@ from .image_level_labels import (  # noqa: F401
 from .load_annotations import LoadCheckedAnnotations, LoadCheckedImageFromFile
 from .street_scene_generator import Scene, StreetSceneGenerator
 from .synthetic_cityscapes import SyntheticCityscapesDataset, generate_synthetic_cityscapes
-from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map  # noqa: F401
-from .transforms import (
-    LoadInstanceMap,
-    PackSegInstanceInputs,
-    RandomCropWithOffset,  # noqa: F401
-)
+from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map
+from .transforms import LoadInstanceMap, PackSegInstanceInputs, RandomCropWithOffset
 
 __all__ = [
     'CITYSCAPES_CLASSES',
+    'ColorJitter',
     'IGNORE_INDEX',
-    'THING_TRAIN_IDS',
     'LoadCheckedAnnotations',
     'LoadCheckedImageFromFile',
+    'LoadImageLevelLabels',
+    'LoadInstanceMap',
+    'PackSegInstanceInputs',
+    'RandomCropWithOffset',
     'Scene',
     'StreetSceneGenerator',
     'SyntheticCityscapesDataset',
-    'generate_synthetic_cityscapes',
+    'SyntheticCityscapesWSSSDataset',
+    'THING_TRAIN_IDS',
+    'class_labels_from_seg_map',
     'decode_cityscapes_instance_ids',
-    'LoadInstanceMap',
-    'PackSegInstanceInputs',
+    'generate_synthetic_cityscapes',
+    'read_class_label_file',
+    'wsss_label_map',
 ]
-from .color_jitter import ColorJitter  # noqa: F401,E402

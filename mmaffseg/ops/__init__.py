@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Pure tensor functions shared by models, metrics and method code (a leaf: imports nothing
 else of mmaffseg)."""
-from .affinity_pair_labels import affinity_pair_labels, downsample_label
+from .affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
 from .embedding_similarity import grow_masks, log_dissimilarity, log_similarity, similarity
 from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, pair_indices
 from .pairwise import (
@@ -29,6 +29,7 @@ __all__ = [
     'neighbour_offsets',
     'neighbour_pairs',
     'pair_indices',
+    'pairwise_affinity',
     'pairwise_cosine_similarity',
     'pairwise_distances',
     'pairwise_mask_iou',

@@ -9,9 +9,9 @@ Supervised Semantic Segmentation", CVPR 2018.
    the dense CRF. Pixels whose low-alpha label is background are unknown (ignore); pixels whose
    high-alpha label is background are confident background (0); the rest keep their class.
    The result is an image-size label map, saved as PNG and read back as ``gt_sem_seg``.
-2. :func:`~mmaffseg.ops.affinity_pair_labels.downsample_label`: block majority vote to the
+2. :func:`~mmaffseg.ops.affinity_pairs.downsample_label`: block majority vote to the
    feature stride (8), in the affinity head's loss.
-3. :func:`~mmaffseg.ops.affinity_pair_labels.affinity_pair_labels`: per radius pair,
+3. :func:`~mmaffseg.ops.affinity_pairs.affinity_pair_labels`: per radius pair,
    background-positive / foreground-positive / negative masks, as the reference
    ``ExtractAffinityLabelInRadius`` (any map size here).
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from golden import assert_close, case_paths, load_case
 
-from mmaffseg.ops.affinity_pair_labels import affinity_pair_labels, downsample_label
+from mmaffseg.ops.affinity_pairs import affinity_pair_labels, downsample_label
 from mmaffseg.ops.neighbour_offsets import pair_indices
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.wsss.affinity_labels import affinity_label_from_cams

@@ -56,7 +56,7 @@ def _heads_and_maps(model, dataset, i: int, training: bool):
     data = model.data_preprocessor(
         dict(inputs=[item['inputs']], data_samples=[item['data_samples']]), training)
     with torch.no_grad():
-        embedding, logits = model._heads(data['inputs'])
+        embedding, logits = model.head_outputs(data['inputs'])
     inst, sem = model.gt_maps_at(data['data_samples'], embedding.shape[-2:])
     return embedding[0], logits[0].softmax(1).flatten(2), inst[0], sem[0]
 

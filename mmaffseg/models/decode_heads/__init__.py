@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .affinity_head import AffinityHead, pairwise_affinity
+from .affinity_head import AffinityHead
 from .aspp_v2_head import ASPPV2Head
 from .cam_head import CAMHead
 from .cp_head import CPHead
@@ -25,5 +25,4 @@ __all__ = [
     'SPHead',
     'SRDecoder',
     'SeedinessHead',
-    'pairwise_affinity',
 ]

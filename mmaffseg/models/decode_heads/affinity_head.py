@@ -21,23 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
-from ...ops.affinity_pair_labels import affinity_pair_labels, downsample_label
-from ...ops.neighbour_offsets import neighbour_pairs
-
-
-def pairwise_affinity(feat: Tensor, radius: int = 5) -> Tensor:
-    """Affinities ``exp(-mean_c |f_from - f_to|)`` of every radius pair.
-
-    Args:
-        feat (Tensor): Features ``(B, C, H, W)``.
-        radius (int): Pair radius on the feature grid. Default: 5.
-
-    Returns:
-        Tensor: ``(B, K, P)`` in the pair order of
-        :func:`mmaffseg.ops.neighbour_offsets.pair_indices`.
-    """
-    f_from, f_to = neighbour_pairs(feat, radius)  # (B, C, 1, P), (B, C, K, P)
-    return torch.exp(-(f_to - f_from).abs().mean(dim=1))
+from ...ops.affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
 
 
 @MODELS.register_module()

@@ -146,8 +146,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         self.num_classes = self.seediness_head.num_classes
         self.cls_loss_weight = float(cls_loss_weight)
 
-    def _heads(self, inputs: Tensor):
-        """Embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the images."""
+    def head_outputs(self, inputs: Tensor):
+        """Embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the images.
+
+        The network's raw outputs (also ``forward(inputs, mode='tensor')``), for analysis tools.
+        """
         return self._heads_from_features(self.extract_feat(inputs))
 
     def _heads_from_features(self, x: Sequence[Tensor]):
@@ -178,11 +181,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             embedding, logits = self._heads_from_features([f / num for f in feats])
             return embedding, logits.softmax(2)
         # Ours: average the heads' outputs at the size of the scale-1 outputs.
-        embedding, logits = self._heads(inputs)
+        embedding, logits = self.head_outputs(inputs)
         probs = logits.softmax(2)
         size = embedding.shape[-2:]
         for factor in others:
-            emb, lgt = self._heads(self._scaled(inputs, factor))
+            emb, lgt = self.head_outputs(self._scaled(inputs, factor))
             embedding = embedding + self._resize(emb, size)
             probs = probs + self._resize(lgt.softmax(2).flatten(1, 2), size).view_as(probs)
         num = len(others) + 1
@@ -190,7 +193,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
         """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w)."""
-        return self._heads(inputs)
+        return self.head_outputs(inputs)
 
     def gt_maps_at(self, data_samples: SampleList, size) -> Tuple[Tensor, Tensor]:
         """Instance and semantic ground truth of a batch, (B, h, w) each, resized (nearest
@@ -211,7 +214,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         Returns:
             dict[str, Tensor]: The two losses and ``cls_weight`` (lambda, logged only).
         """
-        embedding, logits = self._heads(inputs)
+        embedding, logits = self.head_outputs(inputs)
         ignore = self.decode_head.ignore_index
         inst, sem = self.gt_maps_at(data_samples, embedding.shape[-2:])
         points = self.decode_head.sample_points(inst)

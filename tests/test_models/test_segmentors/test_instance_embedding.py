@@ -178,7 +178,7 @@ def test_multi_scale_averages_features_as_the_paper():
     inputs = torch.randn(2, 3, *TINY, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         emb, probs = single._multi_scale_outputs(inputs)
-        logits = single._heads(inputs)[1]
+        logits = single.head_outputs(inputs)[1]
         torch.testing.assert_close(probs, logits.softmax(2))  # one scale: one pass
         expect_emb, expect_probs = _paper_pyramid(single, inputs, (0.5, 1.0, 2.0))
         got_emb, got_probs = multi._multi_scale_outputs(inputs)
@@ -205,7 +205,7 @@ def test_multi_scale_option_averages_head_outputs():
         emb, probs = single._multi_scale_outputs(inputs)
         expect_emb, expect_probs = emb.clone(), probs.clone()
         for size in [(TINY[0] // 2, TINY[1] // 2), (TINY[0] * 2, TINY[1] * 2)]:
-            e, lg = single._heads(F.interpolate(inputs, size, mode='bilinear'))
+            e, lg = single.head_outputs(F.interpolate(inputs, size, mode='bilinear'))
             expect_emb += F.interpolate(e, emb.shape[-2:], mode='bilinear')
             expect_probs += F.interpolate(lg.softmax(2).flatten(1, 2), emb.shape[-2:],
                                           mode='bilinear').view_as(probs)

@@ -1,11 +1,14 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""AffinityNet's pair targets from a label map (steps 2-3 of :mod:`mmaffseg.wsss.affinity_labels`).
+"""AffinityNet's pair affinities and pair targets on the radius-r neighbour pairs.
 
 Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
 Supervised Semantic Segmentation", CVPR 2018.
 
-Pure tensor functions used by :class:`~mmaffseg.models.decode_heads.AffinityHead`'s loss, so
-they live in this leaf package rather than in :mod:`mmaffseg.wsss` (which builds on models).
+:func:`pairwise_affinity` is the head's prediction ``exp(-mean_c |f_from - f_to|)``;
+:func:`downsample_label` and :func:`affinity_pair_labels` (steps 2-3 of
+:mod:`mmaffseg.wsss.affinity_labels`) its targets. Pure tensor functions used by
+:class:`~mmaffseg.models.decode_heads.AffinityHead`, the random walk and the benchmarks, so they
+live in this leaf package rather than in :mod:`mmaffseg.wsss` (which builds on models).
 """
 from typing import Tuple
 
@@ -14,6 +17,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .neighbour_offsets import neighbour_pairs
+
+
+def pairwise_affinity(feat: Tensor, radius: int = 5) -> Tensor:
+    """Affinities ``exp(-mean_c |f_from - f_to|)`` of every radius pair.
+
+    Args:
+        feat (Tensor): Features ``(B, C, H, W)``.
+        radius (int): Pair radius on the feature grid. Default: 5.
+
+    Returns:
+        Tensor: ``(B, K, P)`` in the pair order of
+        :func:`mmaffseg.ops.neighbour_offsets.pair_indices`.
+    """
+    f_from, f_to = neighbour_pairs(feat, radius)  # (B, C, 1, P), (B, C, K, P)
+    return torch.exp(-(f_to - f_from).abs().mean(dim=1))
 
 
 def downsample_label(label: Tensor, stride: int, ignore_index: int = 255) -> Tensor:
