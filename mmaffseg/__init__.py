@@ -15,7 +15,7 @@ from .version_check import check_openmmlab_versions
 
 check_openmmlab_versions()
 
-from .utils.config_scope import register_config_scope  # noqa: E402
+from .utils.compat import register_config_scope  # noqa: E402
 
 register_config_scope()
 
