@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
 from ..utils.atomic_io import probe_writable
 from ..utils.checkpoint import is_readable_checkpoint
+from ..utils.compat import scoped_config_path
 from ..utils.config_errors import (
     ConfigCheckError,
     ConfigFileError,
@@ -78,10 +79,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if '::' in path and not osp.isfile(path):
         # the same resolution as mmengine's for ``_base_`` (mmaffseg's scope is registered
         # by ``import mmaffseg``)
-        from mmengine.config import config as mmengine_config
-        from mmengine.config.utils import _get_external_cfg_base_path, _get_package_and_cfg_path
-        package, rel_path = _get_package_and_cfg_path(path)
-        path = _get_external_cfg_base_path(mmengine_config.get_installed_path(package), rel_path)
+        path = scoped_config_path(path)
     if not osp.isfile(path):
         raise ConfigFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
