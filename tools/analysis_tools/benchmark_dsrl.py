@@ -33,7 +33,7 @@ from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.models.segmentors import baseline_model_cfg
+from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg
 from mmaffseg.utils.profiling import current_rss_mb, peak_rss_mb, wall_and_cpu_seconds
 from mmaffseg.utils.random_batch import random_seg_batch
 

@@ -4,6 +4,7 @@ from .atrous_fc import AtrousFC
 from .hanet import HANet
 from .height_positional_encoding import HeightPositionalEncoding, sinusoid_table
 from .mixed_pooling import MPM
+from .sssr_upsample import SSSRUpsample
 from .strip_pooling import SPM, DualStripPooling
 from .upsample_stage import UpsampleStage, build_learned_upsample
 
@@ -15,6 +16,7 @@ __all__ = [
     'HeightPositionalEncoding',
     'MPM',
     'SPM',
+    'SSSRUpsample',
     'UpsampleStage',
     'build_learned_upsample',
     'sinusoid_table',

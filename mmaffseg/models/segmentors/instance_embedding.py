@@ -37,6 +37,9 @@ level, and the average feeds both heads once (``test_cfg.scale_fusion='features'
 paper's form, default). ``scale_fusion='outputs'`` (ours, not the paper's) instead runs both
 heads at every scale and averages the embeddings and the seediness probabilities at the size
 of the scale-1 outputs. The default ``scales=(1.0,)`` is a single pass either way.
+
+Length (~320 lines): one segmentor's training and inference paths; the algorithms they call
+(seed selection, targets, mask NMS) are in :mod:`mmaffseg.instance_embedding`.
 """
 from typing import Optional, Sequence, Tuple
 
