@@ -19,13 +19,10 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+from official_configs import official_hanet_head_kwargs, official_hanet_kwargs
 
 from mmaffseg.models.layers import HANet, sinusoid_table
-from mmaffseg.models.utils.hanet_converter import (
-    convert_official_hanet,
-    official_hanet_head_kwargs,
-    official_hanet_kwargs,
-)
+from mmaffseg.models.utils.hanet_converter import convert_official_hanet
 from mmaffseg.ops import batch_row_positions
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
