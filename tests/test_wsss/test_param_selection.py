@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from test_wsss.test_pseudo_label_loop import make_psa_checkpoints

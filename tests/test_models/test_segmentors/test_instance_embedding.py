@@ -277,7 +277,7 @@ def test_quickstart_departs_from_the_paper_only_where_documented():
 
 
 def test_holdout_config_selects_on_held_back_training_images(tiny_synthetic_root):
-    from conftest import tiny_synthetic_overrides
+    from helpers import tiny_synthetic_overrides
     from mmseg.registry import DATASETS
     holdout = [c for c in CONFIGS if 'holdout' in c][0]
     cfg = copy.deepcopy(_load(holdout))
@@ -310,7 +310,7 @@ def test_errors():
 
 @pytest.mark.slow
 def test_runner_trains_and_evaluates_on_the_tiny_dataset(tiny_synthetic_root, tmp_path):
-    from conftest import tiny_synthetic_overrides
+    from helpers import tiny_synthetic_overrides
 
     from mmaffseg.apis import build_runner, load_config
     opts = tiny_synthetic_overrides(tiny_synthetic_root)
