@@ -15,7 +15,7 @@ from .version_check import check_openmmlab_versions
 
 check_openmmlab_versions()
 
-from .utils.config_scope import register_config_scope  # noqa: E402
+from .utils.compat import register_config_scope  # noqa: E402
 
 register_config_scope()
 
@@ -25,7 +25,7 @@ from .utils.checkpoint import install_safe_checkpoint_loading  # noqa: E402
 install_safe_checkpoint_loading()
 
 # Registration happens as a side effect of importing the sub-packages.
-from . import datasets, engine, evaluation, models, postprocessing, utils, visualization, wsss  # noqa: E402,F401,I001
+from . import datasets, engine, evaluation, instance_embedding, models, ops, postprocessing, structures, utils, visualization, wsss  # noqa: E402,F401,I001,E501
 # The `mmaffseg` registry scope (children of mmseg's registries), for `mmaffseg::` configs.
 from . import registry  # noqa: E402,F401
 

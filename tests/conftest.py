@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ['PYTHONPATH'] = os.pathsep.join(
     p for p in (REPO, os.environ.get('PYTHONPATH')) if p)
 
-TINY_HW = (64, 128)
+from helpers import TINY_HW  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -36,16 +36,3 @@ def tiny_synthetic_root(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp('synthetic') / 'synthetic_cityscapes'
     return generate_synthetic_cityscapes(str(root), num_train=6, num_val=3, seed=0,
                                          height=TINY_HW[0], width=TINY_HW[1], verbose=False)
-
-
-def tiny_synthetic_overrides(root: str) -> dict:
-    """``--cfg-options`` style overrides pointing a synthetic config at the tiny dataset."""
-    common = dict(data_root=root, num_train=6, num_val=3, image_size=list(TINY_HW))
-    out = {}
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        for k, v in common.items():
-            out[f'{loader}.dataset.{k}'] = v
-        out[f'{loader}.num_workers'] = 0
-        out[f'{loader}.persistent_workers'] = False
-    out['train_dataloader.batch_size'] = 2
-    return out

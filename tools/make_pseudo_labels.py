@@ -27,12 +27,12 @@ import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registri
 from mmaffseg.apis import (
     add_launcher_args,
     build_runner,
+    checkpoint_errors_exit,
     load_config,
     parse_launcher_args,
     registry_error_hints,
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
-from mmaffseg.apis.runner_setup import checkpoint_errors_exit
 from mmaffseg.wsss.label_store import OutputFolderError
 
 

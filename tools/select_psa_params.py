@@ -19,10 +19,11 @@ chosen values go to DIR/selection_<sweep>.json (``--result`` to change) and the 
 import argparse
 import sys
 
+from mmengine.config import DictAction
+
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import build_runner, load_config, registry_error_hints
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
-from mmaffseg.apis.runner_setup import DictAction
 from mmaffseg.wsss.param_selection import SWEEPS
 
 

@@ -16,17 +16,15 @@ from mmaffseg.apis import (
     add_launcher_args,
     build_runner,
     check_data_roots,
+    check_loaded_checkpoint,
+    checkpoint_errors_exit,
+    config_errors_exit,
     load_config,
     parse_launcher_args,
     prepare_test_cfg,
     registry_error_hints,
 )
-from mmaffseg.apis.runner_setup import (
-    check_loaded_checkpoint,
-    check_output_folder,
-    checkpoint_errors_exit,
-    config_errors_exit,
-)
+from mmaffseg.utils import check_output_folder
 
 
 def parse_args() -> argparse.Namespace:

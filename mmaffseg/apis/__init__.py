@@ -2,28 +2,46 @@
 """The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments),
 and :func:`show_result_pyplot` for every mmaffseg model's inference result."""
 
+from .cli_errors import checkpoint_errors_exit, config_errors_exit, registry_error_hints
+from .cpu_distributed import (
+    add_launcher_args,
+    check_no_sync_bn,
+    init_cpu_process_group,
+    parse_launcher_args,
+    setup_cpu_distributed,
+)
 from .inference import show_result_pyplot
 from .pseudo_labels import prepare_pseudo_label_cfg
 from .runner_setup import (
-    add_launcher_args,
     build_runner,
+    check_checkpoint_file,
     check_data_roots,
+    check_loaded_checkpoint,
+    default_work_dir,
     load_config,
-    parse_launcher_args,
     prepare_test_cfg,
     prepare_train_cfg,
-    registry_error_hints,
+    use_checked_image_loading,
 )
 
 __all__ = [
     'add_launcher_args',
     'build_runner',
+    'check_checkpoint_file',
     'check_data_roots',
+    'check_loaded_checkpoint',
+    'check_no_sync_bn',
+    'checkpoint_errors_exit',
+    'config_errors_exit',
+    'default_work_dir',
+    'init_cpu_process_group',
     'load_config',
     'parse_launcher_args',
     'prepare_pseudo_label_cfg',
     'prepare_test_cfg',
     'prepare_train_cfg',
     'registry_error_hints',
+    'setup_cpu_distributed',
     'show_result_pyplot',
+    'use_checked_image_loading',
 ]

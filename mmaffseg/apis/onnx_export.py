@@ -45,13 +45,13 @@ from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor
 
 from ..models.decode_heads.cp_head import CPHead
-from ..models.layers.row_positions import NUM_ROW_BINS
 from ..models.segmentors.affinity_net import AffinityNet
 from ..models.segmentors.cam_classifier import CAMClassifier
 from ..models.segmentors.crf_refine import CRFRefineSegmentor
 from ..models.segmentors.feature_embedding import FeatureEmbeddingSegmentor
 from ..models.segmentors.hanet_encoder_decoder import HANetEncoderDecoder
 from ..models.segmentors.instance_embedding import InstanceEmbeddingSegmentor
+from ..ops.row_positions import NUM_ROW_BINS
 
 
 class ExportError(ValueError):

@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from .runner_setup import _default_work_dir, init_cpu_process_group  # noqa: F401 (re-exported)
+from .runner_setup import default_work_dir
 
 #: Stages made by ``--affinity-labels``: the AffinityNet training labels (and CAM labels).
 AFFINITY_LABEL_STAGES = ('cam', 'affinity_labels')
@@ -65,7 +65,7 @@ def prepare_pseudo_label_cfg(cfg: Config,
     loop.stages = stages
     loop.cam_checkpoint = cam_checkpoint
     loop.aff_checkpoint = aff_checkpoint
-    cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    cfg.work_dir = default_work_dir(cfg, config_path, work_dir)
     if out is not None:
         loop.out_dir = out
     elif not loop.get('out_dir'):

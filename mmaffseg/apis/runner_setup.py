@@ -1,59 +1,26 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Config preparation and runner construction for mmaffseg's tools, following mmseg 1.x."""
-import argparse
-import contextlib
-import difflib
-import os
 import os.path as osp
-import re
-import sys
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
-import torch.distributed as torch_dist
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401 (re-exported)
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
 from ..utils.checkpoint import is_readable_checkpoint
+from ..utils.compat import scoped_config_path
 from ..utils.config_errors import (
-    ConfigCheckError,
     ConfigFileError,
-    DataFileError,
     DataRootError,
-    OutputDirError,
 )
-from ..utils.output_folder import check_output_folder  # noqa: F401 (re-exported)
+from .cli_errors import registry_error_hints
+from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
 
-@contextlib.contextmanager
-def config_errors_exit() -> Iterator[None]:
-    """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
-    a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`), an
-    unwritable output folder (:class:`OutputDirError`) or an unusable image or label file met
-    while training or testing (:class:`DataFileError`) into a one-line message and exit
-    status 2, as :func:`checkpoint_errors_exit` does."""
-    try:
-        yield
-    except ConfigFileError as e:
-        print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
-        sys.exit(2)
-    except (ConfigCheckError, DataRootError) as e:
-        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
-        sys.exit(2)
-    except OutputDirError as e:
-        print(f'{osp.basename(sys.argv[0])}: error: {e.strerror}', file=sys.stderr)
-        sys.exit(2)
-    except DataFileError as e:
-        # raised in a dataloader worker, the message carries the worker's traceback: keep the
-        # error's own last line
-        message = str(e).rstrip().splitlines()[-1]
-        message = message.split(f'{DataFileError.__name__}: ', 1)[-1]
-        print(f'{osp.basename(sys.argv[0])}: error: {message}', file=sys.stderr)
-        sys.exit(2)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -66,10 +33,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if '::' in path and not osp.isfile(path):
         # the same resolution as mmengine's for ``_base_`` (mmaffseg's scope is registered
         # by ``import mmaffseg``)
-        from mmengine.config import config as mmengine_config
-        from mmengine.config.utils import _get_external_cfg_base_path, _get_package_and_cfg_path
-        package, rel_path = _get_package_and_cfg_path(path)
-        path = _get_external_cfg_base_path(mmengine_config.get_installed_path(package), rel_path)
+        path = scoped_config_path(path)
     if not osp.isfile(path):
         raise ConfigFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
@@ -79,27 +43,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
-def add_launcher_args(parser: argparse.ArgumentParser,
-                      cfg_options_help: str = 'override config settings, key=value pairs'
-                      ) -> argparse.ArgumentParser:
-    """Add mmseg's ``--cfg-options``, ``--launcher`` and ``--local-rank`` arguments."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torchrun passes --local-rank (older launchers --local_rank)
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser
-
-
-def parse_launcher_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Parse the command line; export ``LOCAL_RANK`` for mmengine when no launcher set it."""
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
-
-
-def _default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
+def default_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
     if work_dir is not None:
         return work_dir
     if cfg.get('work_dir') is not None:
@@ -127,7 +71,7 @@ def prepare_train_cfg(cfg: Config,
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
     """
     cfg.launcher = launcher
-    cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    cfg.work_dir = default_work_dir(cfg, config_path, work_dir)
     if launcher != 'none' and not torch.cuda.is_available():
         check_no_sync_bn(cfg)
     hooks = cfg.get('custom_hooks') or []
@@ -199,7 +143,7 @@ def prepare_test_cfg(cfg: Config,
     """Apply tools/test.py's options to ``cfg`` in place and return it (see that tool)."""
     check_checkpoint_file(checkpoint)
     cfg.launcher = launcher
-    cfg.work_dir = _default_work_dir(cfg, config_path, work_dir)
+    cfg.work_dir = default_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
     if show or show_dir:
         hooks = cfg.get('default_hooks', {})
@@ -261,110 +205,6 @@ def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test
                 f'data_root at it: --cfg-options {name}.data_root=/path/to/data')
 
 
-def _registry_names() -> list:
-    import mmseg.registry as seg_registry
-    from mmengine.registry import Registry
-    names = set()
-    for obj in vars(seg_registry).values():
-        if isinstance(obj, Registry):
-            for reg in (obj, obj.parent) if obj.parent is not None else (obj, ):
-                names.update(reg.module_dict)
-    return sorted(names)
-
-
-@contextlib.contextmanager
-def registry_error_hints() -> Iterator[None]:
-    """Re-raise mmengine's "X is not in the Y registry" KeyError with the closest names."""
-    try:
-        yield
-    except KeyError as e:
-        match = re.search(r'(\S+) is not in the (\S+) registry', str(e))
-        if match is None:
-            raise
-        name = match.group(1).strip('\'"`')
-        close = difflib.get_close_matches(name, _registry_names(), n=3, cutoff=0.6)
-        hint = f' Did you mean {", ".join(close)}?' if close else ''
-        raise KeyError(
-            f'the config names type {name!r}, which is not registered in the {match.group(2)} '
-            f'registry.{hint} If it comes from a plugin, add it to custom_imports (mmaffseg '
-            'modules register on `import mmaffseg`).') from e
-
-
-def _find_sync_bn(node: Any, path: str = 'model') -> Optional[str]:
-    """Config path of the first ``SyncBN``/``MMSyncBN`` norm type under ``node``."""
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            return path
-        items = node.items()
-    elif isinstance(node, (list, tuple)):
-        items = ((str(i), v) for i, v in enumerate(node))
-    else:
-        return None
-    for key, value in items:
-        found = _find_sync_bn(value, f'{path}.{key}')
-        if found:
-            return found
-    return None
-
-
-def check_no_sync_bn(cfg: Config) -> None:
-    """Raise a clear error when a config trains with synchronised BN, which needs GPUs.
-
-    Multi-process training on CPU (gloo) supports ``BN``; ``SyncBN`` fails in its first forward
-    pass with a message that does not name the config.
-    """
-    where = _find_sync_bn(cfg.get('model'))
-    if cfg.get('sync_bn'):
-        where = where or f'sync_bn={cfg.sync_bn!r}'
-    if where:
-        raise ConfigCheckError(
-            f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
-            'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
-            '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '
-            'run on GPUs')
-
-
-def init_cpu_process_group(launcher: str) -> bool:
-    """Start the process group of a ``torchrun`` launch with gloo when CUDA is unavailable.
-
-    mmengine's pytorch launcher calls ``torch.cuda.set_device``, which fails on CPU-only
-    builds of torch; the runner skips its own initialisation when a group already exists.
-    Does nothing for other launchers or when CUDA is available.
-
-    Args:
-        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
-
-    Returns:
-        bool: Whether this call started the group.
-    """
-    if launcher == 'pytorch' and not torch.cuda.is_available() and not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
-        return True
-    return False
-
-
-def setup_cpu_distributed(cfg: Config) -> None:
-    """Prepare a distributed run on a machine without CUDA (``--launcher pytorch``).
-
-    Starts the gloo process group (:func:`init_cpu_process_group`) and makes the model
-    wrapper a CPU ``MMDistributedDataParallel`` (``device_ids=None``; mmengine passes the
-    local rank as a GPU id otherwise). Nothing happens with CUDA or without a launcher.
-    """
-    launcher = cfg.get('launcher', 'none')
-    if launcher == 'none' or torch.cuda.is_available():
-        return
-    if launcher != 'pytorch':
-        raise ValueError(f'--launcher {launcher} needs GPUs (mmengine sets the CUDA device); '
-                         'on CPU start the processes with torchrun / tools/dist_train.sh '
-                         '(--launcher pytorch)')
-    init_cpu_process_group(launcher)
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper.setdefault('device_ids', None)
-    cfg.model_wrapper_cfg = wrapper
-
-
 def use_checked_image_loading(cfg: Config) -> None:
     """Make every dataset pipeline load images with ``LoadCheckedImageFromFile``.
 
@@ -403,23 +243,3 @@ def check_loaded_checkpoint(runner: Runner, source: str, strict: bool = True,
     """
     from ..engine import CheckpointCheckHook
     runner.register_hook(CheckpointCheckHook(source, strict=strict, resume=resume))
-
-
-@contextlib.contextmanager
-def checkpoint_errors_exit(arguments: Dict[str, str]) -> Iterator[None]:
-    """Turn a :class:`CheckpointError` into a one-line message and exit status 2.
-
-    Args:
-        arguments (dict): Checkpoint file or URL -> the argument or setting that named it
-            (e.g. ``{'work_dirs/x/iter_8.pth': 'CHECKPOINT'}``), so the message says which one to
-            fix. Checkpoints not listed were named by the config (e.g. ``init_cfg``).
-    """
-    try:
-        yield
-    except CheckpointError as e:
-        named = {osp.realpath(k) if '://' not in k else k: v for k, v in arguments.items() if k}
-        key = osp.realpath(e.source) if '://' not in e.source else e.source
-        argument = named.get(key, 'a checkpoint named in the config (load_from, init_cfg or '
-                             'pretrained)')
-        print(f'{osp.basename(sys.argv[0])}: error: {argument}: {e}', file=sys.stderr)
-        sys.exit(2)

@@ -1,39 +1,40 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .cityscapes_labels import CITYSCAPES_CLASSES, IGNORE_INDEX, THING_TRAIN_IDS
-from .image_level_labels import (  # noqa: F401
+from .cityscapes_labels import (
+    CITYSCAPES_CLASSES,
+    IGNORE_INDEX,
+    THING_TRAIN_IDS,
+    decode_cityscapes_instance_ids,
+)
+from .color_jitter import ColorJitter
+from .image_level_labels import (
     LoadImageLevelLabels,
     class_labels_from_seg_map,
     read_class_label_file,
 )
-from .instance_map import (  # noqa: F401
-    decode_cityscapes_instance_ids,
-    instance_classes,
-    segment_labels,
-    stack_instance_maps,
-)
 from .load_annotations import LoadCheckedAnnotations, LoadCheckedImageFromFile
 from .street_scene_generator import Scene, StreetSceneGenerator
 from .synthetic_cityscapes import SyntheticCityscapesDataset, generate_synthetic_cityscapes
-from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map  # noqa: F401
-from .transforms import (
-    LoadInstanceMap,
-    PackSegInstanceInputs,
-    RandomCropWithOffset,  # noqa: F401
-)
+from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map
+from .transforms import LoadInstanceMap, PackSegInstanceInputs, RandomCropWithOffset
 
 __all__ = [
     'CITYSCAPES_CLASSES',
+    'ColorJitter',
     'IGNORE_INDEX',
-    'THING_TRAIN_IDS',
     'LoadCheckedAnnotations',
     'LoadCheckedImageFromFile',
+    'LoadImageLevelLabels',
+    'LoadInstanceMap',
+    'PackSegInstanceInputs',
+    'RandomCropWithOffset',
     'Scene',
     'StreetSceneGenerator',
     'SyntheticCityscapesDataset',
-    'generate_synthetic_cityscapes',
+    'SyntheticCityscapesWSSSDataset',
+    'THING_TRAIN_IDS',
+    'class_labels_from_seg_map',
     'decode_cityscapes_instance_ids',
-    'segment_labels',
-    'LoadInstanceMap',
-    'PackSegInstanceInputs',
+    'generate_synthetic_cityscapes',
+    'read_class_label_file',
+    'wsss_label_map',
 ]
-from .color_jitter import ColorJitter  # noqa: F401,E402

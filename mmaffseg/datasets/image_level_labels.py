@@ -42,12 +42,6 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-#: Keys of ``PackSegInputs`` meta_keys that carry the image-level labels, appended to mmseg's
-#: defaults.
-WSSS_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                  'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
-                  'gt_class_labels')
-
 
 def class_labels_from_seg_map(seg_map: np.ndarray,
                               num_classes: int,

@@ -12,6 +12,9 @@ classes: a network has to use shape and context.
 
 A scene is a pure function of ``(seed, index)``: image ``i`` is the same whatever the number of
 images generated.
+
+Length (~400 lines): one renderer, one method per kind of object sharing the canvas and the
+perspective helpers; split across files, each drawing method would lose its context.
 """
 from typing import List, NamedTuple, Optional, Tuple
 

@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs, RandomCrop
 from mmseg.registry import TRANSFORMS
 
-from .instance_map import (
+from .cityscapes_labels import (
     CITYSCAPES_THING_LABEL_IDS,
     CITYSCAPES_VOID_LABEL_IDS,
     decode_cityscapes_instance_ids,
@@ -22,7 +22,7 @@ class LoadInstanceMap(BaseTransform):
     """Load the Cityscapes-encoded ``*_gtFine_instanceIds.png`` next to a semantic label map.
 
     The file name comes from ``results['seg_map_path']`` with ``seg_map_suffix`` replaced by
-    ``instance_suffix``. The decoded map (see :mod:`mmaffseg.datasets.instance_map` for the
+    ``instance_suffix``. The decoded map (see :mod:`mmaffseg.structures.instance_map` for the
     encoding: 0 = no instance, 1.. = instances, ``ignore_index`` = void) is stored as
     ``results['gt_instance_map']`` and its key appended to ``results['seg_fields']``, so mmseg's
     ``Resize``/``RandomResize``, ``RandomCrop`` and ``RandomFlip`` transform it exactly like the
@@ -145,7 +145,7 @@ class RandomCropWithOffset(RandomCrop):
     HANet (Choi et al., "Cars Can't Fly up in the Sky: Improving Urban-Scene Segmentation via
     Height-driven Attention Networks", CVPR 2020) needs the absolute row of each crop row in
     the original image. With ``ori_shape`` and ``scale_factor``, the offset recorded here is
-    enough to recover it (see :mod:`mmaffseg.models.layers.row_positions`).
+    enough to recover it (see :mod:`mmaffseg.ops.row_positions`).
 
     Added key: ``crop_offset`` = ``(top, left)`` in pixels of the (resized) image that was
     cropped; an earlier ``crop_offset`` is added to, so repeated crops compose. Put it after

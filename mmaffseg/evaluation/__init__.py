@@ -1,7 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 from .cityscapes_instance_metric import CityscapesInstanceMetric
 from .instance_ap import InstanceAPMetric, average_precision, mask_ious, match_detections
-from .oracle_seeds import oracle_seeds
 from .pair_ranking import PairRankingMetric, pair_ranking_accuracy, ranking_accuracy
 from .pseudo_label_metric import TABLE1_ROWS, PseudoLabelMetric, format_table1, label_areas
 
@@ -16,7 +15,6 @@ __all__ = [
     'label_areas',
     'mask_ious',
     'match_detections',
-    'oracle_seeds',
     'pair_ranking_accuracy',
     'ranking_accuracy',
 ]

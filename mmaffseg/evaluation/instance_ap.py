@@ -40,7 +40,7 @@ from mmseg.registry import METRICS
 from prettytable import PrettyTable
 from torch import Tensor
 
-from ..datasets.instance_map import instance_classes
+from ..structures.instance_map import instance_classes
 
 #: COCO's IoU thresholds of average recall: 0.50, 0.55, ..., 0.95.
 AR_IOU_THRS = tuple(np.linspace(0.5, 0.95, 10))

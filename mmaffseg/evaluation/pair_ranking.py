@@ -19,8 +19,8 @@ from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 from torch import Tensor
 
-from ..datasets.instance_map import segment_labels
-from ..models.layers.pairwise import pairwise_squared_distances
+from ..ops.pairwise import pairwise_squared_distances
+from ..structures.instance_map import segment_labels
 
 
 def ranking_accuracy(same: Tensor, different: Tensor) -> float:
@@ -84,7 +84,7 @@ class PairRankingMetric(BaseMetric):
     Reads ``data_sample.seg_logits.data`` (the embedding at the label size, as
     ``FeatureEmbeddingSegmentor`` predicts it), ``gt_sem_seg`` and, when present,
     ``gt_instance_map``; segments are the class-agnostic ones of
-    :func:`mmaffseg.datasets.instance_map.segment_labels`. Images with fewer than two segments
+    :func:`mmaffseg.structures.instance_map.segment_labels`. Images with fewer than two segments
     are skipped. Each image's pixel draw is seeded by ``seed`` and its index in the run, so
     results are reproducible.
 

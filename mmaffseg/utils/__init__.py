@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .atomic_io import atomic_write_bytes, remove_stale_temp_files  # noqa: F401
+from .atomic_io import atomic_write_bytes, remove_stale_temp_files
 from .checkpoint import (
     check_state_dict,
     install_safe_checkpoint_loading,
@@ -13,10 +13,12 @@ from .config_errors import (
     DataRootError,
     OutputDirError,
 )
+from .output_folder import check_output_folder
 from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
 __all__ = [
+    'check_output_folder',
     'CheckpointError',
     'ConfigCheckError',
     'ConfigFileError',
@@ -24,11 +26,13 @@ __all__ = [
     'DataFileError',
     'OutputDirError',
     'TRUSTED_ENV',
+    'atomic_write_bytes',
     'check_state_dict',
     'install_safe_checkpoint_loading',
     'load_checkpoint_file',
     'load_model_weights',
     'peak_rss_mb',
+    'remove_stale_temp_files',
     'resolve_resume_checkpoint',
     'time_fn',
 ]

@@ -13,6 +13,9 @@ all-reduced (detached) sum; its gradient with respect to the local sum is ``W``,
 DDP's averaging the gradient of the whole loss equals the single-process gradient of the same
 batch (the counts are constants). With one process (or no process group) it is the identity.
 """
+from typing import List
+
+import torch
 import torch.distributed as torch_dist
 from torch import Tensor
 
@@ -46,3 +49,27 @@ def global_sum(local: Tensor, grad_scale: bool = True) -> Tensor:
     scale = world_size if grad_scale else 1
     # value: total; d(value)/d(local) = scale
     return total + scale * (local - local.detach())
+
+
+def mean_over_images(per_image: List[Tensor], like: Tensor, across_ranks: bool = True,
+                     weight: float = 1.0) -> Tensor:
+    """Mean of per-image losses over the images of the whole (data-parallel) batch.
+
+    The sum of ``per_image`` and its count are summed over all processes in one all-reduce
+    (:func:`global_sum`) when ``across_ranks``; images without a loss term are simply absent.
+
+    Args:
+        per_image (list[Tensor]): Scalar loss of each image of this process that has one.
+        like (Tensor): A tensor the loss depends on (e.g. the embedding): with no image, the
+            result is an exact 0 still connected to it, so every parameter gets a gradient.
+        across_ranks (bool): Normalise over all processes. Default: True.
+        weight (float): Loss weight, applied to the sum before the division. Default: 1.0.
+
+    Returns:
+        Tensor: Scalar ``weight *`` mean (0 when no process has an image).
+    """
+    total = torch.stack(per_image).sum() if per_image else like.sum() * 0.0
+    total = torch.stack([total, total.new_tensor(float(len(per_image)))])
+    if across_ranks:  # one all-reduce for both numbers, on every rank
+        total = global_sum(total)
+    return weight * total[0] / total[1].clamp_min(1)

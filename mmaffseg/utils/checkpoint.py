@@ -9,7 +9,8 @@ loader, which ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` use too, ca
 runs code. :func:`install_safe_checkpoint_loading` (run on ``import mmaffseg``, so also through
 ``custom_imports`` in mmseg's own tools and APIs) replaces the loaders of those schemes and of
 ``s3://``/``petrel://`` with ones that load through :func:`.safe_load.load_checkpoint_file`.
-This is the one place that depends on mmengine's loader internals; it checks the version.
+It depends on mmengine's loader internals and checks the version with
+:func:`~mmaffseg.utils.compat.check_mmengine_version`.
 
 Strict loading (:func:`check_state_dict`, :func:`load_model_weights`,
 :func:`load_local_weights`) is for testing and inference, where a checkpoint of another model
@@ -26,8 +27,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.utils import digit_version
 
+from .compat import check_mmengine_version
 from .safe_load import CheckpointError, install_safe_globals, load_checkpoint_file
 
 MapLocation = Optional[Union[str, Callable, torch.device]]
@@ -131,22 +132,17 @@ SAFE_LOADERS: Dict[Union[str, Tuple[str, ...]], Callable] = {
     'mmcls://': load_from_mmcls,
     (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
 }
-# mmengine versions whose CheckpointLoader schemes and helpers SAFE_LOADERS replaces
-_MMENGINE_RANGE = ('0.7.1', '1.0.0')
 
 
 def install_safe_checkpoint_loading() -> None:
     """Allow-list mmengine's checkpoint content and register the safe loaders (idempotent).
 
     Raises:
-        RuntimeError: With an mmengine outside the range these loaders were written for.
+        RuntimeError: With an mmengine outside the range these loaders were written for
+            (:data:`~mmaffseg.utils.compat.MMENGINE_RANGE`).
     """
-    import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
-    low, high = _MMENGINE_RANGE
-    if not digit_version(low) <= digit_version(mmengine.__version__) < digit_version(high):
-        raise RuntimeError(f'mmaffseg\'s safe checkpoint loaders are written for mmengine '
-                           f'>={low},<{high}; found {mmengine.__version__}')
+    check_mmengine_version('safe checkpoint loaders')
     install_safe_globals()
     for prefixes, loader in SAFE_LOADERS.items():
         CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)

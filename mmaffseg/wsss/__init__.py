@@ -1,10 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .affinity_labels import (
-    affinity_label_from_cams,
-    affinity_label_from_crf,
-    affinity_pair_labels,
-    downsample_label,
-)
+from .affinity_labels import affinity_label_from_cams, affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
 from .dense_random_walk import dense_affinity_matrix, dense_random_walk, dense_transition
 from .label_store import PseudoLabelStore, label_relpath
@@ -20,11 +15,9 @@ __all__ = [
     'add_background',
     'affinity_label_from_cams',
     'affinity_label_from_crf',
-    'affinity_pair_labels',
     'dense_affinity_matrix',
     'dense_random_walk',
     'dense_transition',
-    'downsample_label',
     'label_relpath',
     'multi_scale_cam',
     'random_walk',

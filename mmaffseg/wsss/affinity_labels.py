@@ -9,22 +9,22 @@ Supervised Semantic Segmentation", CVPR 2018.
    the dense CRF. Pixels whose low-alpha label is background are unknown (ignore); pixels whose
    high-alpha label is background are confident background (0); the rest keep their class.
    The result is an image-size label map, saved as PNG and read back as ``gt_sem_seg``.
-2. :func:`downsample_label`: block majority vote to the feature stride (8).
-3. :func:`affinity_pair_labels`: per radius pair, background-positive / foreground-positive /
-   negative masks, as the reference ``ExtractAffinityLabelInRadius`` (any map size here).
+2. :func:`~mmaffseg.ops.affinity_pairs.downsample_label`: block majority vote to the
+   feature stride (8), in the affinity head's loss.
+3. :func:`~mmaffseg.ops.affinity_pairs.affinity_pair_labels`: per radius pair,
+   background-positive / foreground-positive / negative masks, as the reference
+   ``ExtractAffinityLabelInRadius`` (any map size here).
 
 Difference from the reference: it crops and block-averages the two CRF *score* maps and takes
 the argmax afterwards; here the label map is cropped (padding = ignore) and then reduced by a
 majority vote, so that the labels can travel through mmseg's data pipeline as a seg map.
 """
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from mmaffseg.models.layers.neighbour_offsets import neighbour_pairs
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 
 from .cam import add_background, stack_to_label
@@ -86,56 +86,3 @@ def affinity_label_from_crf(low_q: np.ndarray, high_q: np.ndarray,
     label[low == 0] = ignore_index
     label[high == 0] = 0
     return label.numpy().astype(np.uint8)
-
-
-def downsample_label(label: Tensor, stride: int, ignore_index: int = 255) -> Tensor:
-    """Reduce a label map by a block majority vote (ties: the smaller label wins).
-
-    The map is padded with ``ignore_index`` to a multiple of ``stride``; ``ignore_index`` takes
-    part in the vote like a class.
-
-    Args:
-        label (Tensor): Integer labels ``(..., H, W)``.
-        stride (int): Block size.
-        ignore_index (int): Label used for padding. Default: 255.
-
-    Returns:
-        Tensor: ``(..., ceil(H / stride), ceil(W / stride))``, the dtype of ``label``.
-    """
-    if stride == 1:
-        return label
-    height, width = label.shape[-2:]
-    padded = F.pad(label, (0, -width % stride, 0, -height % stride), value=ignore_index)
-    values, compact = torch.unique(padded, return_inverse=True)  # values ascending
-    one_hot = F.one_hot(compact.reshape(-1, *compact.shape[-2:]), len(values))  # (N, H, W, V)
-    votes = F.avg_pool2d(one_hot.permute(0, 3, 1, 2).float(), stride, stride)  # (N, V, h, w)
-    out = values[votes.argmax(dim=1)]
-    return out.view(*label.shape[:-2], *out.shape[-2:])
-
-
-def affinity_pair_labels(label: Tensor, radius: int = 5,
-                         ignore_index: int = 255) -> Tuple[Tensor, Tensor, Tensor]:
-    """Pair targets of AffinityNet from a label map on the feature grid.
-
-    For each radius pair (from, to), with equal labels called positive:
-    ``bg_pos`` = positive and the from-label is 0; ``fg_pos`` = positive, from-label not 0 and
-    both labels known; ``neg`` = different labels, both known. A pair touching ``ignore_index``
-    is in no set (as the reference, two unknown pixels are "equal" but neither bg nor fg).
-
-    Args:
-        label (Tensor): Integer labels ``(..., h, w)`` (0 background, ``ignore_index`` unknown).
-        radius (int): Pair radius. Default: 5.
-        ignore_index (int): Unknown label. Default: 255.
-
-    Returns:
-        tuple[Tensor, Tensor, Tensor]: float32 ``bg_pos``, ``fg_pos``, ``neg``, each
-        ``(..., K, P)`` in the pair order of
-        :func:`mmaffseg.models.layers.neighbour_offsets.pair_indices`.
-    """
-    l_from, l_to = neighbour_pairs(label, radius)  # (..., 1, P), (..., K, P)
-    known = (l_from != ignore_index) & (l_to != ignore_index)
-    same = l_from == l_to
-    bg_pos = same & (l_from == 0)
-    fg_pos = same & (l_from != 0) & known
-    neg = ~same & known
-    return bg_pos.float(), fg_pos.float(), neg.float()

@@ -12,7 +12,7 @@ Use :func:`mmaffseg.wsss.random_walk.random_walk` for real work; this module exi
 import torch
 from torch import Tensor
 
-from mmaffseg.models.layers.neighbour_offsets import neighbour_offsets, pair_indices
+from mmaffseg.ops.neighbour_offsets import neighbour_offsets, pair_indices
 
 
 def dense_affinity_matrix(aff: Tensor, size: tuple, radius: int = 5) -> Tensor:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..models.utils.preprocessing import to_rgb
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
 from .random_walk import random_walk_cams
@@ -58,12 +59,11 @@ def packed_image_rgb(model, inputs: Tensor) -> np.ndarray:
     """The packed image ``(3, H, W)`` (before ``model``'s data preprocessor) as an
     ``(H, W, 3)`` uint8 RGB array, for the dense CRF's pairwise term.
 
-    mmcv loads BGR; the preprocessor's ``channel_conversion`` (default True here) says the
-    channels are swapped to RGB.
+    The channel order follows :func:`~mmaffseg.models.utils.preprocessing.to_rgb` with
+    ``preprocessed=False`` (mmcv loads BGR; flipped unless the preprocessor's conversion is off).
     """
-    img = inputs.permute(1, 2, 0).cpu().numpy()
-    if getattr(model.data_preprocessor, 'channel_conversion', True):
-        img = img[..., ::-1]  # mmcv loads BGR
+    img = to_rgb(inputs, model.data_preprocessor, preprocessed=False)
+    img = img.permute(1, 2, 0).cpu().numpy()
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).round().astype(np.uint8)
     return np.ascontiguousarray(img)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 
 from .cam import add_background
 
@@ -37,7 +37,7 @@ def transition_matrix(aff: Tensor, size: Tuple[int, int], radius: int = 5,
 
     Args:
         aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid, e.g. from
-            :func:`mmaffseg.models.decode_heads.affinity_head.pairwise_affinity`.
+            :func:`mmaffseg.ops.affinity_pairs.pairwise_affinity`.
         size (tuple[int, int]): The grid ``(H, W)``.
         radius (int): Pair radius. Default: 5.
         beta (float): Power applied to the affinities. Default: 8.

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config, prepare_train_cfg

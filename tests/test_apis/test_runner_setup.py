@@ -181,7 +181,7 @@ def test_train_tool_names_a_bad_data_file(case, workers, needle, tiny_synthetic_
 def test_tools_load_images_with_the_checked_loader():
     """Test pipelines keep mmcv's ``LoadImageFromFile`` (MMSegInferencer finds it by name);
     the tools' runner swaps in the checked loader, through dataset wrappers too."""
-    from mmaffseg.apis.runner_setup import use_checked_image_loading
+    from mmaffseg.apis import use_checked_image_loading
     load = dict(type='LoadImageFromFile', imdecode_backend='pillow')
     cfg = Config(dict(
         train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[

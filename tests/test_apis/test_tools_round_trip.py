@@ -5,7 +5,7 @@ import os.path as osp
 import re
 
 import pytest
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from tool_runner import cfg_option_args
 from tool_runner import run_tool as _run
 

@@ -7,7 +7,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_HW, tiny_synthetic_overrides
+from helpers import TINY_HW, tiny_synthetic_overrides
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.model import revert_sync_batchnorm

@@ -11,7 +11,7 @@ import sys
 
 import mmseg.registry as mmseg_registry
 import pytest
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.registry import DATASETS, HOOKS, MODELS, VISUALIZERS, init_default_scope
 
 from mmaffseg.apis import load_config

@@ -5,7 +5,7 @@ import os.path as osp
 
 import numpy as np
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope

@@ -6,7 +6,8 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS
 
-from mmaffseg.datasets import decode_cityscapes_instance_ids, segment_labels
+from mmaffseg.datasets import decode_cityscapes_instance_ids
+from mmaffseg.structures import segment_labels
 
 
 def test_decode_cityscapes_encoding():

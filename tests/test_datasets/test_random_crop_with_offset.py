@@ -8,7 +8,7 @@ from mmcv.transforms import Compose
 from mmengine.registry import init_default_scope
 
 from mmaffseg.datasets import RandomCropWithOffset
-from mmaffseg.models.layers import row_positions_from_meta
+from mmaffseg.ops import row_positions_from_meta
 
 META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
              'flip', 'flip_direction', 'reduce_zero_label', 'crop_offset')

@@ -3,7 +3,7 @@
 import os.path as osp
 
 import pytest
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import build_runner, load_config, prepare_train_cfg

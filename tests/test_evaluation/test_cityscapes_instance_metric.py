@@ -17,8 +17,8 @@ from mmengine.structures import InstanceData, PixelData
 from mmseg.structures import SegDataSample
 
 from mmaffseg.datasets.cityscapes_labels import CITYSCAPES_CLASSES, THING_TRAIN_IDS
-from mmaffseg.datasets.instance_map import decode_cityscapes_instance_ids
 from mmaffseg.evaluation import CityscapesInstanceMetric, InstanceAPMetric
+from mmaffseg.structures.instance_map import decode_cityscapes_instance_ids
 
 pytest.importorskip('cityscapesscripts')
 

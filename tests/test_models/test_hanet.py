@@ -19,13 +19,11 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+from official_configs import official_hanet_head_kwargs, official_hanet_kwargs
 
-from mmaffseg.models.layers import HANet, batch_row_positions, sinusoid_table
-from mmaffseg.models.utils.hanet_converter import (
-    convert_official_hanet,
-    official_hanet_head_kwargs,
-    official_hanet_kwargs,
-)
+from mmaffseg.models.layers import HANet, sinusoid_table
+from mmaffseg.models.utils.hanet_converter import convert_official_hanet
+from mmaffseg.ops import batch_row_positions
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HANET_CONFIG = osp.join(REPO, 'configs', 'hanet', 'hanet_r101-d8_4xb2-80k_cityscapes-512x1024.py')

@@ -6,18 +6,18 @@ affinity loss (a sum over N^2 pairs) and the AffinityNet pair loss."""
 import pytest
 import torch
 
-from mmaffseg.models.layers.pairwise import (
-    pairwise_cosine_similarity,
-    pairwise_mask_iou,
-    pairwise_squared_distances,
-)
 from mmaffseg.models.losses import (
     AffinityPairLoss,
     FeatureAffinityLoss,
     context_prior_loss,
     context_prior_loss_materialised,
 )
-from mmaffseg.models.utils.precision import autocast_disabled, float32_math
+from mmaffseg.ops.pairwise import (
+    pairwise_cosine_similarity,
+    pairwise_mask_iou,
+    pairwise_squared_distances,
+)
+from mmaffseg.ops.precision import autocast_disabled, float32_math
 
 HALF = [torch.bfloat16, torch.float16]
 

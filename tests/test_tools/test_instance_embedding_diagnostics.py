@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 

@@ -6,7 +6,7 @@ import os.path as osp
 import re
 
 import pytest
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from tool_runner import cfg_option_args, run_tool
 from untrained import QUICKSTARTS, save_untrained, small_test_config
 

@@ -11,19 +11,16 @@ import torch
 from golden import case_paths, load_case
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
-
-import mmaffseg  # noqa: F401 (registers the modules)
-from mmaffseg.models.utils.cpnet_converter import (
-    convert_official_cpnet,
+from official_configs import (
     official_affinity_loss_cfg,
     official_cp_head_cfg,
-)
-from mmaffseg.models.utils.spnet_converter import (
-    convert_official_spnet,
-    guess_spnet_source,
     official_spnet_model_overrides,
     official_spnet_module_cfg,
 )
+
+import mmaffseg  # noqa: F401 (registers the modules)
+from mmaffseg.models.utils.cpnet_converter import convert_official_cpnet
+from mmaffseg.models.utils.spnet_converter import convert_official_spnet, guess_spnet_source
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

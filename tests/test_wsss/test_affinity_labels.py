@@ -7,13 +7,10 @@ import pytest
 import torch
 from golden import assert_close, case_paths, load_case
 
-from mmaffseg.models.layers.neighbour_offsets import pair_indices
+from mmaffseg.ops.affinity_pairs import affinity_pair_labels, downsample_label
+from mmaffseg.ops.neighbour_offsets import pair_indices
 from mmaffseg.postprocessing.dense_crf import DenseCRF
-from mmaffseg.wsss.affinity_labels import (
-    affinity_label_from_cams,
-    affinity_pair_labels,
-    downsample_label,
-)
+from mmaffseg.wsss.affinity_labels import affinity_label_from_cams
 
 LABEL_CASES = case_paths('psa', 'afflabel_*')
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from test_wsss.test_pseudo_label_loop import make_psa_checkpoints
@@ -20,7 +20,7 @@ from tool_runner import load_tool
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.wsss.cam import stack_to_label
 from mmaffseg.wsss.param_selection import (

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 from tool_runner import load_tool

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 from mmaffseg.postprocessing import DenseCRF
 from mmaffseg.wsss.dense_random_walk import dense_random_walk
 from mmaffseg.wsss.pseudo_label_stages import pseudo_label_stages, stage_labels

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from golden import assert_close, case_paths, load_case
 
-from mmaffseg.models.decode_heads.affinity_head import pairwise_affinity
-from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.affinity_pairs import pairwise_affinity
+from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 from mmaffseg.wsss.cam import add_background, stack_to_label
 from mmaffseg.wsss.dense_random_walk import (
     dense_affinity_matrix,

@@ -31,7 +31,7 @@ from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.models.segmentors import baseline_model_cfg
+from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg
 from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
 from mmaffseg.utils.random_batch import random_seg_batch
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmaffseg.models.decode_heads.affinity_head import pairwise_affinity
+from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.utils import time_fn
 from mmaffseg.wsss.cam import add_background
 from mmaffseg.wsss.dense_random_walk import dense_random_walk

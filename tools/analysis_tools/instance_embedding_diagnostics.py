@@ -8,10 +8,10 @@ For an ``InstanceEmbeddingSegmentor`` (Fathi et al., arXiv:1703.10277), at the h
 resolution, with the model in eval mode:
 
 - on the first ``--num-val`` validation images, for every thing instance: the IoU of the mask
-  grown from its oracle seed (:func:`mmaffseg.evaluation.oracle_seeds`: its best own pixel and
-  tau), whether the seediness classifier names the instance's class at that seed and tau, and
-  the largest seediness inside the instance; per image, the largest seediness on pixels of no
-  instance. Reported by instance size and by class.
+  grown from its oracle seed (:func:`mmaffseg.instance_embedding.oracle_seeds`: its best own
+  pixel and tau), whether the seediness classifier names the instance's class at that seed and
+  tau, and the largest seediness inside the instance; per image, the largest seediness on pixels
+  of no instance. Reported by instance size and by class.
 - on ``--num-train`` training crops (the training pipeline, seeded): the share of the points
   sampled for the losses whose seediness target (:func:`seed_class_targets`) is an object class,
   per tau, and how often the classifier predicts an object class there.
@@ -31,9 +31,8 @@ from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.datasets.instance_map import instance_classes
-from mmaffseg.evaluation import oracle_seeds
-from mmaffseg.models.decode_heads import seed_class_targets
+from mmaffseg.instance_embedding import oracle_seeds, seed_class_targets
+from mmaffseg.structures.instance_map import instance_classes
 from mmaffseg.utils import load_model_weights
 
 SIZE_BINS = ((0, 30), (30, 100), (100, 400), (400, None))
@@ -57,7 +56,7 @@ def _heads_and_maps(model, dataset, i: int, training: bool):
     data = model.data_preprocessor(
         dict(inputs=[item['inputs']], data_samples=[item['data_samples']]), training)
     with torch.no_grad():
-        embedding, logits = model._heads(data['inputs'])
+        embedding, logits = model.head_outputs(data['inputs'])
     inst, sem = model.gt_maps_at(data['data_samples'], embedding.shape[-2:])
     return embedding[0], logits[0].softmax(1).flatten(2), inst[0], sem[0]
 

@@ -29,9 +29,13 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import load_config, registry_error_hints
+from mmaffseg.apis import (
+    checkpoint_errors_exit,
+    config_errors_exit,
+    load_config,
+    registry_error_hints,
+)
 from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx
-from mmaffseg.apis.runner_setup import checkpoint_errors_exit, config_errors_exit
 from mmaffseg.utils import load_model_weights
 
 

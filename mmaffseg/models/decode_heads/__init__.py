@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-from .affinity_head import AffinityHead, pairwise_affinity
+from .affinity_head import AffinityHead
 from .aspp_v2_head import ASPPV2Head
 from .cam_head import CAMHead
 from .cp_head import CPHead
@@ -8,7 +8,7 @@ from .hanet_aspp_head import HANetASPPHead
 from .hypercolumn_head import HypercolumnHead
 from .largefov_head import LargeFOVHead
 from .psa_seg_head import PSASegHead
-from .seediness_head import SeedinessHead, grown_mask_ious, seed_class_targets
+from .seediness_head import SeedinessHead
 from .sp_head import SPHead
 from .sr_decoder import SRDecoder
 
@@ -25,7 +25,4 @@ __all__ = [
     'SPHead',
     'SRDecoder',
     'SeedinessHead',
-    'grown_mask_ious',
-    'pairwise_affinity',
-    'seed_class_targets',
 ]

@@ -21,22 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
-from ..layers.neighbour_offsets import neighbour_pairs
-
-
-def pairwise_affinity(feat: Tensor, radius: int = 5) -> Tensor:
-    """Affinities ``exp(-mean_c |f_from - f_to|)`` of every radius pair.
-
-    Args:
-        feat (Tensor): Features ``(B, C, H, W)``.
-        radius (int): Pair radius on the feature grid. Default: 5.
-
-    Returns:
-        Tensor: ``(B, K, P)`` in the pair order of
-        :func:`mmaffseg.models.layers.neighbour_offsets.pair_indices`.
-    """
-    f_from, f_to = neighbour_pairs(feat, radius)  # (B, C, 1, P), (B, C, K, P)
-    return torch.exp(-(f_to - f_from).abs().mean(dim=1))
+from ...ops.affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
 
 
 @MODELS.register_module()
@@ -143,8 +128,6 @@ class AffinityHead(BaseDecodeHead):
             dict[str, Tensor]: The weighted loss (named by the loss module) plus the detached
             ``aff_bg``, ``aff_fg`` and ``aff_neg`` terms for logging.
         """
-        # Imported here: the wsss package builds on the models package.
-        from mmaffseg.wsss.affinity_labels import affinity_pair_labels, downsample_label
         label = self._stack_batch_gt(batch_data_samples)[:, 0]  # (B, H, W)
         label = downsample_label(label, self.label_stride, self.ignore_index)
         if label.shape[-2:] != feat.shape[-2:]:

@@ -34,8 +34,8 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 from torch.nn.modules.utils import _pair
 
+from ...ops.precision import float32_math
 from ..layers.aggregation_module import AggregationModule
-from ..utils.precision import float32_math
 
 SIZE_MODES = ('strict', 'resize')
 

@@ -17,7 +17,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 from torch import Tensor
 
-from ...datasets.instance_map import stack_instance_maps
+from ...structures.instance_map import stack_instance_maps
 
 
 def resize_label_maps(labels: Tensor, size) -> Tensor:

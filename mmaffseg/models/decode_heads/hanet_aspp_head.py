@@ -21,7 +21,7 @@ placement       lower-level map                       re-weighted map
 ==============  ====================================  =============================
 
 Row positions come from the metainfo in :meth:`loss` / :meth:`predict`
-(see :mod:`mmaffseg.models.layers.row_positions`).
+(see :mod:`mmaffseg.ops.row_positions`).
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -34,8 +34,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from ...ops.row_positions import batch_row_positions
 from ..layers.hanet import HANet
-from ..layers.row_positions import batch_row_positions
 
 HANET_PLACEMENTS = ('layer4', 'aspp', 'bottleneck', 'decoder')
 
@@ -155,7 +155,7 @@ class HANetASPPHead(ASPPHead):
         Args:
             inputs (tuple[Tensor]): Backbone stage outputs.
             batch_data_samples (list[SegDataSample]): Samples with ``gt_sem_seg`` and the
-                metainfo of :mod:`~mmaffseg.models.layers.row_positions`.
+                metainfo of :mod:`~mmaffseg.ops.row_positions`.
             train_cfg (dict): Training config (unused).
 
         Returns:

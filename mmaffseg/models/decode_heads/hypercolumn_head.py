@@ -29,7 +29,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
-from ...datasets.instance_map import segment_labels, stack_instance_maps
+from ...structures.instance_map import segment_labels, stack_instance_maps
 
 
 @MODELS.register_module()

@@ -7,7 +7,8 @@ Deep Metric Learning", arXiv:1703.10277, 2017.
 For every similarity threshold ``tau`` (default 0.25, 0.5, 0.75, 0.9) the head predicts, at
 every pixel ``p``, a (C+1)-way distribution ``C_tau(p, c)`` over background (``c = 0``) and the
 C object classes: the class of the mask ``m(p, tau) = {q : sigma(p, q) >= tau}`` grown from
-``p`` in the embedding. Training targets (:func:`seed_class_targets`): the class of the ground
+``p`` in the embedding. Training targets
+(:func:`~mmaffseg.instance_embedding.targets.seed_class_targets`): the class of the ground
 truth instance that ``m(p, tau)`` overlaps with IoU above ``iou_thr``, background otherwise,
 computed at the points sampled for the embedding loss; softmax cross-entropy there.
 
@@ -21,72 +22,6 @@ import torch
 from mmseg.models.decode_heads import FCNHead
 from mmseg.registry import MODELS
 from torch import Tensor
-
-from ..layers.embedding_similarity import grow_masks, similarity
-from ..layers.pairwise import pairwise_mask_iou, pairwise_squared_distances
-
-
-def grown_mask_ious(embedding: Tensor,
-                    instance_map: Tensor,
-                    ids: Tensor,
-                    index: Tensor,
-                    taus: Tensor,
-                    ignore_index: int = 255) -> Tensor:
-    """IoU of the masks ``m(p, tau)`` grown from seed pixels with given GT instances.
-
-    Args:
-        embedding (Tensor): Embedding (C, h, w).
-        instance_map (Tensor): Instance ids (h, w); ``ignore_index`` = void (left out of every
-            mask and every IoU).
-        ids (Tensor): The n instance ids to compare with, shape (n,).
-        index (Tensor): Flat indices of the S seed pixels, shape (S,).
-        taus (Tensor): Thresholds, shape (T,).
-        ignore_index (int): Void id. Defaults to 255.
-
-    Returns:
-        Tensor: (T, S, n) float IoU.
-    """
-    pixels = embedding.flatten(1).t()  # (P, C)
-    inst = instance_map.reshape(-1)
-    valid = inst != ignore_index
-    gt = inst[valid].unsqueeze(0) == ids.to(inst).unsqueeze(1)  # (n, P_valid)
-    sim = similarity(pairwise_squared_distances(pixels[index], pixels[valid]))  # (S, P_valid)
-    return pairwise_mask_iou(grow_masks(sim, taus), gt)  # (T, S, n)
-
-
-def seed_class_targets(embedding: Tensor,
-                       instance_map: Tensor,
-                       instance_class: Tuple[Tensor, Tensor],
-                       index: Tensor,
-                       taus: Tensor,
-                       iou_thr: float = 0.5,
-                       ignore_index: int = 255) -> Tensor:
-    """Class targets of the masks grown from the sampled points of one image.
-
-    Args:
-        embedding (Tensor): Embedding (C, h, w) (detach it: the targets are constants).
-        instance_map (Tensor): Instance ids (h, w); 0 = no instance, ``ignore_index`` = void
-            (left out of every mask and every IoU).
-        instance_class (tuple[Tensor, Tensor]): ``(ids, classes)`` from
-            :func:`~mmaffseg.datasets.instance_map.instance_classes`: class index
-            0..num_classes-1 of every instance id, -1 for instances of no object class.
-        index (Tensor): Flat indices of the seed points, shape (S,).
-        taus (Tensor): Thresholds, shape (T,).
-        iou_thr (float): A mask takes the class of a GT instance it overlaps with IoU above
-            this. Defaults to 0.5.
-        ignore_index (int): Void id. Defaults to 255.
-
-    Returns:
-        Tensor: (T, S) int64 targets, 0 = background, ``1 + class`` otherwise.
-    """
-    ids, classes = instance_class
-    targets = index.new_zeros((len(taus), index.numel()))
-    if ids.numel() == 0 or index.numel() == 0:
-        return targets
-    iou = grown_mask_ious(embedding, instance_map, ids, index, taus, ignore_index)
-    best_iou, best = iou.max(-1)  # (T, S)
-    cls = (classes.to(index) + 1)[best]
-    return torch.where(best_iou > iou_thr, cls, targets)
 
 
 @MODELS.register_module()
@@ -157,7 +92,7 @@ class SeedinessHead(FCNHead):
             seg_logits (Tensor): Logits (B, T, C+1, h, w).
             points (list[Tensor | None]): Per image the flat indices (S,) of the points.
             targets (list[Tensor | None]): Per image the (T, S) targets from
-                :func:`seed_class_targets`.
+                :func:`~mmaffseg.instance_embedding.targets.seed_class_targets`.
 
         Returns:
             dict[str, Tensor]: ``{loss_name: loss}`` averaged over all points and thresholds

@@ -21,9 +21,9 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptMultiConfig
 from torch import Tensor
 
+from ...ops.row_positions import NUM_ROW_BINS
 from .adaptive_pooling import adaptive_avg_pool2d, adaptive_max_pool2d
 from .height_positional_encoding import HeightPositionalEncoding
-from .row_positions import NUM_ROW_BINS
 
 # 2-D norm types mapped to their 1-D counterpart, so one mmseg ``norm_cfg`` fits HANet too
 _NORM_1D = {'BN': 'BN1d', 'BN2d': 'BN1d', 'IN': 'IN1d', 'IN2d': 'IN1d'}

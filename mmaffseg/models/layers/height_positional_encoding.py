@@ -12,7 +12,7 @@ learned table initialised to zeros.
 Positions come in as *row bins*: each input pixel row carries the index of the band of
 height 1/128 of the original image it comes from (``row_bin = original_row * 128 //
 original_height``, i.e. ``original_row // 8`` for a 1024-row Cityscapes frame; see
-:mod:`mmaffseg.models.layers.row_positions`).
+:mod:`mmaffseg.ops.row_positions`).
 """
 import warnings
 from typing import Optional
@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .row_positions import NUM_ROW_BINS
+from ...ops.row_positions import NUM_ROW_BINS
 
 
 def sinusoid_table(num_positions: int, dim: int) -> Tensor:

@@ -4,7 +4,7 @@
 Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
 Supervised Semantic Segmentation", CVPR 2018.
 
-Pairs fall into three sets (see :func:`mmaffseg.wsss.affinity_labels.affinity_pair_labels`):
+Pairs fall into three sets (see :func:`mmaffseg.ops.affinity_pairs.affinity_pair_labels`):
 background-positive, foreground-positive and negative. Each set contributes the mean of
 ``-log(W)`` (positives) or ``-log(1 - W)`` (negatives) over its pairs, the mean taken over the
 whole batch at once; the total is ``bg/4 + fg/4 + neg/2``. As in the reference, 1e-5 guards the
@@ -25,7 +25,7 @@ from torch import Tensor
 
 from mmaffseg.utils.batch_reduction import global_sum
 
-from ..utils.precision import float32_math
+from ...ops.precision import float32_math
 
 
 def affinity_pair_loss(aff: Tensor,

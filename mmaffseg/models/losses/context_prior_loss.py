@@ -47,7 +47,7 @@ by ``tools/analysis_tools/benchmark_cp_loss.py``.
 ``tools/analysis_tools/benchmark_cp_loss.py`` compare against.
 
 Mixed precision: the loss runs in float32 with autocast off whatever the caller's precision
-(:func:`~mmaffseg.models.utils.precision.float32_math`; the autograd Function is also declared
+(:func:`~mmaffseg.ops.precision.float32_math`; the autograd Function is also declared
 with ``torch.amp.custom_fwd(cast_inputs=torch.float32)``), since half-precision logs and the
 1e-12-guarded BCE derivative overflow; :class:`~mmaffseg.models.decode_heads.CPHead` computes
 the prior map's sigmoid in float32 for the same reason.
@@ -61,7 +61,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 from torch.amp import custom_bwd, custom_fwd
 
-from ..utils.precision import float32_math
+from ...ops.precision import float32_math
 
 FORMS = ('official', 'paper')
 _LOG_CLAMP = -100.0  # PyTorch's binary_cross_entropy clamps both logs at -100.

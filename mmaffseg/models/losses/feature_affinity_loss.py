@@ -38,8 +38,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ..layers.pairwise import flatten_spatial, pairwise_cosine_similarity
-from ..utils.precision import float32_math
+from ...ops.pairwise import flatten_spatial, pairwise_cosine_similarity
+from ...ops.precision import float32_math
 
 SUBSAMPLE_MODES = ('avg', 'stride')
 

@@ -7,13 +7,13 @@ Deep Metric Learning", arXiv:1703.10277, 2017.
 Per image, ``num_points`` pixels are drawn uniformly (with replacement) inside every instance of
 the instance map, background (id 0) counting as one more instance; void pixels are never drawn.
 With the similarity ``sigma(p, q) = 2 / (1 + exp(|e_p - e_q|^2))`` of
-:mod:`~mmaffseg.models.layers.embedding_similarity`, the loss over the ``S`` drawn points is::
+:mod:`~mmaffseg.ops.embedding_similarity`, the loss over the ``S`` drawn points is::
 
     L_e = - sum_{p != q} w_pq [ y_pq log sigma(p, q) + (1 - y_pq) log(1 - sigma(p, q)) ]
 
 with ``y_pq = 1`` when p and q lie in the same instance. Both logarithms are evaluated in closed
 form from the squared distance (no ``log 0``). All ``S x S`` distances come from one matrix
-product (:func:`~mmaffseg.models.layers.pairwise.pairwise_squared_distances`).
+product (:func:`~mmaffseg.ops.pairwise.pairwise_squared_distances`).
 
 Weights: the paper makes ``w_pq`` inversely proportional to the sizes of the instances of p and
 q and normalises them to sum to 1. We use ``w_pq ∝ (1 / n_p + 1 / n_q) / 2`` with ``n_p`` the
@@ -35,12 +35,12 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmaffseg.utils.batch_reduction import global_sum
+from mmaffseg.utils.batch_reduction import mean_over_images
 
-from ..layers.embedding_similarity import log_dissimilarity, log_similarity
-from ..layers.pairwise import pairwise_squared_distances
+from ...ops.embedding_similarity import log_dissimilarity, log_similarity
+from ...ops.pairwise import pairwise_squared_distances
+from ...ops.precision import float32_math
 from ..utils.counting import count_occurrences
-from ..utils.precision import float32_math
 from ..utils.segment_sampling import SegmentDraws, sample_segment_pixels_batched
 
 #: Per image: flat pixel indices (S,) and the instance id of each (S,).
@@ -132,7 +132,7 @@ class InstanceEmbeddingLoss(nn.Module):
     to 1 over the image's pairs), so the loss of an image does not depend on the others; the
     batch loss is the mean over the images with valid pixels of the **whole** batch. Under DDP
     (``reduce_across_ranks=True``) the sum of the per-image losses and the number of such
-    images are summed over all processes (:func:`~mmaffseg.utils.batch_reduction.global_sum`)
+    images are summed over all processes (:func:`~mmaffseg.utils.batch_reduction.mean_over_images`)
     before the division, so every rank logs, and after DDP's gradient averaging trains with,
     the single-process value of the global batch, also when ranks hold different numbers of
     images with valid pixels. With ``reduce_across_ranks=False`` the mean is per rank. One
@@ -230,12 +230,7 @@ class InstanceEmbeddingLoss(nn.Module):
             point_emb = emb.flatten(1).t()[index]  # (S, C)
             per_image.append(
                 instance_embedding_loss(point_emb, instance, weight, self.min_sq_dist))
-        # the sum of the per-image losses (an exact 0 connected to the embedding without any)
-        total = torch.stack(per_image).sum() if per_image else embedding.sum() * 0.0
-        total = torch.stack([total, total.new_tensor(float(len(per_image)))])
-        if self.reduce_across_ranks:  # one all-reduce for both numbers, on every rank
-            total = global_sum(total)
-        return self.loss_weight * total[0] / total[1].clamp_min(1)
+        return mean_over_images(per_image, embedding, self.reduce_across_ranks, self.loss_weight)
 
     @property
     def loss_name(self) -> str:

@@ -9,7 +9,7 @@ present (instance ids, or semantic labels when the dataset has no instances), an
 ``num_pixels`` pixels are drawn uniformly with replacement inside each of them, so every chosen
 segment contributes the same number of points. All ``N = num_instances * num_pixels`` points are
 compared with each other at once (one ``(N, N)`` distance matrix, via
-:func:`~mmaffseg.models.layers.pairwise.pairwise_squared_distances`). The draw is repeated
+:func:`~mmaffseg.ops.pairwise.pairwise_squared_distances`). The draw is repeated
 ``num_resamples`` times per image and the losses averaged, as the paper accumulates gradients
 over 10 draws. Memory therefore grows with ``num_resamples * N**2``, never with the image size.
 
@@ -56,9 +56,9 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmaffseg.utils.batch_reduction import global_sum
+from mmaffseg.utils.batch_reduction import mean_over_images
 
-from ..layers.pairwise import pairwise_squared_distances
+from ...ops.pairwise import pairwise_squared_distances
 from ..utils.segment_sampling import sample_segment_pixels_batched
 
 _FORMS = ('paper', 'sigmoid')
@@ -174,7 +174,7 @@ class NPairL2Loss(nn.Module):
     ``num_resamples`` draws); the batch loss is the mean over the contributing images of the
     **whole** batch. Under DDP (``reduce_across_ranks=True``) the sum of the per-image losses
     and the number of contributing images are summed over all processes
-    (:func:`~mmaffseg.utils.batch_reduction.global_sum`) before the division, so every rank
+    (:func:`~mmaffseg.utils.batch_reduction.mean_over_images`) before the division, so every rank
     logs, and after DDP's gradient averaging trains with, the single-process value of the
     global batch, also when ranks hold different numbers of contributing images. With
     ``reduce_across_ranks=False`` the mean is per rank (each rank, not each image, weighs the
@@ -287,12 +287,7 @@ class NPairL2Loss(nn.Module):
                                       self.distance_scale, self.temperature, self.pos_weight,
                                       self.neg_weight, self.normalization)
             per_image.append(loss.mean())  # over the draws
-        # the sum of the per-image losses (an exact 0 connected to the embedding without any)
-        total = torch.stack(per_image).sum() if per_image else embedding.sum() * 0.0
-        total = torch.stack([total, total.new_tensor(float(len(per_image)))])
-        if self.reduce_across_ranks:  # one all-reduce for both numbers, on every rank
-            total = global_sum(total)
-        return self.loss_weight * total[0] / total[1].clamp_min(1)
+        return mean_over_images(per_image, embedding, self.reduce_across_ranks, self.loss_weight)
 
     @property
     def loss_name(self) -> str:

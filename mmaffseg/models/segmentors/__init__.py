@@ -2,7 +2,7 @@
 from .affinity_net import AffinityNet
 from .cam_classifier import CAMClassifier
 from .crf_refine import CRFRefineSegmentor
-from .dsrl import DSRLEncoderDecoder, SSSRUpsample, baseline_model_cfg, strip_training_branches
+from .dsrl import DSRLEncoderDecoder
 from .feature_embedding import FeatureEmbeddingSegmentor
 from .hanet_encoder_decoder import HANetEncoderDecoder
 from .instance_embedding import InstanceEmbeddingSegmentor
@@ -15,7 +15,4 @@ __all__ = [
     'FeatureEmbeddingSegmentor',
     'HANetEncoderDecoder',
     'InstanceEmbeddingSegmentor',
-    'SSSRUpsample',
-    'baseline_model_cfg',
-    'strip_training_branches',
 ]

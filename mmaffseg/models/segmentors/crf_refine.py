@@ -59,6 +59,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from ...postprocessing.dense_crf import DenseCRF
+from ..utils.preprocessing import to_rgb, unnormalize, unpad
 
 _SEGMENTOR_PREFIX = 'segmentor.'
 IMAGE_SOURCES = ('inputs', 'img_path')
@@ -208,22 +209,13 @@ class CRFRefineSegmentor(BaseSegmentor):
         if img.dim() != 3 or img.shape[0] != 3:
             raise ValueError(f'CRFRefineSegmentor: the dense CRF needs 3-channel images, the '
                              f'model input is {tuple(img.shape)}')
-        x = img.detach().float()
-        pre = self.data_preprocessor
-        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
-        if mean is not None and std is not None:
-            x = x * std.to(x) + mean.to(x)
-        # Test-time padding is recorded as img_padding_size, training-time as padding_size.
-        padding = metainfo.get('img_padding_size', metainfo.get('padding_size', None))
-        left, right, top, bottom = padding or (0, 0, 0, 0)
-        x = x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
+        x = unpad(unnormalize(img.detach().float(), self.data_preprocessor), metainfo)
         if metainfo.get('flip', False):
             direction = metainfo.get('flip_direction', 'horizontal')
             x = x.flip(dims=(2, ) if direction == 'horizontal' else (1, ))
         if tuple(x.shape[1:]) != tuple(out_hw):
             x = F.interpolate(x[None], size=out_hw, mode='bilinear', align_corners=False)[0]
-        if not getattr(pre, 'channel_conversion', False):
-            x = x.flip(dims=(0, ))  # the loader's BGR -> RGB
+        x = to_rgb(x, self.data_preprocessor)
         x = x.round().clamp(0, 255).to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 

@@ -30,7 +30,6 @@ the image in the pipeline's pixel range (0-255 for 8-bit images, colour order as
 network), multiplies it by ``sr_target_scale`` (1/255 -> [0, 1]), and masks out the padding
 using each sample's ``img_shape``.
 """
-import inspect
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -38,7 +37,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import (
     ConfigType,
@@ -50,60 +48,16 @@ from mmseg.utils import (
 )
 from torch import Tensor
 
-from ..layers.upsample_stage import build_learned_upsample
+from ..layers.sssr_upsample import SSSRUpsample
 from ..losses.feature_affinity_loss import subsample_stride
+from ..utils.preprocessing import unnormalize
 
 DOWNSAMPLE_MODES = ('bilinear', 'bicubic', 'area', 'nearest')
 FA_SR_SOURCES = ('features', 'image')
-TRAINING_BRANCHES = ('sr_decoder', 'feature_transform')
 # Default configs (module constants, never modified: they are copied before use).
 FEATURE_TRANSFORM_CFG = dict(norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'))
 LOSS_SR_CFG = dict(type='ReconstructionMSELoss', loss_weight=0.1)
 LOSS_FA_CFG = dict(type='FeatureAffinityLoss', subsample_factor=1 / 8, loss_weight=1.0)
-
-
-@MODELS.register_module()
-class SSSRUpsample(nn.Module):
-    """DSRL's SSSR module: take segmentation logits to the original image size.
-
-    Args:
-        channels (int): Channels of the logits (the decode head's ``out_channels``).
-        scale_factor (float): Original size over network-input size (``1 / downsample_factor``).
-        upsample_cfg (dict, optional): ``None`` resizes bilinearly straight to the original
-            size (no parameters, the usual DSRL setting). Otherwise a learned layer (see
-            :func:`~mmaffseg.models.layers.upsample_stage.build_learned_upsample`, e.g.
-            ``dict(type='pixel_shuffle', upsample_kernel=3)``) upsamples the logits from the
-            network-input size by ``scale_factor``, which must then be an integer.
-        align_corners (bool): ``align_corners`` of the bilinear resizes. Defaults to False.
-    """
-
-    def __init__(self,
-                 channels: int,
-                 scale_factor: float,
-                 upsample_cfg: OptConfigType = None,
-                 align_corners: bool = False) -> None:
-        super().__init__()
-        self.align_corners = align_corners
-        self.upsample = None
-        if upsample_cfg is not None:
-            if abs(scale_factor - round(scale_factor)) > 1e-6:
-                raise ValueError(f'A learned SSSR upsampling needs an integer 1 / '
-                                 f'downsample_factor, got {scale_factor:.4g}; use '
-                                 f'sssr_upsample_cfg=None or a factor such as 0.5 or 0.25.')
-            self.upsample = build_learned_upsample(upsample_cfg, channels, channels,
-                                                   round(scale_factor))
-
-    def _resize(self, x: Tensor, size: Tuple[int, int]) -> Tensor:
-        if tuple(x.shape[2:]) == tuple(size):
-            return x
-        return resize(x, size=size, mode='bilinear', align_corners=self.align_corners)
-
-    def forward(self, logits: Tensor, input_size: Tuple[int, int],
-                out_size: Tuple[int, int]) -> Tensor:
-        """(B, K, h, w) logits of a network input of ``input_size`` -> (B, K, *out_size)."""
-        if self.upsample is None:
-            return self._resize(logits, out_size)
-        return self._resize(self.upsample(self._resize(logits, input_size)), out_size)
 
 
 @MODELS.register_module()
@@ -293,10 +247,7 @@ class DSRLEncoderDecoder(EncoderDecoder):
 
     def sr_target(self, inputs: Tensor) -> Tensor:
         """The un-normalised image scaled by ``sr_target_scale`` (see module docstring)."""
-        mean = getattr(self.data_preprocessor, 'mean', None)  # buffers exist only when the
-        std = getattr(self.data_preprocessor, 'std', None)  # preprocessor normalises
-        image = inputs if mean is None or std is None else inputs * std + mean
-        return image * self.sr_target_scale
+        return unnormalize(inputs, self.data_preprocessor) * self.sr_target_scale
 
     @staticmethod
     def valid_mask(inputs: Tensor, data_samples: SampleList) -> Tensor:
@@ -339,36 +290,3 @@ class DSRLEncoderDecoder(EncoderDecoder):
                 sssr_logits, self.feature_transform(sr_side), valid_mask=valid_mask)
         losses.update(add_prefix(dsrl_losses, 'dsrl'))
         return losses
-
-
-def strip_training_branches(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Remove the SISR decoder and FA feature transform weights from a DSRL state dict.
-
-    Args:
-        state_dict (dict[str, Tensor]): A ``DSRLEncoderDecoder`` state dict.
-
-    Returns:
-        dict[str, Tensor]: The entries the test path uses (loadable with ``sr_decoder=None``).
-    """
-    return {
-        k: v
-        for k, v in state_dict.items() if k.split('.', 1)[0] not in TRAINING_BRANCHES
-    }
-
-
-def baseline_model_cfg(cfg: dict) -> dict:
-    """The plain ``EncoderDecoder`` config with the same backbone, neck and heads as a DSRL one.
-
-    Drops every DSRL-only key (``sr_decoder``, ``loss_fa``, ``downsample_factor``...), so that
-    the baseline is trained and tested on whatever resolution its data pipeline gives it.
-
-    Args:
-        cfg (dict): A ``DSRLEncoderDecoder`` model config.
-
-    Returns:
-        dict: A new ``EncoderDecoder`` config (nested values are shared, not copied).
-    """
-    accepted = inspect.signature(EncoderDecoder.__init__).parameters
-    out = {k: v for k, v in cfg.items() if k in accepted}
-    out['type'] = 'EncoderDecoder'
-    return out

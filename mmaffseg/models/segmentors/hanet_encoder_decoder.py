@@ -9,7 +9,7 @@ mmseg's ``EncoderDecoder`` gives the metainfo to the decode head but not to the 
 sliding-window inference crops windows without telling anyone where they are. This subclass
 
 - passes the row positions (computed from the metainfo, see
-  :mod:`mmaffseg.models.layers.row_positions`) to a neck that declares
+  :mod:`mmaffseg.ops.row_positions`) to a neck that declares
   ``uses_row_positions`` (e.g. :class:`~mmaffseg.models.necks.HANetNeck`), and
 - in sliding-window inference computes the positions of the whole image once and gives each
   window its own slice as ``row_positions`` in the window's metainfo.
@@ -24,7 +24,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
-from ..layers.row_positions import batch_row_positions
+from ...ops.row_positions import batch_row_positions
 
 
 def sliding_windows(height: int, width: int, crop: Tuple[int, int],

@@ -17,7 +17,7 @@ truth resized there with nearest neighbours):
 
 Inference (:meth:`InstanceEmbeddingSegmentor.predict`), batched and device-agnostic:
 seediness ``S_p = max_{tau, c} C_tau(p, c)``; up to ``num_seeds`` seeds chosen greedily by
-``log S_p + alpha log min D`` (:func:`~mmaffseg.postprocessing.seed_selection.select_seeds`);
+``log S_p + alpha log min D`` (:func:`~mmaffseg.instance_embedding.seed_selection.select_seeds`);
 the similarities of all seeds to all pixels in one matrix product; each seed's mask is
 ``sigma >= tau`` at its best tau, resized to the original image first, with the class and
 confidence of that tau (optionally, not in the paper, masks overlapping a better one by more
@@ -37,8 +37,11 @@ level, and the average feeds both heads once (``test_cfg.scale_fusion='features'
 paper's form, default). ``scale_fusion='outputs'`` (ours, not the paper's) instead runs both
 heads at every scale and averages the embeddings and the seediness probabilities at the size
 of the scale-1 outputs. The default ``scales=(1.0,)`` is a single pass either way.
+
+Length (~320 lines): one segmentor's training and inference paths; the algorithms they call
+(seed selection, targets, mask NMS) are in :mod:`mmaffseg.instance_embedding`.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.structures import InstanceData, PixelData
@@ -49,13 +52,14 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
 from torch import Tensor
 
-from ...datasets.instance_map import instance_classes, stack_instance_maps
-from ...postprocessing.mask_nms import mask_nms
-from ...postprocessing.seed_selection import select_seeds
+from ...instance_embedding.mask_nms import mask_nms
+from ...instance_embedding.seed_selection import select_seeds
+from ...instance_embedding.targets import seed_class_targets
+from ...ops.embedding_similarity import similarity
+from ...ops.pairwise import pairwise_squared_distances
+from ...structures.instance_map import instance_classes, stack_instance_maps
 from ..decode_heads.embedding_head import resize_label_maps
-from ..decode_heads.seediness_head import seed_class_targets
-from ..layers.embedding_similarity import similarity
-from ..layers.pairwise import pairwise_squared_distances
+from ..utils.preprocessing import sample_padding
 
 _TRAIN_DEFAULTS = dict(iou_thr=0.5)
 _TEST_DEFAULTS = dict(
@@ -90,7 +94,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             averaged), ``mask_nms_thr`` (None: off,
             as in the paper; else masks overlapping a higher-scoring kept mask with IoU above
             it are dropped, compared at the heads' resolution, see
-            :func:`~mmaffseg.postprocessing.mask_nms`).
+            :func:`~mmaffseg.instance_embedding.mask_nms`).
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -145,8 +149,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         self.num_classes = self.seediness_head.num_classes
         self.cls_loss_weight = float(cls_loss_weight)
 
-    def _heads(self, inputs: Tensor):
-        """Embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the images."""
+    def head_outputs(self, inputs: Tensor):
+        """Embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the images.
+
+        The network's raw outputs (also ``forward(inputs, mode='tensor')``), for analysis tools.
+        """
         return self._heads_from_features(self.extract_feat(inputs))
 
     def _heads_from_features(self, x: Sequence[Tensor]):
@@ -177,11 +184,11 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             embedding, logits = self._heads_from_features([f / num for f in feats])
             return embedding, logits.softmax(2)
         # Ours: average the heads' outputs at the size of the scale-1 outputs.
-        embedding, logits = self._heads(inputs)
+        embedding, logits = self.head_outputs(inputs)
         probs = logits.softmax(2)
         size = embedding.shape[-2:]
         for factor in others:
-            emb, lgt = self._heads(self._scaled(inputs, factor))
+            emb, lgt = self.head_outputs(self._scaled(inputs, factor))
             embedding = embedding + self._resize(emb, size)
             probs = probs + self._resize(lgt.softmax(2).flatten(1, 2), size).view_as(probs)
         num = len(others) + 1
@@ -189,7 +196,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
         """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w)."""
-        return self._heads(inputs)
+        return self.head_outputs(inputs)
 
     def gt_maps_at(self, data_samples: SampleList, size) -> Tuple[Tensor, Tensor]:
         """Instance and semantic ground truth of a batch, (B, h, w) each, resized (nearest
@@ -210,7 +217,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         Returns:
             dict[str, Tensor]: The two losses and ``cls_weight`` (lambda, logged only).
         """
-        embedding, logits = self._heads(inputs)
+        embedding, logits = self.head_outputs(inputs)
         ignore = self.decode_head.ignore_index
         inst, sem = self.gt_maps_at(data_samples, embedding.shape[-2:])
         points = self.decode_head.sample_points(inst)
@@ -255,7 +262,7 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
 
         valid = embedding.new_zeros((batch, h, w), dtype=torch.bool)
         for i, meta in enumerate(metas):
-            _, right, _, bottom = self._padding(meta)
+            _, right, _, bottom = sample_padding(meta)
             valid[i, :-(-(inputs.shape[2] - bottom) * h // inputs.shape[2]),
                   :-(-(inputs.shape[3] - right) * w // inputs.shape[3])] = True
         cfg = self.test_cfg
@@ -285,15 +292,10 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             sample.set_metainfo(dict(thing_class_ids=self.thing_class_ids))
         return data_samples
 
-    @staticmethod
-    def _padding(meta: dict) -> List[int]:
-        """(left, right, top, bottom) padding the preprocessor added, as mmseg reads it."""
-        return list(meta.get('img_padding_size', meta.get('padding_size', [0] * 4)))
-
     def _masks_at_original_size(self, sim: Tensor, taus: Tensor, meta: dict,
                                 input_size) -> Tensor:
         """Similarity maps (n, h, w) -> bool masks (n, H_ori, W_ori), as mmseg maps logits."""
-        left, right, top, bottom = self._padding(meta)
+        left, right, top, bottom = sample_padding(meta)
         ori_shape = tuple(meta['ori_shape'][:2])
         height, width = input_size
         out = []

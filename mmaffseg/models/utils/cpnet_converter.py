@@ -24,10 +24,6 @@ CPNET_RULES: KeyRules = [
                      ('p1', 'horizontal_first.0'), ('p2', 'horizontal_first.1'))
 ] + [(r'', '')]  # everything else keeps its name
 
-# official CPHead / AffinityLoss arguments that are named differently here
-_CTOR_NAMES = {'drop_out_ratio': 'dropout_ratio'}
-_LOSS_TYPES = {'AffinityLoss': 'ContextPriorLoss'}
-
 
 def convert_official_cpnet(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Map official ContextPrior weights (model or bare CPHead) to mmaffseg keys.
@@ -39,50 +35,3 @@ def convert_official_cpnet(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, T
         OrderedDict[str, Tensor]: mmaffseg weights.
     """
     return map_state_dict_keys(state_dict, CPNET_RULES, 'ContextPrior model')
-
-
-def official_cp_head_cfg(ctor: dict) -> dict:
-    """mmaffseg ``CPHead`` config from the official ``CPHead`` keyword arguments.
-
-    The official loss ``AffinityLoss`` becomes :class:`ContextPriorLoss` (official form);
-    its only supported ``reduction`` is ``'mean'``.
-
-    Args:
-        ctor (dict): Official arguments (``prior_channels``, ``prior_size``, ``in_channels``,
-            ``norm_cfg``, ``loss_prior_decode``...).
-
-    Returns:
-        dict: A config for ``MODELS.build``.
-    """
-    cfg = dict(type='CPHead')
-    for name, value in ctor.items():
-        if name == 'loss_prior_decode':
-            value = official_affinity_loss_cfg(value)
-        cfg[_CTOR_NAMES.get(name, name)] = value
-    return cfg
-
-
-def official_affinity_loss_cfg(ctor: dict) -> dict:
-    """:class:`ContextPriorLoss` config from official ``AffinityLoss`` arguments.
-
-    Args:
-        ctor (dict): ``reduction`` (must be ``'mean'``), ``loss_weight`` and optionally
-            ``type`` (``'AffinityLoss'``).
-
-    Returns:
-        dict: A config for ``MODELS.build``.
-    """
-    cfg = dict(type='ContextPriorLoss', form='official')
-    for name, value in ctor.items():
-        if name == 'type':
-            if value not in _LOSS_TYPES:
-                raise ValueError(f'unknown official loss type {value!r}')
-        elif name == 'reduction':
-            if value != 'mean':
-                raise ValueError(f"ContextPriorLoss only implements reduction='mean' (the "
-                                 f'official default), got {value!r}')
-        elif name == 'loss_weight':
-            cfg['loss_weight'] = value
-        else:
-            raise KeyError(f'unknown official AffinityLoss argument {name!r}')
-    return cfg

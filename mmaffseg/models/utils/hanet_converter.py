@@ -25,12 +25,6 @@ from torch import Tensor
 
 from .checkpoint_conversion import KeyRules, conv_norm_rules, map_state_dict_keys, prefixed_rules
 
-# official HANet_Conv constructor argument -> HANet argument
-_CTOR_NAMES = dict(in_channel='in_channels', out_channel='out_channels', r_factor='reduction',
-                   kernel_size='kernel_size', layer='num_convs', pos_injection='pos_injection',
-                   pos_rfactor='pos_rfactor', pooling='pooling', dropout_prob='dropout_ratio',
-                   pos_noise='pos_noise')
-
 # whole model without the HANet modules: official key start -> ours
 _MODEL_RULES: KeyRules = [
     (r'layer0\.', 'backbone.stem.'),
@@ -54,67 +48,6 @@ _MODEL_HANETS = {
     'hanet2.': 'decode_head.hanet_bottleneck.',
     'hanet3.': 'decode_head.hanet_decoder.',
 }
-
-
-def official_hanet_kwargs(ctor: dict) -> dict:
-    """:class:`HANet` keyword arguments for the official ``HANet_Conv`` constructor ones.
-
-    Args:
-        ctor (dict): Official arguments (``in_channel``, ``out_channel``, ``r_factor``,
-            ``layer``, ``is_encoding``, ``dropout_prob``...).
-
-    Returns:
-        dict: The matching HANet arguments.
-    """
-    kwargs = {}
-    for name, value in ctor.items():
-        if name == 'is_encoding':
-            if value not in (0, 1):
-                raise ValueError(f'official is_encoding must be 0 (learned) or 1 (sinusoid), '
-                                 f'got {value!r}')
-            kwargs['pos_encoding'] = 'sinusoid' if value == 1 else 'learned'
-        elif name in _CTOR_NAMES:
-            kwargs[_CTOR_NAMES[name]] = value
-        else:
-            raise KeyError(f'unknown official HANet_Conv argument {name!r}; known: '
-                           f'{sorted(_CTOR_NAMES) + ["is_encoding"]}')
-    return kwargs
-
-
-def official_hanet_head_kwargs(args: dict) -> dict:
-    """:class:`HANetASPPHead` arguments for the official training options of the HANet model.
-
-    Args:
-        args (dict): Official ``train.py`` options: ``hanet`` (five 0/1 flags),
-            ``hanet_set`` (kernel_size, r_factor, layer), ``hanet_pos`` (pos_injection,
-            is_encoding), ``pos_rfactor``, ``pooling``, ``dropout``, ``pos_noise`` and
-            ``aux_loss`` (which concerns the auxiliary head and is ignored here).
-
-    Returns:
-        dict: ``hanet_placements`` and ``hanet_cfg``.
-    """
-    known = {'hanet', 'hanet_set', 'hanet_pos', 'pos_rfactor', 'pooling', 'dropout',
-             'pos_noise', 'aux_loss'}
-    unknown = set(args) - known
-    if unknown:
-        raise KeyError(f'unknown official HANet options {sorted(unknown)}; known: '
-                       f'{sorted(known)}')
-    flags = list(args.get('hanet', (1, 1, 1, 1, 0)))
-    if len(flags) > 4 and flags[4]:
-        raise NotImplementedError('the official fifth HANet placement (decoder output -> '
-                                  'logits, max pooling) is not implemented; set hanet[4] = 0')
-    ctor = {}
-    if 'hanet_set' in args:
-        ctor.update(zip(('kernel_size', 'r_factor', 'layer'), args['hanet_set']))
-    if 'hanet_pos' in args:
-        ctor.update(zip(('pos_injection', 'is_encoding'), args['hanet_pos']))
-    for name, official in (('pos_rfactor', 'pos_rfactor'), ('pooling', 'pooling'),
-                           ('dropout', 'dropout_prob'), ('pos_noise', 'pos_noise')):
-        if name in args:
-            ctor[official] = args[name]
-    placements = ('layer4', 'aspp', 'bottleneck', 'decoder')
-    return dict(hanet_placements=tuple(p for p, on in zip(placements, flags) if on),
-                hanet_cfg=official_hanet_kwargs(ctor))
 
 
 def _hanet_rules(three_convs: bool) -> KeyRules:

@@ -53,9 +53,6 @@ SPNET_RULES: KeyRules = (
 
 RULES: Dict[str, KeyRules] = dict(SPBlock=SPM_RULES, StripPooling=MPM_RULES,
                                   SPHead=SPHEAD_RULES, SPNet=SPNET_RULES)
-_OUR_TYPES = dict(SPBlock='SPM', StripPooling='MPM', SPHead='SPHead')
-_NORMS = {'nn.BatchNorm2d': 'BN', 'BatchNorm2d': 'BN', 'nn.SyncBatchNorm': 'SyncBN',
-          'SyncBatchNorm': 'SyncBN'}
 
 
 def guess_spnet_source(state_dict: Dict[str, Tensor]) -> str:
@@ -90,83 +87,3 @@ def convert_official_spnet(state_dict: Dict[str, Tensor],
     if source not in RULES:
         raise ValueError(f'source must be one of {sorted(RULES)} or "auto", got {source!r}')
     return map_state_dict_keys(state_dict, RULES[source], f'SPNet {source}')
-
-
-def _norm_cfg(norm_layer: str) -> dict:
-    if norm_layer not in _NORMS:
-        raise ValueError(f'unknown official norm_layer {norm_layer!r}; known: {sorted(_NORMS)}')
-    return dict(type=_NORMS[norm_layer])
-
-
-def _align_corners(up_kwargs: dict) -> bool:
-    if up_kwargs.get('mode', 'bilinear') != 'bilinear':
-        raise ValueError(f'only bilinear up_kwargs are supported, got {up_kwargs}')
-    return bool(up_kwargs.get('align_corners', False))
-
-
-def official_spnet_module_cfg(source: str, ctor: dict) -> dict:
-    """mmaffseg config of an official SPBlock / StripPooling / SPHead constructor call.
-
-    Args:
-        source (str): ``'SPBlock'``, ``'StripPooling'`` or ``'SPHead'``.
-        ctor (dict): The official keyword arguments (norm layers as strings, e.g.
-            ``'nn.BatchNorm2d'``).
-
-    Returns:
-        dict: A config for ``MODELS.build``.
-    """
-    if source not in _OUR_TYPES:
-        raise ValueError(f'source must be one of {sorted(_OUR_TYPES)}, got {source!r}')
-    cfg = dict(type=_OUR_TYPES[source])
-    for name, value in ctor.items():
-        if name == 'norm_layer':
-            cfg['norm_cfg'] = _norm_cfg(value)
-        elif name == 'up_kwargs':
-            cfg['align_corners'] = _align_corners(value)
-        elif (source, name) == ('SPBlock', 'inplanes') or name == 'in_channels':
-            cfg['in_channels'] = value
-        elif (source, name) == ('SPBlock', 'outplanes'):
-            cfg['out_channels'] = value
-        elif (source, name) == ('StripPooling', 'pool_size'):
-            cfg['pool_sizes'] = tuple(value)
-        elif (source, name) == ('SPHead', 'out_channels'):
-            cfg['num_classes'] = value
-        else:
-            raise KeyError(f'unknown official {source} argument {name!r}')
-    if source == 'SPHead':  # the official head narrows to in_channels // 4 before the classifier
-        cfg.update(channels=cfg['in_channels'] // 4, dropout_ratio=0.1)
-    return cfg
-
-
-def official_spnet_model_overrides(ctor: dict) -> dict:
-    """Overrides turning ``configs/spnet``'s model into the official ``SPNet(**ctor)``.
-
-    Args:
-        ctor (dict): The official ``SPNet`` keyword arguments (``nclass``, ``backbone``,
-            ``aux``, ``norm_layer``, ``spm_on``, ``pretrained``, ``criterion``).
-
-    Returns:
-        dict: To merge into a ``configs/spnet`` model config (mmengine merge semantics).
-    """
-    backbone = dict(stem_channels=128)  # official deep stem 64-64-128
-    heads, aux, aux_on = dict(), dict(), True
-    for name, value in ctor.items():
-        if name == 'nclass':
-            heads['num_classes'] = aux['num_classes'] = value
-        elif name == 'backbone':
-            depth = {'resnet50': 50, 'resnet101': 101, 'resnet152': 152}.get(value)
-            if depth is None:
-                raise ValueError(f'unsupported official backbone {value!r}')
-            backbone['depth'] = depth
-        elif name == 'norm_layer':
-            backbone['norm_cfg'] = heads['norm_cfg'] = aux['norm_cfg'] = _norm_cfg(value)
-        elif name == 'spm_on':
-            if not value:
-                backbone['spm_blocks'] = ('none', ) * 4
-        elif name == 'aux':
-            aux_on = bool(value)
-        elif name in ('pretrained', 'criterion'):
-            continue  # ImageNet init and training loss: no effect on the network's function
-        else:
-            raise KeyError(f'unknown official SPNet argument {name!r}')
-    return dict(backbone=backbone, decode_head=heads, auxiliary_head=aux if aux_on else None)

@@ -9,8 +9,9 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.models.decode_heads import AffinityHead, pairwise_affinity
-from mmaffseg.models.layers.neighbour_offsets import pair_indices
+from mmaffseg.models.decode_heads import AffinityHead
+from mmaffseg.ops import pairwise_affinity
+from mmaffseg.ops.neighbour_offsets import pair_indices
 from mmaffseg.wsss import dense_affinity_matrix
 
 AFFINITY_CASES = case_paths('psa', 'affinity_*')

@@ -7,7 +7,8 @@ from mmseg.models.utils import resize
 from mmseg.structures import SegDataSample
 
 from mmaffseg.models.decode_heads import HANetASPPHead
-from mmaffseg.models.layers import HANet, batch_row_positions
+from mmaffseg.models.layers import HANet
+from mmaffseg.ops import batch_row_positions
 
 INPUT_HW = (67, 99)  # odd network input; features at 1/4 and 1/8 (rounded up)
 

@@ -4,7 +4,7 @@ import torch
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.models.decode_heads import seed_class_targets
+from mmaffseg.instance_embedding import seed_class_targets
 
 
 def _head(**kwargs):

@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.models.losses import AffinityPairLoss, affinity_pair_loss
-from mmaffseg.wsss import affinity_pair_labels
+from mmaffseg.ops import affinity_pair_labels
 
 LOSS_CASES = case_paths('psa', 'aff_loss_*')
 

@@ -13,11 +13,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmaffseg.models.segmentors import (
-    DSRLEncoderDecoder,
-    baseline_model_cfg,
-    strip_training_branches,
-)
+from mmaffseg.models.segmentors import DSRLEncoderDecoder
+from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg, strip_training_branches
 
 NUM_CLASSES = 5
 NORM = dict(type='BN', requires_grad=True)

@@ -12,8 +12,9 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmaffseg.models.layers import HeightPositionalEncoding, batch_row_positions
+from mmaffseg.models.layers import HeightPositionalEncoding
 from mmaffseg.models.segmentors.hanet_encoder_decoder import sliding_windows
+from mmaffseg.ops import batch_row_positions
 
 NORM = dict(type='BN', requires_grad=True)
 HW = (40, 52)

@@ -16,7 +16,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.models.layers import pairwise_mask_iou
+from mmaffseg.ops import pairwise_mask_iou
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'instance_embedding', '*.py')))
@@ -178,7 +178,7 @@ def test_multi_scale_averages_features_as_the_paper():
     inputs = torch.randn(2, 3, *TINY, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         emb, probs = single._multi_scale_outputs(inputs)
-        logits = single._heads(inputs)[1]
+        logits = single.head_outputs(inputs)[1]
         torch.testing.assert_close(probs, logits.softmax(2))  # one scale: one pass
         expect_emb, expect_probs = _paper_pyramid(single, inputs, (0.5, 1.0, 2.0))
         got_emb, got_probs = multi._multi_scale_outputs(inputs)
@@ -205,7 +205,7 @@ def test_multi_scale_option_averages_head_outputs():
         emb, probs = single._multi_scale_outputs(inputs)
         expect_emb, expect_probs = emb.clone(), probs.clone()
         for size in [(TINY[0] // 2, TINY[1] // 2), (TINY[0] * 2, TINY[1] * 2)]:
-            e, lg = single._heads(F.interpolate(inputs, size, mode='bilinear'))
+            e, lg = single.head_outputs(F.interpolate(inputs, size, mode='bilinear'))
             expect_emb += F.interpolate(e, emb.shape[-2:], mode='bilinear')
             expect_probs += F.interpolate(lg.softmax(2).flatten(1, 2), emb.shape[-2:],
                                           mode='bilinear').view_as(probs)
@@ -277,7 +277,7 @@ def test_quickstart_departs_from_the_paper_only_where_documented():
 
 
 def test_holdout_config_selects_on_held_back_training_images(tiny_synthetic_root):
-    from conftest import tiny_synthetic_overrides
+    from helpers import tiny_synthetic_overrides
     from mmseg.registry import DATASETS
     holdout = [c for c in CONFIGS if 'holdout' in c][0]
     cfg = copy.deepcopy(_load(holdout))
@@ -310,7 +310,7 @@ def test_errors():
 
 @pytest.mark.slow
 def test_runner_trains_and_evaluates_on_the_tiny_dataset(tiny_synthetic_root, tmp_path):
-    from conftest import tiny_synthetic_overrides
+    from helpers import tiny_synthetic_overrides
 
     from mmaffseg.apis import build_runner, load_config
     opts = tiny_synthetic_overrides(tiny_synthetic_root)

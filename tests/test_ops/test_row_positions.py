@@ -2,7 +2,7 @@
 """Absolute row bins recovered from the metainfo."""
 import torch
 
-from mmaffseg.models.layers import NUM_ROW_BINS, batch_row_positions, row_positions_from_meta
+from mmaffseg.ops import NUM_ROW_BINS, batch_row_positions, row_positions_from_meta
 
 
 def _brute_force(ori_h, scale_h, top, height, flip_h=None):

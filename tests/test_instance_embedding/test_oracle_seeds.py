@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 import torch
 
-from mmaffseg.evaluation import oracle_seeds
+from mmaffseg.instance_embedding import oracle_seeds
 
 TAUS = torch.tensor([0.25, 0.5, 0.75, 0.9])
 

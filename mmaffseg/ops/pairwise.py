@@ -7,7 +7,7 @@ loss, metric-learning embedding losses). Every function takes point sets laid ou
 leading index independently, so a batch never mixes samples.
 
 All of them compute in float32 with autocast off
-(:func:`~mmaffseg.models.utils.precision.float32_math`) and return float32, whatever the
+(:func:`~mmaffseg.ops.precision.float32_math`) and return float32, whatever the
 precision of the inputs or of the surrounding ``torch.autocast`` region: in float16 the
 cross term ``2 <x, y>`` of the distance expansion is off by ~0.4 at ``|x|^2 ~ 300``, products
 above 65504 overflow to inf (a distance of inf - inf clamped to 0, silently), and mask pixel
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..utils.precision import float32_math
+from .precision import float32_math
 
 
 def flatten_spatial(feats: Tensor) -> Tensor:

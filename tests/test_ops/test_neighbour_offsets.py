@@ -5,7 +5,7 @@ import pytest
 import torch
 from golden import assert_close, case_paths, load_case
 
-from mmaffseg.models.layers.neighbour_offsets import (
+from mmaffseg.ops.neighbour_offsets import (
     from_window,
     neighbour_offsets,
     neighbour_pairs,

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmaffseg.postprocessing.seed_selection import select_seeds
+from mmaffseg.instance_embedding.seed_selection import select_seeds
 
 
 def _clusters(num_clusters=4, per_cluster=30, dims=8, seed=0):
@@ -62,7 +62,7 @@ def test_errors():
 
 
 def test_precomputed_norms_give_the_same_distances():
-    from mmaffseg.models.layers.pairwise import pairwise_squared_distances
+    from mmaffseg.ops.pairwise import pairwise_squared_distances
     x, y = torch.randn(2, 7, 3), torch.randn(2, 4, 3)
     torch.testing.assert_close(pairwise_squared_distances(x, y, x.pow(2).sum(-1)),
                                pairwise_squared_distances(x, y))

@@ -14,7 +14,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from ..models.decode_heads.seediness_head import grown_mask_ious
+from .targets import grown_mask_ious
 
 
 def oracle_seeds(embedding: Tensor,

@@ -10,7 +10,7 @@ for instance AP.
 import torch
 from torch import Tensor
 
-from ..models.layers.pairwise import pairwise_mask_iou
+from ..ops.pairwise import pairwise_mask_iou
 
 
 def mask_nms(masks: Tensor, scores: Tensor, iou_thr: float) -> Tensor:

@@ -13,7 +13,7 @@ which is 1 for identical embeddings and falls towards 0 as they move apart. The 
 seed ``p`` at threshold ``tau`` is ``m(p, tau) = {q : sigma(p, q) >= tau}``.
 
 Every function takes ``d2`` (e.g. from
-:func:`~mmaffseg.models.layers.pairwise.pairwise_squared_distances`), never the embeddings, so
+:func:`~mmaffseg.ops.pairwise.pairwise_squared_distances`), never the embeddings, so
 the losses, the training targets and the inference all share one definition.
 """
 import math

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmaffseg.models.layers.pairwise import (
+from mmaffseg.ops.pairwise import (
     flatten_spatial,
     pairwise_cosine_similarity,
     pairwise_distances,

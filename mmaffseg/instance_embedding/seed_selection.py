@@ -18,7 +18,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from ..models.layers.pairwise import pairwise_squared_distances
+from ..ops.pairwise import pairwise_squared_distances
 
 
 def select_seeds(embedding: Tensor,

@@ -4,7 +4,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmaffseg.datasets.instance_map import instance_classes, stack_instance_maps
+from mmaffseg.structures.instance_map import instance_classes, stack_instance_maps
 
 
 def test_instance_classes_majority_vote():

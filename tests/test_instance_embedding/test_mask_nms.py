@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from mmaffseg.models.layers import pairwise_mask_iou
-from mmaffseg.postprocessing import mask_nms
+from mmaffseg.instance_embedding import mask_nms
+from mmaffseg.ops import pairwise_mask_iou
 
 
 def _masks(*rows):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mmaffseg.models.layers.embedding_similarity import (
+from mmaffseg.ops.embedding_similarity import (
     grow_masks,
     log_dissimilarity,
     log_similarity,

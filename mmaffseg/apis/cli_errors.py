@@ -1,0 +1,98 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Errors of the tools' inputs turned into one-line messages naming the argument to fix.
+
+:func:`config_errors_exit` and :func:`checkpoint_errors_exit` print ``<tool>: error: ...`` and
+exit with status 2 (argparse's convention); :func:`registry_error_hints` adds the closest
+registered names to mmengine's "not in the registry" error.
+"""
+import contextlib
+import difflib
+import os.path as osp
+import re
+import sys
+from typing import Dict, Iterator
+
+from ..utils import CheckpointError
+from ..utils.config_errors import (
+    ConfigCheckError,
+    ConfigFileError,
+    DataFileError,
+    DataRootError,
+    OutputDirError,
+)
+
+
+@contextlib.contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Turn a missing config file (:class:`ConfigFileError`, naming the ``CONFIG`` argument)
+    a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`), an
+    unwritable output folder (:class:`OutputDirError`) or an unusable image or label file met
+    while training or testing (:class:`DataFileError`) into a one-line message and exit
+    status 2, as :func:`checkpoint_errors_exit` does."""
+    try:
+        yield
+    except ConfigFileError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
+        sys.exit(2)
+    except (ConfigCheckError, DataRootError) as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    except OutputDirError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e.strerror}', file=sys.stderr)
+        sys.exit(2)
+    except DataFileError as e:
+        # raised in a dataloader worker, the message carries the worker's traceback: keep the
+        # error's own last line
+        message = str(e).rstrip().splitlines()[-1]
+        message = message.split(f'{DataFileError.__name__}: ', 1)[-1]
+        print(f'{osp.basename(sys.argv[0])}: error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+
+def _registry_names() -> list:
+    import mmseg.registry as seg_registry
+    from mmengine.registry import Registry
+    names = set()
+    for obj in vars(seg_registry).values():
+        if isinstance(obj, Registry):
+            for reg in (obj, obj.parent) if obj.parent is not None else (obj, ):
+                names.update(reg.module_dict)
+    return sorted(names)
+
+
+@contextlib.contextmanager
+def registry_error_hints() -> Iterator[None]:
+    """Re-raise mmengine's "X is not in the Y registry" KeyError with the closest names."""
+    try:
+        yield
+    except KeyError as e:
+        match = re.search(r'(\S+) is not in the (\S+) registry', str(e))
+        if match is None:
+            raise
+        name = match.group(1).strip('\'"`')
+        close = difflib.get_close_matches(name, _registry_names(), n=3, cutoff=0.6)
+        hint = f' Did you mean {", ".join(close)}?' if close else ''
+        raise KeyError(
+            f'the config names type {name!r}, which is not registered in the {match.group(2)} '
+            f'registry.{hint} If it comes from a plugin, add it to custom_imports (mmaffseg '
+            'modules register on `import mmaffseg`).') from e
+
+
+@contextlib.contextmanager
+def checkpoint_errors_exit(arguments: Dict[str, str]) -> Iterator[None]:
+    """Turn a :class:`CheckpointError` into a one-line message and exit status 2.
+
+    Args:
+        arguments (dict): Checkpoint file or URL -> the argument or setting that named it
+            (e.g. ``{'work_dirs/x/iter_8.pth': 'CHECKPOINT'}``), so the message says which one to
+            fix. Checkpoints not listed were named by the config (e.g. ``init_cfg``).
+    """
+    try:
+        yield
+    except CheckpointError as e:
+        named = {osp.realpath(k) if '://' not in k else k: v for k, v in arguments.items() if k}
+        key = osp.realpath(e.source) if '://' not in e.source else e.source
+        argument = named.get(key, 'a checkpoint named in the config (load_from, init_cfg or '
+                             'pretrained)')
+        print(f'{osp.basename(sys.argv[0])}: error: {argument}: {e}', file=sys.stderr)
+        sys.exit(2)

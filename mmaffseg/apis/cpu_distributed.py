@@ -1,0 +1,111 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Launching: ``--launcher`` arguments and distributed runs on machines without CUDA.
+
+mmengine's ``pytorch`` launcher assumes GPUs; :func:`setup_cpu_distributed` runs the same
+``torchrun`` launch over gloo on CPU, and :func:`check_no_sync_bn` refuses synchronised BN there
+with a message naming the config path.
+"""
+import argparse
+import os
+from typing import Any, Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, DictAction
+
+from ..utils.config_errors import ConfigCheckError
+
+
+def add_launcher_args(parser: argparse.ArgumentParser,
+                      cfg_options_help: str = 'override config settings, key=value pairs'
+                      ) -> argparse.ArgumentParser:
+    """Add mmseg's ``--cfg-options``, ``--launcher`` and ``--local-rank`` arguments."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torchrun passes --local-rank (older launchers --local_rank)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_launcher_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line; export ``LOCAL_RANK`` for mmengine when no launcher set it."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _find_sync_bn(node: Any, path: str = 'model') -> Optional[str]:
+    """Config path of the first ``SyncBN``/``MMSyncBN`` norm type under ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            return path
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return None
+    for key, value in items:
+        found = _find_sync_bn(value, f'{path}.{key}')
+        if found:
+            return found
+    return None
+
+
+def check_no_sync_bn(cfg: Config) -> None:
+    """Raise a clear error when a config trains with synchronised BN, which needs GPUs.
+
+    Multi-process training on CPU (gloo) supports ``BN``; ``SyncBN`` fails in its first forward
+    pass with a message that does not name the config.
+    """
+    where = _find_sync_bn(cfg.get('model'))
+    if cfg.get('sync_bn'):
+        where = where or f'sync_bn={cfg.sync_bn!r}'
+    if where:
+        raise ConfigCheckError(
+            f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
+            'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
+            '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '
+            'run on GPUs')
+
+
+def init_cpu_process_group(launcher: str) -> bool:
+    """Start the process group of a ``torchrun`` launch with gloo when CUDA is unavailable.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device``, which fails on CPU-only
+    builds of torch; the runner skips its own initialisation when a group already exists.
+    Does nothing for other launchers or when CUDA is available.
+
+    Args:
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+
+    Returns:
+        bool: Whether this call started the group.
+    """
+    if launcher == 'pytorch' and not torch.cuda.is_available() and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+        return True
+    return False
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Prepare a distributed run on a machine without CUDA (``--launcher pytorch``).
+
+    Starts the gloo process group (:func:`init_cpu_process_group`) and makes the model
+    wrapper a CPU ``MMDistributedDataParallel`` (``device_ids=None``; mmengine passes the
+    local rank as a GPU id otherwise). Nothing happens with CUDA or without a launcher.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher} needs GPUs (mmengine sets the CUDA device); '
+                         'on CPU start the processes with torchrun / tools/dist_train.sh '
+                         '(--launcher pytorch)')
+    init_cpu_process_group(launcher)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper

@@ -1,0 +1,40 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Pure tensor functions shared by models, metrics and method code (a leaf: imports nothing
+else of mmaffseg)."""
+from .affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
+from .embedding_similarity import grow_masks, log_dissimilarity, log_similarity, similarity
+from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, pair_indices
+from .pairwise import (
+    flatten_spatial,
+    pairwise_cosine_similarity,
+    pairwise_distances,
+    pairwise_mask_iou,
+    pairwise_squared_distances,
+)
+from .precision import autocast_disabled, float32_math, upcast
+from .row_positions import NUM_ROW_BINS, batch_row_positions, row_positions_from_meta
+
+__all__ = [
+    'NUM_ROW_BINS',
+    'affinity_pair_labels',
+    'autocast_disabled',
+    'batch_row_positions',
+    'flatten_spatial',
+    'downsample_label',
+    'float32_math',
+    'from_window',
+    'grow_masks',
+    'log_dissimilarity',
+    'log_similarity',
+    'neighbour_offsets',
+    'neighbour_pairs',
+    'pair_indices',
+    'pairwise_affinity',
+    'pairwise_cosine_similarity',
+    'pairwise_distances',
+    'pairwise_mask_iou',
+    'pairwise_squared_distances',
+    'row_positions_from_meta',
+    'similarity',
+    'upcast',
+]
