@@ -369,7 +369,7 @@ def device_name() -> str:
 
 
 def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, int],
-             flops_shape: Tuple[int, int], tta: bool) -> Dict[str, Any]:
+             flops_shape: Tuple[int, int], tta: bool, speed_images: int = 10) -> Dict[str, Any]:
     """mmseg's test loop on ``checkpoint`` with per-class IoU, then the measurements."""
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = osp.join(run_dir, 'eval')
@@ -387,7 +387,8 @@ def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, 
                                         not k.startswith('IoU.')},
                                per_class_iou={k[4:]: v for k, v in metrics.items()
                                               if k.startswith('IoU.')})
-    out.update(inference_speed(runner))
+    out['classes'] = list(runner.test_dataloader.dataset.metainfo['classes'])
+    out.update(inference_speed(runner, speed_images))
     if tta:
         tta_cfg = copy.deepcopy(cfg)
         tta_cfg.work_dir = osp.join(run_dir, 'eval-tta')
@@ -424,7 +425,8 @@ def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
             ious = [r['metrics']['mIoU'] for r in runs.values()]
             row['mIoU_mean'] = round(statistics.mean(ious), 2)
             row['mIoU_std'] = round(statistics.stdev(ious), 2) if len(ious) > 1 else None
-            classes = list(next(iter(runs.values()))['per_class_iou'])
+            first = next(iter(runs.values()))
+            classes = first.get('classes') or list(first['per_class_iou'])
             row['per_class_iou_mean'] = {
                 c: _mean([r['per_class_iou'].get(c) for r in runs.values()]) for c in classes}
             for key in ('params_m', 'gflops_whole', 'gflops_per_image', 'windows_per_image',
@@ -494,7 +496,7 @@ def results_markdown(results: dict) -> str:
             lines += ['', '| method | mIoU multi-scale + flip |', '|---|---|']
             lines += [f'| {m} | {_fmt(r.get("tta_mIoU_mean"))} |' for m, r in rows.items()
                       if 'tta_mIoU_mean' in r]
-        classes = list(first['per_class_iou_mean'])
+        classes = list(first['per_class_iou_mean'])  # in the dataset's order
         lines += ['', '## Per-class IoU (mean over seeds)', '',
                   '| method | ' + ' | '.join(classes) + ' |',
                   '|---|' + '---|' * len(classes)]
@@ -623,7 +625,8 @@ def run_suite(args: argparse.Namespace) -> dict:
                 failures.append(tag)
                 continue
         print(f'{tag}: evaluating {checkpoint}', flush=True)
-        result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape, args.tta)
+        result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape, args.tta,
+                          suite.get('speed_images', 10))
         times = _read_json(osp.join(train_dir, 'train_time.json')) or dict(segments=[])
         result.update(method=method, seed=seed, config_hash=digest, checkpoint=checkpoint,
                       train_seconds=round(sum(s['seconds'] for s in times['segments']), 1),
@@ -631,7 +634,7 @@ def run_suite(args: argparse.Namespace) -> dict:
                       tiny=args.tiny, finished=time.strftime('%Y-%m-%dT%H:%M:%SZ',
                                                              time.gmtime()))
         _write_json(done_file, result)
-        print(f'{tag}: mIoU {result["metrics"]["mIoU"]}', flush=True)
+        print(f'{tag}: mIoU {result["metrics"]["mIoU"]:.2f}', flush=True)
     if slurm_lines:
         script = osp.join(args.work_dir, 'slurm_commands.sh')
         atomic_write_bytes(script, ('#!/bin/bash\n# run from the repository root; set '
