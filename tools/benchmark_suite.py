@@ -305,6 +305,22 @@ def complexity(cfg: Config, image_size: Tuple[int, int],
         windows_per_image=windows)
 
 
+def cached_complexity(cfg: Config, method_dir: str, image_size: Tuple[int, int],
+                      flops_shape: Tuple[int, int]) -> Dict[str, Any]:
+    """:func:`complexity`, computed once per model config and input sizes (the seeds of a
+    method share ``<method>/complexity.json``)."""
+    key = hashlib.sha256(json.dumps(
+        [_plain(cfg.model.to_dict()), list(image_size), list(flops_shape)], sort_keys=True,
+        default=repr).encode()).hexdigest()[:16]
+    path = osp.join(method_dir, 'complexity.json')
+    cached = _read_json(path)
+    if cached and cached.get('key') == key:
+        return cached['values']
+    values = complexity(cfg, image_size, flops_shape)
+    _write_json(path, dict(key=key, values=values))
+    return values
+
+
 def _peak_rss_reset() -> bool:
     try:
         with open('/proc/self/clear_refs', 'w') as f:
@@ -398,7 +414,7 @@ def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, 
         use_checked_image_loading(tta_cfg)
         tta_metrics = build_runner(tta_cfg).test()
         out['tta_metrics'] = {k: v for k, v in tta_metrics.items() if not k.startswith('IoU.')}
-    out.update(complexity(cfg, image_size, flops_shape))
+    out.update(cached_complexity(cfg, osp.dirname(run_dir), image_size, flops_shape))
     out['device'] = device_name()
     return out
 
