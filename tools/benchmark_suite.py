@@ -505,9 +505,10 @@ def results_markdown(results: dict) -> str:
     done = [r for r in rows.values() if 'mIoU_mean' in r]
     if done:
         first = next(iter(done))
+        shape = next(iter(first['runs'].values())).get('gflops_whole_shape') or []
         lines += ['', f'Devices: {sorted({d for r in done for d in r["device"]})}; '
                   f'memory: {first["memory_kind"]}; GFLOPs whole at '
-                  f'{"x".join(map(str, next(iter(first["runs"].values()))["gflops_whole_shape"]))}.']
+                  f'{"x".join(map(str, shape))}.']
         if any('tta_mIoU_mean' in r for r in done):
             lines += ['', '| method | mIoU multi-scale + flip |', '|---|---|']
             lines += [f'| {m} | {_fmt(r.get("tta_mIoU_mean"))} |' for m, r in rows.items()
