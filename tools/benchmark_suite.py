@@ -227,7 +227,10 @@ def train_command(run_dir: str, launcher: str, gpus: int, port: int) -> List[str
     if launcher == 'pytorch':
         return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={gpus}',
                 f'--master_port={port}'] + args + ['--launcher', 'pytorch']
-    partition = os.environ.get('PARTITION', '${PARTITION}')
+    partition = os.environ.get('PARTITION')
+    if not partition:
+        raise SuiteError('--launcher slurm: set the Slurm partition, e.g. PARTITION=gpu python '
+                         'tools/benchmark_suite.py ...')
     return ['srun', '-p', partition, f'--job-name={osp.basename(osp.dirname(run_dir))}',
             f'--gres=gpu:{min(gpus, 8)}', f'--ntasks={gpus}',
             f'--ntasks-per-node={min(gpus, 8)}', '--cpus-per-task=5', '--kill-on-bad-exit=1',
@@ -412,8 +415,14 @@ def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, 
         tta_cfg.tta_model.module = tta_cfg.model
         tta_cfg.model = tta_cfg.tta_model
         use_checked_image_loading(tta_cfg)
-        tta_metrics = build_runner(tta_cfg).test()
-        out['tta_metrics'] = {k: v for k, v in tta_metrics.items() if not k.startswith('IoU.')}
+        try:
+            tta_metrics = build_runner(tta_cfg).test()
+        except Exception as e:  # e.g. an image scaled below a strict CPNet window
+            print(f'  multi-scale + flip evaluation failed: {type(e).__name__}: {e}')
+            out['tta_error'] = f'{type(e).__name__}: {e}'
+        else:
+            out['tta_metrics'] = {k: v for k, v in tta_metrics.items()
+                                  if not k.startswith('IoU.')}
     out.update(cached_complexity(cfg, osp.dirname(run_dir), image_size, flops_shape))
     out['device'] = device_name()
     return out
@@ -642,8 +651,13 @@ def run_suite(args: argparse.Namespace) -> dict:
                 failures.append(tag)
                 continue
         print(f'{tag}: evaluating {checkpoint}', flush=True)
-        result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape, args.tta,
-                          suite.get('speed_images', 10))
+        try:
+            result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape, args.tta,
+                              suite.get('speed_images', 10))
+        except Exception as e:  # reported; the other runs go on, a rerun evaluates again
+            print(f'{tag}: FAILED in evaluation: {type(e).__name__}: {e}', flush=True)
+            failures.append(tag)
+            continue
         times = _read_json(osp.join(train_dir, 'train_time.json')) or dict(segments=[])
         result.update(method=method, seed=seed, config_hash=digest, checkpoint=checkpoint,
                       train_seconds=round(sum(s['seconds'] for s in times['segments']), 1),
@@ -654,8 +668,8 @@ def run_suite(args: argparse.Namespace) -> dict:
         print(f'{tag}: mIoU {result["metrics"]["mIoU"]:.2f}', flush=True)
     if slurm_lines:
         script = osp.join(args.work_dir, 'slurm_commands.sh')
-        atomic_write_bytes(script, ('#!/bin/bash\n# run from the repository root; set '
-                                    'PARTITION\n' + '\n'.join(slurm_lines) + '\n').encode())
+        atomic_write_bytes(script, ('#!/bin/bash\n# run from the repository root\n' +
+                                    '\n'.join(slurm_lines) + '\n').encode())
         print(f'Slurm: the training commands are in {script}; when they finished, run this '
               'command again with --launcher none on a GPU node to evaluate.', flush=True)
     results = collect(args.work_dir, suite, methods, args.seeds, args.suite)
