@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import tiny_synthetic_overrides
-from tool_runner import REPO, cfg_option_args, run_tool
+from tool_runner import REPO, cfg_option_args, load_tool, run_tool
 
 METHODS = ['deeplabv3plus', 'hanet-neck']
 
@@ -34,7 +35,7 @@ def _wait_for(path: str, proc: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path):
+def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
     work = str(tmp_path / 'suite')
     first, second = (osp.join(work, m, 'seed0') for m in METHODS)
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -79,16 +80,19 @@ def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path):
     assert osp.getsize(osp.join(work, 'results.png')) > 0
 
     # other settings in the same work dir: refused, naming the folder; nothing changed
-    out = run_tool(_args(tiny_synthetic_root, work, {'optim_wrapper.optimizer.lr': 0.02}),
-                   expect=2, env=env)
-    assert 'holds a run with other settings' in out and first in out, out[-2000:]
+    tool = load_tool('benchmark_suite.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(_args(tiny_synthetic_root, work, {'optim_wrapper.optimizer.lr': 0.02})[1:])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'holds a run with other settings' in err and first in err, err[-2000:]
     assert {f: os.stat(osp.join(first, f)).st_mtime_ns for f in kept} == kept
 
     # --collect-only: the results from the run folders alone; a missing seed is reported
     for name in ('results.json', 'results.md', 'results.png'):
         os.remove(osp.join(work, name))
-    run_tool(['tools/benchmark_suite.py', 'synthetic', '--work-dir', work, '--seeds', '0', '1',
-              '--methods'] + METHODS + ['--collect-only'], env=env)
+    tool.main(['synthetic', '--work-dir', work, '--seeds', '0', '1', '--methods'] + METHODS +
+              ['--collect-only'])
     with open(osp.join(work, 'results.json')) as f:
         again = json.load(f)
     assert again['methods'][METHODS[0]]['mIoU_mean'] == results['methods'][METHODS[0]][
