@@ -1,0 +1,101 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""tools/benchmark_suite.py end to end: two methods x one seed of the synthetic suite (--tiny),
+killed in the middle of the second run, rerun: the finished run is not retrained, the
+interrupted one resumes from its checkpoint, and the collected table has both; a rerun with
+other settings is refused; --collect-only rebuilds the results from the run folders alone."""
+import json
+import os
+import os.path as osp
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import tiny_synthetic_overrides
+from tool_runner import REPO, cfg_option_args, load_tool, run_tool
+
+METHODS = ['deeplabv3plus', 'hanet-neck']
+
+
+def _args(root: str, work_dir: str, extra_options: dict = None) -> list:
+    options = tiny_synthetic_overrides(root)
+    options.update(extra_options or {})
+    return (['tools/benchmark_suite.py', 'synthetic', '--tiny', '--data-root', root,
+             '--work-dir', work_dir, '--seeds', '0', '--methods'] + METHODS +
+            ['--flops-shape', '64', '128', '--cfg-options'] + cfg_option_args(options))
+
+
+def _wait_for(path: str, proc: subprocess.Popen, timeout: float) -> None:
+    end = time.time() + timeout
+    while not osp.exists(path):
+        assert proc.poll() is None, proc.stdout.read()[-4000:]
+        assert time.time() < end, f'{path} did not appear in {timeout} s'
+        time.sleep(0.05)
+
+
+def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
+    work = str(tmp_path / 'suite')
+    first, second = (osp.join(work, m, 'seed0') for m in METHODS)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen([sys.executable] + _args(tiny_synthetic_root, work), cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        # kill the suite (and its training child) once the second run saved its first
+        # checkpoint (--tiny: every 2 of 4 iterations)
+        _wait_for(osp.join(second, 'last_checkpoint'), proc, timeout=600)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert osp.isfile(osp.join(first, 'done.json'))
+    assert not osp.exists(osp.join(second, 'done.json'))
+    assert not osp.exists(osp.join(second, 'iter_4.pth'))
+    kept = {f: os.stat(osp.join(first, f)).st_mtime_ns
+            for f in ('done.json', 'iter_4.pth', 'train.log')}
+
+    out = run_tool(_args(tiny_synthetic_root, work), env=env)
+    assert re.search(r'deeplabv3plus seed 0: done \(mIoU [0-9.]+\), skipped', out), out[-3000:]
+    assert {f: os.stat(osp.join(first, f)).st_mtime_ns for f in kept} == kept  # not retrained
+    with open(osp.join(second, 'train.log')) as f:
+        log = f.read()
+    assert re.search(r'resumed epoch: \d+, iter: 2\b', log), log[-3000:]
+    assert osp.isfile(osp.join(second, 'done.json'))
+
+    with open(osp.join(work, 'results.json')) as f:
+        results = json.load(f)
+    for method, run_dir in zip(METHODS, (first, second)):
+        with open(osp.join(run_dir, 'done.json')) as f:
+            done = json.load(f)
+        row = results['methods'][method]
+        assert row['seeds_done'] == [0] and row['seeds_missing'] == []
+        assert row['mIoU_mean'] == round(done['metrics']['mIoU'], 2)
+        assert len(row['per_class_iou_mean']) == 19
+        assert done['params_m'] > 0 and done['gflops_whole'] > 0 and done['fps'] > 0
+    with open(osp.join(work, 'results.md')) as f:
+        table = f.read()
+    for method in METHODS:
+        assert re.search(rf'^\| {method} \| [0-9.]+ \| 1 \|', table, re.M), table
+    assert osp.getsize(osp.join(work, 'results.png')) > 0
+
+    # other settings in the same work dir: refused, naming the folder; nothing changed
+    tool = load_tool('benchmark_suite.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(_args(tiny_synthetic_root, work, {'optim_wrapper.optimizer.lr': 0.02})[1:])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'holds a run with other settings' in err and first in err, err[-2000:]
+    assert {f: os.stat(osp.join(first, f)).st_mtime_ns for f in kept} == kept
+
+    # --collect-only: the results from the run folders alone; a missing seed is reported
+    for name in ('results.json', 'results.md', 'results.png'):
+        os.remove(osp.join(work, name))
+    tool.main(['synthetic', '--work-dir', work, '--seeds', '0', '1', '--methods'] + METHODS +
+              ['--collect-only'])
+    with open(osp.join(work, 'results.json')) as f:
+        again = json.load(f)
+    assert again['methods'][METHODS[0]]['mIoU_mean'] == results['methods'][METHODS[0]][
+        'mIoU_mean']
+    assert again['methods'][METHODS[1]]['seeds_missing'] == [1]
+    assert osp.isfile(osp.join(work, 'results.png'))

@@ -1,0 +1,692 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Train and evaluate every method of a benchmark suite under one protocol (issue 17).
+
+    python tools/benchmark_suite.py SUITE --data-root D --work-dir W [--seeds 0 1 2]
+        [--launcher none|pytorch|slurm] [--gpus N] [--methods M ...] [--tiny] [--tta]
+        [--cfg-options k=v ...] [--collect-only]
+
+SUITE is a name of ``configs/benchmark/suites`` (``cityscapes``, ``synthetic``) or a suite file:
+the methods (configs of ``configs/benchmark``) and the options every method's config gets.
+
+Each (method, seed) is one run folder ``W/<method>/seed<k>/`` holding the exact config
+(``config.py``), the hash of its flattened settings (``config_hash``), mmseg's checkpoints and
+logs, and ``done.json`` (written atomically after the final evaluation). A rerun:
+
+- skips runs with ``done.json``;
+- resumes an interrupted training from the last checkpoint of its folder (tools/train.py
+  ``--resume``, mmengine's resume);
+- refuses (exit status 2, naming the folder) a run folder whose ``config_hash`` differs from the
+  settings asked for now: results of different settings are never mixed. Use another
+  ``--work-dir`` (or delete the folder) to run other settings.
+
+Training runs tools/train.py in a child process: ``--launcher none`` one process, ``pytorch``
+``torchrun --nproc_per_node N`` (mmengine's pytorch launcher), ``slurm`` prints the ``srun``
+commands (also written to ``W/slurm_commands.sh``) instead of running them; rerun the suite
+with ``--launcher none`` on a GPU node once they finished to evaluate. Evaluation (mmseg's test
+loop, one device), parameters, FLOPs, inference speed and peak memory are measured in this
+process, on the same device for every run. ``--collect-only`` rebuilds ``results.json``,
+``results.md`` and ``results.png`` from the run folders alone; missing runs are listed.
+
+CRF variants (``eval_only`` in the suite) are not trained: they evaluate the checkpoint of
+their base method's run of the same seed.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import os.path as osp
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import init_default_scope
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS, MODELS
+
+import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
+from mmaffseg.apis import build_runner, load_config
+from mmaffseg.apis.runner_setup import use_checked_image_loading
+from mmaffseg.utils.atomic_io import atomic_write_bytes
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SUITES_DIR = osp.join(REPO, 'configs', 'benchmark', 'suites')
+TRAIN_TOOL = osp.join(REPO, 'tools', 'train.py')
+# settings that say where/how a run executes, not what it computes: left out of the hash
+UNHASHED_KEYS = ('work_dir', 'launcher', 'resume', 'load_from')
+WRAPPERS = ('CRFRefineSegmentor', )
+
+
+class SuiteError(Exception):
+    """A request the suite cannot honour without losing or mixing results."""
+
+
+@METRICS.register_module(force=True)  # loaded again by tests
+class BenchmarkIoUMetric(IoUMetric):
+    """mmseg's ``IoUMetric`` that also returns the IoU of every class (``IoU.<class>``)."""
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        per_class = {}
+        intersect = sum(r[0] for r in results)
+        union = sum(r[1] for r in results)
+        iou = (intersect / union).numpy() * 100
+        for name, value in zip(self.dataset_meta['classes'], iou):
+            per_class[f'IoU.{name}'] = None if math.isnan(value) else round(float(value), 2)
+        metrics = super().compute_metrics(results)
+        metrics.update(per_class)
+        return metrics
+
+
+# ------------------------------------------------------------------------------------------
+# configs
+
+
+def load_suite(suite: str) -> Tuple[Config, str]:
+    """The suite config (a name in configs/benchmark/suites or a file) and its path."""
+    path = suite if osp.isfile(suite) else osp.join(SUITES_DIR, f'{suite}.py')
+    if not osp.isfile(path):
+        names = sorted(f[:-3] for f in os.listdir(SUITES_DIR) if f.endswith('.py'))
+        raise SuiteError(f'SUITE: no suite {suite!r}: give one of {names} or a suite file')
+    return Config.fromfile(path), path
+
+
+def _plain(obj: Any) -> Any:
+    """ConfigDicts and tuples as plain dicts and lists (a stable form for hashing)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def flatten(obj: Any, prefix: str = '') -> Dict[str, Any]:
+    """Dotted keys -> leaf values (lists index as ``key.0``) of a config dict."""
+    out: Dict[str, Any] = {}
+    if isinstance(obj, dict) and obj:
+        for k, v in obj.items():
+            out.update(flatten(v, f'{prefix}.{k}' if prefix else str(k)))
+    elif isinstance(obj, (list, tuple)) and obj:
+        for i, v in enumerate(obj):
+            out.update(flatten(v, f'{prefix}.{i}'))
+    else:
+        out[prefix] = _plain(obj)
+    return out
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 (first 16 hex digits) of the flattened settings, without UNHASHED_KEYS."""
+    flat = {k: v for k, v in flatten(_plain(cfg.to_dict())).items()
+            if k.split('.', 1)[0] not in UNHASHED_KEYS}
+    text = json.dumps(flat, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _replace_sync_bn(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+        for v in node.values():
+            _replace_sync_bn(v)
+    elif isinstance(node, list):
+        for v in node:
+            _replace_sync_bn(v)
+
+
+def _merge(cfg: Config, options: dict) -> None:
+    """Merge nested ``options`` into ``cfg``; ``model`` entries go to a wrapper's segmentor."""
+    options = copy.deepcopy(options.to_dict() if isinstance(options, ConfigDict) else options)
+    model = options.pop('model', None)
+    if options:
+        cfg.merge_from_dict(options)
+    if model:
+        root = 'model.segmentor' if cfg.model.get('type') in WRAPPERS else 'model'
+        cfg.merge_from_dict({root: model})
+
+
+def method_config(suite: Config, suite_path: str, method: str, seed: int, data_root: str,
+                  tiny: bool = False, cfg_options: Optional[dict] = None) -> Config:
+    """The exact config of one (method, seed) run of ``suite``."""
+    if method not in suite.methods:
+        raise SuiteError(f'--methods: {method!r} is not a method of the suite, which has '
+                         f'{list(suite.methods)}')
+    path = osp.normpath(osp.join(osp.dirname(suite_path), suite.methods[method]))
+    cfg = load_config(path)
+    base = suite.get('eval_only', {}).get(method, method)
+    _merge(cfg, suite.get('options') or {})
+    _merge(cfg, (suite.get('method_options') or {}).get(base, {}))
+    if tiny:
+        _merge(cfg, suite.get('tiny_options') or {})
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    cfg.randomness = dict(seed=seed)
+    if suite.get('replace_sync_bn'):
+        model = cfg.model.to_dict()
+        _replace_sync_bn(model)
+        cfg.model = ConfigDict(model)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault('default_scope', 'mmseg')
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------
+# run folders
+
+
+def _write_json(path: str, data: dict) -> None:
+    text = json.dumps(data, indent=1, sort_keys=True,
+                      default=lambda o: o.item() if hasattr(o, 'item') else repr(o))
+    atomic_write_bytes(path, (text + '\n').encode())
+
+
+def _read_json(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def prepare_run_folder(run_dir: str, cfg: Config, digest: str) -> None:
+    """Create the folder with ``config.py`` and ``config_hash``, or check that it holds the
+    same settings (raise :class:`SuiteError` otherwise)."""
+    hash_file = osp.join(run_dir, 'config_hash')
+    if osp.isfile(hash_file):
+        with open(hash_file) as f:
+            old = f.read().strip()
+        if old != digest:
+            raise SuiteError(
+                f'{run_dir} holds a run with other settings (config hash {old}, asked for '
+                f'{digest}): the method config, the suite, --tiny, --data-root or --cfg-options '
+                'differ. Results of different settings are never mixed: choose another '
+                '--work-dir, or delete that folder to redo it with the new settings '
+                f'(compare with {osp.join(run_dir, "config.py")}).')
+        return
+    if osp.isdir(run_dir) and os.listdir(run_dir):
+        raise SuiteError(f'{run_dir} exists and has no config_hash: it is not a run folder of '
+                         'this tool; choose another --work-dir')
+    os.makedirs(run_dir, exist_ok=True)
+    cfg.dump(osp.join(run_dir, 'config.py'))
+    atomic_write_bytes(hash_file, (digest + '\n').encode())
+
+
+def final_checkpoint(run_dir: str, cfg: Config) -> str:
+    return osp.join(run_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+
+
+def train_command(run_dir: str, launcher: str, gpus: int, port: int) -> List[str]:
+    config = osp.join(run_dir, 'config.py')
+    args = [TRAIN_TOOL, config, '--work-dir', run_dir, '--resume']
+    if launcher == 'none':
+        return [sys.executable] + args
+    if launcher == 'pytorch':
+        return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={gpus}',
+                f'--master_port={port}'] + args + ['--launcher', 'pytorch']
+    partition = os.environ.get('PARTITION')
+    if not partition:
+        raise SuiteError('--launcher slurm: set the Slurm partition, e.g. PARTITION=gpu python '
+                         'tools/benchmark_suite.py ...')
+    return ['srun', '-p', partition, f'--job-name={osp.basename(osp.dirname(run_dir))}',
+            f'--gres=gpu:{min(gpus, 8)}', f'--ntasks={gpus}',
+            f'--ntasks-per-node={min(gpus, 8)}', '--cpus-per-task=5', '--kill-on-bad-exit=1',
+            'python', '-u'] + args + ['--launcher', 'slurm']
+
+
+def train(run_dir: str, launcher: str, gpus: int, port: int) -> None:
+    """Train (or resume) in a child process; stdout/stderr appended to ``train.log``."""
+    cmd = train_command(run_dir, launcher, gpus, port)
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    start = time.time()
+    with open(osp.join(run_dir, 'train.log'), 'a') as log:
+        log.write(f'\n$ {shlex.join(cmd)}\n')
+        log.flush()
+        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    seconds = time.time() - start
+    times_file = osp.join(run_dir, 'train_time.json')
+    times = _read_json(times_file) or dict(segments=[])
+    times['segments'].append(dict(seconds=round(seconds, 1), returncode=rc))
+    _write_json(times_file, times)
+    if rc != 0:
+        raise SuiteError(f'training exited with status {rc}; see {osp.join(run_dir, "train.log")}')
+
+
+# ------------------------------------------------------------------------------------------
+# measurements
+
+
+def _flops(model: torch.nn.Module, shape: Tuple[int, int]) -> Optional[float]:
+    """GFLOPs (multiply-adds, as mmseg counts) of one forward at ``shape``, or None."""
+    from mmengine.analysis import get_model_complexity_info
+    try:
+        with torch.no_grad():
+            info = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *shape), ),
+                                             show_table=False, show_arch=False)
+    except Exception as e:  # e.g. CPNet's strict prior grid at another size
+        print(f'  FLOPs at {shape[0]}x{shape[1]}: not measurable ({type(e).__name__}: {e})')
+        return None
+    return round(info['flops'] / 1e9, 2)
+
+
+def _slide_windows(test_cfg: dict, image: Tuple[int, int]) -> int:
+    """Number of windows mmseg's slide_inference runs on an ``image``-sized input."""
+    if test_cfg.get('mode', 'whole') != 'slide':
+        return 1
+    (ch, cw), (sh, sw) = test_cfg['crop_size'], test_cfg['stride']
+    h, w = image
+    return (max(h - ch + sh - 1, 0) // sh + 1) * (max(w - cw + sw - 1, 0) // sw + 1)
+
+
+def complexity(cfg: Config, image_size: Tuple[int, int],
+               flops_shape: Tuple[int, int]) -> Dict[str, Any]:
+    """Parameters (inference model), GFLOPs of a whole ``flops_shape`` forward (as
+    tools/analysis_tools/get_flops.py) and of the protocol's test on one ``image_size`` image
+    (windows x one window)."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)
+    model = MODELS.build(model_cfg).eval()
+    inner = getattr(model, 'segmentor', model)
+    if hasattr(inner, 'drop_training_branches'):
+        inner.drop_training_branches()
+    inner.auxiliary_head = None  # training only
+    params = sum(p.numel() for n, p in model.named_parameters() if 'auxiliary_head' not in n)
+    test_cfg = dict(inner.test_cfg or {})
+    window = tuple(test_cfg.get('crop_size', image_size)) if test_cfg.get(
+        'mode') == 'slide' else tuple(image_size)
+    per_window = _flops(model, window)
+    windows = _slide_windows(test_cfg, image_size)
+    return dict(
+        params_m=round(params / 1e6, 2),
+        gflops_whole=_flops(model, tuple(flops_shape)),
+        gflops_whole_shape=list(flops_shape),
+        gflops_per_image=None if per_window is None else round(per_window * windows, 2),
+        windows_per_image=windows)
+
+
+def cached_complexity(cfg: Config, method_dir: str, image_size: Tuple[int, int],
+                      flops_shape: Tuple[int, int]) -> Dict[str, Any]:
+    """:func:`complexity`, computed once per model config and input sizes (the seeds of a
+    method share ``<method>/complexity.json``)."""
+    key = hashlib.sha256(json.dumps(
+        [_plain(cfg.model.to_dict()), list(image_size), list(flops_shape)], sort_keys=True,
+        default=repr).encode()).hexdigest()[:16]
+    path = osp.join(method_dir, 'complexity.json')
+    cached = _read_json(path)
+    if cached and cached.get('key') == key:
+        return cached['values']
+    values = complexity(cfg, image_size, flops_shape)
+    _write_json(path, dict(key=key, values=values))
+    return values
+
+
+def _peak_rss_reset() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> Optional[float]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def inference_speed(runner, num_images: int = 10, warmup: int = 2) -> Dict[str, Any]:
+    """Images per second of the test path (``model.test_step``, batch 1, data loading not
+    timed) on the first images of the test set, and peak memory meanwhile: CUDA's peak
+    allocation on a GPU, the process's peak resident set on CPU."""
+    model = runner.model
+    model.eval()
+    loader = runner.test_dataloader
+    cuda = next(model.parameters()).is_cuda
+    batches = []
+    for i, data in enumerate(loader):
+        if i >= num_images + warmup:
+            break
+        batches.append(data)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    rss_reset = not cuda and _peak_rss_reset()
+    elapsed = 0.0
+    with torch.no_grad():
+        for i, data in enumerate(batches):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.test_step(data)
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                elapsed += time.perf_counter() - start
+    timed = max(len(batches) - warmup, 0)
+    if cuda:
+        memory, kind = round(torch.cuda.max_memory_allocated() / 2**20, 1), 'cuda_max_allocated'
+    else:
+        memory, kind = (_peak_rss_mib() if rss_reset else None), 'cpu_peak_rss'
+    return dict(fps=round(timed / elapsed, 3) if elapsed else None, fps_images=timed,
+                peak_memory_mib=memory, memory_kind=kind)
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    import platform
+    return f'CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
+
+
+def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, int],
+             flops_shape: Tuple[int, int], tta: bool, speed_images: int = 10) -> Dict[str, Any]:
+    """mmseg's test loop on ``checkpoint`` with per-class IoU, then the measurements."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = osp.join(run_dir, 'eval')
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    cfg.launcher = 'none'
+    evaluator = dict(cfg.test_evaluator)
+    evaluator['type'] = 'BenchmarkIoUMetric'
+    cfg.test_evaluator = evaluator
+    cfg.default_hooks.pop('visualization', None)
+    init_default_scope('mmseg')
+    runner = build_runner(cfg)
+    metrics = runner.test()
+    out: Dict[str, Any] = dict(metrics={k: v for k, v in metrics.items() if '.' not in k or
+                                        not k.startswith('IoU.')},
+                               per_class_iou={k[4:]: v for k, v in metrics.items()
+                                              if k.startswith('IoU.')})
+    out['classes'] = list(runner.test_dataloader.dataset.metainfo['classes'])
+    out.update(inference_speed(runner, speed_images))
+    if tta:
+        tta_cfg = copy.deepcopy(cfg)
+        tta_cfg.work_dir = osp.join(run_dir, 'eval-tta')
+        tta_cfg.test_dataloader.dataset.pipeline = tta_cfg.tta_pipeline
+        tta_cfg.tta_model.module = tta_cfg.model
+        tta_cfg.model = tta_cfg.tta_model
+        use_checked_image_loading(tta_cfg)
+        try:
+            tta_metrics = build_runner(tta_cfg).test()
+        except Exception as e:  # e.g. an image scaled below a strict CPNet window
+            print(f'  multi-scale + flip evaluation failed: {type(e).__name__}: {e}')
+            out['tta_error'] = f'{type(e).__name__}: {e}'
+        else:
+            out['tta_metrics'] = {k: v for k, v in tta_metrics.items()
+                                  if not k.startswith('IoU.')}
+    out.update(cached_complexity(cfg, osp.dirname(run_dir), image_size, flops_shape))
+    out['device'] = device_name()
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# results
+
+
+def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
+            suite_name: str) -> dict:
+    """Read every run folder; write results.json, results.md and results.png in work_dir."""
+    rows = {}
+    for method in methods:
+        runs, missing = {}, []
+        for seed in seeds:
+            done = _read_json(osp.join(work_dir, method, f'seed{seed}', 'done.json'))
+            if done is None:
+                missing.append(seed)
+            else:
+                runs[str(seed)] = done
+        row: Dict[str, Any] = dict(seeds_done=sorted(int(s) for s in runs),
+                                   seeds_missing=missing, runs=runs)
+        if runs:
+            ious = [r['metrics']['mIoU'] for r in runs.values()]
+            row['mIoU_mean'] = round(statistics.mean(ious), 2)
+            row['mIoU_std'] = round(statistics.stdev(ious), 2) if len(ious) > 1 else None
+            first = next(iter(runs.values()))
+            classes = first.get('classes') or list(first['per_class_iou'])
+            row['per_class_iou_mean'] = {
+                c: _mean([r['per_class_iou'].get(c) for r in runs.values()]) for c in classes}
+            for key in ('params_m', 'gflops_whole', 'gflops_per_image', 'windows_per_image',
+                        'fps', 'peak_memory_mib', 'train_seconds'):
+                row[key] = _mean([r.get(key) for r in runs.values()])
+            row['memory_kind'] = next(iter(runs.values())).get('memory_kind')
+            row['device'] = sorted({r.get('device') for r in runs.values()})
+            row['config_hash'] = sorted({r.get('config_hash') for r in runs.values()})
+            tta = [r['tta_metrics']['mIoU'] for r in runs.values() if r.get('tta_metrics')]
+            if tta:
+                row['tta_mIoU_mean'] = round(statistics.mean(tta), 2)
+        rows[method] = row
+    results = dict(suite=suite_name, seeds=seeds, methods=rows,
+                   eval_only=dict(suite.get('eval_only', {})))
+    _write_json(osp.join(work_dir, 'results.json'), results)
+    atomic_write_bytes(osp.join(work_dir, 'results.md'), results_markdown(results).encode())
+    plot(results, osp.join(work_dir, 'results.png'))
+    return results
+
+
+def _mean(values: list) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return round(statistics.mean(values), 2) if values else None
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return '—'
+    if isinstance(value, float):
+        return f'{value:.{digits}f}'
+    return str(value)
+
+
+def results_markdown(results: dict) -> str:
+    rows = results['methods']
+    lines = [
+        f'# Benchmark suite `{results["suite"]}`: seeds {results["seeds"]}', '',
+        'mIoU: mean +- sample standard deviation over the finished seeds (n). GFLOPs: '
+        'multiply-adds of the inference path; "whole" = one forward at the size shown '
+        '(tools/analysis_tools/get_flops.py), "per image" = the protocol\'s test on one '
+        'image (sliding windows x one window). fps (batch 1, data loading not timed) and '
+        'peak memory were measured in each run on the device shown. Train time: wall '
+        'seconds of the training processes of a run (mean over seeds). Eval-only variants '
+        '(CRF) reuse their base method\'s checkpoint and train time.', '',
+        '| method | mIoU | n | seeds missing | params (M) | GFLOPs whole | GFLOPs per image | '
+        'fps | peak mem (MiB) | train time (s) |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for method, r in rows.items():
+        if 'mIoU_mean' not in r:
+            lines.append(f'| {method} | missing | 0 | {r["seeds_missing"]} | | | | | | |')
+            continue
+        miou = f'{r["mIoU_mean"]:.2f}' + (
+            f' +- {r["mIoU_std"]:.2f}' if r['mIoU_std'] is not None else '')
+        lines.append(
+            f'| {method} | {miou} | {len(r["seeds_done"])} | {r["seeds_missing"] or ""} | '
+            f'{_fmt(r["params_m"])} | {_fmt(r["gflops_whole"])} | '
+            f'{_fmt(r["gflops_per_image"])} | {_fmt(r["fps"])} | '
+            f'{_fmt(r["peak_memory_mib"], 0)} | {_fmt(r["train_seconds"], 0)} |')
+    done = [r for r in rows.values() if 'mIoU_mean' in r]
+    if done:
+        first = next(iter(done))
+        shape = next(iter(first['runs'].values())).get('gflops_whole_shape') or []
+        lines += ['', f'Devices: {sorted({d for r in done for d in r["device"]})}; '
+                  f'memory: {first["memory_kind"]}; GFLOPs whole at '
+                  f'{"x".join(map(str, shape))}.']
+        if any('tta_mIoU_mean' in r for r in done):
+            lines += ['', '| method | mIoU multi-scale + flip |', '|---|---|']
+            lines += [f'| {m} | {_fmt(r.get("tta_mIoU_mean"))} |' for m, r in rows.items()
+                      if 'tta_mIoU_mean' in r]
+        classes = list(first['per_class_iou_mean'])  # in the dataset's order
+        lines += ['', '## Per-class IoU (mean over seeds)', '',
+                  '| method | ' + ' | '.join(classes) + ' |',
+                  '|---|' + '---|' * len(classes)]
+        for method, r in rows.items():
+            if 'mIoU_mean' in r:
+                lines.append(f'| {method} | ' + ' | '.join(
+                    _fmt(r['per_class_iou_mean'].get(c), 1) for c in classes) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = {m: r for m, r in results['methods'].items() if 'mIoU_mean' in r}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(rows)
+    means = [rows[m]['mIoU_mean'] for m in names]
+    stds = [rows[m]['mIoU_std'] or 0 for m in names]
+    ax1.bar(range(len(names)), means, yerr=stds, capsize=4, color='tab:blue')
+    ax1.set_xticks(range(len(names)))
+    ax1.set_xticklabels(names, rotation=35, ha='right')
+    ax1.set_ylabel('mIoU (%)')
+    ax1.set_title(f'suite {results["suite"]}: mIoU, mean +- std over seeds')
+    for m in names:
+        if rows[m].get('gflops_per_image') is not None:
+            ax2.errorbar(rows[m]['gflops_per_image'], rows[m]['mIoU_mean'],
+                         yerr=rows[m]['mIoU_std'] or 0, fmt='o', capsize=3)
+            ax2.annotate(m, (rows[m]['gflops_per_image'], rows[m]['mIoU_mean']),
+                         textcoords='offset points', xytext=(4, 4), fontsize=8)
+    ax2.set_xlabel('GFLOPs per test image (protocol\'s inference)')
+    ax2.set_ylabel('mIoU (%)')
+    ax2.set_title('mIoU vs FLOPs')
+    missing = [m for m, r in results['methods'].items() if 'mIoU_mean' not in r]
+    if missing:
+        fig.text(0.01, 0.01, f'missing: {", ".join(missing)}', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + '.tmp.png', dpi=100)
+    plt.close(fig)
+    os.replace(path + '.tmp.png', path)
+
+
+# ------------------------------------------------------------------------------------------
+# driver
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Run a one-protocol benchmark suite')
+    parser.add_argument('suite', help='suite name in configs/benchmark/suites, or a suite file')
+    parser.add_argument('--data-root', help='dataset root (Cityscapes layout)')
+    parser.add_argument('--work-dir', required=True, help='folder of the run folders and results')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--methods', nargs='+', help='a subset of the suite\'s methods')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--gpus', type=int, default=1, help='processes per training run')
+    parser.add_argument('--port', type=int, default=29500, help='torchrun master port')
+    parser.add_argument('--tiny', action='store_true', help='a few iterations (the suite\'s '
+                        'tiny_options), to check a set-up end to end')
+    parser.add_argument('--tta', action='store_true',
+                        help='also evaluate multi-scale + flip (the config\'s tta_pipeline)')
+    parser.add_argument('--flops-shape', type=int, nargs=2, default=[1024, 2048],
+                        metavar=('H', 'W'), help='input of the whole-image FLOPs count')
+    parser.add_argument('--collect-only', action='store_true',
+                        help='only rebuild results.* from the run folders')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every run (part of the config hash)')
+    return parser.parse_args(argv)
+
+
+def run_suite(args: argparse.Namespace) -> dict:
+    suite, suite_path = load_suite(args.suite)
+    methods = list(args.methods or suite.methods)
+    eval_only = dict(suite.get('eval_only', {}))
+    for m in methods:
+        if m not in suite.methods:
+            raise SuiteError(f'--methods: {m!r} is not a method of suite {args.suite!r} '
+                             f'({list(suite.methods)})')
+    if args.collect_only:
+        return collect(args.work_dir, suite, methods, args.seeds, args.suite)
+    if not args.data_root:
+        raise SuiteError('--data-root is required unless --collect-only')
+    # a CRF variant needs its base method's training (in the suite's order)
+    needed = [m for m in suite.methods if m in methods or m in
+              [eval_only.get(x) for x in methods]]
+    runs = [(seed, m) for seed in args.seeds for m in needed]
+    image_size = tuple(suite.get('image_size', (1024, 2048)))
+    slurm_lines = []
+    failures = []
+    for index, (seed, method) in enumerate(runs, 1):
+        tag = f'[{index}/{len(runs)}] {method} seed {seed}'
+        run_dir = osp.join(args.work_dir, method, f'seed{seed}')
+        cfg = method_config(suite, suite_path, method, seed, args.data_root, args.tiny,
+                            args.cfg_options)
+        digest = config_hash(cfg)
+        prepare_run_folder(run_dir, cfg, digest)
+        done_file = osp.join(run_dir, 'done.json')
+        if osp.isfile(done_file):
+            miou = (_read_json(done_file) or {}).get('metrics', {}).get('mIoU')
+            print(f'{tag}: done (mIoU {miou}), skipped', flush=True)
+            continue
+        base = eval_only.get(method)
+        train_dir = osp.join(args.work_dir, base, f'seed{seed}') if base else run_dir
+        checkpoint = final_checkpoint(train_dir, cfg)
+        if not osp.isfile(checkpoint):
+            if base:
+                print(f'{tag}: {base} seed {seed} has not finished training, skipped',
+                      flush=True)
+                failures.append(tag)
+                continue
+            if args.launcher == 'slurm':
+                slurm_lines.append(shlex.join(train_command(run_dir, 'slurm', args.gpus,
+                                                            args.port)))
+                print(f'{tag}: to train on Slurm: {slurm_lines[-1]}', flush=True)
+                continue
+            resumed = osp.isfile(osp.join(run_dir, 'last_checkpoint'))
+            print(f'{tag}: training{" (resuming)" if resumed else ""}, log '
+                  f'{osp.join(run_dir, "train.log")}', flush=True)
+            try:
+                train(run_dir, args.launcher, args.gpus, args.port)
+            except SuiteError as e:
+                print(f'{tag}: FAILED: {e}', flush=True)
+                failures.append(tag)
+                continue
+            if not osp.isfile(checkpoint):
+                print(f'{tag}: FAILED: no {checkpoint} after training', flush=True)
+                failures.append(tag)
+                continue
+        print(f'{tag}: evaluating {checkpoint}', flush=True)
+        try:
+            result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape, args.tta,
+                              suite.get('speed_images', 10))
+        except Exception as e:  # reported; the other runs go on, a rerun evaluates again
+            print(f'{tag}: FAILED in evaluation: {type(e).__name__}: {e}', flush=True)
+            failures.append(tag)
+            continue
+        times = _read_json(osp.join(train_dir, 'train_time.json')) or dict(segments=[])
+        result.update(method=method, seed=seed, config_hash=digest, checkpoint=checkpoint,
+                      train_seconds=round(sum(s['seconds'] for s in times['segments']), 1),
+                      train_segments=len(times['segments']), suite=args.suite,
+                      tiny=args.tiny, finished=time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                                                             time.gmtime()))
+        _write_json(done_file, result)
+        print(f'{tag}: mIoU {result["metrics"]["mIoU"]:.2f}', flush=True)
+    if slurm_lines:
+        script = osp.join(args.work_dir, 'slurm_commands.sh')
+        atomic_write_bytes(script, ('#!/bin/bash\n# run from the repository root\n' +
+                                    '\n'.join(slurm_lines) + '\n').encode())
+        print(f'Slurm: the training commands are in {script}; when they finished, run this '
+              'command again with --launcher none on a GPU node to evaluate.', flush=True)
+    results = collect(args.work_dir, suite, methods, args.seeds, args.suite)
+    print(f'results: {osp.join(args.work_dir, "results.md")}', flush=True)
+    if failures:
+        print(f'not finished: {failures}', flush=True)
+    return results
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    try:
+        run_suite(args)
+    except SuiteError as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    main()
