@@ -15,7 +15,7 @@ import mmseg
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from mmengine.structures import PixelData
 from mmseg.evaluation import CityscapesMetric, IoUMetric
 from mmseg.structures import SegDataSample

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import tiny_synthetic_overrides
+from helpers import tiny_synthetic_overrides
 from tool_runner import REPO, cfg_option_args, load_tool, run_tool
 
 METHODS = ['deeplabv3plus', 'hanet-neck']
