@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Random walk with AffinityNet affinities, on a sparse transition matrix.
+"""Random walk with AffinityNet affinities, on a fixed-size-row sparse transition matrix.
 
 Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
 Supervised Semantic Segmentation", CVPR 2018.
@@ -9,11 +9,17 @@ than ``radius`` on the feature grid. The walk propagates the score stack ``x`` (
 background, average-pooled to the grid) ``t = 2 ** logt`` times through
 ``T = D^-1 A^beta`` (D the row sums of ``A^beta``): ``x <- T x``. The reference builds A as a
 dense ``N x N`` matrix, column-normalises it and squares it ``logt`` times, which for a symmetric
-A is the same ``x T^t``. Here T is a sparse CSR matrix (``N * (2K + 1)`` entries, K = 34 for
-radius 5), block diagonal over the batch, and applied ``t`` times: memory O(N K) instead of
-O(N^2), and it runs wherever the tensors are (CPU or GPU). Grid pixels without a pair (the
-first ``radius - 1`` of row 0 and some bottom corners) keep only their self-loop, so they keep
-their input scores.
+A is the same ``x T^t``.
+
+Here every row of T has the same ``S = 2K + 1`` slots (69 for radius 5): the pixel itself and
+its partner under each offset of the radius disc, in increasing column order (an ELLPACK
+layout; slots without a partner, at the grid border, hold weight 0 and point at the pixel
+itself). One step is a weighted sum of ``S`` rows of the channels-last ``(N, C)`` score table,
+which is exactly :func:`torch.nn.functional.embedding_bag` with ``per_sample_weights`` (FBGEMM's
+vectorised kernel on CPU, a CUDA kernel on GPU): memory O(N S), no ``N x N`` matrix, no
+squaring, and 1.2-1.5x faster per step than a CSR ``T @ x`` on one CPU thread. Grid pixels
+without a pair (the first ``radius - 1`` of row 0 and some bottom corners) keep only their
+self-loop, so they keep their input scores.
 """
 import warnings
 from typing import Callable, Tuple
@@ -27,13 +33,9 @@ from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offs
 from .cam import add_background
 
 
-def transition_matrix(aff: Tensor, size: Tuple[int, int], radius: int = 5,
-                      beta: float = 8) -> Tensor:
-    """Sparse row-stochastic ``T = D^-1 A^beta``, block diagonal over the batch.
-
-    Built row by row without sorting: every pixel lists its partners in the order of the
-    offsets, which is the order of their column indices. Indices are int32 when they fit (half
-    the memory traffic of int64, about 3x faster products on CPU).
+def transition_rows(aff: Tensor, size: Tuple[int, int], radius: int = 5,
+                    beta: float = 8) -> Tuple[Tensor, Tensor, Tensor]:
+    """Row-stochastic ``T = D^-1 A^beta`` with ``S = 2K + 1`` slots per row (ELLPACK).
 
     Args:
         aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid, e.g. from
@@ -43,7 +45,11 @@ def transition_matrix(aff: Tensor, size: Tuple[int, int], radius: int = 5,
         beta (float): Power applied to the affinities. Default: 8.
 
     Returns:
-        Tensor: Sparse CSR ``(B * H * W, B * H * W)`` on the device of ``aff``.
+        tuple[Tensor, Tensor, Tensor]: For the ``B * H * W`` rows (images one after the other,
+        pixels row-major): ``columns`` ``(B * H * W, S)`` (int32 when the indices fit, else
+        int64), ``weights`` ``(B * H * W, S)`` in the dtype of ``aff`` (each row sums to 1;
+        0 where the slot has no partner) and the boolean ``exists`` ``(B * H * W, S)``. Columns
+        increase along a row where ``exists``; a slot without a partner points at its own row.
     """
     batch, (height, width), offsets = aff.shape[0], size, neighbour_offsets(radius)
     hf, wf = from_window(radius, size)
@@ -68,16 +74,37 @@ def transition_matrix(aff: Tensor, size: Tuple[int, int], radius: int = 5,
     weight = torch.stack([slot[2] for slot in slots], dim=-1)  # (B, H, W, S)
     exists = torch.stack([slot[3] for slot in slots], dim=-1).expand_as(weight)
     n = batch * height * width
-    index_dtype = torch.int32 if n * len(slots) < 2**31 else torch.int64
+    index_dtype = torch.int32 if n + height * width < 2**31 else torch.int64
     node = torch.arange(n, device=aff.device, dtype=index_dtype).view(*weight.shape[:3], 1)
     cols = node + torch.tensor([dy * width + dx for dy, dx, _, _ in slots], dtype=index_dtype,
                                device=aff.device)
+    cols = torch.where(exists, cols, node)  # never out of range, never into another image
     weight = weight / weight.sum(dim=-1, keepdim=True)
-    crow = torch.cat([node.new_zeros(1), exists.sum(dim=(-1)).flatten().cumsum(0)])
+    return cols.view(n, -1), weight.view(n, -1), exists.reshape(n, -1)
+
+
+def transition_matrix(aff: Tensor, size: Tuple[int, int], radius: int = 5,
+                      beta: float = 8) -> Tensor:
+    """Sparse row-stochastic ``T = D^-1 A^beta``, block diagonal over the batch.
+
+    The CSR form of :func:`transition_rows` (its slots with a partner), e.g. to inspect T or
+    compare it with the dense reference; :func:`random_walk` uses the fixed-size rows directly.
+
+    Args:
+        aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid.
+        size (tuple[int, int]): The grid ``(H, W)``.
+        radius (int): Pair radius. Default: 5.
+        beta (float): Power applied to the affinities. Default: 8.
+
+    Returns:
+        Tensor: Sparse CSR ``(B * H * W, B * H * W)`` on the device of ``aff``.
+    """
+    cols, weight, exists = transition_rows(aff, size, radius, beta)
+    n = cols.shape[0]
+    crow = torch.cat([cols.new_zeros(1), exists.sum(dim=-1).cumsum(0).to(cols.dtype)])
     with warnings.catch_warnings():  # torch warns that CSR support is in beta
         warnings.simplefilter('ignore', UserWarning)
-        return torch.sparse_csr_tensor(crow.to(index_dtype), cols[exists], weight[exists],
-                                       (n, n))
+        return torch.sparse_csr_tensor(crow, cols[exists], weight[exists], (n, n))
 
 
 def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
@@ -92,14 +119,15 @@ def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
         logt (int): log2 of the number of steps. Default: 8 (256 steps).
 
     Returns:
-        Tensor: ``(B, C, H, W)`` propagated scores.
+        Tensor: ``(B, C, H, W)`` propagated scores, contiguous (so that an upsampling of them
+        runs at full speed).
     """
     batch, channels, height, width = scores.shape
-    trans = transition_matrix(aff.to(scores.dtype), (height, width), radius, beta)
+    cols, weight, _ = transition_rows(aff.to(scores.dtype), (height, width), radius, beta)
     x = scores.flatten(2).transpose(1, 2).reshape(-1, channels)  # (B * N, C)
-    for _ in range(2**logt):
-        x = trans @ x
-    return x.view(batch, -1, channels).transpose(1, 2).reshape(scores.shape)
+    for _ in range(2**logt):  # x <- T x, row by row: x'_i = sum_s weight[i, s] x[cols[i, s]]
+        x = F.embedding_bag(cols, x, mode='sum', per_sample_weights=weight)
+    return x.view(batch, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 
 def random_walk_cams(cams: Tensor, aff: Tensor, alpha: float = 16, beta: float = 8,
