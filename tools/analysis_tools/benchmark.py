@@ -4,10 +4,12 @@
     python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--num-images 50]
         [--warmup 5] [--repeat-times 1] [--device cpu|cuda] [--cfg-options ...]
 
-Images come from the config's test dataloader (the synthetic dataset generates itself).
+Images come from the config's test dataloader (the synthetic dataset generates itself). Each
+``test_step`` is timed by :func:`mmaffseg.utils.profiling.measure` (wall and process CPU time);
+the peak memory of a run (CPU: peak RSS; CUDA: peak allocated) is printed with its fps.
 """
 import argparse
-import time
+from functools import partial
 
 import torch
 from mmengine.config import DictAction
@@ -18,6 +20,7 @@ from mmseg.registry import MODELS
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config, registry_error_hints
 from mmaffseg.utils import load_model_weights
+from mmaffseg.utils.profiling import measure, read_peak_memory, reset_peak_memory
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,18 +48,17 @@ def main() -> None:
         model = MODELS.build(cfg.model).to(args.device).eval()
     if args.checkpoint:
         load_model_weights(model, args.checkpoint)
-    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
     fps_runs = []
     for run in range(args.repeat_times):
-        done, elapsed = 0, 0.0
+        done, elapsed, cpu = 0, 0.0, 0.0
+        _, peak_source = reset_peak_memory(args.device)
         for i, data in enumerate(loader):
-            sync()
-            start = time.perf_counter()
             with torch.no_grad():
-                model.test_step(data)
-            sync()
+                step = measure(partial(model.test_step, data), warmup=0, repeat=1,
+                               device=args.device, memory=False)
             if i >= args.warmup:
-                elapsed += time.perf_counter() - start
+                elapsed += step['wall_s']
+                cpu += step['cpu_s']
                 done += 1
                 if done % 10 == 0:
                     print(f'run {run + 1}: {done}/{args.num_images} images, '
@@ -67,7 +69,8 @@ def main() -> None:
             raise RuntimeError(f'the test set has too few images for --warmup {args.warmup}')
         fps_runs.append(done / elapsed)
         print(f'run {run + 1}: overall fps {fps_runs[-1]:.2f} img/s ({done} images, '
-              f'{args.device})')
+              f'{args.device}); {cpu / done:.3f} s process CPU time per image; peak memory '
+              f'{read_peak_memory(peak_source, args.device):.0f} MiB')
     if len(fps_runs) > 1:
         print(f'average fps over {len(fps_runs)} runs: {sum(fps_runs) / len(fps_runs):.2f}')
 

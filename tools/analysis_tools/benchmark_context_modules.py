@@ -5,10 +5,10 @@
         [--warmup 1] [--repeat 2] [--device cpu|cuda] [--models hanet spnet ...] [--out F.json]
 
 Every model is the repository's (or mmseg's) Cityscapes R-50-D8 config at ``--size`` input,
-batch 1 for inference and ``--train-batch`` (default 2, the configs' per-GPU batch; batch 1 cannot
-    python tools/analysis_tools/benchmark_context_modules.py [--size 512 1024] [--threads 2]
-same FCN head for all of them, so dropping it compares the decode heads). Each measurement runs
-in its own subprocess so that a peak memory belongs to that case alone:
+batch 1 for inference and ``--train-batch`` (default 2, the configs' per-GPU batch) for
+training, random weights, without the auxiliary head (it is the same FCN head for all of them, so
+dropping it compares the decode heads). Each measurement runs in its own subprocess
+(:func:`mmaffseg.utils.profiling.run_case`) so that a peak memory belongs to that case alone:
 
 * ``infer``: ``model(inputs, mode='tensor')`` under ``no_grad`` (backbone + decode head, no
   resize, as mmseg's ``get_flops.py`` counts it), its FLOPs (multiply-adds) and parameters;
@@ -16,15 +16,14 @@ in its own subprocess so that a peak memory belongs to that case alone:
   included, as in its training).
 
 Times are medians of ``--repeat`` calls; on CPU both wall and process CPU time are printed (CPU
-time is the stable one on a shared machine). Memory is the peak RSS of the process on CPU (what
-``top`` shows, including the built model and the Python runtime) and the increase over the built
-model ("+work"); on CUDA the peak allocated memory. The table ends with each module's ratios to
-its baseline(s), all measured in this one run.
+time is the stable one on a shared machine). Memory is measured by
+:func:`mmaffseg.utils.profiling.measure`: the peak RSS of the process on CPU (what ``top`` shows,
+including the built model and the Python runtime) and the increase over the built model
+("+work"); on CUDA the peak allocated memory and its increase over the built model. The table
+ends with each module's ratios to its baseline(s), all measured in this one run.
 """
 import argparse
 import json
-import subprocess
-import sys
 from typing import Dict, List
 
 import torch
@@ -35,7 +34,7 @@ from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.utils.profiling import current_rss_mb, peak_rss_mb, wall_and_cpu_seconds
+from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
 from mmaffseg.utils.random_batch import random_seg_batch
 
 # name -> (config, baselines it is compared with)
@@ -82,14 +81,13 @@ def build_model(name: str, size: List[int], device: str) -> torch.nn.Module:
     return revert_sync_batchnorm(MODELS.build(model_cfg)).to(device)
 
 
-def run_case(args: argparse.Namespace) -> dict:
+def measure_case(args: argparse.Namespace) -> dict:
     """Measure one ``<model>:<infer|train>`` case in this process."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     init_default_scope('mmseg')
     name, stage = args.case.split(':')
     model = build_model(name, args.size, args.device)
-    cuda = args.device.startswith('cuda')
     data = model.data_preprocessor(
         random_seg_batch(model.decode_head.num_classes, args.size,
                          n=args.train_batch if stage == 'train' else 1, device=args.device),
@@ -109,16 +107,7 @@ def run_case(args: argparse.Namespace) -> dict:
             with torch.no_grad():
                 model(inputs, mode='tensor')
 
-    rss_before = current_rss_mb()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    wall, cpu = wall_and_cpu_seconds(step, args.warmup, args.repeat)
-    result = dict(wall_s=wall, cpu_s=cpu)
-    if cuda:
-        result.update(peak_mb=torch.cuda.max_memory_allocated() / 2**20)
-        result['work_mb'] = result['peak_mb']
-    else:
-        result.update(peak_mb=peak_rss_mb(), work_mb=peak_rss_mb() - rss_before)
+    result = measure(step, args.warmup, args.repeat, device=args.device)
     if stage == 'infer':
         with torch.no_grad():
             info = get_model_complexity_info(model, inputs=(inputs, ), show_table=False,
@@ -129,20 +118,15 @@ def run_case(args: argparse.Namespace) -> dict:
 
 
 def run_in_subprocess(args: argparse.Namespace, case: str) -> dict:
-    cmd = [sys.executable, __file__, '--case', case, '--size', *map(str, args.size),
-           '--threads', str(args.threads), '--train-batch', str(args.train_batch), '--warmup',
-           str(args.warmup), '--repeat',
-           str(args.repeat), '--device', args.device]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f'case {case} failed:\n{proc.stderr[-3000:]}')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_case([__file__, '--case', case, '--size', *map(str, args.size), '--threads',
+                     str(args.threads), '--train-batch', str(args.train_batch), '--warmup',
+                     str(args.warmup), '--repeat', str(args.repeat), '--device', args.device])
 
 
 def main() -> None:
     args = parse_args()
     if args.case:  # worker: one case, result as the last stdout line
-        print(json.dumps(run_case(args)))
+        emit_result(measure_case(args))
         return
     names = []
     for name in args.models:
@@ -171,18 +155,11 @@ def main() -> None:
               f'{train["peak_mb"]:.0f} (+{train["work_mb"]:.0f}) |', flush=True)
 
     print('\nratios to the baseline (module / baseline), same run:\n')
-    print(f'| module | baseline | params | FLOPs | forward | forward+backward | peak infer | '
-          f'peak train |\n|{"---|" * 8}')
     key = 'wall_s' if args.device.startswith('cuda') else 'cpu_s'
-    for name in names:
-        for base in MODELS_TO_RUN[name][1]:
-            a, b = results[name], results[base]
-            print(f'| {name} | {base} | {a["infer"]["params_m"] / b["infer"]["params_m"]:.3f} | '
-                  f'{a["infer"]["gflops"] / b["infer"]["gflops"]:.3f} | '
-                  f'{a["infer"][key] / b["infer"][key]:.3f} | '
-                  f'{a["train"][key] / b["train"][key]:.3f} | '
-                  f'{a["infer"]["peak_mb"] / b["infer"]["peak_mb"]:.3f} | '
-                  f'{a["train"]["peak_mb"] / b["train"]["peak_mb"]:.3f} |')
+    print(ratio_table(results, [(name, base) for name in names for base in MODELS_TO_RUN[name][1]],
+                      {'params': 'infer.params_m', 'FLOPs': 'infer.gflops',
+                       'forward': f'infer.{key}', 'forward+backward': f'train.{key}',
+                       'peak infer': 'infer.peak_mb', 'peak train': 'train.peak_mb'}))
     if not args.device.startswith('cuda'):
         print('\n(time ratios use process CPU time; memory ratios use peak RSS)')
     if args.out:

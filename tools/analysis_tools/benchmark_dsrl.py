@@ -6,8 +6,9 @@
 
 CONFIG is a DSRLEncoderDecoder config (default: the DSRL quick-start). ``--size`` is the
 ORIGINAL image size; DSRL's network sees ``downsample_factor`` times it. Random weights and
-random images; every case runs in its own subprocess so that the peak memory (CPU: peak RSS of
-that process; CUDA: peak allocated) belongs to that case alone. On CPU the time reported is the
+random images; every case runs in its own subprocess (:func:`mmaffseg.utils.profiling.run_case`)
+so that the peak memory (:func:`mmaffseg.utils.profiling.measure`; CPU: peak RSS of that process;
+CUDA: peak allocated) belongs to that case alone. On CPU the time reported is the
 process CPU time (all threads), which stays meaningful on a shared, oversubscribed machine where
 wall time does not; wall time is printed too. Use ``--threads 1`` for the most stable numbers.
 Cases:
@@ -20,9 +21,6 @@ Cases:
     infer half   baseline test step on one H/2 x W/2 image, prediction resized to HxW
 """
 import argparse
-import json
-import subprocess
-import sys
 
 import torch
 from mmengine.config import ConfigDict, DictAction
@@ -34,7 +32,7 @@ from mmseg.registry import MODELS
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
 from mmaffseg.models.segmentors import baseline_model_cfg
-from mmaffseg.utils.profiling import current_rss_mb, peak_rss_mb, wall_and_cpu_seconds
+from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
 from mmaffseg.utils.random_batch import random_seg_batch
 
 DEFAULT_CONFIG = 'configs/dsrl/dsrl_deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
@@ -56,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run_case(args: argparse.Namespace) -> dict:
+def measure_case(args: argparse.Namespace) -> dict:
     """Build the model of ``args.case`` and measure it; returns seconds and MiB."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -72,7 +70,7 @@ def run_case(args: argparse.Namespace) -> dict:
         model_cfg = baseline_model_cfg(model_cfg)
     model_cfg['data_preprocessor']['size'] = size
     model = revert_sync_batchnorm(MODELS.build(ConfigDict(model_cfg))).to(args.device)
-    cuda = args.device.startswith('cuda')
+    cuda = torch.device(args.device).type == 'cuda'
     if stage == 'train':
         model.train()
         optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
@@ -90,39 +88,28 @@ def run_case(args: argparse.Namespace) -> dict:
             with torch.no_grad():
                 return model.test_step(data)
 
-    rss_before = current_rss_mb()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    wall, cpu = wall_and_cpu_seconds(step, args.warmup, args.repeat)
-    result = dict(case=args.case, size=list(size), wall_s=wall, cpu_s=cpu,
-                  seconds=wall if cuda else cpu,
+    result = measure(step, args.warmup, args.repeat, device=args.device)
+    result.update(case=args.case, size=list(size),
+                  seconds=result['wall_s'] if cuda else result['cpu_s'],
                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
-    if cuda:
-        result['peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
-        result['step_mb'] = result['peak_mb']
-    else:
-        result['peak_mb'] = peak_rss_mb()
-        result['step_mb'] = result['peak_mb'] - rss_before
+    result['step_mb'] = result['work_mb']
     return result
 
 
 def main() -> None:
     args = parse_args()
     if args.case:  # worker: one case, result as the last stdout line
-        print(json.dumps(run_case(args)))
+        emit_result(measure_case(args))
         return
     results = {}
     for case in CASES:
-        cmd = [sys.executable, __file__, args.config, '--case', case, '--size',
+        cmd = [__file__, args.config, '--case', case, '--size',
                *map(str, args.size), '--batch-size', str(args.batch_size), '--warmup',
                str(args.warmup), '--repeat', str(args.repeat), '--threads', str(args.threads),
                '--device', args.device]
         if args.cfg_options:
             cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f'case {case} failed:\n{proc.stderr[-3000:]}')
-        results[case] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[case] = run_case(cmd)
         r = results[case]
         print(f'{case:11s} input {r["size"][0]}x{r["size"][1]}  {r["seconds"] * 1e3:9.1f} ms '
               f'(wall {r["wall_s"] * 1e3:9.1f} ms)  '
@@ -133,16 +120,10 @@ def main() -> None:
     print(f'\nDSRL config {args.config}; original {h}x{w}, training batch {args.batch_size}, '
           f'{args.device}, {args.threads} threads, median of {args.repeat}; time = '
           f'{"wall" if args.device.startswith("cuda") else "process CPU"} time')
-    for label, a, b, key in (
-        ('train step time   DSRL / full-input', 'train-dsrl', 'train-full', 'seconds'),
-        ('train step time   DSRL / half-input', 'train-dsrl', 'train-half', 'seconds'),
-        ('train step memory DSRL / full-input', 'train-dsrl', 'train-full', 'step_mb'),
-        ('train step memory DSRL / half-input', 'train-dsrl', 'train-half', 'step_mb'),
-        ('inference time    DSRL / full-input', 'infer-dsrl', 'infer-full', 'seconds'),
-        ('inference time    DSRL / half-input', 'infer-dsrl', 'infer-half', 'seconds'),
-    ):
-        print(f'{label}: {results[a][key] / results[b][key]:.3f}')
-    print('(memory: above the built model, i.e. activations, gradients and optimizer state)')
+    print(ratio_table(results, [('train-dsrl', 'train-full'), ('train-dsrl', 'train-half'),
+                                ('infer-dsrl', 'infer-full'), ('infer-dsrl', 'infer-half')],
+                      {'time': 'seconds', 'memory': 'step_mb'}))
+    print('(memory: peak above the built model, i.e. activations, gradients and optimizer state)')
 
 if __name__ == '__main__':
     main()

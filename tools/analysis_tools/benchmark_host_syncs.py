@@ -169,7 +169,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sys.path.insert(0, REPO)
     from mmaffseg.models.losses.context_prior_loss import context_prior_loss
-    from mmaffseg.utils.profiling import count_aten_ops, wall_and_cpu_seconds
+    from mmaffseg.utils.profiling import count_aten_ops, measure
     variants = dict(before=load_baseline(args.baseline_rev).context_prior_loss,
                     after=context_prior_loss)
     prior, label = make_inputs(args.batch, device=args.device)
@@ -193,9 +193,9 @@ def main() -> None:
             step()  # warm-up
         for _ in range(args.steps):
             for name, step in steps.items():
-                wall, cpu = wall_and_cpu_seconds(step, warmup=0, repeat=1)
-                times[name][0].append(wall)
-                times[name][1].append(cpu)
+                r = measure(step, warmup=0, repeat=1, device=args.device, memory=False)
+                times[name][0].append(r['wall_s'])
+                times[name][1].append(r['cpu_s'])
         speed = {name: 1 / sorted(w)[len(w) // 2] for name, (w, _) in times.items()}
         cpu_speed = {name: 1 / sorted(c)[len(c) // 2] for name, (_, c) in times.items()}
         for name, step in steps.items():

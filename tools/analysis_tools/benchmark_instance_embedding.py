@@ -8,7 +8,10 @@
 One random HxW image (random weights unless CHECKPOINT is given). ``network`` is the backbone
 and both heads; ``predict`` adds seed selection, mask growing and resizing the masks to the
 image, i.e. everything ``model.predict`` does. With random weights the seeds are as many as
-``test_cfg.num_seeds`` allows, so the post-processing time is an upper bound.
+``test_cfg.num_seeds`` allows, so the post-processing time is an upper bound. Times are medians
+of ``--repeat`` calls (wall and process CPU time) and memory the peak of each stage, both from
+:func:`mmaffseg.utils.profiling.measure` (CPU: peak RSS, and ``work`` above the built model;
+CUDA: peak allocated).
 """
 import argparse
 import json
@@ -23,7 +26,7 @@ from mmseg.structures import SegDataSample
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
 from mmaffseg.utils import load_model_weights
-from mmaffseg.utils.profiling import peak_rss_mb, time_fn
+from mmaffseg.utils.profiling import measure
 
 DEFAULT_CONFIG = \
     'configs/instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py'
@@ -59,14 +62,20 @@ def main() -> None:
     data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), False)
 
     with torch.no_grad():
-        network = time_fn(lambda: model._forward(data['inputs']), args.warmup, args.repeat)
-        predict = time_fn(lambda: model.predict(**data), args.warmup, args.repeat)
+        network = measure(lambda: model(data['inputs'], mode='tensor'), args.warmup,
+                          args.repeat, device=args.device)
+        predict = measure(lambda: model.predict(**data), args.warmup, args.repeat,
+                          device=args.device)
         num = len(model.predict(**data)[0].pred_instances)
     print(json.dumps(dict(
         config=args.config, size=list(size), device=args.device, threads=args.threads,
-        network_s=round(network['median'], 4), predict_s=round(predict['median'], 4),
-        postprocess_s=round(predict['median'] - network['median'], 4), instances=num,
-        peak_rss_mb=round(peak_rss_mb(), 1)), indent=1))
+        network_s=round(network['wall_s'], 4), predict_s=round(predict['wall_s'], 4),
+        postprocess_s=round(predict['wall_s'] - network['wall_s'], 4),
+        network_cpu_s=round(network['cpu_s'], 4), predict_cpu_s=round(predict['cpu_s'], 4),
+        instances=num, network_peak_mb=round(network['peak_mb'], 1),
+        network_work_mb=round(network['work_mb'], 1), predict_peak_mb=round(predict['peak_mb'], 1),
+        predict_work_mb=round(predict['work_mb'], 1), peak_source=predict['peak_source']),
+        indent=1))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,113 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""The benchmark harness: peak memory of a known allocation, JSON cases in fresh processes."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmaffseg.utils.profiling import (
+    CaseError,
+    call_in_fresh_process,
+    format_table,
+    measure,
+    peak_memory,
+    ratio_table,
+    reset_peak_memory,
+    run_case,
+)
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'),
+                                reason='reads /proc/self/status')
+
+
+def _allocate_and_free(mib: int) -> int:
+    block = np.ones(mib * 2**20 // 8)  # touched: every page becomes resident
+    total = int(block.size)
+    del block
+    return total
+
+
+@linux_only
+def test_known_allocation_shows_in_peak_memory():
+    """A freed 64 MiB block appears in the peak (within 10 %), not in the memory held after."""
+    _, source = reset_peak_memory()
+    assert source == 'VmHWM', 'this kernel cannot restart the peak RSS (Linux >= 4.0 can)'
+    result, mem = peak_memory(lambda: _allocate_and_free(64))
+    assert result == 64 * 2**20 // 8
+    assert 64 * 0.9 <= mem['work_mb'] <= 64 * 1.1, mem
+    # the counter restarts: a smaller allocation measured next is not hidden by the first one
+    _, small = peak_memory(lambda: _allocate_and_free(16))
+    assert 16 * 0.9 <= small['work_mb'] <= 16 * 1.1, small
+
+
+@linux_only
+def test_measure_times_and_peak():
+    r = measure(lambda: _allocate_and_free(32), warmup=1, repeat=3)
+    assert r['repeat'] == 3 and 0 < r['wall_min_s'] <= r['wall_s']
+    assert 0 < r['cpu_min_s'] <= r['cpu_s']
+    assert 32 * 0.9 <= r['work_mb'] <= 32 * 1.1 and r['peak_mb'] >= r['work_mb']
+    assert 'peak_mb' not in measure(lambda: None, 0, 1, memory=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_peak_memory_of_a_known_allocation():
+    _, mem = peak_memory(lambda: torch.empty(64 * 2**20, dtype=torch.uint8, device='cuda'),
+                         device='cuda')
+    assert mem['peak_source'] == 'cuda' and 64 <= mem['work_mb'] <= 66
+
+
+CASE = '''
+import sys
+print('noise before the result')
+if sys.argv[1] == 'crash':
+    print('something on stdout')
+    raise ValueError('case exploded: bad input 42')
+if sys.argv[1] == 'no-json':
+    print('not json')
+    sys.exit(0)
+import numpy as np
+from mmaffseg.utils.profiling import emit_result, measure
+r = measure(lambda: np.ones(2**20), warmup=0, repeat=1)
+emit_result(dict(r, case=sys.argv[1], arr=np.arange(3), n=np.int64(7)))
+'''
+
+
+def test_run_case_json_round_trip(tmp_path):
+    script = tmp_path / 'case.py'
+    script.write_text(CASE)
+    r = run_case([script, 'ok'])
+    assert r['case'] == 'ok' and r['arr'] == [0, 1, 2] and r['n'] == 7
+    assert r['wall_s'] > 0 and r['peak_mb'] > 0
+
+
+def test_run_case_surfaces_the_crash(tmp_path):
+    script = tmp_path / 'case.py'
+    script.write_text(CASE)
+    with pytest.raises(CaseError, match='exit code 1') as info:
+        run_case([script, 'crash'])
+    assert 'case exploded: bad input 42' in str(info.value)
+    assert info.value.returncode == 1 and 'ValueError' in info.value.stderr
+    with pytest.raises(CaseError, match='no JSON object'):
+        run_case([script, 'no-json'])
+
+
+def _fails(x):
+    raise KeyError(f'child failed on {x}')
+
+
+def test_call_in_fresh_process():
+    assert call_in_fresh_process(divmod, 7, 2) == (3, 1)
+    with pytest.raises(KeyError, match='child failed on 5'):
+        call_in_fresh_process(_fails, 5)
+
+
+def test_ratio_table():
+    results = dict(base=dict(infer=dict(s=2.0), mb=10.0), new=dict(infer=dict(s=1.0), mb=0.0))
+    table = ratio_table(results, [('new', 'base'), ('base', 'new')],
+                        {'time': 'infer.s', 'memory': lambda r: r['mb']})
+    lines = table.splitlines()
+    assert lines[0] == '| case | baseline | time | memory |'
+    assert lines[2] == '| new | base | 0.500 | 0.000 |'
+    assert lines[3] == '| base | new | 2.000 | n/a |'
+    assert format_table(['a'], [[1.23456]], '.1f').splitlines()[-1] == '| 1.2 |'
