@@ -1,14 +1,12 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Sparse random walk: PSA golden walk, the paper's equation written out, equality with the dense
 walk, batching, layout, devices."""
-import importlib.util
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from golden import assert_close, case_paths, load_case
+from tool_runner import load_tool
 
 from mmaffseg.models.decode_heads.affinity_head import pairwise_affinity
 from mmaffseg.models.layers.neighbour_offsets import from_window, neighbour_offsets
@@ -21,7 +19,6 @@ from mmaffseg.wsss.dense_random_walk import (
 from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
 
 WALK_CASES = case_paths('psa', 'random_walk_*')
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_walk_fixtures_exist():
@@ -177,12 +174,12 @@ def test_walk_on_gpu_matches_cpu():
 
 
 def test_benchmark_tool_runs_on_a_small_image():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_random_walk.py')
-    spec = importlib.util.spec_from_file_location('benchmark_random_walk', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    runs = {m: tool.measure(m, 96, 128, 8, 4, 1, 1, 'cpu') for m in ('dense', 'sparse')}
-    assert runs['sparse']['labels'].shape == (96, 128)
-    np.testing.assert_array_equal(runs['sparse']['labels'], runs['dense']['labels'])
+    tool = load_tool('analysis_tools/benchmark_random_walk.py')
+    runs = {m: tool.walk_case(m, 96, 128, 8, 4, 1, 1, 'cpu') for m in ('dense', 'mmaffseg')}
+    assert runs['mmaffseg']['labels'].shape == (96, 128)
+    np.testing.assert_array_equal(runs['mmaffseg']['labels'], runs['dense']['labels'])
     truth = tool.synthetic_scene(96, 128, 8, 4)[2].numpy()
-    assert tool.miou(runs['sparse']['labels'], truth) > 0.5
+    assert tool.miou(runs['mmaffseg']['labels'], truth) > 0.5
+    floor = tool.floor_case(64, 128, 8, 3, 1, 1, 'cpu', logt=2, copy_gib=1 / 64, matmul_size=64)
+    assert floor['floor_bytes'] == 4 * 4 * 8 * 16 * (69 + 2 * 3) + 4 * 34 * 4 * 8
+    assert floor['bandwidth'] > 0 and floor['walk']['cpu_s'] > 0
