@@ -206,6 +206,8 @@ def main() -> None:
     res['mmaffseg, all channels walked'] = call_in_fresh_process(
         walk_case, 'mmaffseg', h, w, s, args.channels, args.threads, args.repeat, args.device,
         True)
+    res['before: CSR T @ x, all channels walked'] = call_in_fresh_process(
+        walk_case, 'csr', h, w, s, args.channels, args.threads, args.repeat, args.device, True)
     print(format_table(
         ['walk', 'wall s', 'CPU s', 'walk peak MiB', 'step peak MiB'],
         [[m, r['wall_s'], r['cpu_s'], r['walk_mb'], r['step_mb']] for m, r in res.items()]))
@@ -215,6 +217,9 @@ def main() -> None:
           f'{dense["cpu_s"] / live["cpu_s"]:.1f}x CPU time** '
           f'({dense["wall_s"] / live["wall_s"]:.1f}x wall; the dense walk does the same work '
           'whatever the values)')
+    before = res['before: CSR T @ x, all channels walked']
+    print(f'before (CSR T @ x), all channels walked: {dense["cpu_s"] / before["cpu_s"]:.1f}x CPU '
+          f'time ({dense["wall_s"] / before["wall_s"]:.1f}x wall)')
     print(f'speed-up on the scene as given ({args.channels - 4} absent-class channels zero, not '
           f'walked): {dense["cpu_s"] / ours["cpu_s"]:.1f}x CPU time '
           f'({dense["wall_s"] / ours["wall_s"]:.1f}x wall); walk memory '
