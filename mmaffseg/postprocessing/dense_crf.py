@@ -49,7 +49,16 @@ Facts to know before using it:
 * **Speed.** pydensecrf runs on one CPU core per image: about 0.3 s (3 labels) to 1 s (21 labels)
   for a 375x500 image, growing linearly with pixels x labels. A Cityscapes frame (1024x2048, 19
   labels) takes several seconds. :meth:`DenseCRF.batch` therefore spreads the images of a batch
-  over a process pool (``workers``); the order of the results is the order of the inputs.
+  over a pool of ``workers`` processes (``workers='auto'``: one per core this process may run on,
+  divided among the ranks of a distributed run); the order of the results is the order of the
+  inputs and the marginals are bit-identical to the serial ones. The pool is started on the first
+  pooled batch and **reused** by the later batches of the same thread (a process start per batch,
+  and with ``spawn`` / ``forkserver`` the import of mmaffseg in every new worker, cost more than a
+  small batch's work), until :meth:`DenseCRF.close`, a crashed worker or the garbage collection of
+  the ``DenseCRF``. A batch of one image runs in the calling process. Each worker runs one thread
+  (pydensecrf and the numpy of the unary are single-threaded; torch's intra-op pool is set to 1
+  thread), so W workers use W cores. The cost of the pool is pickling each image's probabilities
+  to a worker and its marginals back (about 2-3 % of the CRF's CPU time at 375x500 and 21 labels).
 * **Trusted input only.** pydensecrf is compiled C++ code that does not validate what it gets:
   an image whose size differs from the unary's, a non-contiguous array or a wrong dtype makes it
   read the wrong memory (garbage output or a crash of the worker). :class:`DenseCRF` checks
@@ -57,82 +66,31 @@ Facts to know before using it:
   errors are Python exceptions that say what to change. The worker pool moves arrays between
   processes with pickle, which is fine for data this process produced; never feed it pickles
   from elsewhere.
+* **Errors name the image.** An exception in a worker is raised as :class:`CRFWorkerError`
+  with the index of the image in the batch (the worker's traceback chained); a worker that dies
+  (e.g. a crash inside pydensecrf) raises it too, and the next batch starts a new pool.
 * **Workers die with their parent.** A pool worker exits when the process that started it dies,
   even by SIGKILL (``prctl(PR_SET_PDEATHSIG)`` on Linux, and on every platform a thread that
-  polls the parent's pid), so a killed run leaves no orphaned CRF processes behind.
+  polls the parent's pid), so a killed run leaves no orphaned CRF processes behind
+  (:mod:`mmaffseg.postprocessing.worker_pool`).
 * pydensecrf itself is an optional dependency (``pip install pydensecrf2==1.1``, module
   ``pydensecrf``); it is imported on first use, with an install hint if missing.
 """
-import ctypes
 import multiprocessing
-import os
-import signal
-import sys
-import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from .worker_pool import PersistentPool, WorkerTaskError, cpus_per_rank
+
+#: Raised by :meth:`DenseCRF.batch` for an image that failed in a worker (``.index``).
+CRFWorkerError = WorkerTaskError
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 #: Probabilities below this are clipped before the log (as ``unary_from_softmax``).
 UNARY_CLIP = 1e-5
-#: Seconds between two checks of a pool worker that its parent is still alive.
-PARENT_POLL_INTERVAL = 1.0
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def die_with_parent(creator_pid: Optional[int] = None,
-                    poll_interval: float = PARENT_POLL_INTERVAL) -> None:
-    """Make this (worker) process exit when its parent process dies, even by SIGKILL.
-
-    Meant as the ``initializer`` of a process pool: a pool worker otherwise blocks forever on
-    its task queue once the parent is killed. On Linux the kernel sends SIGKILL on the parent's
-    death (``prctl(PR_SET_PDEATHSIG)``); on every platform a daemon thread also polls
-    ``os.getppid()`` and exits the process when the parent is gone (reparented). Linux
-    signals when the *thread* that started the worker ends: keep a pool within the call that
-    made it, as :meth:`DenseCRF.batch` does.
-
-    Args:
-        creator_pid (int, optional): Pid of the process that made the pool, watched as well
-            when it is not the parent (a ``forkserver`` pool). Defaults to None.
-        poll_interval (float): Seconds between two checks of the parent. Defaults to 1.
-    """
-    parent = os.getppid()
-    if sys.platform.startswith('linux'):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's too
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # no usable libc: the polling thread below still works
-    # With a fork server the parent is that server, which may outlive the pool's creator:
-    # watch the creator too (POSIX only: os.kill(pid, 0) terminates a process on Windows).
-    watch_creator = creator_pid is not None and parent != creator_pid and os.name == 'posix'
-
-    def parents_alive() -> bool:
-        if os.getppid() != parent:
-            return False
-        if watch_creator:
-            try:
-                os.kill(creator_pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                pass
-        return True
-
-    if not parents_alive():  # died while this worker started (a spawned one imports a while)
-        os._exit(1)
-
-    def watch() -> None:
-        while parents_alive():
-            time.sleep(poll_interval)
-        os._exit(1)
-
-    threading.Thread(target=watch, name='die-with-parent', daemon=True).start()
 
 
 def _import_densecrf():
@@ -186,8 +144,10 @@ class DenseCRF:
         bilateral_compat (float): Weight of the bilateral kernel (Potts). Defaults to 10
             (PSA; DeepLab v1 and v2 use 4).
         scale_factor (float): Both spatial stds are divided by it. Defaults to 1.
-        workers (int): Processes used by :meth:`batch`; 0 or 1 runs serially in this process.
-            Defaults to 0.
+        workers (int | str): Processes used by :meth:`batch`; 0 or 1 runs serially in this
+            process; ``'auto'``: one per core this process may run on, shared among the ranks
+            of a distributed run on this machine (``LOCAL_WORLD_SIZE``; serial on one core).
+            The resolved number is ``self.workers``. Defaults to 0.
         start_method (str, optional): multiprocessing start method of the pool (``'fork'``,
             ``'spawn'``, ``'forkserver'``); None uses the platform default. Defaults to None.
     """
@@ -200,7 +160,7 @@ class DenseCRF:
                  bilateral_srgb: float = 13.0,
                  bilateral_compat: float = 10.0,
                  scale_factor: float = 1.0,
-                 workers: int = 0,
+                 workers: Union[int, str] = 0,
                  start_method: Optional[str] = None) -> None:
         if int(iterations) != iterations or iterations < 1:
             raise ValueError(f'DenseCRF: iterations must be a positive integer, got {iterations}')
@@ -212,9 +172,12 @@ class DenseCRF:
                             ('bilateral_compat', bilateral_compat)):
             if not value >= 0:
                 raise ValueError(f'DenseCRF: {name} must be >= 0 (a kernel weight), got {value}')
-        if int(workers) != workers or workers < 0:
-            raise ValueError(f'DenseCRF: workers must be an integer >= 0 (0 or 1 = serial), '
-                             f'got {workers}')
+        if workers == 'auto':
+            workers = cpus_per_rank()
+        if (isinstance(workers, str) or isinstance(workers, bool) or int(workers) != workers
+                or workers < 0):
+            raise ValueError(f'DenseCRF: workers must be an integer >= 0 (0 or 1 = serial) or '
+                             f"'auto' (one per available core), got {workers!r}")
         if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
             raise ValueError(f'DenseCRF: start_method must be one of '
                              f'{multiprocessing.get_all_start_methods()} or None, got '
@@ -228,6 +191,17 @@ class DenseCRF:
         self.scale_factor = float(scale_factor)
         self.workers = int(workers)
         self.start_method = start_method
+        self._pool = PersistentPool(start_method)
+
+    def __enter__(self) -> 'DenseCRF':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the worker pool down (a later pooled batch starts a new one)."""
+        self._pool.close()
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(iterations={self.iterations}, '
@@ -312,19 +286,22 @@ class DenseCRF:
 
         Returns:
             list[np.ndarray]: (C, H, W) float32 marginals, in input order.
+
+        Raises:
+            ValueError, TypeError: A bad input; the message names the image's index.
+            CRFWorkerError: An image failed in, or killed, a pool worker (``.index``).
         """
         if len(probs) != len(imgs):
             raise ValueError(f'DenseCRF.batch: got {len(probs)} probability maps but '
                              f'{len(imgs)} images; pass one image per map')
-        pairs = [self.check_inputs(p, i) for p, i in zip(probs, imgs)]
+        pairs = []
+        for index, (p, i) in enumerate(zip(probs, imgs)):
+            try:
+                pairs.append(self.check_inputs(p, i))
+            except (ValueError, TypeError) as e:
+                raise type(e)(f'image {index} of the batch: {e}') from None
         workers = min(self.workers, len(pairs))
         if workers <= 1:
             return [self._infer(p, i) for p, i in pairs]
         _import_densecrf()  # fail here with the install hint, not inside a worker
-        context = (multiprocessing.get_context(self.start_method)
-                   if self.start_method is not None else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=die_with_parent,
-                                 initargs=(os.getpid(), )) as pool:
-            # map() yields in submission order, whatever order the workers finish in.
-            return list(pool.map(self._infer, [p for p, _ in pairs], [i for _, i in pairs]))
+        return self._pool.run(self._infer, pairs, workers, label='DenseCRF.batch: image')

@@ -114,8 +114,48 @@ def peak_memory(fn: Callable[[], Any],
     return result, dict(peak_mb=peak, work_mb=peak - base, peak_source=source)
 
 
+def _descendants_cpu_seconds() -> float:
+    """CPU seconds (user + system) of the running descendants of this process (Linux /proc)."""
+    me, parents, ticks = os.getpid(), {}, {}
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{name}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:  # gone meanwhile, or not readable
+            continue
+        # after the command: state, ppid, ... utime (14th field of the line), stime (15th)
+        parents[int(name)] = int(fields[1])
+        ticks[int(name)] = int(fields[11]) + int(fields[12])
+    total, frontier = 0, {me}
+    while frontier:
+        children = {pid for pid, ppid in parents.items() if ppid in frontier}
+        total += sum(ticks[pid] for pid in children)
+        frontier = children
+    return total / os.sysconf('SC_CLK_TCK')
+
+
+def cpu_seconds(children: bool = False) -> float:
+    """Process CPU time of this process (all threads), in seconds.
+
+    Args:
+        children (bool): Add the CPU time of its child processes: the finished ones
+            (``RUSAGE_CHILDREN``) and, on Linux, the running ones and their descendants (a
+            persistent worker pool). Default: False.
+    """
+    total = time.process_time()
+    if children:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += usage.ru_utime + usage.ru_stime
+        if os.path.isdir('/proc/self'):
+            total += _descendants_cpu_seconds()
+    return total
+
+
 def _timed_calls(fn: Callable[[], object], warmup: int, repeat: int,
-                 device: Union[str, torch.device, None] = None) -> Tuple[List[float], List[float]]:
+                 device: Union[str, torch.device, None] = None,
+                 children: bool = False) -> Tuple[List[float], List[float]]:
     """Wall and process-CPU seconds of ``repeat`` calls of ``fn()`` after ``warmup`` calls."""
     cuda = _is_cuda(device) or (device is None and torch.cuda.is_available()
                                 and torch.cuda.is_initialized())
@@ -128,11 +168,11 @@ def _timed_calls(fn: Callable[[], object], warmup: int, repeat: int,
     wall, cpu = [], []
     for _ in range(repeat):
         sync()
-        w, c = time.perf_counter(), time.process_time()
+        w, c = time.perf_counter(), cpu_seconds(children)
         fn()
         sync()
         wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
+        cpu.append(cpu_seconds(children) - c)
     return wall, cpu
 
 
@@ -144,7 +184,8 @@ def measure(fn: Callable[[], Any],
             warmup: int = 1,
             repeat: int = 3,
             device: Union[str, torch.device, None] = None,
-            memory: bool = True) -> Dict[str, Any]:
+            memory: bool = True,
+            children: bool = False) -> Dict[str, Any]:
     """Time ``fn()`` and measure its peak memory.
 
     CUDA work is synchronised before each clock reading. The peak memory covers the warm-up and
@@ -157,6 +198,8 @@ def measure(fn: Callable[[], Any],
         device (str | torch.device, optional): Where the work runs (``'cuda'`` reads the CUDA
             allocator's peak). Default: None (CPU).
         memory (bool): Also measure the peak memory. Default: True.
+        children (bool): Count the CPU time of child processes too (see :func:`cpu_seconds`);
+            the peak memory stays this process's. Default: False.
 
     Returns:
         dict: ``wall_s`` and ``cpu_s`` (medians), ``wall_min_s``, ``cpu_min_s``, ``repeat``, and
@@ -166,7 +209,7 @@ def measure(fn: Callable[[], Any],
         raise ValueError(f'measure: repeat must be >= 1, got {repeat}')
     if memory:
         base, source = reset_peak_memory(device)
-    wall, cpu = _timed_calls(fn, warmup, repeat, device)
+    wall, cpu = _timed_calls(fn, warmup, repeat, device, children)
     result = dict(wall_s=_median(wall), cpu_s=_median(cpu), wall_min_s=min(wall),
                   cpu_min_s=min(cpu), repeat=repeat)
     if memory:

@@ -1,5 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""DenseCRF: PSA golden parity, pool == serial, input checks."""
+"""DenseCRF: PSA golden parity, pool == serial, persistent pool, input checks."""
+import copy
+import os
 import sys
 
 import numpy as np
@@ -8,6 +10,8 @@ import torch
 from golden import assert_close, case_paths, load_case
 
 from mmaffseg.postprocessing import DenseCRF, unary_from_probs
+from mmaffseg.postprocessing.dense_crf import CRFWorkerError
+from mmaffseg.postprocessing.worker_pool import available_cpus
 
 try:
     import pydensecrf.densecrf  # noqa: F401
@@ -72,6 +76,70 @@ def test_pool_equals_serial_and_keeps_order():
     for a, b, c in zip(serial, pooled, single):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
+
+
+class _PidCRF(DenseCRF):
+    """Returns the pid of the process that refined the image."""
+
+    def _infer(self, probs, img):
+        return np.array([os.getpid()])
+
+
+class _FailingCRF(DenseCRF):
+    """Fails on 5-class inputs: raises, or (``crash``) kills its worker process."""
+
+    crash = False
+
+    def _infer(self, probs, img):
+        if probs.shape[0] == 5:
+            if self.crash:
+                os._exit(3)
+            raise ArithmeticError('bad five-class image')
+        return super()._infer(probs, img)
+
+
+def test_pool_is_started_once_and_reused():
+    """Later batches reuse the first batch's worker processes (no process start per batch)."""
+    probs, img = np.full((2, 4, 4), 0.5, np.float32), np.zeros((4, 4, 3), np.uint8)
+    with _PidCRF(workers=2, start_method='fork') as crf:
+        pids = [int(q[0]) for _ in range(3) for q in crf.batch([probs] * 4, [img] * 4)]
+        assert os.getpid() not in pids
+        assert len(set(pids)) <= 2, f'{len(set(pids))} worker processes for 3 batches'
+        # a copy (e.g. of a model holding the CRF) gets the settings, not the live pool
+        clone = copy.deepcopy(crf)
+        assert clone.workers == 2 and crf._pool.started and not clone._pool.started
+    assert not crf._pool.started  # closed by the with block
+    # one image runs in this process, no pool
+    assert int(_PidCRF(workers=2).batch([probs], [img])[0][0]) == os.getpid()
+
+
+@needs_crf
+@pytest.mark.parametrize('crash', [False, True], ids=['raises', 'worker-dies'])
+def test_worker_error_names_the_image_and_the_pool_recovers(crash):
+    rng = np.random.default_rng(3)
+    cases = [_random_case(rng, c, 9, 11) for c in (2, 3, 5, 4)]  # image 2 fails
+    probs, imgs = [c[0] for c in cases], [c[1] for c in cases]
+    with _FailingCRF(workers=2, start_method='fork') as crf:
+        crf.crash = crash
+        with pytest.raises(CRFWorkerError, match='image 2 of 4') as info:
+            crf.batch(probs, imgs)
+        assert info.value.index == 2
+        if not crash:
+            assert 'ArithmeticError: bad five-class image' in str(info.value)
+        # the next batch works (a new pool after a dead worker) and equals the serial run
+        good = [0, 1, 3]
+        pooled = crf.batch([probs[k] for k in good], [imgs[k] for k in good])
+    for k, q in zip(good, pooled):
+        np.testing.assert_array_equal(q, DenseCRF()(probs[k], imgs[k]))
+
+
+def test_workers_auto_is_the_available_cores(monkeypatch):
+    monkeypatch.delenv('LOCAL_WORLD_SIZE', raising=False)
+    assert DenseCRF(workers='auto').workers == available_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')  # two ranks on this machine share the cores
+    assert DenseCRF(workers='auto').workers == max(1, len(os.sched_getaffinity(0)) // 2)
+    with pytest.raises(ValueError, match="or 'auto'"):
+        DenseCRF(workers='all')
 
 
 @needs_crf
@@ -171,6 +239,7 @@ def _alive(pid: int) -> bool:
 def test_pool_workers_die_with_a_killed_parent(tmp_path, start_method):
     """SIGKILL of the process running DenseCRF.batch takes its pool workers with it."""
     import os
+    import os.path as osp
     import signal
     import subprocess
     import time
@@ -178,12 +247,12 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path, start_method):
     from mmaffseg.postprocessing import dense_crf
     script = tmp_path / 'runner.py'  # a file, so that spawned workers can import __main__
     script.write_text(
-        'import importlib.util, os, sys, time\n'
+        'import importlib, os, sys, time, types\n'
         'import numpy as np\n'
-        '# the module alone (numpy and torch only): fast to start, also in every worker\n'
-        f'spec = importlib.util.spec_from_file_location("dense_crf", {dense_crf.__file__!r})\n'
-        'dense_crf = sys.modules["dense_crf"] = importlib.util.module_from_spec(spec)\n'
-        'spec.loader.exec_module(dense_crf)\n'
+        '# the CRF modules alone (numpy and torch only): fast to start, also in every worker\n'
+        'package = sys.modules["crfpkg"] = types.ModuleType("crfpkg")\n'
+        f'package.__path__ = [{osp.dirname(dense_crf.__file__)!r}]\n'
+        'dense_crf = importlib.import_module("crfpkg.dense_crf")\n'
         'class SlowCRF(dense_crf.DenseCRF):\n'
         '    def _infer(self, probs, img):  # a CRF that takes a minute\n'
         '        print(os.getpid(), flush=True)\n'

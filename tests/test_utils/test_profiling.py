@@ -9,6 +9,7 @@ import torch
 from mmaffseg.utils.profiling import (
     CaseError,
     call_in_fresh_process,
+    cpu_seconds,
     format_table,
     measure,
     peak_memory,
@@ -111,3 +112,20 @@ def test_ratio_table():
     assert lines[2] == '| new | base | 0.500 | 0.000 |'
     assert lines[3] == '| base | new | 2.000 | n/a |'
     assert format_table(['a'], [[1.23456]], '.1f').splitlines()[-1] == '| 1.2 |'
+
+
+@linux_only
+def test_cpu_seconds_counts_running_child_processes():
+    """A live child (as in a persistent worker pool) that burns ~0.3 s of CPU is counted."""
+    import subprocess
+    burn = ('import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n'
+            'print("done", flush=True)\ntime.sleep(30)\n')
+    before_own, before_all = cpu_seconds(), cpu_seconds(children=True)
+    child = subprocess.Popen([sys.executable, '-c', burn], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == 'done'  # burnt, still running
+        own, total = cpu_seconds() - before_own, cpu_seconds(children=True) - before_all
+        assert total - own >= 0.3 - 0.02, (own, total)
+    finally:
+        child.kill()
+        child.wait()
