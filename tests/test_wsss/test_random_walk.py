@@ -1,13 +1,12 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Sparse random walk: PSA golden walk, equality with the dense walk, batching, devices."""
-import importlib.util
-import os.path as osp
-
+"""Sparse random walk: PSA golden walk, the paper's equation written out, equality with the dense
+walk, batching, layout, devices."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from golden import assert_close, case_paths, load_case
+from tool_runner import load_tool
 
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
@@ -20,7 +19,6 @@ from mmaffseg.wsss.dense_random_walk import (
 from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
 
 WALK_CASES = case_paths('psa', 'random_walk_*')
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_walk_fixtures_exist():
@@ -61,6 +59,61 @@ def test_golden_random_walk(path):
     class_ids = torch.from_numpy(case.inputs['cam_keys'])
     present = random_walk_cams(cams[:, class_ids], aff, alpha=ctor['alpha'], **walk_args)
     assert_close(case, 'pred', stack_to_label(present.argmax(1), class_ids)[0].to(torch.uint8))
+
+
+def naive_walk(scores: np.ndarray, aff: np.ndarray, radius: int, beta: float,
+               steps: int) -> np.ndarray:
+    """The paper's walk written out in float64 with explicit loops, independent of mmaffseg.
+
+    ``vec(M*_c) = T^t vec(M_c)`` with ``T = D^-1 W^beta`` (elementwise power, D the row sums),
+    W symmetric with a unit diagonal. ``aff`` is ``(K, P)``: the pair affinity of from-pixel p
+    (rows ``[0, H - r + 1)``, columns ``[r - 1, W - r + 1)``, row-major) with its partner under
+    offset k of the half plane ``(0, 1..r-1)``, then ``dy = 1..r-1``, ``dx = -(r-1)..r-1`` with
+    ``dx^2 + dy^2 < r^2``.
+    """
+    channels, height, width = scores.shape
+    offsets = [(0, dx) for dx in range(1, radius)]
+    offsets += [(dy, dx) for dy in range(1, radius) for dx in range(1 - radius, radius)
+                if dx * dx + dy * dy < radius * radius]
+    affinity = np.eye(height * width)
+    p = 0
+    for y in range(0, height - radius + 1):
+        for x in range(radius - 1, width - radius + 1):
+            for k, (dy, dx) in enumerate(offsets):
+                i, j = y * width + x, (y + dy) * width + x + dx
+                affinity[i, j] = affinity[j, i] = aff[k, p]
+            p += 1
+    assert p == aff.shape[1]
+    trans = affinity**beta
+    trans = trans / trans.sum(axis=1, keepdims=True)
+    vec = scores.reshape(channels, -1).T.astype(np.float64)
+    for _ in range(steps):
+        vec = trans @ vec
+    return vec.T.reshape(scores.shape)
+
+
+# 5 channels take the CSR product, 17 and 20 the embedding_bag kernel (EMBEDDING_BAG_MIN_CHANNELS)
+@pytest.mark.parametrize('size,radius,logt,channels,zero', [
+    ((6, 9), 5, 8, 17, ()), ((9, 14), 5, 8, 5, (1, 3)), ((9, 14), 5, 8, 20, (0, 7, 19)),
+    ((7, 10), 3, 6, 5, ()), ((5, 8), 4, 3, 17, ()), ((3, 3), 5, 2, 5, ())])
+def test_walk_matches_the_papers_equation(size, radius, logt, channels, zero):
+    # random affinities and scores, border pixels included (the grids are mostly border); a
+    # batch of two images with different affinities must not mix; channels zero everywhere
+    # (absent classes) are skipped by the walk and must come out zero
+    g = torch.Generator().manual_seed(7 * size[0] + size[1] + radius + channels)
+    hf, wf = from_window(radius, size)
+    aff = 0.4 + 0.6 * torch.rand(2, len(neighbour_offsets(radius)), hf * wf, generator=g,
+                                 dtype=torch.float64)
+    scores = torch.rand(2, channels, *size, generator=g, dtype=torch.float64)
+    scores[:, list(zero)] = 0
+    expected = np.stack([naive_walk(scores[b].numpy(), aff[b].numpy(), radius, 8, 2**logt)
+                         for b in range(2)])
+    ours64 = random_walk(scores, aff, radius, beta=8, logt=logt)
+    np.testing.assert_allclose(ours64.numpy(), expected, rtol=0, atol=1e-12)
+    ours32 = random_walk(scores.float(), aff.float(), radius, beta=8, logt=logt)
+    assert ours32.dtype == torch.float32
+    # float32 rounding over 256 steps: ~1e-5 on scores in [0, 1], as with a CSR T @ x
+    np.testing.assert_allclose(ours32.numpy(), expected, rtol=0, atol=2e-5)
 
 
 @pytest.mark.parametrize('size,radius', [((9, 13), 5), ((7, 6), 3), ((4, 11), 5), ((3, 3), 5)])
@@ -117,12 +170,12 @@ def test_walk_on_gpu_matches_cpu():
 
 
 def test_benchmark_tool_runs_on_a_small_image():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_random_walk.py')
-    spec = importlib.util.spec_from_file_location('benchmark_random_walk', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    runs = {m: tool.measure(m, 96, 128, 8, 4, 1, 1, 'cpu') for m in ('dense', 'sparse')}
-    assert runs['sparse']['labels'].shape == (96, 128)
-    np.testing.assert_array_equal(runs['sparse']['labels'], runs['dense']['labels'])
+    tool = load_tool('analysis_tools/benchmark_random_walk.py')
+    runs = {m: tool.walk_case(m, 96, 128, 8, 4, 1, 1, 'cpu') for m in ('dense', 'mmaffseg')}
+    assert runs['mmaffseg']['labels'].shape == (96, 128)
+    np.testing.assert_array_equal(runs['mmaffseg']['labels'], runs['dense']['labels'])
     truth = tool.synthetic_scene(96, 128, 8, 4)[2].numpy()
-    assert tool.miou(runs['sparse']['labels'], truth) > 0.5
+    assert tool.miou(runs['mmaffseg']['labels'], truth) > 0.5
+    floor = tool.floor_case(64, 128, 8, 3, 1, 1, 'cpu', logt=2, copy_gib=1 / 64, matmul_size=64)
+    assert floor['floor_bytes'] == 4 * 4 * 8 * 16 * (69 + 2 * 3) + 4 * 34 * 4 * 8
+    assert floor['bandwidth'] > 0 and floor['walk']['cpu_s'] > 0

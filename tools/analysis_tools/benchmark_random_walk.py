@@ -1,33 +1,60 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Sparse random walk (mmaffseg) vs the dense walk of the PSA reference: time, memory, argmax.
+"""Random walk: mmaffseg vs the PSA reference's dense walk, and against its memory-traffic floor.
 
     python tools/analysis_tools/benchmark_random_walk.py [--threads 1] [--repeat 3]
-        [--channels 21] [--large-channels 4] [--device cpu] [--skip-large]
+        [--channels 21] [--device cpu] [--skip-large] [--large-size 1024 2048]
+        [--large-stride 8] [--large-channels 21]
 
-Part 1: a 375 x 500 image at stride 8 (grid 47 x 63, N = 2961), both walks, each in its own
-fresh process: median time, peak memory above the process's resident memory before the step
-(Linux VmHWM, reset before each measurement; CUDA: peak allocated) for the walk alone and for
-the whole step, and the argmax agreement of the two pseudo labels.
-Part 2: the sparse walk alone on a 1024 x 2048 image at stride 4 (N = 131072), with the size the
-dense matrices would need. Inputs are a synthetic scene (ellipses; CAMs that cover only the
-object centres; affinities from noisy per-region features), so the walk has work to do; the
-mIoU of CAM and walk labels against the scene is printed as a sanity check.
+Part 1, same argmax: a 375 x 500 image at stride 8 (grid 47 x 63, N = 2961), PSA's whole step
+(background, pooling, walk, upsampling) with the reference's dense walk (dense ``N x N``
+transition matrix squared ``logt`` times, as ``infer_aff.py`` does) and with mmaffseg's walk,
+each case in its own fresh process: median wall and process-CPU time, peak memory of the walk
+alone and of the whole step (:mod:`mmaffseg.utils.profiling`), the speed-up of CPU times and the
+argmax agreement. Inputs are a synthetic scene (ellipses; CAMs that cover only the object
+centres; affinities from noisy per-region features), so the walk has work to do; the mIoU of the
+CAM and walk labels against the scene (mmseg's ``IoUMetric``) is a sanity check.
+
+Part 2, the physical limit: the walk alone on a 1024 x 2048 image at stride 8 (grid 128 x 256,
+N = 32768) with 21 random score channels and 256 steps, in a fresh process. Its memory-traffic
+floor is the bytes a step cannot avoid (read the ``2K + 1`` row-stochastic weights of every
+pixel, read the scores, write the new scores; plus reading the affinities once) divided by the
+bandwidth of a 1 GiB ``copy_`` timed in the same process (bytes read + written per second). The
+tool prints the floor, the bandwidth, the walk's time and the ratio; the compute floor (the
+walk's multiply-adds at the rate of a large float32 matmul in the same process); the previous
+CSR kernel (``T @ x``) as a before row; and the bilinear upsampling of the walked scores in the
+returned layout vs the channels-last layout the walk used to return.
 """
 import argparse
-import multiprocessing
-import re
+import time
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmseg.evaluation.metrics import IoUMetric
 
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
-from mmaffseg.utils import time_fn
+from mmaffseg.ops.neighbour_offsets import neighbour_offsets
+from mmaffseg.utils.profiling import call_in_fresh_process, format_table, measure, peak_memory
 from mmaffseg.wsss.cam import add_background
 from mmaffseg.wsss.dense_random_walk import dense_random_walk
-from mmaffseg.wsss.random_walk import random_walk, random_walk_cams
+from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
 
-WALKS = dict(sparse=random_walk, dense=dense_random_walk)
+
+def csr_random_walk(scores: torch.Tensor, aff: torch.Tensor, radius: int = 5, beta: float = 8,
+                    logt: int = 8) -> torch.Tensor:
+    """mmaffseg's previous walk, kept as a before row: ``2 ** logt`` CSR products ``T @ x``."""
+    batch, channels, height, width = scores.shape
+    trans = transition_matrix(aff.to(scores.dtype), (height, width), radius, beta)
+    x = scores.flatten(2).transpose(1, 2).reshape(-1, channels)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        for _ in range(2**logt):
+            x = trans @ x
+    return x.view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+WALKS = dict(mmaffseg=random_walk, dense=dense_random_walk, csr=csr_random_walk)
 
 
 def synthetic_scene(height: int, width: int, stride: int, channels: int, seed: int = 0):
@@ -56,110 +83,186 @@ def synthetic_scene(height: int, width: int, stride: int, channels: int, seed: i
     return cams, pairwise_affinity(feat[None]), region
 
 
-def miou(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Mean IoU over the classes present in ``truth``."""
-    return float(np.mean([((pred == c) & (truth == c)).sum() / ((pred == c) | (truth == c)).sum()
-                          for c in np.unique(truth)]))
+def miou(pred: np.ndarray, truth: np.ndarray, num_classes: int = 4) -> float:
+    """mIoU of a label map against the scene truth, with mmseg's ``IoUMetric``."""
+    areas = IoUMetric.intersect_and_union(torch.from_numpy(pred).long(),
+                                          torch.from_numpy(truth).long(), num_classes, 255)
+    metrics = IoUMetric.total_area_to_metrics(*areas, ['mIoU'])
+    return float(np.nanmean(metrics['IoU']))
 
 
-def rss_bytes(field: str = 'VmRSS') -> int:
-    """Resident memory of this process now (VmRSS) or at its peak (VmHWM), in bytes."""
-    with open('/proc/self/status') as f:
-        return int(re.search(field + r':\s+(\d+)', f.read()).group(1)) * 1024
+def walk_case(method: str, height: int, width: int, stride: int, channels: int, threads: int,
+              repeat: int, device: str, all_live: bool = False) -> dict:
+    """PSA's walk step on the synthetic scene in this (fresh) process: time, memory, labels.
 
-
-def reset_peak_rss() -> None:
-    """Restart the VmHWM peak from the current RSS (Linux >= 4.0)."""
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
-
-
-def measure(method: str, height: int, width: int, stride: int, channels: int, threads: int,
-            repeat: int, device: str) -> dict:
-    """Run one walk in this (fresh) process: time, peak memory (walk alone, whole) and labels."""
+    With ``all_live`` the CAMs of the absent classes get a little noise instead of zeros, so
+    that every channel is walked (the walk skips channels that are zero everywhere).
+    """
     torch.set_num_threads(threads)
-    cams, aff = (t.to(device) for t in synthetic_scene(height, width, stride, channels)[:2])
+    cams, aff = synthetic_scene(height, width, stride, channels)[:2]
+    if all_live:
+        gen = torch.Generator().manual_seed(1)
+        cams[:, 3:] = 0.01 * torch.rand(cams[:, 3:].shape, generator=gen)
+    cams, aff = cams.to(device), aff.to(device)
     padded = F.pad(add_background(cams, 16), (0, -width % stride, 0, -height % stride))
     pooled = F.avg_pool2d(padded, stride, stride)
     del padded
-    cuda = device.startswith('cuda')
 
-    def peak_mib(fn):
-        """Result of ``fn()`` and its peak memory above what was held before it, MiB."""
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            reset_peak_rss()
-            base = rss_bytes()
-        out = fn()
-        peak = torch.cuda.max_memory_allocated() if cuda else rss_bytes('VmHWM')
-        return out, (peak - base) / 2**20
-
-    def run():
+    def step():
         return random_walk_cams(cams, aff, stride=stride, walk=WALKS[method])
 
-    _, walk_mb = peak_mib(lambda: WALKS[method](pooled, aff))
-    scores, peak_mb = peak_mib(run)
+    walk_mem = peak_memory(lambda: WALKS[method](pooled, aff), device)[1]
+    scores, step_mem = peak_memory(step, device)
     labels = scores.argmax(1)[0].cpu().numpy().astype(np.uint8)
     del scores
-    timing = time_fn(run, warmup=0, repeat=repeat)
-    return dict(time=timing['median'], walk_mb=walk_mb, peak_mb=peak_mb, labels=labels)
+    timing = measure(step, warmup=0, repeat=repeat, device=device, memory=False)
+    return dict(timing, walk_mb=walk_mem['work_mb'], step_mb=step_mem['work_mb'], labels=labels)
 
 
-def in_fresh_process(*args) -> dict:
-    with multiprocessing.get_context('spawn').Pool(1) as pool:
-        return pool.apply(measure, args)
+def best_seconds(timing: dict, device: str) -> float:
+    """The best time of a :func:`measure` result: process CPU time on one CPU thread (what stays
+    meaningful on a loaded machine, and the clock the walk's ratio uses), else wall time."""
+    one_cpu = not str(device).startswith('cuda') and torch.get_num_threads() == 1
+    return timing['cpu_min_s' if one_cpu else 'wall_min_s']
 
 
-def report(name: str, r: dict, repeat: int) -> None:
-    print(f'{name:>6}: {r["time"]:.3f} s (median of {repeat}); peak memory above the inputs: '
-          f'walk {r["walk_mb"]:.1f} MiB, whole step (bg, pool, walk, upsample) '
-          f'{r["peak_mb"]:.1f} MiB')
+def copy_bandwidth(device: str, gib: float = 1.0, repeat: int = 3) -> float:
+    """Bytes read + written per second by a ``gib`` GiB ``copy_`` (best of ``repeat``)."""
+    src = torch.ones(int(gib * 2**28), device=device)
+    dst = torch.empty_like(src)
+    timing = measure(lambda: dst.copy_(src), warmup=1, repeat=repeat, device=device,
+                     memory=False)
+    return 2 * src.numel() * 4 / best_seconds(timing, device)
+
+
+def matmul_flops(device: str, size: int = 2048, repeat: int = 3) -> float:
+    """float32 multiply-adds x 2 per second of a ``size`` square matmul (best of ``repeat``)."""
+    a = torch.rand(size, size, device=device)
+    timing = measure(lambda: a @ a, warmup=1, repeat=repeat, device=device, memory=False)
+    return 2 * size**3 / best_seconds(timing, device)
+
+
+def floor_case(height: int, width: int, stride: int, channels: int, threads: int, repeat: int,
+               device: str, radius: int = 5, logt: int = 8, copy_gib: float = 1.0,
+               matmul_size: int = 2048) -> dict:
+    """The walk alone at a large size vs its memory-traffic and compute floors (fresh process)."""
+    torch.set_num_threads(threads)
+    grid = (-(-height // stride), -(-width // stride))
+    n = grid[0] * grid[1]
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(1, channels, *grid, generator=gen).to(device)
+    aff = synthetic_scene(height, width, stride, 4)[1].to(device)
+    slots, steps = 2 * len(neighbour_offsets(radius)) + 1, 2**logt
+    res = dict(grid=grid, n=n, slots=slots, steps=steps,
+               bandwidth=copy_bandwidth(device, copy_gib),
+               flops=matmul_flops(device, matmul_size))
+    res['floor_bytes'] = steps * n * 4 * (slots + 2 * channels) + aff.numel() * 4
+    res['layout_bytes'] = steps * n * 4 * (2 * slots + 2 * channels)  # + int32 column indices
+    res['macs'] = steps * n * slots * channels
+    res['walk'] = measure(lambda: random_walk(scores, aff, radius, logt=logt), warmup=1,
+                          repeat=repeat, device=device)
+    res['csr'] = measure(lambda: csr_random_walk(scores, aff, radius, logt=logt), warmup=0,
+                         repeat=1, device=device, memory=False)
+    full = (grid[0] * stride, grid[1] * stride)
+    for c in sorted({channels, 4}):
+        walked = random_walk(scores[:, :c], aff, radius, logt=0)  # the walk's output layout
+        for layout, x in (('returned', walked), ('contiguous', walked.contiguous())):
+            def upsample_argmax(x=x):
+                return F.interpolate(x, full, mode='bilinear', align_corners=False).argmax(1)
+            res[f'upsample_{c}_{layout}'] = measure(upsample_argmax, warmup=1, repeat=repeat,
+                                                    device=device, memory=False)
+    return res
+
+
+def load() -> str:
+    with open('/proc/loadavg') as f:
+        return ' '.join(f.read().split()[:3])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description='Sparse vs dense random walk benchmark')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (both walks)')
+    parser = argparse.ArgumentParser(description='Random walk benchmark: vs the dense reference '
+                                     'and vs its memory-traffic floor')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (all cases)')
     parser.add_argument('--repeat', type=int, default=3, help='timed runs (median reported)')
     parser.add_argument('--channels', type=int, default=21,
                         help='score channels walked at 375x500 (the reference walks all 21)')
-    parser.add_argument('--large-channels', type=int, default=4,
-                        help='score channels at 1024x2048 (background + present classes)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--skip-large', action='store_true', help='skip the 1024x2048 run')
+    parser.add_argument('--skip-large', action='store_true', help='skip part 2 (the floor)')
+    parser.add_argument('--large-size', type=int, nargs=2, default=(1024, 2048),
+                        metavar=('H', 'W'), help='image size of part 2')
+    parser.add_argument('--large-stride', type=int, default=8, help='feature stride of part 2')
+    parser.add_argument('--large-channels', type=int, default=21,
+                        help='score channels of part 2')
     args = parser.parse_args()
-    if min(args.channels, args.large_channels) < 4:
+    if args.channels < 4:
         parser.error('the synthetic scene has 3 objects: use at least 4 channels')
 
     h, w, s = 375, 500, 8
     n = -(-h // s) * -(-w // s)
-    print(f'== {h}x{w} image, stride {s}: N = {n}, {args.channels} channels, '
-          f'{args.threads} thread(s), device {args.device}')
-    res = {
-        m: in_fresh_process(m, h, w, s, args.channels, args.threads, args.repeat, args.device)
-        for m in ('dense', 'sparse')
-    }
-    for m, r in res.items():
-        report(m, r, args.repeat)
-    agree = (res['dense']['labels'] == res['sparse']['labels']).mean()
-    print(f'speed-up {res["dense"]["time"] / res["sparse"]["time"]:.1f}x; walk memory '
-          f'{res["dense"]["walk_mb"] / max(res["sparse"]["walk_mb"], 1e-3):.1f}x less; argmax '
-          f'agreement {100 * agree:.4f}% of {h * w} pixels')
+    print(f'== {h}x{w} image, stride {s}: N = {n}, {args.channels} channels, 256 steps, '
+          f'{args.threads} thread(s), device {args.device}; load average {load()}')
+    res = {m: call_in_fresh_process(walk_case, m, h, w, s, args.channels, args.threads,
+                                    args.repeat, args.device) for m in ('dense', 'mmaffseg')}
+    res['mmaffseg, all channels walked'] = call_in_fresh_process(
+        walk_case, 'mmaffseg', h, w, s, args.channels, args.threads, args.repeat, args.device,
+        True)
+    res['before: CSR T @ x, all channels walked'] = call_in_fresh_process(
+        walk_case, 'csr', h, w, s, args.channels, args.threads, args.repeat, args.device, True)
+    print(format_table(
+        ['walk', 'wall s', 'CPU s', 'walk peak MiB', 'step peak MiB'],
+        [[m, r['wall_s'], r['cpu_s'], r['walk_mb'], r['step_mb']] for m, r in res.items()]))
+    dense, ours, live = res['dense'], res['mmaffseg'], res['mmaffseg, all channels walked']
+    agree = (dense['labels'] == ours['labels']).mean()
+    print(f'**speed-up vs the official dense walk, all {args.channels} channels walked: '
+          f'{dense["cpu_s"] / live["cpu_s"]:.1f}x CPU time** '
+          f'({dense["wall_s"] / live["wall_s"]:.1f}x wall; the dense walk does the same work '
+          'whatever the values)')
+    before = res['before: CSR T @ x, all channels walked']
+    print(f'before (CSR T @ x), all channels walked: {dense["cpu_s"] / before["cpu_s"]:.1f}x CPU '
+          f'time ({dense["wall_s"] / before["wall_s"]:.1f}x wall)')
+    print(f'speed-up on the scene as given ({args.channels - 4} absent-class channels zero, not '
+          f'walked): {dense["cpu_s"] / ours["cpu_s"]:.1f}x CPU time '
+          f'({dense["wall_s"] / ours["wall_s"]:.1f}x wall); walk memory '
+          f'{dense["walk_mb"] / max(ours["walk_mb"], 1e-3):.1f}x less; argmax agreement '
+          f'{100 * agree:.4f}% of {h * w} pixels')
     cams, _, truth = synthetic_scene(h, w, s, args.channels)
     cam_labels = add_background(cams, 16).argmax(1)[0].numpy()
-    print(f'sanity (scene truth): mIoU CAM {miou(cam_labels, truth.numpy()):.3f} -> walk sparse '
-          f'{miou(res["sparse"]["labels"], truth.numpy()):.3f}, dense '
-          f'{miou(res["dense"]["labels"], truth.numpy()):.3f}')
-
+    print(f'sanity (scene truth): mIoU CAM {miou(cam_labels, truth.numpy()):.3f} -> walk '
+          f'mmaffseg {miou(ours["labels"], truth.numpy()):.3f}, dense '
+          f'{miou(dense["labels"], truth.numpy()):.3f}')
     if args.skip_large:
         return
-    h, w, s = 1024, 2048, 4
-    n = -(-h // s) * -(-w // s)
-    print(f'== {h}x{w} image, stride {s}: N = {n}, {args.large_channels} channels (sparse only)')
-    report('sparse', in_fresh_process('sparse', h, w, s, args.large_channels, args.threads,
-                                      args.repeat, args.device), args.repeat)
-    gb = n * n * 4 / 1e9
+
+    (h, w), s, c = args.large_size, args.large_stride, args.large_channels
+    start = time.perf_counter()
+    r = call_in_fresh_process(floor_case, h, w, s, c, args.threads, args.repeat, args.device)
+    print(f'\n== {h}x{w} image, stride {s}: grid {r["grid"][0]}x{r["grid"][1]} (N = {r["n"]}), '
+          f'{c} channels, {r["steps"]} steps, {r["slots"]} slots per row, {args.threads} '
+          f'thread(s); load average {load()} ({time.perf_counter() - start:.0f} s)')
+    floor_s = r['floor_bytes'] / r['bandwidth']
+    compute_s = 2 * r['macs'] / r['flops']
+    walk = r['walk']
+    print(format_table(['quantity', 'value'], [
+        ['copy bandwidth (1 GiB copy_, read + write, best CPU time), GB/s', r['bandwidth'] / 1e9],
+        ['memory-traffic floor: bytes (weights + scores in/out per step), GB',
+         r['floor_bytes'] / 1e9],
+        ['memory-traffic floor, s', floor_s],
+        ['traffic of our layout (+ int32 column per slot), GB', r['layout_bytes'] / 1e9],
+        ['matmul rate (float32 2048^2, best CPU time), GFLOP/s', r['flops'] / 1e9],
+        ['compute floor (multiply-adds at the matmul rate), s', compute_s],
+        ['walk (build T + steps), wall s', walk['wall_s']],
+        ['walk, CPU s', walk['cpu_s']],
+        ['**ratio walk / memory floor (CPU time)**', walk['cpu_s'] / floor_s],
+        ['ratio walk / memory floor (wall)', walk['wall_s'] / floor_s],
+        ['ratio walk / compute floor (CPU time)', walk['cpu_s'] / compute_s],
+        ['walk peak memory above the inputs, MiB', walk['work_mb']],
+        ['before: CSR T @ x walk, CPU s (1 run)', r['csr']['cpu_s']],
+        ['speed-up vs the CSR walk (CPU time)', r['csr']['cpu_s'] / walk['cpu_s']],
+    ] + [[f'upsample x {s} + argmax of {c} walked channels, {layout} layout, CPU s',
+           r[f'upsample_{c}_{layout}']['cpu_s']]
+         for c in sorted({c, 4}) for layout in ('returned', 'contiguous')],
+        float_format='.3f'))
+    gb = r['n'] * r['n'] * 4 / 1e9
     print(f'dense would need N x N float32 = {gb:.1f} GB per matrix; the reference holds the '
           f'affinity, the transition matrix and a matmul product at once: ~{3 * gb:.0f} GB')
 
