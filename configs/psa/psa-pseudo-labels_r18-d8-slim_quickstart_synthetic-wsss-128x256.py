@@ -40,6 +40,6 @@ test_cfg = dict(
     rw_alpha=2,
     rw_beta=16,
     rw_logt=8,
-    crf=dict(workers=2),  # PSA's CRF settings (DenseCRF defaults), 2 processes
+    crf=dict(workers='auto'),  # PSA's CRF settings (DenseCRF defaults), one process a core
     save_cams=True,
     num_threads=2)

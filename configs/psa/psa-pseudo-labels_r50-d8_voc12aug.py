@@ -8,4 +8,4 @@ test_cfg = dict(
     type='PseudoLabelLoop',
     stages=['cam', 'rw', 'rw_crf'],
     aff_model='{{ fileDirname }}/psa-affinitynet_r50-d8_4xb2-10k_voc12aug-448x448.py',
-    crf=dict(workers=8))  # the other settings: PSA's (PseudoLabelLoop defaults)
+    crf=dict(workers='auto'))  # one CRF process a core; the other settings: PSA's (PseudoLabelLoop defaults)

@@ -28,5 +28,5 @@ test_cfg = dict(
     rw_alpha=16,
     rw_beta=8,
     rw_logt=8,  # t = 256 steps
-    crf=dict(workers=8),  # PSA's CRF (DenseCRF defaults) in 8 processes per rank
+    crf=dict(workers='auto'),  # PSA's CRF (DenseCRF defaults), one process a core of each rank
     save_cams=True)
