@@ -21,7 +21,7 @@ register_config_scope()
 
 from .utils.checkpoint import install_safe_checkpoint_loading  # noqa: E402
 
-# every mmengine checkpoint loader, local or remote, loads weights-only (see docs/checkpoints.md, Security)
+# every mmengine checkpoint loader, local or remote, loads weights-only (docs/checkpoints.md)
 install_safe_checkpoint_loading()
 
 # Registration happens as a side effect of importing the sub-packages.

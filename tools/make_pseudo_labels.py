@@ -18,7 +18,7 @@ with the CAMs cached in DIR/cams. Re-running skips the finished images. Images t
 Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments, a
 missing or unreadable checkpoint (nothing done) or an output folder that is read-only or full
 (the run stops; the outputs written so far are complete and a re-run resumes). Checkpoints are
-loaded safely (docs/checkpoints.md, Security).
+loaded safely (docs/checkpoints.md).
 """
 import argparse
 import sys

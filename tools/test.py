@@ -5,7 +5,7 @@
                          [--show-dir DIR] [--tta] [--non-strict] [--cfg-options k=v ...]
                          [--launcher ...]
 
-The checkpoint is loaded safely (weights-only; see docs/checkpoints.md, Security) and strictly: a checkpoint
+The checkpoint is loaded safely (weights-only; docs/checkpoints.md) and strictly: a checkpoint
 whose weights do not fit the config's model is an error unless --non-strict is given. A missing,
 unreadable, refused or mismatching checkpoint exits with status 2 and a one-line message.
 """

@@ -6,8 +6,9 @@
 
 Multi-GPU / multi-node training is mmengine's DDP, started by tools/dist_train.sh (torchrun).
 Checkpoints are written atomically with the random generator states, and read safely (see
-docs/checkpoints.md, Security); --resume needs a training checkpoint whose weights fit the model. A missing,
-unreadable, refused or mismatching checkpoint exits with status 2 and a one-line message.
+docs/checkpoints.md); --resume needs a training checkpoint whose weights fit the model. A
+missing, unreadable, refused or mismatching checkpoint exits with status 2 and a one-line
+message.
 """
 import argparse
 

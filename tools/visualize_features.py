@@ -6,7 +6,8 @@ Segmentation style: clamp, guided filter, PCA or random projection, min-max).
         [--methods pca random] [--radius 10] [--eps 0.01] [--device cpu]
 
 Writes ``<image stem>_features_<method>.png`` (the input's size) into ``--out``, or next to each
-input when ``--out`` is not given. The checkpoint is loaded safely and strictly (docs/checkpoints.md, Security).
+input when ``--out`` is not given. The checkpoint is loaded safely and strictly
+(docs/checkpoints.md).
 """
 import argparse
 from typing import Optional, Sequence

@@ -14,7 +14,7 @@ Runtime on a seeded random input and prints the largest absolute difference to P
 fraction of pixels with the same arg-max class; with ``--dynamic`` it also checks a second
 size (``--verify-shape``, default ``H + 8, W - 8``).
 
-The checkpoint is loaded safely and strictly, as by ``tools/test.py`` (docs/checkpoints.md, Security).
+The checkpoint is loaded safely and strictly, as by ``tools/test.py`` (docs/checkpoints.md).
 Exit status: 0; 1 when the export is refused (the message says why) or the check fails; 2 for
 a missing config, an unusable checkpoint or an output folder that cannot be made.
 """

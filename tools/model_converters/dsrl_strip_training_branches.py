@@ -5,7 +5,7 @@ Usage::
 
     python tools/model_converters/dsrl_strip_training_branches.py SRC.pth DST.pth
 
-Checkpoints written by ``tools/train.py`` load safely (docs/checkpoints.md, Security). The result loads
+Checkpoints written by ``tools/train.py`` load safely (docs/checkpoints.md). The result loads
 strictly into the same DSRL config with ``model.sr_decoder=None``, which holds only the test
 path (backbone, heads, SSSR); the logic is
 :func:`mmaffseg.models.utils.dsrl_baseline.strip_training_branches`.
