@@ -17,6 +17,9 @@ Strict loading (:func:`check_state_dict`, :func:`load_model_weights`,
 must be an error rather than warnings.
 :func:`resolve_resume_checkpoint` finds the checkpoint to resume from when ``last_checkpoint`` is
 empty, unreadable or stale.
+
+(Just over 300 lines: one concern, loading checkpoints strictly and safely; the pieces share the
+state-dict and error helpers.)
 """
 import io
 import os
