@@ -18,7 +18,7 @@ from mmseg.structures import SegDataSample
 
 from mmaffseg.datasets.cityscapes_labels import CITYSCAPES_CLASSES, THING_TRAIN_IDS
 from mmaffseg.evaluation import CityscapesInstanceMetric, InstanceAPMetric
-from mmaffseg.structures.instance_map import decode_cityscapes_instance_ids
+from mmaffseg.datasets.cityscapes_labels import decode_cityscapes_instance_ids
 
 pytest.importorskip('cityscapesscripts')
 
