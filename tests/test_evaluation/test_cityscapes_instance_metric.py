@@ -16,9 +16,12 @@ import torch
 from mmengine.structures import InstanceData, PixelData
 from mmseg.structures import SegDataSample
 
-from mmaffseg.datasets.cityscapes_labels import CITYSCAPES_CLASSES, THING_TRAIN_IDS
+from mmaffseg.datasets.cityscapes_labels import (
+    CITYSCAPES_CLASSES,
+    THING_TRAIN_IDS,
+    decode_cityscapes_instance_ids,
+)
 from mmaffseg.evaluation import CityscapesInstanceMetric, InstanceAPMetric
-from mmaffseg.datasets.cityscapes_labels import decode_cityscapes_instance_ids
 
 pytest.importorskip('cityscapesscripts')
 
@@ -221,7 +224,7 @@ def test_quickstart_config_reports_both_metrics_through_mmseg_test_py(tiny_synth
     """The quick-start config's evaluators, through mmseg's own tools/test.py: ours and the
     official ones side by side (an untrained model: both 0)."""
     import mmseg
-    from conftest import tiny_synthetic_overrides
+    from helpers import tiny_synthetic_overrides
     from tool_runner import cfg_option_args, run_tool
     from untrained import QUICKSTARTS, save_untrained, small_test_config
     config = QUICKSTARTS['instance-embedding']
