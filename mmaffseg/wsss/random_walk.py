@@ -21,7 +21,10 @@ squaring, and 1.4x faster per step than a CSR ``T @ x`` with 21 channels on one 
 With fewer than :data:`EMBEDDING_BAG_MIN_CHANNELS` channels (PSA's usual background + present
 classes) the CSR product of the same rows is faster and is used instead. Channels that are zero
 everywhere (absent classes in a stack of all classes) stay zero and are not walked.
-Grid pixels
+On the CPU the steps run by default in the compiled kernel of
+:mod:`mmaffseg.wsss.random_walk_kernel` (the same walk as a stencil over the pair affinities,
+all steps in one C++ call), built on first use; where it cannot be built, and on GPUs, the
+PyTorch kernels above run. Grid pixels
 without a pair (the first ``radius - 1`` of row 0 and some bottom corners) keep only their
 self-loop, so they keep their input scores.
 """
