@@ -166,7 +166,7 @@ def floor_case(height: int, width: int, stride: int, channels: int, threads: int
     res['macs'] = steps * n * slots * channels
     res['walk'] = measure(lambda: random_walk(scores, aff, radius, logt=logt), warmup=1,
                           repeat=repeat, device=device)
-    res['compiled'] = compiled_library() is not None
+    res['compiled'] = str(device) == 'cpu' and compiled_library() is not None
     res['walk_torch'] = measure(lambda: random_walk(scores, aff, radius, logt=logt, kernel='torch'),
                                 warmup=1, repeat=repeat, device=device, memory=False)
     res['csr'] = measure(lambda: csr_random_walk(scores, aff, radius, logt=logt), warmup=0,
