@@ -102,7 +102,8 @@ def compiled():
 
 
 # 5 channels take the CSR product, 17 and 20 the embedding_bag kernel (EMBEDDING_BAG_MIN_CHANNELS)
-# of the PyTorch path; the compiled kernel pads 5 and 17 channels to 8 and 20
+# of the PyTorch path; the compiled kernel pads 5 and 17 channels to 8 and 20, runs float32 at
+# radius 5 in its unrolled variant (the ends of rows, float64 and other radii in the general one)
 @pytest.mark.parametrize('kernel', ['torch', 'compiled'])
 @pytest.mark.parametrize('size,radius,logt,channels,zero', [
     ((6, 9), 5, 8, 17, ()), ((9, 14), 5, 8, 5, (1, 3)), ((9, 14), 5, 8, 20, (0, 7, 19)),
@@ -143,7 +144,8 @@ def test_sparse_walk_equals_dense_walk(size, radius):
 
 
 def test_compiled_kernel_equals_the_pytorch_kernels_at_any_thread_count(compiled):
-    # a batch of two grids with 21 channels (blocks of 16 + 8 with 3 padded) and 37 (32 + 8):
+    # a batch of two grids with 21 channels (16 + 8 with 3 padded, the unrolled radius-5 kernel)
+    # and 37 (32 + 8, the general kernel):
     # the compiled kernel sums each pixel's pairs in another order than embedding_bag, so
     # float32 agrees to rounding (~5e-6 after 64 steps); over 1, 2 or 3 threads to the bit
     g = torch.Generator().manual_seed(3)
