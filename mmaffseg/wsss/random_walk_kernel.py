@@ -54,6 +54,7 @@ _SOURCE = r'''
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -370,16 +371,32 @@ void walk(const T* x_in, T* out, const T* pair, const int64_t* dydx, int64_t bat
 
 }  // namespace
 
+// 0 on success, 1 when the work buffers could not be allocated, 2 on any other C++ error (an
+// exception must not cross into the ctypes caller)
 extern "C" {
-void mmaffseg_walk_f32(const float* x, float* out, const float* pair, const int64_t* dydx,
-                       int64_t batch, int64_t height, int64_t width, int64_t channels,
-                       int64_t pairs, int64_t steps, int64_t threads) {
-  walk<float>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
+int mmaffseg_walk_f32(const float* x, float* out, const float* pair, const int64_t* dydx,
+                      int64_t batch, int64_t height, int64_t width, int64_t channels,
+                      int64_t pairs, int64_t steps, int64_t threads) {
+  try {
+    walk<float>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
+  } catch (const std::bad_alloc&) {
+    return 1;
+  } catch (...) {
+    return 2;
+  }
+  return 0;
 }
-void mmaffseg_walk_f64(const double* x, double* out, const double* pair, const int64_t* dydx,
-                       int64_t batch, int64_t height, int64_t width, int64_t channels,
-                       int64_t pairs, int64_t steps, int64_t threads) {
-  walk<double>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
+int mmaffseg_walk_f64(const double* x, double* out, const double* pair, const int64_t* dydx,
+                      int64_t batch, int64_t height, int64_t width, int64_t channels,
+                      int64_t pairs, int64_t steps, int64_t threads) {
+  try {
+    walk<double>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
+  } catch (const std::bad_alloc&) {
+    return 1;
+  } catch (...) {
+    return 2;
+  }
+  return 0;
 }
 }
 '''
@@ -424,7 +441,7 @@ def compiled_library() -> Optional[ctypes.CDLL]:
             library = ctypes.CDLL(path)  # calls release the GIL
             for name in ('mmaffseg_walk_f32', 'mmaffseg_walk_f64'):
                 fn = getattr(library, name)
-                fn.restype = None
+                fn.restype = ctypes.c_int
                 fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 7
             _library = library
         except Exception as exc:  # no compiler, no ninja, a failed build: stay on PyTorch
@@ -473,6 +490,13 @@ def compiled_walk(scores: Tensor, pair: Tensor, offsets: List[Tuple[int, int]],
     out = torch.empty_like(scores)
     walk = library.mmaffseg_walk_f32 if scores.dtype == torch.float32 else \
         library.mmaffseg_walk_f64
-    walk(scores.data_ptr(), out.data_ptr(), pair.data_ptr(), dydx.data_ptr(), batch, height,
-         width, channels, len(offsets), steps, torch.get_num_threads())
+    status = walk(scores.data_ptr(), out.data_ptr(), pair.data_ptr(), dydx.data_ptr(), batch,
+                  height, width, channels, len(offsets), steps, torch.get_num_threads())
+    if status == 1:
+        raise MemoryError(f'the compiled random walk could not allocate its buffers for '
+                          f'{batch} x {height} x {width} x {channels} scores (about 3x their '
+                          'size); walk fewer images at once')
+    if status:
+        raise RuntimeError(f'the compiled random walk failed (status {status}); set '
+                           f'{KERNEL_ENV}=torch to use the PyTorch kernels')
     return out
