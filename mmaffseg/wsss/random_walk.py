@@ -21,12 +21,15 @@ squaring, and 1.4x faster per step than a CSR ``T @ x`` with 21 channels on one 
 With fewer than :data:`EMBEDDING_BAG_MIN_CHANNELS` channels (PSA's usual background + present
 classes) the CSR product of the same rows is faster and is used instead. Channels that are zero
 everywhere (absent classes in a stack of all classes) stay zero and are not walked.
-Grid pixels
+On the CPU the steps run by default in the compiled kernel of
+:mod:`mmaffseg.wsss.random_walk_kernel` (the same walk as a stencil over the pair affinities,
+all steps in one C++ call), built on first use; where it cannot be built, and on GPUs, the
+PyTorch kernels above run. Grid pixels
 without a pair (the first ``radius - 1`` of row 0 and some bottom corners) keep only their
 self-loop, so they keep their input scores.
 """
 import warnings
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +38,39 @@ from torch import Tensor
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 
 from .cam import add_background
+from .random_walk_kernel import compiled_library, compiled_walk, kernel_choice, unavailable_reason
+
+
+def pair_weights(aff: Tensor, size: Tuple[int, int], radius: int = 5,
+                 beta: float = 8) -> Tuple[Tensor, Tensor]:
+    """``A^beta`` of every pair, stored at its from-pixel on the full grid.
+
+    Args:
+        aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid, e.g. from
+            :func:`mmaffseg.models.decode_heads.affinity_head.pairwise_affinity`.
+        size (tuple[int, int]): The grid ``(H, W)``.
+        radius (int): Pair radius. Default: 5.
+        beta (float): Power applied to the affinities. Default: 8.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(B, K, H, W)`` weights of the pairs ``(y, x) -> (y + dy_k, x +
+        dx_k)`` under the offsets of
+        :func:`mmaffseg.ops.neighbour_offsets.neighbour_offsets` (0 where ``(y, x)``
+        is not a from-pixel, so wherever the partner is off the grid) and the boolean ``(H, W)``
+        mask of the from-pixels.
+    """
+    batch, (height, width), offsets = aff.shape[0], size, neighbour_offsets(radius)
+    hf, wf = from_window(radius, size)
+    if tuple(aff.shape[1:]) != (len(offsets), hf * wf):
+        raise ValueError(f'aff must be (B, K, P) = (B, {len(offsets)}, {hf * wf}) for a '
+                         f'{tuple(size)} grid and radius {radius}, got {tuple(aff.shape)}; '
+                         'compute the affinities on the same grid as the scores')
+    window = (slice(0, hf), slice(radius - 1, radius - 1 + wf))  # the from-pixels
+    pair_weight = aff.new_zeros(batch, len(offsets), height, width)
+    pair_weight[(..., *window)] = aff.view(batch, len(offsets), hf, wf).pow(beta)
+    is_from = torch.zeros(height, width, dtype=torch.bool, device=aff.device)
+    is_from[window] = True
+    return pair_weight, is_from
 
 
 def transition_rows(aff: Tensor, size: Tuple[int, int], radius: int = 5,
@@ -56,17 +92,7 @@ def transition_rows(aff: Tensor, size: Tuple[int, int], radius: int = 5,
         increase along a row where ``exists``; a slot without a partner points at its own row.
     """
     batch, (height, width), offsets = aff.shape[0], size, neighbour_offsets(radius)
-    hf, wf = from_window(radius, size)
-    if tuple(aff.shape[1:]) != (len(offsets), hf * wf):
-        raise ValueError(f'aff must be (B, K, P) = (B, {len(offsets)}, {hf * wf}) for a '
-                         f'{tuple(size)} grid and radius {radius}, got {tuple(aff.shape)}; '
-                         'compute the affinities on the same grid as the scores')
-    # weight of the pair (y, x) -> (y + dy, x + dx), stored at its from-pixel (y, x)
-    window = (slice(0, hf), slice(radius - 1, radius - 1 + wf))  # the from-pixels
-    pair_weight = aff.new_zeros(batch, len(offsets), height, width)
-    pair_weight[(..., *window)] = aff.view(batch, len(offsets), hf, wf).pow(beta)
-    is_from = torch.zeros(height, width, dtype=torch.bool, device=aff.device)
-    is_from[window] = True
+    pair_weight, is_from = pair_weights(aff, size, radius, beta)
     # (dy, dx, weight, exists) of each pixel's partner at (y + dy, x + dx); the backward half
     # reads the pair from its from-pixel (a roll that never wraps a nonzero entry)
     slots = [(0, 0, torch.ones_like(pair_weight[:, 0]), torch.ones_like(is_from))]
@@ -121,7 +147,7 @@ EMBEDDING_BAG_MIN_CHANNELS = 16
 
 
 def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
-                logt: int = 8) -> Tensor:
+                logt: int = 8, kernel: Optional[str] = None) -> Tensor:
     """Propagate scores on the affinity grid ``t = 2 ** logt`` steps.
 
     Args:
@@ -130,6 +156,11 @@ def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
         radius (int): Pair radius. Default: 5.
         beta (float): Affinity power. Default: 8.
         logt (int): log2 of the number of steps. Default: 8 (256 steps).
+        kernel (str, optional): ``'auto'``: the compiled CPU kernel of
+            :mod:`mmaffseg.wsss.random_walk_kernel` for float32/float64 CPU scores when it
+            builds, else the PyTorch kernels; ``'compiled'``: that kernel or an error;
+            ``'torch'``: the PyTorch kernels (``embedding_bag`` / CSR). Default: None, which
+            reads ``$MMAFFSEG_RANDOM_WALK_KERNEL`` (default ``'auto'``).
 
     Returns:
         Tensor: ``(B, C, H, W)`` propagated scores with channels-last strides: the bilinear
@@ -137,11 +168,25 @@ def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
         argmax over the channels after it 3-5x faster (1 CPU thread, torch 2.13).
     """
     batch, channels, height, width = scores.shape
-    cols, weight, exists = transition_rows(aff.to(scores.dtype), (height, width), radius, beta)
+    choice = kernel_choice(kernel)
     # a channel that is zero everywhere stays zero (T 0 = 0): walk only the others, e.g. the
     # present classes of a stack that holds every class with zeros for the absent ones
     live = scores.flatten(2).ne(0).any(dim=-1).any(dim=0).nonzero()[:, 0]
-    x = scores[:, live].flatten(2).transpose(1, 2).reshape(-1, len(live))  # (B * N, C')
+    compiled = choice != 'torch' and scores.device.type == 'cpu' and scores.dtype in (
+        torch.float32, torch.float64)
+    if choice == 'compiled' and not compiled:
+        raise ValueError(f'kernel={choice!r} takes float32/float64 CPU scores, got '
+                         f'{scores.dtype} on {scores.device}; use kernel=\'auto\'')
+    if compiled and compiled_library() is None and choice == 'compiled':
+        raise RuntimeError('random walk: the compiled CPU kernel is unavailable '
+                           f'({unavailable_reason()}); use kernel=\'auto\' or \'torch\'')
+    if compiled and compiled_library() is not None:
+        pair = pair_weights(aff.to(scores.dtype), (height, width), radius, beta)[0]
+        x = scores[:, live].permute(0, 2, 3, 1)  # (B, H, W, C')
+        x = compiled_walk(x, pair, neighbour_offsets(radius), 2**logt if len(live) else 0)
+        return _with_dead_channels(x.reshape(batch * height * width, len(live)), live, scores)
+    cols, weight, exists = transition_rows(aff.to(scores.dtype), (height, width), radius, beta)
+    x = scores[:, live].flatten(2).transpose(1, 2).reshape(batch * height * width, len(live))
     if len(live) >= EMBEDDING_BAG_MIN_CHANNELS:
         def step(x: Tensor) -> Tensor:  # x'_i = sum_s weight[i, s] x[cols[i, s]]
             return F.embedding_bag(cols, x, mode='sum', per_sample_weights=weight)
@@ -152,12 +197,19 @@ def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
             return trans @ x
     for _ in range(2**logt if len(live) else 0):  # x <- T x
         x = step(x)
+    return _with_dead_channels(x, live, scores)
+
+
+def _with_dead_channels(x: Tensor, live: Tensor, scores: Tensor) -> Tensor:
+    """The walked ``(B * H * W, C')`` live channels of ``scores`` as its ``(B, C, H, W)`` with
+    the zero channels put back, in channels-last strides (as measured fastest downstream)."""
+    batch, channels, height, width = scores.shape
     if len(live) == channels:
         out = x.view(batch, height, width, channels)
     else:
         out = scores.new_zeros(batch, height, width, channels)
-        out[..., live] = x.view(batch, height, width, -1)
-    return out.permute(0, 3, 1, 2)  # channels-last strides, as measured fastest downstream
+        out[..., live] = x.view(batch, height, width, len(live))
+    return out.permute(0, 3, 1, 2)
 
 
 def random_walk_cams(cams: Tensor, aff: Tensor, alpha: float = 16, beta: float = 8,

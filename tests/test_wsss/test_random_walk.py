@@ -1,6 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Sparse random walk: PSA golden walk, the paper's equation written out, equality with the dense
-walk, batching, layout, devices."""
+walk, batching, layout, devices, the compiled CPU kernel and its PyTorch fallback."""
 import numpy as np
 import pytest
 import torch
@@ -10,6 +10,7 @@ from tool_runner import load_tool
 
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.wsss import random_walk_kernel
 from mmaffseg.wsss.cam import add_background, stack_to_label
 from mmaffseg.wsss.dense_random_walk import (
     dense_affinity_matrix,
@@ -92,11 +93,24 @@ def naive_walk(scores: np.ndarray, aff: np.ndarray, radius: int, beta: float,
     return vec.T.reshape(scores.shape)
 
 
+@pytest.fixture
+def compiled():
+    """Skips the test when the compiled CPU kernel cannot be built here."""
+    if random_walk_kernel.compiled_library() is None:
+        pytest.skip('the compiled random-walk kernel is unavailable: '
+                    f'{random_walk_kernel.unavailable_reason()}')
+
+
 # 5 channels take the CSR product, 17 and 20 the embedding_bag kernel (EMBEDDING_BAG_MIN_CHANNELS)
+# of the PyTorch path; the compiled kernel pads 5 and 17 channels to 8 and 20, runs float32 at
+# radius 5 in its unrolled variant (the ends of rows, float64 and other radii in the general one)
+@pytest.mark.parametrize('kernel', ['torch', 'compiled'])
 @pytest.mark.parametrize('size,radius,logt,channels,zero', [
     ((6, 9), 5, 8, 17, ()), ((9, 14), 5, 8, 5, (1, 3)), ((9, 14), 5, 8, 20, (0, 7, 19)),
     ((7, 10), 3, 6, 5, ()), ((5, 8), 4, 3, 17, ()), ((3, 3), 5, 2, 5, ())])
-def test_walk_matches_the_papers_equation(size, radius, logt, channels, zero):
+def test_walk_matches_the_papers_equation(size, radius, logt, channels, zero, kernel, request):
+    if kernel == 'compiled':
+        request.getfixturevalue('compiled')
     # random affinities and scores, border pixels included (the grids are mostly border); a
     # batch of two images with different affinities must not mix; channels zero everywhere
     # (absent classes) are skipped by the walk and must come out zero
@@ -108,9 +122,9 @@ def test_walk_matches_the_papers_equation(size, radius, logt, channels, zero):
     scores[:, list(zero)] = 0
     expected = np.stack([naive_walk(scores[b].numpy(), aff[b].numpy(), radius, 8, 2**logt)
                          for b in range(2)])
-    ours64 = random_walk(scores, aff, radius, beta=8, logt=logt)
+    ours64 = random_walk(scores, aff, radius, beta=8, logt=logt, kernel=kernel)
     np.testing.assert_allclose(ours64.numpy(), expected, rtol=0, atol=1e-12)
-    ours32 = random_walk(scores.float(), aff.float(), radius, beta=8, logt=logt)
+    ours32 = random_walk(scores.float(), aff.float(), radius, beta=8, logt=logt, kernel=kernel)
     assert ours32.dtype == torch.float32
     # float32 rounding over 256 steps: ~1e-5 on scores in [0, 1], as with a CSR T @ x
     np.testing.assert_allclose(ours32.numpy(), expected, rtol=0, atol=2e-5)
@@ -127,6 +141,76 @@ def test_sparse_walk_equals_dense_walk(size, radius):
     for b in range(2):
         ref = dense_random_walk(scores[b], aff[b], radius, beta=2, logt=5)
         torch.testing.assert_close(ours[b], ref, rtol=1e-9, atol=1e-12)
+
+
+def test_compiled_kernel_equals_the_pytorch_kernels_at_any_thread_count(compiled):
+    # a batch of two grids with 21 channels (16 + 8 with 3 padded, the unrolled radius-5 kernel)
+    # and 37 (32 + 8, the general kernel):
+    # the compiled kernel sums each pixel's pairs in another order than embedding_bag, so
+    # float32 agrees to rounding (~5e-6 after 64 steps); over 1, 2 or 3 threads to the bit
+    g = torch.Generator().manual_seed(3)
+    size = (23, 31)
+    hf, wf = from_window(5, size)
+    aff = torch.rand(2, 34, hf * wf, generator=g)
+    threads = torch.get_num_threads()
+    for channels in (21, 37):
+        scores = torch.rand(2, channels, *size, generator=g)
+        expected = random_walk(scores, aff, logt=6, kernel='torch')
+        outs = []
+        try:
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                outs.append(random_walk(scores, aff, logt=6, kernel='compiled'))
+        finally:
+            torch.set_num_threads(threads)
+        torch.testing.assert_close(outs[0], expected, rtol=0, atol=1e-5)
+        assert outs[0].stride() == expected.stride()  # channels-last, as the PyTorch path
+        for out in outs[1:]:
+            torch.testing.assert_close(out, outs[0], rtol=0, atol=0)
+
+
+def test_scores_all_zero_walk_to_zero():
+    size = (6, 9)
+    aff = torch.rand(1, 34, from_window(5, size)[0] * from_window(5, size)[1])
+    for kernel in ('torch', 'auto'):
+        out = random_walk(torch.zeros(1, 3, *size), aff, kernel=kernel)
+        assert out.shape == (1, 3, *size) and not out.any()
+
+
+def test_failed_build_falls_back_to_pytorch_with_one_warning(monkeypatch):
+    import torch.utils.cpp_extension as cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError('no C++ compiler here')
+
+    logged = []
+    monkeypatch.setattr(cpp_extension, 'load_inline', no_compiler)
+    monkeypatch.setattr(random_walk_kernel, 'print_log',
+                        lambda msg, **kwargs: logged.append((msg, kwargs.get('level'))))
+    monkeypatch.setattr(random_walk_kernel, '_library', None)
+    monkeypatch.setattr(random_walk_kernel, '_failure', '')
+    g = torch.Generator().manual_seed(0)
+    aff = torch.rand(1, 34, from_window(5, (8, 12))[0] * from_window(5, (8, 12))[1], generator=g)
+    scores = torch.rand(1, 4, 8, 12, generator=g)
+    expected = random_walk(scores, aff, logt=4, kernel='torch')
+    for _ in range(2):
+        torch.testing.assert_close(random_walk(scores, aff, logt=4, kernel='auto'), expected,
+                                   rtol=0, atol=0)
+    assert len(logged) == 1 and logged[0][1] == 30  # WARNING, once
+    assert 'no C++ compiler here' in logged[0][0]
+    with pytest.raises(RuntimeError, match='compiled CPU kernel is unavailable.*no C'):
+        random_walk(scores, aff, logt=4, kernel='compiled')
+
+
+def test_kernel_choice_is_checked(monkeypatch):
+    scores, aff = torch.rand(1, 2, 6, 11), torch.rand(1, 34, 6)
+    with pytest.raises(ValueError, match="kernel must be one of .*'fast'"):
+        random_walk(scores, aff, kernel='fast')
+    monkeypatch.setenv(random_walk_kernel.KERNEL_ENV, 'cuda')
+    with pytest.raises(ValueError, match=r"\$MMAFFSEG_RANDOM_WALK_KERNEL must be one of"):
+        random_walk(scores, aff)
+    with pytest.raises(ValueError, match="kernel='compiled' takes float32/float64 CPU scores"):
+        random_walk(scores.half(), aff.half(), kernel='compiled')
 
 
 def test_transition_matrix_structure():

@@ -19,12 +19,15 @@ N = 32768) with 21 random score channels and 256 steps, in a fresh process. Its 
 floor is the bytes a step cannot avoid (read the ``2K + 1`` row-stochastic weights of every
 pixel, read the scores, write the new scores; plus reading the affinities once) divided by the
 bandwidth of a 1 GiB ``copy_`` timed in the same process (bytes read + written per second). The
-tool prints the floor, the bandwidth, the walk's time and the ratio; the compute floor (the
+tool prints the floor, the bandwidth, the walk's time and the ratio (with the kernel ``auto``
+picks: the compiled C++ kernel where it builds, and with the PyTorch kernels, ``embedding_bag``,
+as a second row; part 1 has that row too); the compute floor (the
 walk's multiply-adds at the rate of a large float32 matmul in the same process); the previous
 CSR kernel (``T @ x``) as a before row; and the bilinear upsampling of the walked scores in the
 returned layout vs the channels-last layout the walk used to return.
 """
 import argparse
+import functools
 import time
 import warnings
 
@@ -39,6 +42,7 @@ from mmaffseg.utils.profiling import call_in_fresh_process, format_table, measur
 from mmaffseg.wsss.cam import add_background
 from mmaffseg.wsss.dense_random_walk import dense_random_walk
 from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
+from mmaffseg.wsss.random_walk_kernel import compiled_library
 
 
 def csr_random_walk(scores: torch.Tensor, aff: torch.Tensor, radius: int = 5, beta: float = 8,
@@ -54,7 +58,8 @@ def csr_random_walk(scores: torch.Tensor, aff: torch.Tensor, radius: int = 5, be
     return x.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
-WALKS = dict(mmaffseg=random_walk, dense=dense_random_walk, csr=csr_random_walk)
+WALKS = dict(mmaffseg=random_walk, dense=dense_random_walk, csr=csr_random_walk,
+             torch=functools.partial(random_walk, kernel='torch'))
 
 
 def synthetic_scene(height: int, width: int, stride: int, channels: int, seed: int = 0):
@@ -161,6 +166,9 @@ def floor_case(height: int, width: int, stride: int, channels: int, threads: int
     res['macs'] = steps * n * slots * channels
     res['walk'] = measure(lambda: random_walk(scores, aff, radius, logt=logt), warmup=1,
                           repeat=repeat, device=device)
+    res['compiled'] = str(device) == 'cpu' and compiled_library() is not None
+    res['walk_torch'] = measure(lambda: random_walk(scores, aff, radius, logt=logt, kernel='torch'),
+                                warmup=1, repeat=repeat, device=device, memory=False)
     res['csr'] = measure(lambda: csr_random_walk(scores, aff, radius, logt=logt), warmup=0,
                          repeat=1, device=device, memory=False)
     full = (grid[0] * stride, grid[1] * stride)
@@ -206,6 +214,8 @@ def main() -> None:
     res['mmaffseg, all channels walked'] = call_in_fresh_process(
         walk_case, 'mmaffseg', h, w, s, args.channels, args.threads, args.repeat, args.device,
         True)
+    res['mmaffseg, PyTorch kernels, all channels walked'] = call_in_fresh_process(
+        walk_case, 'torch', h, w, s, args.channels, args.threads, args.repeat, args.device, True)
     res['before: CSR T @ x, all channels walked'] = call_in_fresh_process(
         walk_case, 'csr', h, w, s, args.channels, args.threads, args.repeat, args.device, True)
     print(format_table(
@@ -217,6 +227,10 @@ def main() -> None:
           f'{dense["cpu_s"] / live["cpu_s"]:.1f}x CPU time** '
           f'({dense["wall_s"] / live["wall_s"]:.1f}x wall; the dense walk does the same work '
           'whatever the values)')
+    torch_kernels = res['mmaffseg, PyTorch kernels, all channels walked']
+    print(f'PyTorch kernels (embedding_bag), all channels walked: '
+          f'{dense["cpu_s"] / torch_kernels["cpu_s"]:.1f}x CPU time; the compiled kernel is '
+          f'{torch_kernels["cpu_s"] / live["cpu_s"]:.2f}x faster')
     before = res['before: CSR T @ x, all channels walked']
     print(f'before (CSR T @ x), all channels walked: {dense["cpu_s"] / before["cpu_s"]:.1f}x CPU '
           f'time ({dense["wall_s"] / before["wall_s"]:.1f}x wall)')
@@ -250,12 +264,18 @@ def main() -> None:
         ['traffic of our layout (+ int32 column per slot), GB', r['layout_bytes'] / 1e9],
         ['matmul rate (float32 2048^2, best CPU time), GFLOP/s', r['flops'] / 1e9],
         ['compute floor (multiply-adds at the matmul rate), s', compute_s],
+        ['walk kernel (auto)', 'compiled C++' if r['compiled'] else 'PyTorch'],
         ['walk (build T + steps), wall s', walk['wall_s']],
         ['walk, CPU s', walk['cpu_s']],
         ['**ratio walk / memory floor (CPU time)**', walk['cpu_s'] / floor_s],
         ['ratio walk / memory floor (wall)', walk['wall_s'] / floor_s],
         ['ratio walk / compute floor (CPU time)', walk['cpu_s'] / compute_s],
         ['walk peak memory above the inputs, MiB', walk['work_mb']],
+        ['walk with the PyTorch kernels (embedding_bag), CPU s', r['walk_torch']['cpu_s']],
+        ['ratio PyTorch-kernel walk / memory floor (CPU time)',
+         r['walk_torch']['cpu_s'] / floor_s],
+        ['speed-up of the compiled kernel vs the PyTorch kernels (CPU time)',
+         r['walk_torch']['cpu_s'] / walk['cpu_s']],
         ['before: CSR T @ x walk, CPU s (1 run)', r['csr']['cpu_s']],
         ['speed-up vs the CSR walk (CPU time)', r['csr']['cpu_s'] / walk['cpu_s']],
     ] + [[f'upsample x {s} + argmax of {c} walked channels, {layout} layout, CPU s',
