@@ -19,7 +19,7 @@ from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dsrl', '*.py')))
 
 
