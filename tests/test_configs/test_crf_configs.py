@@ -43,6 +43,9 @@ EXPECTED = {
     'psa-pseudo-labels_r50-d8_voc12aug.py': PSA,
     'psa-pseudo-labels_resnet38-d8_voc12-train.py': PSA,
     'psa-pseudo-labels_resnet38-d8_voc12aug.py': PSA,
+    # configs/benchmark: the protocol's CRF variants use DeepLab v2 ResNet-101's settings
+    'deeplabv2-crf.py': DEEPLABV2_R101,
+    'deeplabv3plus-crf.py': DEEPLABV2_R101,
 }
 # the model / loop types that run DenseCRF, as they appear in a config's text
 CRF_MARKERS = ('CRFRefineSegmentor', 'PseudoLabelLoop', 'DenseCRF')
@@ -80,8 +83,9 @@ def _mentions_crf(path: str) -> bool:
 
 def _crf_dict(cfg: Config):
     """The ``crf`` arguments the runtime passes to DenseCRF, or None if the config has no CRF."""
-    if cfg.model.get('type') == 'CRFRefineSegmentor':
-        return dict(cfg.model.get('crf') or {})
+    model = cfg.get('model') or {}  # a benchmark suite file has no model
+    if model.get('type') == 'CRFRefineSegmentor':
+        return dict(model.get('crf') or {})
     test_cfg = cfg.get('test_cfg') or {}
     if test_cfg.get('type') == 'PseudoLabelLoop':
         return dict(test_cfg.get('crf') or {})

@@ -260,7 +260,8 @@ def test_every_config_builds_and_computes_a_loss():
         losses = model.loss(**_batch(model, ['two']))
         assert torch.isfinite(losses['loss_emb'] + losses['loss_cls']), path
         cfg = _load(path)
-        assert cfg.val_evaluator.type == 'InstanceAPMetric'
+        assert [e.type for e in cfg.val_evaluator] == ['InstanceAPMetric',
+                                                      'CityscapesInstanceMetric']
         assert cfg.custom_hooks[0].type == 'LossWeightRampHook'
 
 
