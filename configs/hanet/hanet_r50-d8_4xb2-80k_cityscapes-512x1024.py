@@ -9,6 +9,7 @@ _base_ = [
     '../_base_/datasets/cityscapes_crop-offset.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
+    '../_base_/models/hanet_aspp_head.py',  # hanet_aspp_head
 ]
 custom_imports = dict(imports=['mmaffseg'], allow_failed_imports=False)
 crop_size = (512, 1024)
@@ -19,32 +20,6 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     # official dilation pattern: every block of layer3 / layer4 dilated by 2 / 4
     backbone=dict(contract_dilation=False),
-    decode_head=dict(
-        _delete_=True,
-        type='HANetASPPHead',
-        in_channels=2048,
-        in_index=3,
-        channels=256,
-        dilations=(1, 12, 24, 36),
-        c1_in_channels=256,
-        c1_channels=48,
-        lower_in_channels=1024,
-        lower_index=2,
-        hanet_placements=('layer4', 'aspp', 'bottleneck', 'decoder'),
-        hanet_cfg=dict(
-            reduction=64,
-            kernel_size=3,
-            num_convs=3,
-            pos_rfactor=8,
-            pos_injection=2,
-            pos_encoding='sinusoid',
-            pooling='mean',
-            dropout_ratio=0.1,
-            pos_noise=0.5),
-        dropout_ratio=0.0,  # the official classifier has no dropout
-        num_classes=19,
-        norm_cfg=norm_cfg,
-        align_corners=True,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    decode_head=dict(_delete_=True, **_base_.hanet_aspp_head, norm_cfg=norm_cfg),
     auxiliary_head=dict(channels=512, align_corners=True),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 683)))

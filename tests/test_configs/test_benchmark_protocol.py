@@ -25,7 +25,7 @@ ALLOWED = {
     'deeplabv3plus': [],
     'deeplabv3plus-crf': _CRF,
     'hanet-neck': ['model.type', 'model.neck.*'],
-    'hanet-head': ['model.type', 'model.decode_head.*'],
+    'hanet-head': ['model.type', 'model.decode_head.*', 'hanet_aspp_head.*'],
     'spnet': ['model.backbone.type', 'model.backbone.spm_cfg.*', 'model.backbone.spm_blocks.*',
               'model.decode_head.*'],
     'cpnet': ['model.decode_head.*'],
