@@ -66,8 +66,9 @@ def heading_anchors(path: str) -> set:
     return anchors
 
 
-def broken_links(md_path: str) -> list:
-    """``(link, reason)`` for every relative link of ``md_path`` that does not resolve."""
+def broken_links(md_path: str, root: str = REPO) -> list:
+    """``(link, reason)`` for every relative link of ``md_path`` that does not resolve inside
+    ``root`` (a link out of the repository works only on the machine that wrote it)."""
     with open(md_path, encoding='utf-8') as f:
         text = _outside_code(f.read())
     broken = []
@@ -76,7 +77,9 @@ def broken_links(md_path: str) -> list:
             continue
         path, _, anchor = target.partition('#')
         dest = osp.normpath(osp.join(osp.dirname(md_path), path)) if path else md_path
-        if not osp.exists(dest):
+        if osp.commonpath([osp.abspath(root), osp.abspath(dest)]) != osp.abspath(root):
+            broken.append((target, 'outside the repository'))
+        elif not osp.exists(dest):
             broken.append((target, 'no such file'))
         elif anchor and dest.endswith('.md') and anchor not in heading_anchors(dest):
             broken.append((target, f'no heading #{anchor} in {osp.relpath(dest, REPO)}'))
@@ -102,7 +105,7 @@ def test_the_check_finds_broken_links_and_anchors(tmp_path):
     page.write_text('[ok](other.md) [ok](other.md#differences-from-the-paper--official-code)\n'
                     '[gone](missing.md) [bad anchor](other.md#nowhere) [web](https://x.org/a)\n'
                     '```\n[in code](nothing.md)\n```\n')
-    assert broken_links(str(page)) == [
+    assert broken_links(str(page), root=str(tmp_path)) == [
         ('missing.md', 'no such file'),
         ('other.md#nowhere', 'no heading #nowhere in ' + osp.relpath(str(tmp_path / 'other.md'),
                                                                       REPO)),
@@ -126,3 +129,12 @@ def test_every_config_is_named_in_its_readme(metafile):
     configs = sorted(f for f in os.listdir(folder) if f.endswith('.py'))
     assert configs
     assert [c for c in configs if c not in readme] == [], collection['README']
+
+
+def test_a_link_out_of_the_repository_is_broken(tmp_path):
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    (tmp_path / 'shared.md').write_text('# Notes\n')
+    (repo / 'README.md').write_text('[notes](../shared.md) and [self](README.md)\n')
+    assert broken_links(str(repo / 'README.md'), root=str(repo)) == [
+        ('../shared.md', 'outside the repository')]
