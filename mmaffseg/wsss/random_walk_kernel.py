@@ -372,16 +372,14 @@ void walk(const T* x_in, T* out, const T* pair, const int64_t* dydx, int64_t bat
                   channels * sizeof(T));
 }
 
-}  // namespace
-
 // 0 on success, 1 when the work buffers could not be allocated, 2 on any other C++ error (an
 // exception must not cross into the ctypes caller)
-extern "C" {
-int mmaffseg_walk_f32(const float* x, float* out, const float* pair, const int64_t* dydx,
-                      int64_t batch, int64_t height, int64_t width, int64_t channels,
-                      int64_t pairs, int64_t steps, int64_t threads) {
+template <typename T>
+int walk_status(const T* x, T* out, const T* pair, const int64_t* dydx, int64_t batch,
+                int64_t height, int64_t width, int64_t channels, int64_t pairs, int64_t steps,
+                int64_t threads) {
   try {
-    walk<float>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
+    walk<T>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
   } catch (const std::bad_alloc&) {
     return 1;
   } catch (...) {
@@ -389,17 +387,21 @@ int mmaffseg_walk_f32(const float* x, float* out, const float* pair, const int64
   }
   return 0;
 }
+
+}  // namespace
+
+extern "C" {
+int mmaffseg_walk_f32(const float* x, float* out, const float* pair, const int64_t* dydx,
+                      int64_t batch, int64_t height, int64_t width, int64_t channels,
+                      int64_t pairs, int64_t steps, int64_t threads) {
+  return walk_status<float>(x, out, pair, dydx, batch, height, width, channels, pairs, steps,
+                            threads);
+}
 int mmaffseg_walk_f64(const double* x, double* out, const double* pair, const int64_t* dydx,
                       int64_t batch, int64_t height, int64_t width, int64_t channels,
                       int64_t pairs, int64_t steps, int64_t threads) {
-  try {
-    walk<double>(x, out, pair, dydx, batch, height, width, channels, pairs, steps, threads);
-  } catch (const std::bad_alloc&) {
-    return 1;
-  } catch (...) {
-    return 2;
-  }
-  return 0;
+  return walk_status<double>(x, out, pair, dydx, batch, height, width, channels, pairs, steps,
+                             threads);
 }
 }
 '''
