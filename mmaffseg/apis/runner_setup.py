@@ -5,6 +5,7 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -17,6 +18,7 @@ from ..utils.config_errors import (
 )
 from .cli_errors import registry_error_hints
 from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
+from .test_outputs import set_test_output_dir
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -165,8 +167,11 @@ def prepare_test_cfg(cfg: Config,
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if out is not None:
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
+        # a list of evaluators too: those that can write get the folder (test_outputs.py)
+        routed = set_test_output_dir(cfg, out)
+        if len(routed) > 1:
+            print_log('--out: ' + '; '.join(f'{name} writes to {folder}'
+                                            for name, folder in routed), logger='current')
     return cfg
 
 
