@@ -16,6 +16,7 @@ from ..utils.config_errors import (
     ConfigFileError,
     DataRootError,
 )
+from .cfg_options import check_cfg_options
 from .cli_errors import registry_error_hints
 from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
 from .test_outputs import set_test_output_dir
@@ -40,6 +41,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         raise ConfigFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)  # a misspelt key: ConfigCheckError naming it
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
