@@ -51,9 +51,10 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS, MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, load_config
+from mmaffseg.apis import build_runner, check_cfg_options, load_config
 from mmaffseg.apis.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
+from mmaffseg.utils.config_errors import ConfigCheckError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SUITES_DIR = osp.join(REPO, 'configs', 'benchmark', 'suites')
@@ -170,6 +171,10 @@ def method_config(suite: Config, suite_path: str, method: str, seed: int, data_r
         _replace_sync_bn(model)
         cfg.model = ConfigDict(model)
     if cfg_options:
+        try:
+            check_cfg_options(cfg, cfg_options)
+        except ConfigCheckError as e:
+            raise SuiteError(str(e)) from e
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'mmseg')
     return cfg

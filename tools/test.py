@@ -33,7 +33,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument(
-        '--out', help='dir to save the predicted label maps (keeps results for offline eval)')
+        '--out',
+        help='dir to save the predictions (keeps results for offline eval): given to every test '
+        'evaluator that takes an output_dir; with several, one sub-folder each, named by type')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument('--show-dir', help='dir to save painted predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between shows')

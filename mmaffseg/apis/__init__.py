@@ -2,6 +2,7 @@
 """The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments),
 and :func:`show_result_pyplot` for every mmaffseg model's inference result."""
 
+from .cfg_options import check_cfg_options
 from .cli_errors import checkpoint_errors_exit, config_errors_exit, registry_error_hints
 from .cpu_distributed import (
     add_launcher_args,
@@ -27,6 +28,7 @@ from .runner_setup import (
 __all__ = [
     'add_launcher_args',
     'build_runner',
+    'check_cfg_options',
     'check_checkpoint_file',
     'check_data_roots',
     'check_loaded_checkpoint',

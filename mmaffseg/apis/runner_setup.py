@@ -5,6 +5,7 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -15,8 +16,10 @@ from ..utils.config_errors import (
     ConfigFileError,
     DataRootError,
 )
+from .cfg_options import check_cfg_options
 from .cli_errors import registry_error_hints
 from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
+from .test_outputs import set_test_output_dir
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -38,6 +41,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         raise ConfigFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)  # a misspelt key: ConfigCheckError naming it
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
@@ -165,8 +169,11 @@ def prepare_test_cfg(cfg: Config,
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if out is not None:
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
+        # a list of evaluators too: those that can write get the folder (test_outputs.py)
+        routed = set_test_output_dir(cfg, out)
+        if len(routed) > 1:
+            print_log('--out: ' + '; '.join(f'{name} writes to {folder}'
+                                            for name, folder in routed), logger='current')
     return cfg
 
 

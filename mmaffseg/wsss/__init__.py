@@ -4,11 +4,15 @@ from .cam import add_background, multi_scale_cam, stack_to_label
 from .dense_random_walk import dense_affinity_matrix, dense_random_walk, dense_transition
 from .label_store import PseudoLabelStore, label_relpath
 from .param_selection import PSAParamSelectionLoop, select_best
+from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults, psa_crf_args
 from .pseudo_label_loop import PseudoLabelLoop, shard_indices
 from .pseudo_label_stages import stage_labels
 from .random_walk import random_walk, random_walk_cams, transition_matrix
 
 __all__ = [
+    'PSA_CRF',
+    'PSA_DEFAULTS',
+    'PSADefaults',
     'PSAParamSelectionLoop',
     'PseudoLabelLoop',
     'PseudoLabelStore',
@@ -20,6 +24,7 @@ __all__ = [
     'dense_transition',
     'label_relpath',
     'multi_scale_cam',
+    'psa_crf_args',
     'random_walk',
     'random_walk_cams',
     'select_best',

@@ -28,13 +28,14 @@ from torch import Tensor
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 
 from .cam import add_background, stack_to_label
+from .psa_defaults import PSA_DEFAULTS, psa_crf_args
 
 
 def affinity_label_from_cams(img: np.ndarray,
                              cams: Union[Tensor, np.ndarray],
                              class_ids: Union[Tensor, np.ndarray],
-                             low_alpha: float = 4,
-                             high_alpha: float = 32,
+                             low_alpha: float = PSA_DEFAULTS.low_alpha,
+                             high_alpha: float = PSA_DEFAULTS.high_alpha,
                              crf: Optional[DenseCRF] = None,
                              ignore_index: int = 255) -> np.ndarray:
     """Image-size affinity-label map from the CAMs of one image.
@@ -44,9 +45,9 @@ def affinity_label_from_cams(img: np.ndarray,
         cams (Tensor | np.ndarray): ``(K, H, W)`` CAMs of the present classes in [0, 1], e.g.
             from :func:`mmaffseg.wsss.cam.multi_scale_cam`.
         class_ids (Tensor | np.ndarray): ``(K,)`` 0-based classes of ``cams``.
-        low_alpha (float): Background power of the weak-background map. Default: 4.
-        high_alpha (float): Background power of the strong-background map. Default: 32.
-        crf (DenseCRF, optional): The dense CRF; None builds ``DenseCRF()`` (PSA settings).
+        low_alpha (float): Background power of the weak-background map. Default: PSA's.
+        high_alpha (float): Background power of the strong-background map. Default: PSA's.
+        crf (DenseCRF, optional): The dense CRF; None builds one with PSA's settings.
             Its ``workers`` > 1 runs the two CRFs in parallel.
         ignore_index (int): Label of unknown pixels. Default: 255.
 
@@ -59,7 +60,7 @@ def affinity_label_from_cams(img: np.ndarray,
     if cams.dim() != 3 or cams.shape[0] != class_ids.numel():
         raise ValueError(f'cams must be (K, H, W) with K = len(class_ids) = {class_ids.numel()}, '
                          f'got shape {tuple(cams.shape)}')
-    crf = DenseCRF() if crf is None else crf
+    crf = DenseCRF(**psa_crf_args()) if crf is None else crf
     stacks = [add_background(cams, alpha).numpy() for alpha in (low_alpha, high_alpha)]
     return affinity_label_from_crf(*crf.batch(stacks, [img, img]), class_ids, ignore_index)
 

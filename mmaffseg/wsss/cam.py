@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .psa_defaults import PSA_DEFAULTS
+
 
 def add_background(cams: Tensor, alpha: float) -> Tensor:
     """Prepend the background score ``(1 - max_k cam_k) ** alpha`` to a CAM stack.
@@ -55,8 +57,8 @@ def stack_to_label(index: Tensor, class_ids: Tensor) -> Tensor:
 def multi_scale_cam(cam_fn: Callable[[Tensor], Tensor],
                     img: Tensor,
                     class_labels: Tensor,
-                    scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
-                    flip: bool = True) -> Tuple[Tensor, Tensor]:
+                    scales: Sequence[float] = PSA_DEFAULTS.cam_scales,
+                    flip: bool = PSA_DEFAULTS.cam_flip) -> Tuple[Tensor, Tensor]:
     """Multi-scale, flipped CAMs of the classes present in one image.
 
     For every scale the image is resized (bicubic, antialiased when shrinking; the reference
@@ -69,8 +71,8 @@ def multi_scale_cam(cam_fn: Callable[[Tensor], Tensor],
             e.g. :meth:`mmaffseg.models.segmentors.CAMClassifier.forward_cam`.
         img (Tensor): One normalised image, ``(3, H, W)`` or ``(1, 3, H, W)``.
         class_labels (Tensor): ``(C,)`` multi-hot image-level labels.
-        scales (Sequence[float]): Image scales. Default: (1.0, 0.5, 1.5, 2.0).
-        flip (bool): Add horizontally flipped copies. Default: True.
+        scales (Sequence[float]): Image scales. Default: PSA's ``cam_scales``.
+        flip (bool): Add horizontally flipped copies. Default: PSA's ``cam_flip``.
 
     Returns:
         tuple[Tensor, Tensor]: ``cams`` ``(K, H, W)`` in [0, 1] for the K present classes and

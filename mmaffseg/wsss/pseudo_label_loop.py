@@ -69,6 +69,7 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
     leaf_dataset,
     read_png,
 )
+from .psa_defaults import PSA_DEFAULTS, psa_crf_args
 from .pseudo_label_stages import (
     WALK_STAGES,
     batch_crf,
@@ -117,6 +118,9 @@ class _Image:
 class PseudoLabelLoop(BaseLoop):
     """Make PSA pseudo labels (and affinity labels) for every image of a dataset.
 
+    The defaults of ``cam_scales`` ... ``rw_logt`` and the CRF settings are PSA's,
+    :data:`~mmaffseg.wsss.psa_defaults.PSA_DEFAULTS` (shared with :func:`stage_labels`).
+
     Args:
         runner (Runner): The runner; its ``model`` is the CAM classifier (e.g.
             :class:`~mmaffseg.models.segmentors.CAMClassifier`, anything with ``forward_cam``).
@@ -134,17 +138,16 @@ class PseudoLabelLoop(BaseLoop):
         aff_checkpoint (str, optional): Checkpoint of the AffinityNet (``rw``/``rw_crf``).
         aff_model (dict | str, optional): AffinityNet model config, or the path of a config
             whose ``model`` it is (``rw``/``rw_crf``).
-        cam_scales (Sequence[float]): CAM inference scales. Default: (1.0, 0.5, 1.5, 2.0).
-        cam_flip (bool): Add flipped images to the CAM inference. Default: True.
-        cam_bg_score (float): Constant background score of the ``cam`` labels. Default: 0.2.
+        cam_scales (Sequence[float]): CAM inference scales.
+        cam_flip (bool): Add flipped images to the CAM inference.
+        cam_bg_score (float): Constant background score of the ``cam`` labels.
         low_alpha (float): Background power of the weak-background affinity-label map.
-            Default: 4.
-        high_alpha (float): Background power of the strong-background map. Default: 32.
-        rw_alpha (float): Background power of the walked CAM stack. Default: 16.
-        rw_beta (float): Affinity power of the walk. Default: 8.
-        rw_logt (int): log2 of the number of walk steps. Default: 8.
-        crf (dict): :class:`~mmaffseg.postprocessing.DenseCRF` arguments (PSA defaults when
-            empty; ``workers`` > 1 runs the CRFs of a chunk in parallel). Default: {}.
+        high_alpha (float): Background power of the strong-background map.
+        rw_alpha (float): Background power of the walked CAM stack.
+        rw_beta (float): Affinity power of the walk.
+        rw_logt (int): log2 of the number of walk steps.
+        crf (dict): :class:`~mmaffseg.postprocessing.DenseCRF` arguments over PSA's
+            (``workers`` > 1 runs the CRFs of a chunk in parallel). Default: {}.
         chunk_size (int, optional): Images whose CRFs run together. Default: ``crf.workers``
             (at least 1).
         save_cams (bool): Cache the CAMs in ``out_dir/cams`` (reused on resume and by later
@@ -164,14 +167,14 @@ class PseudoLabelLoop(BaseLoop):
                  cam_checkpoint: Optional[str] = None,
                  aff_checkpoint: Optional[str] = None,
                  aff_model: Union[dict, str, None] = None,
-                 cam_scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
-                 cam_flip: bool = True,
-                 cam_bg_score: float = 0.2,
-                 low_alpha: float = 4,
-                 high_alpha: float = 32,
-                 rw_alpha: float = 16,
-                 rw_beta: float = 8,
-                 rw_logt: int = 8,
+                 cam_scales: Sequence[float] = PSA_DEFAULTS.cam_scales,
+                 cam_flip: bool = PSA_DEFAULTS.cam_flip,
+                 cam_bg_score: float = PSA_DEFAULTS.cam_bg_score,
+                 low_alpha: float = PSA_DEFAULTS.low_alpha,
+                 high_alpha: float = PSA_DEFAULTS.high_alpha,
+                 rw_alpha: float = PSA_DEFAULTS.rw_alpha,
+                 rw_beta: float = PSA_DEFAULTS.rw_beta,
+                 rw_logt: int = PSA_DEFAULTS.rw_logt,
                  crf: Optional[dict] = None,
                  chunk_size: Optional[int] = None,
                  save_cams: bool = True,
@@ -205,7 +208,7 @@ class PseudoLabelLoop(BaseLoop):
         self.stage_kwargs = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
                                  high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
                                  rw_logt=rw_logt, aff_hint=aff_checkpoint)
-        self.crf = DenseCRF(**(crf or {}))
+        self.crf = DenseCRF(**psa_crf_args(crf))
         self.chunk_size = chunk_size or max(1, self.crf.workers)
         self.save_cams = save_cams
         self.num_threads = num_threads
@@ -371,8 +374,9 @@ class PseudoLabelLoop(BaseLoop):
                 head = aff_model.decode_head
                 aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
             labels, unaries = stage_labels(
-                cams, class_ids, stages, aff, radius=getattr(head, 'radius', 5),
-                stride=getattr(head, 'label_stride', 8), **self.stage_kwargs)
+                cams, class_ids, stages, aff,
+                radius=getattr(head, 'radius', PSA_DEFAULTS.radius),
+                stride=getattr(head, 'label_stride', PSA_DEFAULTS.stride), **self.stage_kwargs)
             for stage, label in labels.items():
                 self._write(image, stage, label)
             image.crf_inputs.update(unaries)

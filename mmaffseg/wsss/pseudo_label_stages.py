@@ -34,6 +34,7 @@ from torch import Tensor
 from ..models.utils.preprocessing import to_rgb
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
+from .psa_defaults import PSA_DEFAULTS
 from .random_walk import random_walk_cams
 
 #: The stages that need the AffinityNet's affinities.
@@ -109,16 +110,20 @@ def stage_labels(cams: Tensor,
                  class_ids: Tensor,
                  stages: Sequence[str],
                  aff: Optional[Tensor] = None,
-                 radius: int = 5,
-                 stride: int = 8,
-                 cam_bg_score: float = 0.2,
-                 low_alpha: float = 4,
-                 high_alpha: float = 32,
-                 rw_alpha: float = 16,
-                 rw_beta: float = 8,
-                 rw_logt: int = 8,
+                 radius: int = PSA_DEFAULTS.radius,
+                 stride: int = PSA_DEFAULTS.stride,
+                 cam_bg_score: float = PSA_DEFAULTS.cam_bg_score,
+                 low_alpha: float = PSA_DEFAULTS.low_alpha,
+                 high_alpha: float = PSA_DEFAULTS.high_alpha,
+                 rw_alpha: float = PSA_DEFAULTS.rw_alpha,
+                 rw_beta: float = PSA_DEFAULTS.rw_beta,
+                 rw_logt: int = PSA_DEFAULTS.rw_logt,
                  aff_hint: str = '') -> Tuple[Dict[str, Tensor], Dict[str, np.ndarray]]:
     """The labels of ``stages`` that need no CRF, and the unaries of those that do.
+
+    The defaults of ``radius`` ... ``rw_logt`` are PSA's,
+    :data:`~mmaffseg.wsss.psa_defaults.PSA_DEFAULTS` (shared with
+    :class:`~mmaffseg.wsss.PseudoLabelLoop`).
 
     Args:
         cams (Tensor): ``(K, H, W)`` CAMs in [0, 1] of the present classes.
@@ -127,14 +132,14 @@ def stage_labels(cams: Tensor,
             ``rw_crf``).
         aff (Tensor, optional): ``(1, K', P)`` AffinityNet affinities; needed by ``rw`` and
             ``rw_crf``.
-        radius (int): The affinities' pair radius. Default: 5.
-        stride (int): The affinities' grid stride. Default: 8.
-        cam_bg_score (float): Constant background score of ``cam``. Default: 0.2.
-        low_alpha (float): Background power of the weak-background stack. Default: 4.
-        high_alpha (float): Background power of the strong-background stack. Default: 32.
-        rw_alpha (float): Background power of the walked stack. Default: 16.
-        rw_beta (float): Affinity power of the walk. Default: 8.
-        rw_logt (int): log2 of the number of walk steps. Default: 8.
+        radius (int): The affinities' pair radius.
+        stride (int): The affinities' grid stride.
+        cam_bg_score (float): Constant background score of ``cam``.
+        low_alpha (float): Background power of the weak-background stack.
+        high_alpha (float): Background power of the strong-background stack.
+        rw_alpha (float): Background power of the walked stack.
+        rw_beta (float): Affinity power of the walk.
+        rw_logt (int): log2 of the number of walk steps.
         aff_hint (str): The AffinityNet checkpoint, named when the affinities are not finite.
 
     Returns:

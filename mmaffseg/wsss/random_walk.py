@@ -38,6 +38,7 @@ from torch import Tensor
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 
 from .cam import add_background
+from .psa_defaults import PSA_DEFAULTS
 from .random_walk_kernel import compiled_library, compiled_walk, kernel_choice, unavailable_reason
 
 
@@ -212,8 +213,9 @@ def _with_dead_channels(x: Tensor, live: Tensor, scores: Tensor) -> Tensor:
     return out.permute(0, 3, 1, 2)
 
 
-def random_walk_cams(cams: Tensor, aff: Tensor, alpha: float = 16, beta: float = 8,
-                     logt: int = 8, radius: int = 5, stride: int = 8,
+def random_walk_cams(cams: Tensor, aff: Tensor, alpha: float = PSA_DEFAULTS.rw_alpha,
+                     beta: float = PSA_DEFAULTS.rw_beta, logt: int = PSA_DEFAULTS.rw_logt,
+                     radius: int = PSA_DEFAULTS.radius, stride: int = PSA_DEFAULTS.stride,
                      walk: Callable[..., Tensor] = random_walk) -> Tensor:
     """PSA's walk from image-size CAMs to image-size scores (argmax -> pseudo label).
 
@@ -227,11 +229,11 @@ def random_walk_cams(cams: Tensor, aff: Tensor, alpha: float = 16, beta: float =
         aff (Tensor): ``(B, K', P)`` affinities on the ``ceil(H / stride) x ceil(W / stride)``
             grid, e.g. from :meth:`mmaffseg.models.segmentors.AffinityNet.predict_affinity` on
             the image padded to a multiple of ``stride``.
-        alpha (float): Background power. Default: 16.
-        beta (float): Affinity power. Default: 8.
-        logt (int): log2 of the number of steps. Default: 8.
-        radius (int): Pair radius. Default: 5.
-        stride (int): Feature stride of the affinities. Default: 8.
+        alpha (float): Background power. Default: PSA's ``rw_alpha``.
+        beta (float): Affinity power. Default: PSA's ``rw_beta``.
+        logt (int): log2 of the number of steps. Default: PSA's ``rw_logt``.
+        radius (int): Pair radius. Default: PSA's.
+        stride (int): Feature stride of the affinities. Default: PSA's.
         walk (Callable): The walk on the pooled scores, ``walk(scores, aff, radius, beta,
             logt)``. Default: :func:`random_walk`; benchmarks pass the dense reference
             :func:`mmaffseg.wsss.dense_random_walk.dense_random_walk`.

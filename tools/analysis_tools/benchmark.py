@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config, registry_error_hints
+from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
 from mmaffseg.utils import load_model_weights
 from mmaffseg.utils.profiling import measure, read_peak_memory, reset_peak_memory
 
@@ -37,7 +37,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     # as mmseg's tools: types of the config resolve in mmseg's (or the config's) scope
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.test_dataloader.batch_size = 1

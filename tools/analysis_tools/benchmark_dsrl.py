@@ -30,7 +30,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config
+from mmaffseg.apis import config_errors_exit, load_config
 from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg
 from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
 from mmaffseg.utils.random_batch import random_seg_batch
@@ -59,7 +59,8 @@ def measure_case(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     init_default_scope('mmseg')
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     stage, kind = args.case.split('-')
     model_cfg = cfg.model.to_dict()
     model_cfg['pretrained'] = None

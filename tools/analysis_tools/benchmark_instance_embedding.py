@@ -24,7 +24,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config
+from mmaffseg.apis import config_errors_exit, load_config
 from mmaffseg.utils import load_model_weights
 from mmaffseg.utils.profiling import measure
 
@@ -49,7 +49,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.pretrained = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))

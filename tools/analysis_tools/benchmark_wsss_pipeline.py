@@ -119,6 +119,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
     from mmaffseg.postprocessing import DenseCRF
     from mmaffseg.utils.profiling import measure
     from mmaffseg.wsss.label_store import PseudoLabelStore
+    from mmaffseg.wsss.psa_defaults import PSA_DEFAULTS, psa_crf_args
     cfg = load_config(config)
     loop = cfg.test_cfg
     if loop.get('type') != 'PseudoLabelLoop':
@@ -132,11 +133,11 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
         cam_model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
         aff_model = revert_sync_batchnorm(MODELS.build(aff_cfg)).eval()
     head = aff_model.decode_head
-    crf = DenseCRF(**dict(loop.get('crf') or {}, workers=0))  # serial: per-image cost
+    crf = DenseCRF(**psa_crf_args(dict(loop.get('crf') or {}, workers=0)))  # serial
     stage_kwargs = {k: loop[k] for k in ('cam_bg_score', 'low_alpha', 'high_alpha', 'rw_alpha',
                                          'rw_beta', 'rw_logt') if k in loop}
-    cam_kwargs = dict(scales=tuple(loop.get('cam_scales', (1.0, 0.5, 1.5, 2.0))),
-                      flip=loop.get('cam_flip', True))
+    cam_kwargs = dict(scales=tuple(loop.get('cam_scales', PSA_DEFAULTS.cam_scales)),
+                      flip=loop.get('cam_flip', PSA_DEFAULTS.cam_flip))
     num_classes = cam_model.decode_head.num_classes  # image-level classes of the CAMs
     rng = np.random.default_rng(0)
     times = {s: [] for s in STAGES}

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config, registry_error_hints
+from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,7 +33,8 @@ def main() -> None:
     shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     if len(shape) != 2:
         raise ValueError(f'--shape takes H W or one value, got {args.shape}')
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     with registry_error_hints():
         model = MODELS.build(cfg.model).eval()

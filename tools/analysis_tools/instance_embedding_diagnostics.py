@@ -30,7 +30,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config
+from mmaffseg.apis import config_errors_exit, load_config
 from mmaffseg.instance_embedding import oracle_seeds, seed_class_targets
 from mmaffseg.structures.instance_map import instance_classes
 from mmaffseg.utils import load_model_weights
@@ -118,7 +118,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cfg.model.pretrained = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))

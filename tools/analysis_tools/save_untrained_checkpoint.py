@@ -19,7 +19,7 @@ from mmengine.runner import set_random_seed
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config, registry_error_hints
+from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,7 +33,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     set_random_seed(args.seed)
     with registry_error_hints():

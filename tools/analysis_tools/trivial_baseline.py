@@ -23,7 +23,7 @@ from mmseg.registry import DATASETS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config
+from mmaffseg.apis import config_errors_exit, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,7 +44,8 @@ def _labels(dataset, limit: int = 0):
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
+    with config_errors_exit():  # e.g. a misspelt --cfg-options key
+        cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     val_set = DATASETS.build(cfg.val_dataloader.dataset)
     train_cfg = cfg.train_dataloader.dataset.copy()

@@ -1,0 +1,126 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Catch misspelt ``--cfg-options`` keys before anything is built.
+
+mmengine's ``Config.merge_from_dict`` adds any key it is given: a misspelt one
+(``model.decode_head.num_clases=3``, ``train_cfg.max_iter=2``) becomes an unexpected keyword
+argument deep inside the builder, or a setting nobody reads. Adding keys is legitimate
+(``model.test_cfg.mode=slide``, a new top-level key, an argument the config leaves at its
+default), so :func:`check_cfg_options` rejects only a key that
+
+* is new where it is added (its parent exists in the config and lacks it),
+* is added to a registry-built dict (the parent has a ``type``),
+* is not an argument of the class that ``type`` names (when the registries know it), and
+* is close to a key the parent already has (:func:`difflib.get_close_matches`), which the
+  message lists.
+"""
+import difflib
+import inspect
+from typing import Any, List, Mapping, Optional
+
+from mmengine.config import Config
+
+from ..utils.config_errors import ConfigCheckError
+
+_MISSING = object()
+
+
+def _registered(kind: Any) -> List[Any]:
+    """The classes (or builder functions) a ``type`` value names, in any of mmseg's registries
+    and their mmengine parents (empty when none knows it)."""
+    if inspect.isclass(kind) or callable(kind):
+        return [kind]
+    if not isinstance(kind, str):
+        return []
+    import mmseg.registry as seg_registry
+    from mmengine.registry import Registry
+    found = []
+    for registry in vars(seg_registry).values():
+        if not isinstance(registry, Registry):
+            continue
+        try:
+            obj = registry.get(kind)
+        except Exception:  # noqa: BLE001 - not in this registry
+            obj = None
+        if obj is not None and obj not in found:
+            found.append(obj)
+    return found
+
+
+def _arguments(obj: Any) -> Optional[set]:
+    """Named arguments of a class (every ``__init__`` along its MRO: ``**kwargs`` usually goes
+    to a base class) or function; None when they cannot be read."""
+    functions = ([c.__dict__['__init__'] for c in obj.__mro__ if '__init__' in c.__dict__]
+                 if inspect.isclass(obj) else [obj])
+    names = set()
+    for function in functions:
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in parameters
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names
+
+
+def _child(node: Any, key: str) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(key, _MISSING)
+    if isinstance(node, (list, tuple)) and key.lstrip('-').isdigit():
+        index = int(key)
+        return node[index] if -len(node) <= index < len(node) else _MISSING
+    return _MISSING
+
+
+def _check_new_key(parent: Mapping, parent_path: str, key: str, full_key: str,
+                   options: Mapping) -> None:
+    kind = options.get(f'{parent_path}.type', parent.get('type'))  # a new type: its arguments
+    close = difflib.get_close_matches(key, [str(k) for k in parent], n=3, cutoff=0.6)
+    if not close:
+        return
+    classes = _registered(kind)
+    arguments = [_arguments(obj) for obj in classes]
+    if any(names is None or key in names for names in arguments):
+        return  # an argument the config leaves at its default
+    name = str(getattr(kind, '__name__', kind))
+    raise ConfigCheckError(
+        f'--cfg-options {full_key}: {parent_path} ({name}) has no setting {key!r}'
+        f'{", and " + name + " takes no such argument" if classes else ""}. Did you mean '
+        f'{" or ".join(f"{parent_path}.{c}" for c in close)}?')
+
+
+def _flatten(options: Mapping, prefix: str = '') -> dict:
+    """Nested dict values as dotted keys (``merge_from_dict`` merges them key by key); a dict
+    with ``_delete_`` replaces what it names and stays whole."""
+    flat = {}
+    for key, value in options.items():
+        full_key = f'{prefix}{key}'
+        if isinstance(value, Mapping) and value and not value.get('_delete_'):
+            flat.update(_flatten(value, full_key + '.'))
+        else:
+            flat[full_key] = value
+    return flat
+
+
+def check_cfg_options(cfg: Config, options: Optional[Mapping]) -> None:
+    """Raise :class:`ConfigCheckError` on a misspelt ``--cfg-options`` key (module docstring).
+
+    Args:
+        cfg (Config): The config the options will be merged into (not yet merged).
+        options (Mapping, optional): ``--cfg-options`` as ``DictAction`` parses them
+            (``{'model.decode_head.num_classes': 3, ...}``; nested dicts are checked key by
+            key).
+    """
+    flat = _flatten(options or {})
+    root = {key: cfg[key] for key in cfg.keys()}  # a Config is no Mapping
+    for full_key in flat:
+        path = full_key.split('.')
+        node = root
+        for depth, key in enumerate(path):
+            if key.startswith('_'):  # _delete_ and friends
+                break
+            child = _child(node, key)
+            if child is _MISSING:
+                if isinstance(node, Mapping) and 'type' in node:
+                    _check_new_key(node, '.'.join(path[:depth]), key, full_key, flat)
+                break
+            node = child
