@@ -4,13 +4,20 @@
 :func:`config_errors_exit` and :func:`checkpoint_errors_exit` print ``<tool>: error: ...`` and
 exit with status 2 (argparse's convention); :func:`registry_error_hints` adds the closest
 registered names to mmengine's "not in the registry" error.
+
+Under ``torchrun`` (``tools/dist_train.sh``) the message is also written to the error file the
+launcher gives each worker (``$TORCHELASTIC_ERROR_FILE``), so the launcher's closing failure
+report, the last thing a user sees, names the problem instead of "To enable traceback see ...".
 """
 import contextlib
 import difflib
+import json
+import os
 import os.path as osp
 import re
 import sys
-from typing import Dict, Iterator
+import time
+from typing import Dict, Iterator, NoReturn
 
 from ..utils import CheckpointError
 from ..utils.config_errors import (
@@ -20,6 +27,27 @@ from ..utils.config_errors import (
     DataRootError,
     OutputDirError,
 )
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """Print ``<tool>: error: <message>`` to stderr and exit with status 2.
+
+    In a worker started by ``torchrun`` the message also goes to ``$TORCHELASTIC_ERROR_FILE``
+    (the JSON layout torch's ``ErrorHandler.record_exception`` writes), which the launcher
+    prints as the root cause of the failed run.
+    """
+    line = f'{osp.basename(sys.argv[0])}: error: {message}'
+    print(line, file=sys.stderr)
+    error_file = os.environ.get('TORCHELASTIC_ERROR_FILE')
+    if error_file:
+        data = {'message': {'message': line, 'extraInfo': {
+            'py_callstack': line, 'timestamp': str(int(time.time()))}}}
+        try:
+            with open(error_file, 'w') as f:
+                json.dump(data, f)
+        except OSError:
+            pass  # the message is on stderr already
+    sys.exit(2)
 
 
 @contextlib.contextmanager
@@ -32,21 +60,16 @@ def config_errors_exit() -> Iterator[None]:
     try:
         yield
     except ConfigFileError as e:
-        print(f'{osp.basename(sys.argv[0])}: error: CONFIG: {e}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(f'CONFIG: {e}')
     except (ConfigCheckError, DataRootError) as e:
-        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(str(e))
     except OutputDirError as e:
-        print(f'{osp.basename(sys.argv[0])}: error: {e.strerror}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(e.strerror)
     except DataFileError as e:
         # raised in a dataloader worker, the message carries the worker's traceback: keep the
         # error's own last line
         message = str(e).rstrip().splitlines()[-1]
-        message = message.split(f'{DataFileError.__name__}: ', 1)[-1]
-        print(f'{osp.basename(sys.argv[0])}: error: {message}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(message.split(f'{DataFileError.__name__}: ', 1)[-1])
 
 
 def _registry_names() -> list:
@@ -94,5 +117,4 @@ def checkpoint_errors_exit(arguments: Dict[str, str]) -> Iterator[None]:
         key = osp.realpath(e.source) if '://' not in e.source else e.source
         argument = named.get(key, 'a checkpoint named in the config (load_from, init_cfg or '
                              'pretrained)')
-        print(f'{osp.basename(sys.argv[0])}: error: {argument}: {e}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(f'{argument}: {e}')

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import socket
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -55,3 +56,35 @@ def test_sync_bn_on_cpu_is_a_clear_error(tmp_path, monkeypatch):
         prepare_train_cfg(cfg, QUICKSTART, str(tmp_path), launcher='pytorch')
     prepare_train_cfg(load_config(QUICKSTART), QUICKSTART, str(tmp_path), launcher='pytorch')
     prepare_train_cfg(cfg, QUICKSTART, str(tmp_path))  # one process: mmengine reverts SyncBN
+
+
+def test_torchrun_failure_report_names_a_config_error(tmp_path):
+    """torchrun's closing report (its own text, printed last) shows our one-line message."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=1',
+         f'--master_port={_free_port()}', osp.join(REPO, 'tools', 'train.py'), QUICKSTART,
+         '--launcher', 'pytorch', '--work-dir', str(tmp_path),
+         '--cfg-options', 'model.backbone.norm_cfg.type=SyncBN'],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    report = out[out.rindex('Root Cause (first observed failure)'):]
+    assert 'train.py: error: the config uses synchronised BatchNorm' in report, report
+    assert 'To enable traceback see' not in report
+
+
+def test_exit_with_error_writes_the_torchelastic_error_file(tmp_path, monkeypatch, capsys):
+    from mmaffseg.apis.cli_errors import config_errors_exit
+    from mmaffseg.utils.config_errors import ConfigCheckError
+    error_file = tmp_path / 'error.json'
+    monkeypatch.setenv('TORCHELASTIC_ERROR_FILE', str(error_file))
+    monkeypatch.setattr(sys, 'argv', ['train.py'])
+    with pytest.raises(SystemExit) as exc, config_errors_exit():
+        raise ConfigCheckError('model.x has y')
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == 'train.py: error: model.x has y\n'
+    # torch's own reader of the file: what the launcher prints as the root cause
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+    failure = ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file=str(error_file))
+    assert failure.message['extraInfo']['py_callstack'] == 'train.py: error: model.x has y'

@@ -108,8 +108,12 @@ def classify(case: Case, code: int, out: str) -> Result:
     if tb >= 0:
         # the traceback's exception line, then what follows it (no longer indented)
         unindented = [line for line in after if not line.startswith(' ')]
-        # a library call: the exception's own line is the error, it must name the file
-        after = unindented[:1] if case.api else unindented[1:]
+        if unindented and 'ChildFailedError' in unindented[0]:
+            # torchrun's closing failure report: its root cause, indented, is the message
+            after = after[next((i for i, line in enumerate(after) if 'Root Cause' in line), 0):]
+        else:
+            # a library call: the exception's own line is the error, it must name the file
+            after = unindented[:1] if case.api else unindented[1:]
     if code < 0 or (tb >= 0 and not after):
         return Result(case.category, case.name, 'raw traceback', f'exit {code}: {last}')
     message = '\n'.join(after)
