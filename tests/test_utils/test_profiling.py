@@ -146,3 +146,25 @@ def test_cpu_seconds_counts_running_child_processes():
     finally:
         child.kill()
         child.wait()
+
+
+# 32 MiB as 512 blocks of 64 KiB (below glibc's mmap threshold: they live on the C heap); freed
+# blocks stay resident and a second round reuses them.
+HEAP_REUSE_CASE = '''
+from mmaffseg.utils.profiling import emit_result, peak_memory
+
+def heap_blocks():
+    blocks = [bytearray(64 * 1024) for _ in range(512)]
+    return len(blocks)
+
+heap_blocks()  # earlier work: its freed blocks are still resident
+_, again = peak_memory(heap_blocks)
+emit_result(again)
+'''
+
+
+@linux_only
+def test_peak_memory_counts_reused_freed_heap_memory():
+    """Memory freed by earlier work and reused counts in the peak (glibc malloc_trim first)."""
+    again = run_case(['-c', HEAP_REUSE_CASE])
+    assert 32 * 0.9 <= again['work_mb'] <= 32 * 1.2, again
