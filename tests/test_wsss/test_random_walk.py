@@ -262,4 +262,7 @@ def test_benchmark_tool_runs_on_a_small_image():
     assert tool.miou(runs['mmaffseg']['labels'], truth) > 0.5
     floor = tool.floor_case(64, 128, 8, 3, 1, 1, 'cpu', logt=2, copy_gib=1 / 64, matmul_size=64)
     assert floor['floor_bytes'] == 4 * 4 * 8 * 16 * (69 + 2 * 3) + 4 * 34 * 4 * 8
+    # the compiled kernel: 34 pair weights + 1 / d, 3 channels padded to 4, a 4-pixel border
+    assert floor['kernel_bytes'] == 4 * 4 * 8 * 16 * (35 + 2 * 4)
+    assert floor['kernel_working_set'] == (8 + 8) * (16 + 8) * 4 * (35 + 2 * 4)
     assert floor['bandwidth'] > 0 and floor['walk']['cpu_s'] > 0

@@ -28,6 +28,7 @@ returned layout vs the channels-last layout the walk used to return.
 """
 import argparse
 import functools
+import glob
 import time
 import warnings
 
@@ -152,6 +153,17 @@ def matmul_flops(device: str, size: int = 2048, repeat: int = 3) -> float:
     return 2 * size**3 / best_seconds(timing, device)
 
 
+def last_level_cache_bytes() -> int:
+    """Size of the largest CPU cache (Linux sysfs), 0 where unknown."""
+    sizes = []
+    for index in glob.glob('/sys/devices/system/cpu/cpu0/cache/index*/size'):
+        with open(index) as f:
+            text = f.read().strip()
+        unit = {'K': 2**10, 'M': 2**20, 'G': 2**30}.get(text[-1:], 1)
+        sizes.append(int(text.rstrip('KMG')) * unit)
+    return max(sizes, default=0)
+
+
 def floor_case(height: int, width: int, stride: int, channels: int, threads: int, repeat: int,
                device: str, radius: int = 5, logt: int = 8, copy_gib: float = 1.0,
                matmul_size: int = 2048) -> dict:
@@ -167,7 +179,13 @@ def floor_case(height: int, width: int, stride: int, channels: int, threads: int
                bandwidth=copy_bandwidth(device, copy_gib),
                flops=matmul_flops(device, matmul_size))
     res['floor_bytes'] = steps * n * 4 * (slots + 2 * channels) + aff.numel() * 4
-    res['layout_bytes'] = steps * n * 4 * (2 * slots + 2 * channels)  # + int32 column indices
+    # the compiled kernel: K pair weights + 1 / d per pixel, scores padded to a multiple of 4,
+    # on the grid with a zero border of radius - 1 pixels
+    halo, padded_c = radius - 1, -(-channels // 4) * 4
+    n_border = (grid[0] + 2 * halo) * (grid[1] + 2 * halo)
+    res['kernel_bytes'] = steps * n * 4 * ((slots - 1) // 2 + 1 + 2 * padded_c)
+    res['kernel_working_set'] = n_border * 4 * ((slots - 1) // 2 + 1 + 2 * padded_c)
+    res['llc_bytes'] = last_level_cache_bytes()
     res['macs'] = steps * n * slots * channels
     res['walk'] = measure(lambda: random_walk(scores, aff, radius, logt=logt), warmup=1,
                           repeat=repeat, device=device)
@@ -271,7 +289,13 @@ def main() -> None:
         ['memory-traffic floor: bytes (weights + scores in/out per step), GB',
          r['floor_bytes'] / 1e9],
         ['memory-traffic floor, s', floor_s],
-        ['traffic of our layout (+ int32 column per slot), GB', r['layout_bytes'] / 1e9],
+        ['traffic of the compiled kernel (34 pair weights + 1 / d + scores in/out, channels '
+         'padded to 4k), GB', r['kernel_bytes'] / 1e9],
+        ['its time at the copy bandwidth, s', r['kernel_bytes'] / r['bandwidth']],
+        ['working set of the compiled kernel (2 score buffers + weights), MB',
+         r['kernel_working_set'] / 1e6],
+        ['last-level cache of this CPU, MB',
+         r['llc_bytes'] / 1e6 if r['llc_bytes'] else 'unknown'],
         ['matmul rate (float32 2048^2, best CPU time), GFLOP/s', r['flops'] / 1e9],
         ['compute floor (multiply-adds at the matmul rate), s', compute_s],
         ['walk kernel (auto)', 'compiled C++' if r['compiled'] else 'PyTorch'],
