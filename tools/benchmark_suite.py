@@ -51,7 +51,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS, MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, check_cfg_options, load_config
+from mmaffseg.apis import build_runner, check_cfg_options, exit_with_error, load_config
 from mmaffseg.apis.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.config_errors import ConfigCheckError
@@ -689,8 +689,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         run_suite(args)
     except SuiteError as e:
-        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(str(e))
 
 
 if __name__ == '__main__':

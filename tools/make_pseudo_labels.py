@@ -31,6 +31,7 @@ from mmaffseg.apis import (
     load_config,
     parse_launcher_args,
     registry_error_hints,
+    report_error,
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.wsss.label_store import OutputFolderError
@@ -63,8 +64,7 @@ def main() -> int:
                                  args.out, args.stages, args.affinity_labels, args.no_crf,
                                  args.work_dir, args.launcher)
     except (FileNotFoundError, ValueError) as e:
-        print(f'make_pseudo_labels.py: error: {e}', file=sys.stderr)
-        return 2
+        return report_error(str(e))
     checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
     with checkpoint_errors_exit(checkpoints):
         runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
@@ -72,8 +72,7 @@ def main() -> int:
             with registry_error_hints():
                 runner.test()
         except OutputFolderError as e:
-            print(f'make_pseudo_labels.py: error: {e.strerror}', file=sys.stderr)
-            return 2
+            return report_error(e.strerror)
     return 1 if runner.test_loop.failures else 0
 
 

@@ -22,7 +22,7 @@ import sys
 from mmengine.config import DictAction
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, load_config, registry_error_hints
+from mmaffseg.apis import build_runner, load_config, registry_error_hints, report_error
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.wsss.param_selection import SWEEPS
 
@@ -57,8 +57,7 @@ def main(argv=None) -> int:
         prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,
                                  args.out, stages, work_dir=args.work_dir)
     except (FileNotFoundError, ValueError) as e:
-        print(f'select_psa_params.py: error: {e}', file=sys.stderr)
-        return 2
+        return report_error(str(e))
     loop = cfg.test_cfg
     loop.pop('stages')
     loop.update(type='PSAParamSelectionLoop', sweep=args.sweep, low_alphas=args.low_alphas,

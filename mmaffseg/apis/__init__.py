@@ -3,7 +3,13 @@
 and :func:`show_result_pyplot` for every mmaffseg model's inference result."""
 
 from .cfg_options import check_cfg_options
-from .cli_errors import checkpoint_errors_exit, config_errors_exit, registry_error_hints
+from .cli_errors import (
+    checkpoint_errors_exit,
+    config_errors_exit,
+    exit_with_error,
+    registry_error_hints,
+    report_error,
+)
 from .cpu_distributed import (
     add_launcher_args,
     check_no_sync_bn,
@@ -34,6 +40,8 @@ __all__ = [
     'check_loaded_checkpoint',
     'check_no_sync_bn',
     'checkpoint_errors_exit',
+    'exit_with_error',
+    'report_error',
     'config_errors_exit',
     'default_work_dir',
     'init_cpu_process_group',

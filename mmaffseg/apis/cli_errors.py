@@ -29,12 +29,13 @@ from ..utils.config_errors import (
 )
 
 
-def exit_with_error(message: str) -> NoReturn:
-    """Print ``<tool>: error: <message>`` to stderr and exit with status 2.
+def report_error(message: str) -> int:
+    """Print ``<tool>: error: <message>`` to stderr and return the exit status, 2.
 
     In a worker started by ``torchrun`` the message also goes to ``$TORCHELASTIC_ERROR_FILE``
     (the JSON layout torch's ``ErrorHandler.record_exception`` writes), which the launcher
-    prints as the root cause of the failed run.
+    prints as the root cause of the failed run. For a tool's ``main`` that returns its status;
+    :func:`exit_with_error` exits with it.
     """
     line = f'{osp.basename(sys.argv[0])}: error: {message}'
     print(line, file=sys.stderr)
@@ -47,7 +48,12 @@ def exit_with_error(message: str) -> NoReturn:
                 json.dump(data, f)
         except OSError:
             pass  # the message is on stderr already
-    sys.exit(2)
+    return 2
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """:func:`report_error`, then exit with status 2."""
+    sys.exit(report_error(message))
 
 
 @contextlib.contextmanager

@@ -388,3 +388,17 @@ def test_unreadable_checkpoint_is_named_and_exits_2(checkpoints, tmp_path, monke
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f'error: --aff-checkpoint: checkpoint {truncated} is not a readable' in err, err
+
+
+def test_missing_checkpoint_reaches_torchruns_error_file(tmp_path, monkeypatch, capsys):
+    """Under torchrun the tool's one-line error is also the launcher's root cause."""
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+    error_file = tmp_path / 'error.json'
+    monkeypatch.setenv('TORCHELASTIC_ERROR_FILE', str(error_file))
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_labels.py', PL_CFG, '--out', str(tmp_path),
+                                      '--cam-checkpoint', str(tmp_path / 'no.pth')])
+    assert _load_tool().main() == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("make_pseudo_labels.py: error: ") and "--cam-checkpoint '" in err
+    failure = ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file=str(error_file))
+    assert failure.message['extraInfo']['py_callstack'] == err

@@ -34,6 +34,7 @@ from mmaffseg.apis import (
     config_errors_exit,
     load_config,
     registry_error_hints,
+    report_error,
 )
 from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx
 from mmaffseg.utils import load_model_weights
@@ -76,9 +77,7 @@ def main() -> int:
     try:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     except OSError as e:
-        print(f'pytorch2onnx.py: error: --out: cannot create the folder of {out}: '
-              f'{e.strerror}', file=sys.stderr)
-        return 2
+        return report_error(f'--out: cannot create the folder of {out}: {e.strerror}')
     try:
         export_onnx(model, args.shape, out, dynamic=args.dynamic, opset_version=args.opset)
     except ExportError as err:
