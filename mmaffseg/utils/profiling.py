@@ -35,6 +35,7 @@ its three pieces share the peak-memory and CPU-time definitions above.)
 """
 import ctypes
 import ctypes.util
+import functools
 import json
 import multiprocessing
 import os
@@ -67,20 +68,21 @@ def _status_mb(field: str) -> float:
         return int(re.search(field + r':\s+(\d+)', f.read()).group(1)) / 1024
 
 
+@functools.lru_cache(maxsize=None)
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    """glibc's ``malloc_trim``, None where the C library has none."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def _release_free_heap() -> None:
     """Return the free pages of the C heap to the system (glibc ``malloc_trim``; elsewhere a
     no-op), so that memory freed before a measurement counts again when it is reused."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None  # glibc's malloc_trim once looked up; False where there is none
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _is_cuda(device: Union[str, torch.device, None]) -> bool:
