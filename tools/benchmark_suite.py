@@ -1,9 +1,9 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Train and evaluate every method of a benchmark suite under one protocol (issue 17).
+"""Train and evaluate every method of a benchmark suite under one protocol.
 
     python tools/benchmark_suite.py SUITE --data-root D --work-dir W [--seeds 0 1 2]
         [--launcher none|pytorch|slurm] [--gpus N] [--methods M ...] [--tiny] [--tta]
-        [--cfg-options k=v ...] [--collect-only]
+        [--test-mode protocol|slide] [--cfg-options k=v ...] [--collect-only]
 
 SUITE is a name of ``configs/benchmark/suites`` (``cityscapes``, ``synthetic``) or a suite file:
 the methods (configs of ``configs/benchmark``) and the options every method's config gets.
@@ -29,23 +29,33 @@ process, on the same device for every run. ``--collect-only`` rebuilds ``results
 
 CRF variants (``eval_only`` in the suite) are not trained: they evaluate the checkpoint of
 their base method's run of the same seed.
+
+The console shows the suite's progress only: ``[run k/N]`` lines with the current run's
+iteration and ETA (from its ``train.log``), the runs done and a rough suite ETA; the training
+output stays in ``train.log``, the evaluation's (environment, config, test loop) in
+``eval.log`` of the run folder.
 """
 import argparse
+import contextlib
 import copy
+import datetime
 import hashlib
 import json
+import logging
 import math
 import os
 import os.path as osp
+import re
 import shlex
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS, MODELS
@@ -62,6 +72,11 @@ TRAIN_TOOL = osp.join(REPO, 'tools', 'train.py')
 # settings that say where/how a run executes, not what it computes: left out of the hash
 UNHASHED_KEYS = ('work_dir', 'launcher', 'resume', 'load_from')
 WRAPPERS = ('CRFRefineSegmentor', )
+# --test-mode: 'protocol' evaluates every method as its config says (the whole image; CPNet's
+# declared sliding windows), 'slide' every method on the protocol's sliding windows
+TEST_MODES = ('protocol', 'slide')
+# seconds between two progress lines of one training (its first logged iteration always shows)
+PROGRESS_INTERVAL_S = 30.0
 
 
 class SuiteError(Exception):
@@ -151,8 +166,10 @@ def _merge(cfg: Config, options: dict) -> None:
 
 
 def method_config(suite: Config, suite_path: str, method: str, seed: int, data_root: str,
-                  tiny: bool = False, cfg_options: Optional[dict] = None) -> Config:
-    """The exact config of one (method, seed) run of ``suite``."""
+                  tiny: bool = False, cfg_options: Optional[dict] = None,
+                  test_mode: str = 'protocol') -> Config:
+    """The exact config of one (method, seed) run of ``suite`` (``test_mode``: one of
+    :data:`TEST_MODES`)."""
     if method not in suite.methods:
         raise SuiteError(f'--methods: {method!r} is not a method of the suite, which has '
                          f'{list(suite.methods)}')
@@ -170,6 +187,8 @@ def method_config(suite: Config, suite_path: str, method: str, seed: int, data_r
         model = cfg.model.to_dict()
         _replace_sync_bn(model)
         cfg.model = ConfigDict(model)
+    if test_mode == 'slide':
+        _use_slide_test(cfg, path)
     if cfg_options:
         try:
             check_cfg_options(cfg, cfg_options)
@@ -178,6 +197,24 @@ def method_config(suite: Config, suite_path: str, method: str, seed: int, data_r
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
+
+
+def _use_slide_test(cfg: Config, path: str) -> None:
+    """``--test-mode slide``: the model's test_cfg becomes the protocol's sliding windows."""
+    if 'bench_slide_test_cfg' not in cfg:
+        raise SuiteError(f'--test-mode slide: {path} has no bench_slide_test_cfg (the '
+                         "protocol's sliding windows); inherit configs/benchmark/_base_/"
+                         'protocol.py or use --test-mode protocol')
+    _merge(cfg, dict(model=dict(test_cfg=cfg.bench_slide_test_cfg.to_dict())))
+
+
+def test_mode_label(cfg: Config) -> str:
+    """How a run's model is evaluated: ``whole`` or ``slide HxW stride hxw``."""
+    model = cfg.model.segmentor if cfg.model.get('type') in WRAPPERS else cfg.model
+    test_cfg = model.get('test_cfg') or {}
+    if test_cfg.get('mode', 'whole') != 'slide':
+        return 'whole'
+    return 'slide {}x{} stride {}x{}'.format(*test_cfg['crop_size'], *test_cfg['stride'])
 
 
 # ------------------------------------------------------------------------------------------
@@ -242,16 +279,20 @@ def train_command(run_dir: str, launcher: str, gpus: int, port: int) -> List[str
             'python', '-u'] + args + ['--launcher', 'slurm']
 
 
-def train(run_dir: str, launcher: str, gpus: int, port: int) -> None:
-    """Train (or resume) in a child process; stdout/stderr appended to ``train.log``."""
+def train(run_dir: str, launcher: str, gpus: int, port: int,
+          on_iteration: Optional[Callable[[int, int, float], None]] = None) -> None:
+    """Train (or resume) in a child process; stdout/stderr appended to ``train.log``;
+    ``on_iteration(iteration, max_iters, eta_seconds)`` for each iteration it logs."""
     cmd = train_command(run_dir, launcher, gpus, port)
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join([REPO] + [p for p in [env.get('PYTHONPATH')] if p])
     start = time.time()
-    with open(osp.join(run_dir, 'train.log'), 'a') as log:
+    log_path = osp.join(run_dir, 'train.log')
+    with open(log_path, 'a') as log:
         log.write(f'\n$ {shlex.join(cmd)}\n')
         log.flush()
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        rc = follow_training(proc, log_path, log.tell(), on_iteration)
     seconds = time.time() - start
     times_file = osp.join(run_dir, 'train_time.json')
     times = _read_json(times_file) or dict(segments=[])
@@ -259,6 +300,168 @@ def train(run_dir: str, launcher: str, gpus: int, port: int) -> None:
     _write_json(times_file, times)
     if rc != 0:
         raise SuiteError(f'training exited with status {rc}; see {osp.join(run_dir, "train.log")}')
+
+
+# mmengine's LoggerHook line of a training iteration, e.g.
+# "... Iter(train) [ 50/300]  base_lr: ... eta: 0:01:23  time: ..." (eta: "1 day, 2:03:04")
+_TRAIN_ITER = re.compile(
+    r'Iter\(train\) \[\s*(\d+)/(\d+)\].*?\beta: (?:(\d+) days?, )?(\d+):(\d\d):(\d\d)')
+
+
+def parse_train_iteration(line: str) -> Optional[Tuple[int, int, float]]:
+    """(iteration, max_iters, eta_seconds) of an mmengine training log line, else None."""
+    match = _TRAIN_ITER.search(line)
+    if match is None:
+        return None
+    it, total, days, hours, minutes, seconds = match.groups()
+    eta = (int(days or 0) * 24 + int(hours)) * 3600 + int(minutes) * 60 + int(seconds)
+    return int(it), int(total), float(eta)
+
+
+def follow_training(proc: subprocess.Popen, log_path: str, offset: int,
+                    on_iteration: Optional[Callable[[int, int, float], None]],
+                    poll_s: float = 1.0) -> int:
+    """Wait for ``proc``; meanwhile read what it appends to ``log_path`` after ``offset`` and
+    call ``on_iteration`` for each logged training iteration. Returns the exit status."""
+    pending = ''
+
+    def read_new() -> None:
+        nonlocal offset, pending
+        with open(log_path, errors='replace') as f:
+            f.seek(offset)
+            pending += f.read()
+            offset = f.tell()
+        *lines, pending = pending.split('\n')
+        for line in lines:
+            parsed = parse_train_iteration(line)
+            if parsed and on_iteration:
+                on_iteration(*parsed)
+
+    while True:
+        try:
+            rc = proc.wait(timeout=poll_s)
+        except subprocess.TimeoutExpired:
+            read_new()
+            continue
+        read_new()
+        return rc
+
+
+def _hms(seconds: Optional[float]) -> str:
+    return '?' if seconds is None else str(datetime.timedelta(seconds=int(round(seconds))))
+
+
+class SuiteProgress:
+    """The suite's console progress: which run of how many, the current training's iteration
+    and ETA, the runs done and a rough suite ETA: the current run's remaining training plus,
+    for every later run, the mean duration of the finished runs of its kind (trained or
+    evaluation-only); before one finished, the current training's estimate plus the mean
+    evaluation so far.
+
+    Args:
+        eval_only (Sequence[bool]): For each run of the suite, in order, whether it only
+            evaluates (a CRF variant).
+        interval_s (float): Seconds between two progress lines of one training; the first
+            logged iteration of each training always prints.
+        clock (Callable[[], float]): The time in seconds.
+        write (Callable[[str], None]): Prints one line.
+    """
+
+    def __init__(self, eval_only: Sequence[bool], interval_s: float = PROGRESS_INTERVAL_S,
+                 clock: Callable[[], float] = time.time,
+                 write: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+        self.eval_only = list(eval_only)
+        self.interval_s = interval_s
+        self.clock = clock
+        self.write = write
+        self.done = 0
+        self.index = 0
+        self.tag = ''
+        self.run_seconds: Dict[bool, List[float]] = {True: [], False: []}
+        self.eval_seconds: List[float] = []
+        self._run_start = self._train_start = 0.0
+        self._eval_start: Optional[float] = None
+        self._last_line: Optional[float] = None
+        self._train_total: Optional[float] = None  # the current training's expected duration
+        self._train_left = 0.0
+
+    def start(self, index: int, tag: str) -> None:
+        """Run ``index`` (1-based) begins; ``tag`` names it (method and seed)."""
+        self.index, self.tag = index, tag
+        self._run_start = self.clock()
+        self._eval_start = self._last_line = None
+        self._train_left = 0.0
+
+    def say(self, message: str) -> None:
+        """One line about the current run, with the suite's state."""
+        total = len(self.eval_only)
+        self.write(f'[run {self.index}/{total}] {self.tag}: {message} | suite: {self.done}/'
+                   f'{total} runs done, ETA ~{_hms(self.eta())}')
+
+    def training(self) -> None:
+        """The current run's training (or resumed training) begins."""
+        self._train_start = self.clock()
+
+    def iteration(self, it: int, total: int, eta_s: float) -> None:
+        """A training iteration was logged (``on_iteration`` of :func:`train`)."""
+        now = self.clock()
+        self._train_total = now - self._train_start + eta_s
+        self._train_left = eta_s
+        if self._last_line is not None and now - self._last_line < self.interval_s:
+            return
+        self._last_line = now
+        self.say(f'training iter {it}/{total}, run ETA {_hms(eta_s)}')
+
+    def evaluating(self) -> None:
+        """The current run's evaluation begins."""
+        self._eval_start = self.clock()
+        self._train_left = 0.0
+
+    def finished(self, counted: bool = True) -> None:
+        """The current run ended; ``counted``: it ran (its durations estimate later runs),
+        False for a skipped or failed run."""
+        self.done += 1
+        now = self.clock()
+        if counted:
+            self.run_seconds[self.eval_only[self.index - 1]].append(now - self._run_start)
+            if self._eval_start is not None:
+                self.eval_seconds.append(now - self._eval_start)
+
+    def _expected(self, eval_only: bool) -> Optional[float]:
+        if self.run_seconds[eval_only]:
+            return statistics.mean(self.run_seconds[eval_only])
+        evaluation = statistics.mean(self.eval_seconds) if self.eval_seconds else 0.0
+        if eval_only:
+            return evaluation
+        return None if self._train_total is None else self._train_total + evaluation
+
+    def eta(self) -> Optional[float]:
+        """Seconds until the suite ends; None while there is nothing to estimate it from."""
+        later = [self._expected(kind) for kind in self.eval_only[self.index:]]
+        if any(v is None for v in later):
+            return None
+        return self._train_left + sum(later)
+
+
+@contextlib.contextmanager
+def console_to(path: str) -> Iterator[TextIO]:
+    """Send this process's console output to ``path`` (appended) meanwhile: ``print``,
+    warnings and the log handlers created meanwhile (an mmengine runner's environment and
+    config dump); those handlers are removed on the way out."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(path, 'a') as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        try:
+            yield f
+        finally:
+            loggers = [logging.getLogger()] + [
+                lg for lg in logging.Logger.manager.loggerDict.values()
+                if isinstance(lg, logging.Logger)] + list(
+                    getattr(MMLogger, '_instance_dict', {}).values())
+            for logger in loggers:
+                for handler in list(logger.handlers):
+                    if getattr(handler, 'stream', None) is f:
+                        logger.removeHandler(handler)
 
 
 # ------------------------------------------------------------------------------------------
@@ -465,6 +668,8 @@ def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
             row['memory_kind'] = next(iter(runs.values())).get('memory_kind')
             row['device'] = sorted({r.get('device') for r in runs.values()})
             row['config_hash'] = sorted({r.get('config_hash') for r in runs.values()})
+            row['test_mode'] = ', '.join(sorted({r.get('test_mode') or '—'
+                                                 for r in runs.values()}))
             tta = [r['tta_metrics']['mIoU'] for r in runs.values() if r.get('tta_metrics')]
             if tta:
                 row['tta_mIoU_mean'] = round(statistics.mean(tta), 2)
@@ -497,17 +702,19 @@ def results_markdown(results: dict) -> str:
         'mIoU: mean +- sample standard deviation over the finished seeds (n). GFLOPs: '
         'multiply-adds of the inference path; "whole" = one forward at the size shown '
         '(tools/analysis_tools/get_flops.py), "per image" = the protocol\'s test on one '
-        'image (sliding windows x one window). fps (batch 1, data loading not timed) and '
-        'peak memory were measured in each run on the device shown. Train time: wall '
-        'seconds of the training processes of a run (mean over seeds). Eval-only variants '
-        '(CRF) reuse their base method\'s checkpoint and train time.', '',
+        'image at the suite\'s test size (one forward, or windows x one window). fps (batch '
+        '1, data loading not timed) and peak memory were measured in each run on the device '
+        'shown. Train time: wall seconds of the training processes of a run (mean over '
+        'seeds). Eval-only variants '
+        '(CRF) reuse their base method\'s checkpoint and train time. Test: how the method was '
+        'evaluated, the whole image or sliding windows (size, stride).', '',
         '| method | mIoU | n | seeds missing | params (M) | GFLOPs whole | GFLOPs per image | '
-        'fps | peak mem (MiB) | train time (s) |',
-        '|---|---|---|---|---|---|---|---|---|---|',
+        'fps | peak mem (MiB) | train time (s) | test |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     for method, r in rows.items():
         if 'mIoU_mean' not in r:
-            lines.append(f'| {method} | missing | 0 | {r["seeds_missing"]} | | | | | | |')
+            lines.append(f'| {method} | missing | 0 | {r["seeds_missing"]} | | | | | | | |')
             continue
         miou = f'{r["mIoU_mean"]:.2f}' + (
             f' +- {r["mIoU_std"]:.2f}' if r['mIoU_std'] is not None else '')
@@ -515,7 +722,8 @@ def results_markdown(results: dict) -> str:
             f'| {method} | {miou} | {len(r["seeds_done"])} | {r["seeds_missing"] or ""} | '
             f'{_fmt(r["params_m"])} | {_fmt(r["gflops_whole"])} | '
             f'{_fmt(r["gflops_per_image"])} | {_fmt(r["fps"])} | '
-            f'{_fmt(r["peak_memory_mib"], 0)} | {_fmt(r["train_seconds"], 0)} |')
+            f'{_fmt(r["peak_memory_mib"], 0)} | {_fmt(r["train_seconds"], 0)} | '
+            f'{r["test_mode"]} |')
     done = [r for r in rows.values() if 'mIoU_mean' in r]
     if done:
         first = next(iter(done))
@@ -588,6 +796,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'tiny_options), to check a set-up end to end')
     parser.add_argument('--tta', action='store_true',
                         help='also evaluate multi-scale + flip (the config\'s tta_pipeline)')
+    parser.add_argument('--test-mode', choices=TEST_MODES, default='protocol',
+                        help='protocol: every method as its config says (the whole image; '
+                        'CPNet, which cannot, on sliding windows); slide: every method on the '
+                        'protocol\'s sliding windows (part of the config hash)')
     parser.add_argument('--flops-shape', type=int, nargs=2, default=[1024, 2048],
                         metavar=('H', 'W'), help='input of the whole-image FLOPs count')
     parser.add_argument('--collect-only', action='store_true',
@@ -616,61 +828,73 @@ def run_suite(args: argparse.Namespace) -> dict:
     image_size = tuple(suite.get('image_size', (1024, 2048)))
     slurm_lines = []
     failures = []
+    progress = SuiteProgress([m in eval_only for _, m in runs])
     for index, (seed, method) in enumerate(runs, 1):
-        tag = f'[{index}/{len(runs)}] {method} seed {seed}'
+        tag = f'{method} seed {seed}'
+        progress.start(index, tag)
         run_dir = osp.join(args.work_dir, method, f'seed{seed}')
         cfg = method_config(suite, suite_path, method, seed, args.data_root, args.tiny,
-                            args.cfg_options)
+                            args.cfg_options, args.test_mode)
         digest = config_hash(cfg)
         prepare_run_folder(run_dir, cfg, digest)
         done_file = osp.join(run_dir, 'done.json')
         if osp.isfile(done_file):
             miou = (_read_json(done_file) or {}).get('metrics', {}).get('mIoU')
-            print(f'{tag}: done (mIoU {miou}), skipped', flush=True)
+            progress.finished(counted=False)
+            progress.say(f'done (mIoU {miou}), skipped')
             continue
         base = eval_only.get(method)
         train_dir = osp.join(args.work_dir, base, f'seed{seed}') if base else run_dir
         checkpoint = final_checkpoint(train_dir, cfg)
         if not osp.isfile(checkpoint):
             if base:
-                print(f'{tag}: {base} seed {seed} has not finished training, skipped',
-                      flush=True)
+                progress.finished(counted=False)
+                progress.say(f'{base} seed {seed} has not finished training, skipped')
                 failures.append(tag)
                 continue
             if args.launcher == 'slurm':
                 slurm_lines.append(shlex.join(train_command(run_dir, 'slurm', args.gpus,
                                                             args.port)))
-                print(f'{tag}: to train on Slurm: {slurm_lines[-1]}', flush=True)
+                progress.finished(counted=False)
+                progress.say(f'to train on Slurm: {slurm_lines[-1]}')
                 continue
             resumed = osp.isfile(osp.join(run_dir, 'last_checkpoint'))
-            print(f'{tag}: training{" (resuming)" if resumed else ""}, log '
-                  f'{osp.join(run_dir, "train.log")}', flush=True)
+            progress.say(f'training{" (resuming)" if resumed else ""}, log '
+                         f'{osp.join(run_dir, "train.log")}')
+            progress.training()
             try:
-                train(run_dir, args.launcher, args.gpus, args.port)
+                train(run_dir, args.launcher, args.gpus, args.port, progress.iteration)
             except SuiteError as e:
-                print(f'{tag}: FAILED: {e}', flush=True)
+                progress.finished(counted=False)
+                progress.say(f'FAILED: {e}')
                 failures.append(tag)
                 continue
             if not osp.isfile(checkpoint):
-                print(f'{tag}: FAILED: no {checkpoint} after training', flush=True)
+                progress.finished(counted=False)
+                progress.say(f'FAILED: no {checkpoint} after training')
                 failures.append(tag)
                 continue
-        print(f'{tag}: evaluating {checkpoint}', flush=True)
+        eval_log = osp.join(run_dir, 'eval.log')
+        progress.say(f'evaluating {checkpoint} ({test_mode_label(cfg)}), log {eval_log}')
+        progress.evaluating()
         try:
-            result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape, args.tta,
-                              suite.get('speed_images', 10))
+            with console_to(eval_log):
+                result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape,
+                                  args.tta, suite.get('speed_images', 10))
         except Exception as e:  # reported; the other runs go on, a rerun evaluates again
-            print(f'{tag}: FAILED in evaluation: {type(e).__name__}: {e}', flush=True)
+            progress.finished(counted=False)
+            progress.say(f'FAILED in evaluation: {type(e).__name__}: {e} (see {eval_log})')
             failures.append(tag)
             continue
         times = _read_json(osp.join(train_dir, 'train_time.json')) or dict(segments=[])
         result.update(method=method, seed=seed, config_hash=digest, checkpoint=checkpoint,
                       train_seconds=round(sum(s['seconds'] for s in times['segments']), 1),
                       train_segments=len(times['segments']), suite=args.suite,
-                      tiny=args.tiny, finished=time.strftime('%Y-%m-%dT%H:%M:%SZ',
-                                                             time.gmtime()))
+                      tiny=args.tiny, test_mode=test_mode_label(cfg),
+                      finished=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
         _write_json(done_file, result)
-        print(f'{tag}: mIoU {result["metrics"]["mIoU"]:.2f}', flush=True)
+        progress.finished()
+        progress.say(f'mIoU {result["metrics"]["mIoU"]:.2f}')
     if slurm_lines:
         script = osp.join(args.work_dir, 'slurm_commands.sh')
         atomic_write_bytes(script, ('#!/bin/bash\n# run from the repository root\n' +

@@ -1,13 +1,11 @@
-# Benchmark: DSRL (Wang et al., CVPR 2020) around the protocol's DeepLabV3+: the network sees the
-# 512x1024 crop downsampled x0.5 (256x512) and predicts at 512x1024 (SSSR), with the SISR decoder
-# and the feature-affinity loss during training (configs/dsrl). Method part: model.type,
-# downsample_factor, sr_decoder, feature_transform, loss_sr, loss_fa. Same data, crops, labels and
-# evaluation as every method; DSRL's point is the cheaper network input (see the FLOPs column).
-_base_ = ['./_base_/protocol.py', 'mmseg::_base_/models/deeplabv3plus_r50-d8.py']
+# Benchmark: DSRL (Wang et al., CVPR 2020) around the protocol's DeepLabV3+: ./deeplabv3plus-half.py
+# (the network sees the 512x1024 crop downsampled x0.5 and predicts at 512x1024, SSSR) plus the
+# SISR decoder and the feature-affinity loss during training (configs/dsrl). Method part:
+# model.type, downsample_factor (the half baseline's), sr_decoder, feature_transform, loss_sr,
+# loss_fa. Same data, crops, labels and evaluation as every method; DSRL's point is the cheaper
+# network input (see the FLOPs column), its gain is over deeplabv3plus-half.
+_base_ = ['./deeplabv3plus-half.py']
 model = dict(
-    **_base_.bench_model,
-    type='DSRLEncoderDecoder',
-    downsample_factor=0.5,
     # SISR decoder on the stride-4 (256 ch) and stride-8 (2048 ch) maps of the 256x512 input:
     # 3 pixel-shuffle x2 stages back to 512x1024
     sr_decoder=dict(

@@ -1,8 +1,10 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """tools/benchmark_suite.py end to end: two methods x one seed of the synthetic suite (--tiny),
 killed in the middle of the second run, rerun: the finished run is not retrained, the
-interrupted one resumes from its checkpoint, and the collected table has both; a rerun with
-other settings is refused; --collect-only rebuilds the results from the run folders alone."""
+interrupted one resumes from its checkpoint, and the collected table has both; the console
+shows the suite's progress, the evaluation's output goes to the run folder; a rerun with
+other settings is refused; --collect-only rebuilds the results from the run folders alone.
+The progress bookkeeping (log parsing, ETAs) is tested alone with a fake clock."""
 import json
 import os
 import os.path as osp
@@ -57,6 +59,18 @@ def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
 
     out = run_tool(_args(tiny_synthetic_root, work), env=env)
     assert re.search(r'deeplabv3plus seed 0: done \(mIoU [0-9.]+\), skipped', out), out[-3000:]
+    # the console: suite progress with the resumed training's iterations and ETAs ...
+    assert re.search(r'^\[run 2/2\] hanet-neck seed 0: training iter [34]/4, run ETA '
+                     r'\d+:\d\d:\d\d \| suite: 1/2 runs done, ETA ~\d+:\d\d:\d\d$', out,
+                     re.M), out[-3000:]
+    assert re.search(r'^\[run 2/2\] hanet-neck seed 0: mIoU [0-9.]+ \| suite: 2/2 runs done',
+                     out, re.M), out[-3000:]
+    # ... and not the evaluation's environment and config dump, which is in the run folder
+    with open(osp.join(second, 'eval.log')) as f:
+        eval_log = f.read()
+    for dump in ('System environment:', 'Runtime environment:', 'Iter(test)'):
+        assert dump in eval_log and dump not in out, dump
+    assert len(out.splitlines()) < 40, out[-3000:]
     assert {f: os.stat(osp.join(first, f)).st_mtime_ns for f in kept} == kept  # not retrained
     with open(osp.join(second, 'train.log')) as f:
         log = f.read()
@@ -99,3 +113,43 @@ def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
         'mIoU_mean']
     assert again['methods'][METHODS[1]]['seeds_missing'] == [1]
     assert osp.isfile(osp.join(work, 'results.png'))
+
+
+def test_training_log_lines_are_parsed():
+    tool = load_tool('benchmark_suite.py')
+    line = ('12/07 20:35:44 - mmengine - INFO - Iter(train) [ 50/300]  base_lr: 1.0e-02 '
+            'lr: 9.9e-03  eta: 0:01:23  time: 0.4  data_time: 0.01  memory: 0  loss: 2.1')
+    assert tool.parse_train_iteration(line) == (50, 300, 83.0)
+    assert tool.parse_train_iteration(line.replace('0:01:23', '1 day, 2:03:04')) == (
+        50, 300, 93784.0)
+    assert tool.parse_train_iteration(line.replace('Iter(train)', 'Iter(val)')) is None
+    assert tool.parse_train_iteration('Iter(train) [1/4] no eta here') is None
+
+
+def test_suite_progress_lines_and_eta():
+    """Three runs (train, train, eval-only) on a fake clock: each line names the run, the
+    runs done and the suite ETA, estimated from the current training and the finished runs."""
+    tool = load_tool('benchmark_suite.py')
+    now = [0.0]
+    lines = []
+    progress = tool.SuiteProgress([False, False, True], interval_s=30, clock=lambda: now[0],
+                                  write=lines.append)
+    progress.start(1, 'a seed 0')
+    progress.training()
+    now[0] = 10
+    progress.iteration(1, 4, 30.0)  # this training: 40 s in all; run 2 likewise
+    now[0] = 20
+    progress.iteration(2, 4, 20.0)  # within interval_s of the last line: not printed
+    assert lines == ['[run 1/3] a seed 0: training iter 1/4, run ETA 0:00:30 | suite: 0/3 '
+                     'runs done, ETA ~0:01:10']  # 30 s left + 40 s (run 2) + 0 (eval unknown)
+    now[0] = 40
+    progress.evaluating()
+    now[0] = 50
+    progress.finished()  # 50 s, of which 10 s evaluating
+    progress.say('mIoU 1.00')
+    assert lines[-1] == '[run 1/3] a seed 0: mIoU 1.00 | suite: 1/3 runs done, ETA ~0:01:00'
+    progress.start(2, 'b seed 0')
+    progress.finished(counted=False)  # skipped: estimates nothing
+    progress.start(3, 'c seed 0')
+    progress.say('evaluating')
+    assert lines[-1] == '[run 3/3] c seed 0: evaluating | suite: 2/3 runs done, ETA ~0:00:00'

@@ -8,6 +8,7 @@ methods = {
     'hanet-head': '../hanet-head.py',
     'spnet': '../spnet.py',
     'cpnet': '../cpnet.py',
+    'deeplabv3plus-half': '../deeplabv3plus-half.py',
     'dsrl': '../dsrl.py',
     'deeplabv2': '../deeplabv2.py',
     'deeplabv2-crf': '../deeplabv2-crf.py',
@@ -30,5 +31,7 @@ tiny_options = dict(
     default_hooks=dict(
         logger=dict(interval=1),
         checkpoint=dict(interval=2)))
+# --test-mode slide: every method's test_cfg becomes the config's bench_slide_test_cfg
+# (../_base_/protocol.py, scaled by a suite's options)
 # the images the fps / memory measurement feeds (the suite's evaluation image size)
 image_size = (1024, 2048)

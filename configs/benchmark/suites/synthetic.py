@@ -2,8 +2,9 @@
 # resolution on the embedded synthetic street scenes (Cityscapes layout, 19 classes, 300 train /
 # 60 val images of 256x512, generated on first use), on CPU. Changes, identical for every
 # method: the data, resized to 128x256 as Cityscapes' 1024x2048 (random scale 0.5-2 for
-# training), 64x128 crops and 64x128 sliding windows with stride 43x85 (3 x 3 windows, as
-# 512x1024 / 341x683 on 1024x2048), mIoU at the label resolution (256x512); the schedule
+# training), 64x128 crops, evaluation on the whole 128x256 image (CPNet, which cannot: 64x128
+# sliding windows with stride 43x85, 3 x 3 windows as 512x1024 / 341x683 on 1024x2048), mIoU
+# at the label resolution (256x512); the schedule
 # (max_iters below, same SGD lr 0.01 / poly / batch 2, no validation during training); no
 # ImageNet weights; BN instead of SyncBN; a slim ResNet-50-D8 (base width 16 instead of 64,
 # stem 32: every stage and head input 1/4 as wide; the heads' widths in method_options).
@@ -11,6 +12,8 @@
 _base_ = ['./cityscapes.py']
 max_iters = 300  # what fit the CPU budget of the README's run (2 processes, ~40 min)
 crop = (64, 128)
+# the protocol's sliding windows at this resolution (CPNet; every method with --test-mode slide)
+_slide = dict(mode='slide', crop_size=crop, stride=(43, 85))
 _synthetic = dict(num_train=300, num_val=60, seed=0, image_size=(256, 512))
 _train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -43,6 +46,7 @@ _tta_pipeline = [
 ]
 options = dict(
     crop_size=crop,
+    bench_slide_test_cfg=_slide,
     train_pipeline=_train_pipeline,
     test_pipeline=_test_pipeline,
     tta_pipeline=_tta_pipeline,
@@ -71,8 +75,7 @@ options = dict(
         data_preprocessor=dict(size=crop),
         pretrained=None,
         backbone=dict(base_channels=16, stem_channels=32),
-        auxiliary_head=dict(in_channels=256, channels=64),
-        test_cfg=dict(crop_size=crop, stride=(43, 85))))
+        auxiliary_head=dict(in_channels=256, channels=64)))
 replace_sync_bn = True
 _dlv3p_head = dict(in_channels=512, channels=128, c1_in_channels=64, c1_channels=12)
 method_options = {
@@ -83,8 +86,10 @@ method_options = {
         in_channels=512, channels=64, c1_in_channels=64, c1_channels=12,
         lower_in_channels=256))),
     'spnet': dict(model=dict(decode_head=dict(in_channels=512, channels=128))),
-    'cpnet': dict(model=dict(decode_head=dict(
-        in_channels=512, channels=128, prior_channels=128, prior_size=(8, 16)))),
+    'cpnet': dict(model=dict(
+        decode_head=dict(in_channels=512, channels=128, prior_channels=128, prior_size=(8, 16)),
+        test_cfg=_slide)),
+    'deeplabv3plus-half': dict(model=dict(decode_head=_dlv3p_head)),
     'dsrl': dict(model=dict(decode_head=_dlv3p_head,
                             sr_decoder=dict(in_channels=(64, 512), channels=32,
                                             upsample_channels=(32, 16, 16)))),
