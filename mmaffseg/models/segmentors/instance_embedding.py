@@ -7,7 +7,8 @@ Deep Metric Learning", arXiv:1703.10277, 2017.
 Training (:meth:`InstanceEmbeddingSegmentor.loss`), at the heads' output resolution (ground
 truth resized there with nearest neighbours):
 
-1. ``EmbeddingHead`` embeds every pixel; ``InstanceEmbeddingLoss`` draws K points per instance
+1. The features of the image pyramid ``train_cfg.scales`` (see below) feed both heads;
+   ``EmbeddingHead`` embeds every pixel; ``InstanceEmbeddingLoss`` draws K points per instance
    (background included) and applies its weighted logistic pair loss ``L_e``.
 2. From the same points, the masks ``m(p, tau)`` are grown in the (detached) embedding and
    labelled with the class of the GT instance they overlap with IoU > ``iou_thr`` (else
@@ -30,15 +31,17 @@ than ``test_cfg.mask_nms_thr`` IoU are dropped). Every data sample gets
 - the meta information ``thing_class_ids``, the semantic class of each label, so that
   :class:`~mmaffseg.visualization.AffSegLocalVisualizer` names the instances' classes.
 
-Multi-scale inference (the paper's image pyramid, scales 0.25..2): with ``test_cfg.scales`` the
-input is resized by each factor and run through the feature extractor (backbone + neck); every
-feature map is resized (bilinear) back to its size at scale 1, the maps are averaged level by
-level, and the average feeds both heads once (``test_cfg.scale_fusion='features'``, the
-paper's form, default). ``scale_fusion='outputs'`` (ours, not the paper's) instead runs both
-heads at every scale and averages the embeddings and the seediness probabilities at the size
-of the scale-1 outputs. The default ``scales=(1.0,)`` is a single pass either way.
+The image pyramid (the paper's, scales 0.25, 0.5, 1 and 2, in training and inference): with
+``train_cfg.scales`` / ``test_cfg.scales`` the input is resized by each factor and run
+through the feature extractor (backbone + neck); every feature map is resized (bilinear) back
+to its size at scale 1, the maps are averaged level by level, and the average feeds both heads
+once (:meth:`InstanceEmbeddingSegmentor.pyramid_features`; at test time
+``test_cfg.scale_fusion='features'``, the default). ``scale_fusion='outputs'`` (ours, not the
+paper's, inference only) instead runs both heads at every scale and averages the embeddings and
+the seediness probabilities at the size of the scale-1 outputs. The default ``scales=(1.0,)``
+is a single pass.
 
-Length (~320 lines): one segmentor's training and inference paths; the algorithms they call
+Length (~340 lines): one segmentor's training and inference paths; the algorithms they call
 (seed selection, targets, mask NMS) are in :mod:`mmaffseg.instance_embedding`.
 """
 from typing import Optional, Sequence, Tuple
@@ -61,7 +64,7 @@ from ...structures.instance_map import instance_classes, stack_instance_maps
 from ..decode_heads.embedding_head import resize_label_maps
 from ..utils.preprocessing import sample_padding
 
-_TRAIN_DEFAULTS = dict(iou_thr=0.5)
+_TRAIN_DEFAULTS = dict(iou_thr=0.5, scales=(1.0, ))
 _TEST_DEFAULTS = dict(
     mode='whole', num_seeds=100, alpha=0.3, score_thr=0.0, mask_chunk=16, scales=(1.0, ),
     scale_fusion='features', mask_nms_thr=None)
@@ -83,7 +86,9 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         neck (dict, optional): Neck config. Defaults to None.
         cls_loss_weight (float): lambda, the weight of the classification loss (set each
             iteration by ``LossWeightRampHook`` when configured). Defaults to 0.2.
-        train_cfg (dict, optional): ``iou_thr`` (default 0.5) for the seediness targets.
+        train_cfg (dict, optional): ``iou_thr`` (default 0.5) for the seediness targets;
+            ``scales`` ((1.0,)): the image pyramid whose averaged features the heads are
+            trained on, as ``test_cfg.scales``.
         test_cfg (dict, optional): ``mode`` (only ``'whole'``), ``num_seeds`` (100),
             ``alpha`` (0.3), ``score_thr`` (0: keep every seed), ``mask_chunk`` (16: masks
             resized to the original size this many at a time, bounding memory), ``scales``
@@ -121,12 +126,13 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         if nms_thr is not None and not 0 < nms_thr <= 1:
             raise ValueError('InstanceEmbeddingSegmentor test_cfg.mask_nms_thr must be None (no '
                              f'NMS) or an IoU in (0, 1], got {nms_thr}')
-        test_cfg['scales'] = tuple(float(f) for f in test_cfg['scales'])
-        if 1.0 not in test_cfg['scales'] or min(test_cfg['scales']) <= 0:
-            raise ValueError(
-                'InstanceEmbeddingSegmentor test_cfg.scales must be positive and include 1.0 '
-                f'(every scale is averaged at its size at scale 1), got '
-                f'{test_cfg["scales"]}')
+        for name, cfg in (('train_cfg', train_cfg), ('test_cfg', test_cfg)):
+            cfg['scales'] = tuple(float(f) for f in cfg['scales'])
+            if 1.0 not in cfg['scales'] or min(cfg['scales']) <= 0:
+                raise ValueError(
+                    f'InstanceEmbeddingSegmentor {name}.scales must be positive and include '
+                    f'1.0 (every scale is averaged at its size at scale 1), got '
+                    f'{cfg["scales"]}')
         if test_cfg['scale_fusion'] not in _SCALE_FUSIONS:
             raise ValueError('InstanceEmbeddingSegmentor test_cfg.scale_fusion must be one of '
                              f'{_SCALE_FUSIONS}, got {test_cfg["scale_fusion"]!r}')
@@ -170,19 +176,28 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         """The images resized (bilinear) by ``factor``."""
         return self._resize(inputs, tuple(max(1, round(n * factor)) for n in inputs.shape[-2:]))
 
+    def pyramid_features(self, inputs: Tensor, scales: Sequence[float]) -> list:
+        """The paper's multi-scale features: the feature extractor (backbone + neck) on the
+        images resized by each factor of ``scales`` (which include 1.0), every map resized
+        (bilinear) to its size at scale 1, averaged level by level."""
+        feats = list(self.extract_feat(inputs))
+        others = [f for f in scales if f != 1.0]
+        if not others:
+            return feats
+        for factor in others:
+            scaled = self.extract_feat(self._scaled(inputs, factor))
+            feats = [f + self._resize(g, f.shape[-2:]) for f, g in zip(feats, scaled)]
+        return [f / (len(others) + 1) for f in feats]
+
     def _multi_scale_outputs(self, inputs: Tensor):
         """Embedding (B, d, h, w) and seediness probabilities (B, T, C+1, h, w) over the
         pyramid ``test_cfg.scales``, fused as ``test_cfg.scale_fusion`` says."""
-        others = [f for f in self.test_cfg['scales'] if f != 1.0]
         if self.test_cfg['scale_fusion'] == 'features':
             # The paper: average the extracted features over the pyramid, then the heads once.
-            feats = list(self.extract_feat(inputs))
-            for factor in others:
-                scaled = self.extract_feat(self._scaled(inputs, factor))
-                feats = [f + self._resize(g, f.shape[-2:]) for f, g in zip(feats, scaled)]
-            num = len(others) + 1
-            embedding, logits = self._heads_from_features([f / num for f in feats])
+            embedding, logits = self._heads_from_features(
+                self.pyramid_features(inputs, self.test_cfg['scales']))
             return embedding, logits.softmax(2)
+        others = [f for f in self.test_cfg['scales'] if f != 1.0]
         # Ours: average the heads' outputs at the size of the scale-1 outputs.
         embedding, logits = self.head_outputs(inputs)
         probs = logits.softmax(2)
@@ -217,7 +232,8 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         Returns:
             dict[str, Tensor]: The two losses and ``cls_weight`` (lambda, logged only).
         """
-        embedding, logits = self.head_outputs(inputs)
+        embedding, logits = self._heads_from_features(
+            self.pyramid_features(inputs, self.train_cfg['scales']))
         ignore = self.decode_head.ignore_index
         inst, sem = self.gt_maps_at(data_samples, embedding.shape[-2:])
         points = self.decode_head.sample_points(inst)

@@ -21,6 +21,10 @@ from mmaffseg.ops import pairwise_mask_iou
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'instance_embedding', '*.py')))
 QUICKSTART = [c for c in CONFIGS if 'quickstart' in c][0]
+CITYSCAPES = [c for c in CONFIGS if 'cityscapes' in c][0]
+# Fathi et al. 2017's image pyramid: the feature extractor on the image at 0.25, 0.5, 1 and 2
+# times its size, features averaged; part of their network, in training and inference.
+PAPER_PYRAMID = (0.25, 0.5, 1.0, 2.0)
 TINY = (48, 80)
 
 
@@ -194,6 +198,39 @@ def test_multi_scale_averages_features_as_the_paper():
     assert out[0].pred_instance_map.data.shape == (1, *TINY)
 
 
+def test_training_averages_the_pyramid_features():
+    """With train_cfg.scales the heads are trained on the pyramid's averaged features (the
+    paper's network), not on the scale-1 features."""
+    model = _build(train_cfg=dict(scales=(0.5, 1.0, 2.0)), cls_loss_weight=0.2)
+    model.eval()  # deterministic features (BN statistics, no dropout) to compare
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-2:]))
+    captured = []
+    model.decode_head.register_forward_hook(lambda m, args, out: captured.append(out))
+    data = _batch(model, ['two', 'one'])
+    with torch.no_grad():
+        losses = model.loss(**data)
+    assert torch.isfinite(losses['loss_emb'] + losses['loss_cls'])
+    assert sorted(tuple(s) for s in seen) == [
+        (TINY[0] // 2, TINY[1] // 2), TINY, (TINY[0] * 2, TINY[1] * 2)]
+    with torch.no_grad():
+        expect = _paper_pyramid(model, data['inputs'], (0.5, 1.0, 2.0))[0]
+    torch.testing.assert_close(captured[0], expect)
+    with pytest.raises(ValueError, match=r'train_cfg.scales must be positive and include 1.0'):
+        _build(train_cfg=dict(scales=(0.5, 2.0)))
+
+
+def test_cityscapes_config_uses_the_papers_pyramid():
+    """The Cityscapes config is the paper's recipe: its pyramid in training and inference,
+    features averaged; the CPU quick start stays single scale."""
+    model = _build(CITYSCAPES)
+    assert model.train_cfg['scales'] == PAPER_PYRAMID
+    assert model.test_cfg['scales'] == PAPER_PYRAMID
+    assert model.test_cfg['scale_fusion'] == 'features'
+    quick = _build()
+    assert quick.train_cfg['scales'] == quick.test_cfg['scales'] == (1.0, )
+
+
 def test_multi_scale_option_averages_head_outputs():
     single = _build(test_cfg=dict(mode='whole', num_seeds=5))
     multi = _build(test_cfg=dict(mode='whole', num_seeds=5, scales=(0.5, 1.0, 2.0),
@@ -257,7 +294,8 @@ def test_masks_undo_padding_and_flip():
 def test_every_config_builds_and_computes_a_loss():
     for path in CONFIGS:
         model = _build(path, cls_loss_weight=0.2)
-        losses = model.loss(**_batch(model, ['two']))
+        # two images: the Cityscapes pyramid's 0.25 scale leaves 1x1 maps in the last stage
+        losses = model.loss(**_batch(model, ['two', 'one']))
         assert torch.isfinite(losses['loss_emb'] + losses['loss_cls']), path
         cfg = _load(path)
         assert [e.type for e in cfg.val_evaluator] == ['InstanceAPMetric',
