@@ -753,18 +753,21 @@ def plot(results: dict, path: str) -> None:
     rows = {m: r for m, r in results['methods'].items() if 'mIoU_mean' in r}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     names = list(rows)
+    # a method not tested on the whole image is labelled with its test mode, e.g. "(slide)"
+    labels = {m: m if rows[m].get('test_mode', 'whole') in ('whole', '—') else
+              f'{m} ({rows[m]["test_mode"].split()[0]})' for m in names}
     means = [rows[m]['mIoU_mean'] for m in names]
     stds = [rows[m]['mIoU_std'] or 0 for m in names]
     ax1.bar(range(len(names)), means, yerr=stds, capsize=4, color='tab:blue')
     ax1.set_xticks(range(len(names)))
-    ax1.set_xticklabels(names, rotation=35, ha='right')
+    ax1.set_xticklabels([labels[m] for m in names], rotation=35, ha='right')
     ax1.set_ylabel('mIoU (%)')
     ax1.set_title(f'suite {results["suite"]}: mIoU, mean +- std over seeds')
     for m in names:
         if rows[m].get('gflops_per_image') is not None:
             ax2.errorbar(rows[m]['gflops_per_image'], rows[m]['mIoU_mean'],
                          yerr=rows[m]['mIoU_std'] or 0, fmt='o', capsize=3)
-            ax2.annotate(m, (rows[m]['gflops_per_image'], rows[m]['mIoU_mean']),
+            ax2.annotate(labels[m], (rows[m]['gflops_per_image'], rows[m]['mIoU_mean']),
                          textcoords='offset points', xytext=(4, 4), fontsize=8)
     ax2.set_xlabel('GFLOPs per test image (protocol\'s inference)')
     ax2.set_ylabel('mIoU (%)')
