@@ -233,7 +233,8 @@ class Provenance:
                                'older version or by hand)')
             elif old != new:
                 stale.append(name)
-                reasons.append(f"'{name}' was made from other inputs ({describe_changes(old, new)})")
+                changes = describe_changes(old, new)
+                reasons.append(f"'{name}' was made from other inputs ({changes})")
         if stale and not overwrite:
             raise ProvenanceError(
                 errno.EEXIST, f'{self.argument}: the folder {self.folder} holds results of other '
