@@ -15,7 +15,7 @@ tiny mmengine run and of a quick-start training):
 
 :func:`install_safe_globals` (run on ``import mmaffseg``) allow-lists exactly these, the numpy
 names as stand-ins that build only plain numeric arrays from checked state
-(:mod:`.loaded_arrays`). ``getattr`` is not allow-listed as such: ``builtins.getattr``
+(:mod:`.numpy_stand_ins`). ``getattr`` is not allow-listed as such: ``builtins.getattr``
 resolves to :func:`history_buffer_getattr`, which returns only the statistic methods
 registered in ``HistoryBuffer`` and refuses every other attribute (e.g.
 ``getattr(numpy.ndarray, 'tofile')``).
@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from .checkpoint_archive import damaged_member, inflation_problem
-from .loaded_arrays import UnsafeContent, check_loaded, numpy_safe_globals
+from .loaded_arrays import UnsafeContent, check_loaded
+from .numpy_stand_ins import numpy_safe_globals
 
 TRUSTED_ENV = 'MMAFFSEG_TRUSTED_CHECKPOINTS'
 # a content pin, a URL (its ':' only in 'scheme://' or before a port number), or a path
