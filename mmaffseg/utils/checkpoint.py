@@ -8,7 +8,8 @@ loader, which ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` use too, ca
 ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to False: a remote file
 runs code. :func:`install_safe_checkpoint_loading` (run on ``import mmaffseg``, so also through
 ``custom_imports`` in mmseg's own tools and APIs) replaces the loaders of those schemes and of
-``s3://``/``petrel://`` with ones that load through :func:`.safe_load.load_checkpoint_file`.
+``s3://``/``petrel://`` with ones that load through :func:`.safe_load.load_checkpoint_file`;
+downloads are cached by the whole URL (:mod:`.download_cache`).
 It depends on mmengine's loader internals and checks the version with
 :func:`~mmaffseg.utils.compat.check_mmengine_version`.
 
@@ -31,8 +32,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 from mmengine.logging import print_log
 
+from .checkpoint_archive import inflation_problem
 from .compat import check_mmengine_version
-from .safe_load import CheckpointError, install_safe_globals, load_checkpoint_file
+from .download_cache import cached_download, forget
+from .safe_load import CheckpointError, install_safe_globals, is_trusted, load_checkpoint_file
 
 MapLocation = Optional[Union[str, Callable, torch.device]]
 _REVISE_KEYS = ((r'^module\.', ''), )
@@ -44,42 +47,34 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     return load_checkpoint_file(filename, map_location)
 
 
-def _download(url: str, model_dir: Optional[str] = None, progress: bool = False) -> str:
-    """Download ``url`` into torch hub's checkpoint cache (once) and return the cached file."""
-    from urllib.parse import urlparse
-
-    from torch.hub import download_url_to_file, get_dir
-    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    filename = osp.basename(urlparse(url).path)
-    cached = osp.join(model_dir, filename)
-    if not osp.exists(cached):
-        print_log(f'Downloading {url} to {cached}', logger='current')
-        try:
-            download_url_to_file(url, cached, progress=progress)
-        except OSError as e:  # URLError and HTTPError are OSErrors
-            raise CheckpointError(url, f'could not be downloaded: {e}') from None
-    return cached
-
-
 def load_from_http(filename: str,
                    map_location: MapLocation = None,
                    model_dir: Optional[str] = None,
                    progress: bool = False) -> Any:
     """mmengine loader for ``http(s)://`` URLs: download to torch hub's cache, load safely.
 
-    As mmengine's: in distributed runs local rank 0 downloads first, the others then read the
-    cached file.
+    The cache is keyed by the whole URL (:mod:`.download_cache`); a download that safe loading
+    refuses (or cannot read) is removed from it. Naming the URL in ``MMAFFSEG_TRUSTED_CHECKPOINTS``
+    trusts the bytes fetched for it, checked by their SHA-256. As mmengine's: in distributed
+    runs local rank 0 downloads first, the others then read the cached file.
     """
     from mmengine.dist import get_dist_info
+    try:
+        trusted = is_trusted(filename)
+    except ValueError as e:  # a malformed sha256: pin in the variable
+        raise CheckpointError(filename, f'cannot be loaded: {e}') from None
     rank, world_size = get_dist_info()
     if rank == 0:
-        cached = _download(filename, model_dir, progress)
+        cached = cached_download(filename, model_dir, progress, verify=trusted)
     if world_size > 1:
         torch.distributed.barrier()
         if rank > 0:
-            cached = _download(filename, model_dir, progress)
-    return load_checkpoint_file(cached, map_location, source=filename)
+            cached = cached_download(filename, model_dir, progress, verify=trusted)
+    try:
+        return load_checkpoint_file(cached, map_location, source=filename, trusted=trusted)
+    except CheckpointError:
+        forget(cached)
+        raise
 
 
 def load_from_torchvision(filename: str, map_location: MapLocation = None) -> Any:
@@ -269,8 +264,12 @@ def check_resumable(checkpoint: Any, source: str) -> None:
 
 
 def is_readable_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a complete torch zip checkpoint (every member's CRC checks out)."""
+    """Whether ``path`` is a complete torch zip checkpoint (every member's CRC checks out) of a
+    plausible size (no member is decompressed when the archive declares far more than its size,
+    see :func:`.checkpoint_archive.inflation_problem`)."""
     try:
+        if inflation_problem(path) is not None:
+            return False
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None and any(
                 n.endswith('data.pkl') for n in archive.namelist())

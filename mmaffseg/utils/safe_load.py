@@ -8,46 +8,53 @@ and an allow-list of globals. Checkpoints written by mmengine 0.10 hold, besides
 tiny mmengine run and of a quick-start training):
 
 - ``mmengine.logging.history_buffer.HistoryBuffer`` (the message hub's logged scalars),
-- numpy arrays and scalars inside them: ``numpy.ndarray``, ``numpy.dtype``, the numeric dtype
-  classes (``numpy.dtypes.Float64DType``...), ``numpy.core.multiarray._reconstruct`` and
-  ``numpy.core.multiarray.scalar`` (``numpy._core`` under numpy 2),
+- numpy arrays and scalars inside them (``numpy.ndarray``, ``numpy.dtype``,
+  ``numpy.core.multiarray._reconstruct`` and ``.scalar``; ``numpy._core`` under numpy 2),
 - ``builtins.getattr``, which the pickle uses to name HistoryBuffer's statistic methods
   (``getattr(HistoryBuffer, 'mean')``...).
 
-:func:`install_safe_globals` (run on ``import mmaffseg``) allow-lists exactly these. ``getattr``
-is not allow-listed as such: ``builtins.getattr`` resolves to :func:`history_buffer_getattr`,
-which returns only the statistic methods registered in ``HistoryBuffer`` and refuses every
-other attribute (e.g. ``getattr(numpy.ndarray, 'tofile')``).
+:func:`install_safe_globals` (run on ``import mmaffseg``) allow-lists exactly these, the numpy
+names as stand-ins that build only plain numeric arrays from checked state
+(:mod:`.numpy_stand_ins`). ``getattr`` is not allow-listed as such: ``builtins.getattr``
+resolves to :func:`history_buffer_getattr`, which returns only the statistic methods
+registered in ``HistoryBuffer`` and refuses every other attribute (e.g.
+``getattr(numpy.ndarray, 'tofile')``).
 
-:func:`load_checkpoint_file` loads this safe way, unless the file is named in the environment
-variable ``MMAFFSEG_TRUSTED_CHECKPOINTS`` (paths or URLs separated by ``:``); only
-then is it unpickled in full, for old checkpoints that hold other objects. Failures raise
-:class:`CheckpointError` naming the file, what was refused and how to opt in.
+:func:`load_checkpoint_file` loads this safe way: it refuses a zip archive declaring far more
+content than its size (:mod:`.checkpoint_archive`) and, after loading, any tensor or array
+declaring more elements than its data holds (:func:`.loaded_arrays.check_loaded`). A file is
+unpickled in full only when the environment variable ``MMAFFSEG_TRUSTED_CHECKPOINTS`` names it:
+by path, by URL (for the bytes downloaded for that URL, see :mod:`.download_cache`) or by
+content (``sha256:<hex>``). Failures raise :class:`CheckpointError` naming the file, what was
+refused and how to opt in.
 """
+import hashlib
 import io
 import os
 import os.path as osp
 import pickle
 import re
-import zipfile
 from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 import torch
 
-TRUSTED_ENV = 'MMAFFSEG_TRUSTED_CHECKPOINTS'
-# a URL (its ':' only in 'scheme://' or before a port number), or a path without ':'
-_TRUSTED_ITEM = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s,:]|:(?=\d))+|[^\s,:]+')
+from .checkpoint_archive import damaged_member, inflation_problem
+from .loaded_arrays import UnsafeContent, check_loaded
+from .numpy_stand_ins import numpy_safe_globals
 
-# numpy's pickles name these by their numpy-1 path; numpy 2 moved them to numpy._core.
-_NUMPY_MULTIARRAY_NAMES = ('numpy.core.multiarray', 'numpy._core.multiarray')
-_NUMERIC_DTYPE_KINDS = 'biuf'  # bool, signed and unsigned integers, floats
+TRUSTED_ENV = 'MMAFFSEG_TRUSTED_CHECKPOINTS'
+# a content pin, a URL (its ':' only in 'scheme://' or before a port number), or a path
+_TRUSTED_ITEM = re.compile(
+    r'sha256:[^\s,:]*|[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s,:]|:(?=\d))+|[^\s,:]+')
+_SHA256_PIN = re.compile(r'sha256:[0-9a-f]{64}')
 _UNREADABLE = 'is not a readable PyTorch checkpoint (truncated, corrupt or another kind of file): '
 # HistoryBuffer's built-in statistics (HistoryBuffer._set_default_statistics)
 _HISTORY_BUFFER_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
 # Markers of torch's weights-only unpickler refusing a global (as opposed to a corrupt file).
 _REFUSAL_MARKERS = ('Unsupported global', 'Can only build', 'Can only create new object',
                     'Trying to call reduce', 'is blocked', 'is not allowed when loading')
+File = Union[str, io.BytesIO]
 
 
 class CheckpointError(RuntimeError):
@@ -80,9 +87,12 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
             return HistoryBuffer._statistics_methods[name]
         if name in _HISTORY_BUFFER_DEFAULT_STATISTICS:
             return getattr(HistoryBuffer, name)
+    # a numpy array of the file is a LoadedArray: name the class the user knows
+    what = getattr(obj, '__name__', ('ndarray' if isinstance(obj, np.ndarray) else
+                                     type(obj).__name__))
     raise pickle.UnpicklingError(
-        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not allowed '
-        'when loading a checkpoint: only HistoryBuffer statistic methods are')
+        f'getattr({what}, {name!r}) is not allowed when loading a checkpoint: only '
+        'HistoryBuffer statistic methods are')
 
 
 def mmengine_safe_globals() -> List[Union[Callable, tuple]]:
@@ -90,65 +100,121 @@ def mmengine_safe_globals() -> List[Union[Callable, tuple]]:
 
     Returns:
         list: Entries for :func:`torch.serialization.add_safe_globals`; ``(obj, name)`` pairs
-        where the pickle's name differs from the object's own.
+        where the pickle's name resolves to a stand-in.
     """
     from mmengine.logging import HistoryBuffer
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    entries: List[Union[Callable, tuple]] = [HistoryBuffer, np.ndarray, np.dtype]
-    for module in _NUMPY_MULTIARRAY_NAMES:
-        entries += [(multiarray._reconstruct, f'{module}._reconstruct'),
-                    (multiarray.scalar, f'{module}.scalar')]
-    for char in np.typecodes['All']:
-        dtype = np.dtype(char)
-        if dtype.kind in _NUMERIC_DTYPE_KINDS and type(dtype) is not np.dtype:
-            entries.append(type(dtype))  # numpy >= 1.25 has a class per dtype
-    entries.append((history_buffer_getattr, 'builtins.getattr'))
-    return entries
+    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')] + numpy_safe_globals()
 
 
-_INSTALLED = False
+def _pickle_name(entry: Union[Callable, tuple]) -> str:
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f'{getattr(entry, "__module__", "")}.{getattr(entry, "__qualname__", "")}'
+
+
+def _overrides_stand_in(entry: Union[Callable, tuple], ours: dict) -> bool:
+    """Whether an allow-list entry (of someone else) would bypass our stand-ins: a numpy
+    class whose state the unpickler could then set, or another object under one of our names."""
+    obj = entry[0] if isinstance(entry, tuple) else entry
+    name = _pickle_name(entry)
+    if name in ours:
+        return ours[name] is not obj
+    return isinstance(obj, type) and issubclass(obj, (np.ndarray, np.dtype))
 
 
 def install_safe_globals() -> None:
-    """Allow-list :func:`mmengine_safe_globals` in torch's weights-only unpickler (idempotent).
+    """Allow-list :func:`mmengine_safe_globals` in torch's weights-only unpickler.
 
-    Needs torch >= 2.5 (``add_safe_globals`` with ``(obj, name)`` pairs); with an older torch
-    nothing is installed and mmengine's checkpoints load only through the trusted opt-in.
+    Cheap and run before every safe load: entries added by others that would bypass the numpy
+    stand-ins (``numpy.ndarray``, numpy's dtype classes, another object under one of the
+    stand-ins' names) are taken off the allow-list. Needs torch >= 2.5 (``add_safe_globals``
+    with ``(obj, name)`` pairs); with an older torch nothing is installed and mmengine's
+    checkpoints load only through the trusted opt-in.
     """
-    global _INSTALLED
-    if _INSTALLED:
+    serialization = torch.serialization
+    if not all(hasattr(serialization, f) for f in ('add_safe_globals', 'get_safe_globals',
+                                                   'clear_safe_globals')):
         return
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:
+    entries = mmengine_safe_globals()
+    ours = {_pickle_name(e): (e[0] if isinstance(e, tuple) else e) for e in entries}
+    installed = serialization.get_safe_globals()
+    kept = [e for e in installed if not _overrides_stand_in(e, ours)]
+    missing = [e for e in entries if e not in installed]
+    if len(kept) == len(installed) and not missing:
         return
+    serialization.clear_safe_globals()
     try:
-        add(mmengine_safe_globals())
+        serialization.add_safe_globals(kept + missing)
     except (TypeError, ValueError):  # torch without (obj, name) pairs
-        return
-    _INSTALLED = True
+        serialization.add_safe_globals(kept)
 
 
 def trusted_checkpoints() -> List[str]:
-    """Files and URLs named in ``MMAFFSEG_TRUSTED_CHECKPOINTS`` (local paths made absolute).
+    """What ``MMAFFSEG_TRUSTED_CHECKPOINTS`` names: absolute paths, URLs and ``sha256:`` pins.
 
     Items are separated by ``:`` (as in ``PATH``), ``,`` or white space; a ``:`` inside a URL
-    (``scheme://``, ``:port``) does not separate.
+    (``scheme://``, ``:port``) or after ``sha256`` does not separate.
+
+    Raises:
+        ValueError: A ``sha256:`` item that is not 64 hexadecimal digits.
     """
     out = []
     for item in _TRUSTED_ITEM.findall(os.environ.get(TRUSTED_ENV, '')):
-        out.append(item if '://' in item else osp.realpath(osp.expanduser(item)))
+        if item.lower().startswith('sha256:'):
+            if not _SHA256_PIN.fullmatch(item.lower()):
+                raise ValueError(f'{TRUSTED_ENV} holds {item!r}, which is no content pin: '
+                                 'expected sha256: and the 64 hexadecimal digits of the file\'s '
+                                 'SHA-256 (as `sha256sum FILE` prints them)')
+            out.append(item.lower())
+        else:
+            out.append(item if '://' in item else osp.realpath(osp.expanduser(item)))
     return out
 
 
 def is_trusted(source: str) -> bool:
-    """Whether ``source`` (a local path or a URL) is named in ``MMAFFSEG_TRUSTED_CHECKPOINTS``."""
+    """Whether ``source`` (a local path or a URL) is named in ``MMAFFSEG_TRUSTED_CHECKPOINTS``.
+
+    A URL's name is not enough to trust a file: the caller must know that the file holds the
+    bytes fetched for that URL (see :mod:`.download_cache`).
+    """
     if not source:
         return False
     key = source if '://' in source else osp.realpath(osp.expanduser(source))
     return key in trusted_checkpoints()
+
+
+def file_sha256(file: File) -> str:
+    """The SHA-256 of a file or of a buffer's bytes, in hexadecimal."""
+    if not isinstance(file, str):
+        return hashlib.sha256(file.getbuffer()).hexdigest()
+    digest = hashlib.sha256()
+    with open(file, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 24), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _trusted(file: File, source: str) -> bool:
+    """Whether the user trusts ``file``: its path named, its bytes (fetched now for the URL
+    ``source``) named by URL, or its content pinned by ``sha256:`` (hashed only then)."""
+    names = trusted_checkpoints()
+    if not names:
+        return False
+    if isinstance(file, str):
+        if osp.realpath(file) in names:
+            return True
+    elif source in names:
+        return True
+    pins = [n for n in names if n.startswith('sha256:')]
+    return bool(pins) and f'sha256:{file_sha256(file)}' in pins
+
+
+def _opt_in(file: File, source: str) -> str:
+    """How to unpickle ``file`` in full, for a refusal message."""
+    return (f'If you trust this file (e.g. an old checkpoint you made yourself), name it in the '
+            f'environment variable {TRUSTED_ENV} (several separated by ":") to unpickle it in '
+            f'full, e.g. {TRUSTED_ENV}={source}, or pin its content: '
+            f'{TRUSTED_ENV}=sha256:{file_sha256(file)}')
 
 
 def _short(error: BaseException) -> str:
@@ -173,39 +239,9 @@ def _refusal(error: BaseException) -> Optional[str]:
     return _short(error)
 
 
-def damaged_member(file: Union[str, io.BytesIO]) -> Optional[str]:
-    """The first member of a torch zip checkpoint whose CRC-32 does not match, else None.
-
-    ``torch.load`` does not check the CRCs that ``torch.save`` writes, so a flipped byte in the
-    tensor data would load as a silently different weight. Members stored with a CRC of 0
-    (written with ``torch.serialization.set_crc32_options(False)``) are not checked; files that
-    are not zip archives (legacy format) are left to ``torch.load``.
-    """
-    if not zipfile.is_zipfile(file):
-        return None
-    try:
-        with zipfile.ZipFile(file) as archive:
-            for info in archive.infolist():
-                if info.CRC == 0:
-                    continue
-                try:
-                    with archive.open(info) as member:
-                        while member.read(1 << 24):
-                            pass
-                except zipfile.BadZipFile:
-                    return info.filename
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        return None  # unreadable archives: torch.load names the problem
-    finally:
-        if not isinstance(file, str):
-            file.seek(0)
-    return None
-
-
-def load_checkpoint_file(file: Union[str, io.BytesIO],
+def load_checkpoint_file(file: File,
                          map_location: Optional[Union[str, Callable, torch.device]] = None,
                          source: Optional[str] = None,
-                         trusted_names: tuple = (),
                          trusted: bool = False) -> Any:
     """Load a checkpoint safely (weights-only with mmengine's allow-list) unless trusted.
 
@@ -213,18 +249,19 @@ def load_checkpoint_file(file: Union[str, io.BytesIO],
         file (str | BytesIO): A local file, or the bytes of a downloaded one.
         map_location: Passed to :func:`torch.load`.
         source (str, optional): What to call the checkpoint in messages (e.g. its URL).
-            Defaults to ``file``.
-        trusted_names (tuple[str]): Further names under which the user may have trusted the
-            checkpoint (e.g. the cached file of a URL).
+            Defaults to ``file``. For bytes, naming ``source`` in ``MMAFFSEG_TRUSTED_CHECKPOINTS``
+            trusts them (they were fetched for it just now); a file is trusted by its own path.
         trusted (bool): The user trusted this very file otherwise (e.g. a tool's ``--trust``
-            flag that applies to one named file): unpickle it in full.
+            flag that applies to one named file, or a URL's verified download): unpickle it in
+            full.
 
     Returns:
         The unpickled checkpoint.
 
     Raises:
-        CheckpointError: The file is missing, unreadable (empty, truncated, not a checkpoint)
-            or holds objects that safe loading refuses; the message says how to opt in.
+        CheckpointError: The file is missing, unreadable (empty, truncated, not a checkpoint),
+            declares far more content than its size, or holds objects or arrays that safe
+            loading refuses; the message says how to opt in.
     """
     install_safe_globals()
     if source is None:
@@ -235,27 +272,38 @@ def load_checkpoint_file(file: Union[str, io.BytesIO],
             raise CheckpointError(source, 'does not exist')
         if osp.getsize(file) == 0:
             raise CheckpointError(source, 'is empty (0 bytes), e.g. from an interrupted write')
-    names = (source, ) + tuple(trusted_names) + ((file, ) if isinstance(file, str) else ())
-    trusted = trusted or any(is_trusted(name) for name in names)
+    try:
+        too_big = inflation_problem(file)
+        if too_big is not None:
+            raise CheckpointError(source, too_big)
+        trusted = trusted or _trusted(file, source)
+    except ValueError as e:  # a limit or a pin in the environment that is no such thing
+        raise CheckpointError(source, f'cannot be loaded: {e}') from None
     damaged = damaged_member(file)
     if damaged is not None:
         raise CheckpointError(
             source, f'is corrupt: the CRC-32 of its member {damaged} does not match (a damaged '
             'copy or a disk error); copy or download it again')
     try:
-        return torch.load(file, map_location=map_location, weights_only=not trusted)
+        checkpoint = torch.load(file, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:
         refused = None if trusted else _refusal(e)
         if refused is None:
             raise CheckpointError(source, _UNREADABLE + _short(e)) from None
         raise CheckpointError(
-            source,
-            f'was refused by safe loading ({refused}). It holds Python objects other than '
-            'tensors and what mmengine itself writes, and unpickling them could run code from '
-            'the file. If you trust this file (e.g. an old checkpoint you made yourself), name '
-            f'it in the environment variable {TRUSTED_ENV} (several separated by ":") to '
-            f'unpickle it in full, e.g. {TRUSTED_ENV}={source}'
-        ) from None
+            source, f'was refused by safe loading ({refused}). It holds Python objects other '
+            'than tensors and what mmengine itself writes, and unpickling them could run code '
+            f'from the file. {_opt_in(file, source)}') from None
     except (EOFError, MemoryError, RuntimeError, ValueError, OSError, IndexError,
             KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
         raise CheckpointError(source, _UNREADABLE + _short(e)) from None
+    if trusted:
+        return checkpoint
+    try:
+        return check_loaded(checkpoint)
+    except UnsafeContent as e:
+        raise CheckpointError(source, f'was refused by safe loading: {e}. {_opt_in(file, source)}'
+                              ) from None
+    except RecursionError:
+        raise CheckpointError(source, 'was refused by safe loading: its containers nest deeper '
+                              'than Python\'s recursion limit') from None

@@ -48,7 +48,15 @@ for _p in (osp.join(TESTS, 'test_wsss'), osp.join(TESTS, 'test_apis'), TESTS, RE
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from payloads import FilePayload, save_payload, serve_folder  # noqa: E402
+from payloads import (  # noqa: E402
+    FilePayload,
+    ObjectPointerArray,
+    ZeroStrideArray,
+    save_payload,
+    save_zip_bomb,
+    serve_folder,
+    zero_stride_tensor,
+)
 from test_checkpoint_tools import _bad_checkpoints  # noqa: E402
 from test_pseudo_label_faults import _argv, _with_nan_weight  # noqa: E402
 from test_pseudo_label_loop import make_psa_checkpoints  # noqa: E402
@@ -355,7 +363,72 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
              ['tools/deployment/pytorch2onnx.py', QUICKSTART, good, '--shape', '64', '128',
               '--out', osp.join(under, 'm.onnx')], [under]),
     ]
-    return cases
+    return cases + checkpoint_loader_cases(w, root, good, url)
+
+
+# ------------------------------------------------------------------------------ cases: the
+# checkpoint loader (download cache, numpy state, resource bombs)
+
+
+def checkpoint_loader_cases(w: str, root: str, good: str, url: str) -> List[Case]:
+    """A poisoned download cache, numpy state that crashed the process, and checkpoints far
+    larger once loaded than on disk (``url``: the served payload, whose folder serves more)."""
+    work = lambda name: osp.join(w, 'runs', name)  # noqa: E731
+    folder = osp.join(w, 'loader')
+    os.makedirs(folder, exist_ok=True)
+    checkpoint = torch.load(good, map_location='cpu', weights_only=False)
+
+    def resume_file(name: str, payload) -> str:
+        """The good checkpoint with ``payload`` in the message hub's runtime info (which
+        resuming deep-copies)."""
+        path = osp.join(folder, f'{name}.pth')
+        hub = dict(checkpoint['message_hub'])
+        hub['runtime_info'] = dict(hub['runtime_info'], crafted=payload)
+        hub['resumed_keys'] = dict(hub['resumed_keys'], crafted=True)
+        torch.save(dict(checkpoint, message_hub=hub), path)
+        return path
+
+    def meta_file(name: str, payload) -> str:
+        path = osp.join(folder, f'{name}.pth')
+        torch.save(dict(checkpoint, meta=dict(checkpoint['meta'], note=payload)), path)
+        return path
+
+    pointer_resume = resume_file('object_pointer_resume', ObjectPointerArray())
+    pointer_meta = meta_file('object_pointer_meta', ObjectPointerArray())
+    strided_tensor = resume_file('zero_stride_tensor', zero_stride_tensor())
+    strided_array = meta_file('zero_stride_array', ZeroStrideArray())
+    bomb = osp.join(folder, 'zip_bomb.pth')
+    save_zip_bomb(bomb, inflated=1 << 30)  # 1 GiB of pickle in about 1 MiB
+    # the download cache: b/model.pth (a payload) refused first, then a/model.pth trusted
+    base, served = url.rsplit('/', 1)[0], osp.join(w, 'served')
+    marker_b = osp.join(w, 'marker_cache')
+    os.makedirs(osp.join(served, 'a'), exist_ok=True)
+    os.makedirs(osp.join(served, 'b'), exist_ok=True)
+    shutil.copy(good, osp.join(served, 'a', 'model.pth'))
+    save_payload(osp.join(served, 'b', 'model.pth'), FilePayload(marker_b))
+    cache_env = dict(TORCH_HOME=osp.join(w, 'torch_home_cache'))
+    code, _ = run_python(test_argv(f'{base}/b/model.pth', root, work('cache_b')), cache_env)
+    assert code == 2, f'the refused download of b/model.pth exited {code}'
+    trusted_a = dict(cache_env, MMAFFSEG_TRUSTED_CHECKPOINTS=f'{base}/a/model.pth')
+    return [
+        Case('checkpoint', 'train.py --resume numpy dtype with an object field (was SIGSEGV)',
+             train_argv(work('resume_pointer'), root, 3, '--resume', pointer_resume),
+             [pointer_resume, '--resume']),
+        Case('checkpoint', 'test.py CKPT numpy dtype with an object field in meta (was exit 0)',
+             test_argv(pointer_meta, root, work('test_pointer')), [pointer_meta, 'CHECKPOINT']),
+        Case('checkpoint', 'train.py --resume zero-stride 2 GiB tensor (8 bytes on disk)',
+             train_argv(work('resume_strided'), root, 3, '--resume', strided_tensor),
+             [strided_tensor, '--resume']),
+        Case('checkpoint', 'test.py CKPT zero-stride 2 GiB numpy array in meta',
+             test_argv(strided_array, root, work('test_strided')),
+             [strided_array, 'CHECKPOINT']),
+        Case('checkpoint', 'test.py CKPT zip bomb (1 GiB data.pkl in 1 MiB)',
+             test_argv(bomb, root, work('test_bomb')), [bomb, 'CHECKPOINT']),
+        Case('checkpoint', 'test.py trusted http a/model.pth after a refused b/model.pth '
+             '(was: b unpickled from the cache)',
+             test_argv(f'{base}/a/model.pth', root, work('cache_a')), [], marker=marker_b,
+             ok=lambda code, out: code == 0, env=trusted_a),
+    ]
 
 
 # ------------------------------------------------------------------------------ faults
