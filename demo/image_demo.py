@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 
 import cv2
 import mmcv
-from mmseg.apis import inference_model
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import exit_with_error, show_result_pyplot
@@ -24,6 +23,7 @@ from mmaffseg.apis.inference_cli import (
     check_input_file,
     check_opacity,
     check_output_file,
+    inference_or_exit,
     load_model_or_exit,
 )
 
@@ -57,7 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         check_output_file(args.out_file, '--out-file')
 
     model = load_model_or_exit(args)
-    result = inference_model(model, image)
+    result = inference_or_exit(model, image)
     show_result_pyplot(
         model,
         image,

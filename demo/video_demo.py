@@ -14,14 +14,11 @@ otherwise; the fourcc must suit the container, e.g. ``MJPG`` for ``.avi``, ``mp4
 ``.mp4``) and/or shown in a window (``--show``). Bad input exits with status 2 and a one-line
 message naming the argument.
 """
-import os
-import os.path as osp
 from argparse import ArgumentParser, Namespace
 from typing import Optional, Sequence, Union
 
 import cv2
 import mmcv
-from mmseg.apis import inference_model
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import exit_with_error, show_result_pyplot
@@ -30,6 +27,7 @@ from mmaffseg.apis.inference_cli import (
     check_input_file,
     check_opacity,
     check_output_file,
+    inference_or_exit,
     load_model_or_exit,
 )
 
@@ -112,21 +110,23 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         check_fourcc(args.output_fourcc)
         check_output_file(args.output_file, '--output-file')
     model = load_model_or_exit(args)
-    writer = open_writer(args, fps, width, height) if args.output_file else None
+    writer = None  # opened with the first painted frame: no file is left by a failed start
     frames = 0
     try:
         while True:
             ok, frame = cap.read()  # BGR
             if not ok:
                 break
-            result = inference_model(model, frame)
+            result = inference_or_exit(model, frame)
             painted = mmcv.rgb2bgr(
                 show_result_pyplot(model, frame, result, opacity=args.opacity,
                                    withLabels=args.with_labels, draw_gt=False, show=False))
             if args.show:
                 cv2.imshow('video_demo', painted)
                 cv2.waitKey(args.show_wait_time)
-            if writer is not None:
+            if args.output_file:
+                if writer is None:
+                    writer = open_writer(args, fps, width, height)
                 if painted.shape[:2] != (height, width):
                     painted = cv2.resize(painted, (width, height))
                 writer.write(painted)
@@ -138,8 +138,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if args.show:
             cv2.destroyAllWindows()
     if frames == 0:
-        if writer is not None and osp.isfile(args.output_file):
-            os.remove(args.output_file)  # an empty video
         exit_with_error(f'VIDEO: no frame could be read from {args.video}; give a video file '
                         'OpenCV decodes')
     if writer is not None:

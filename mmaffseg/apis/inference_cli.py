@@ -7,8 +7,11 @@ tools do (:mod:`.cli_errors`).
 """
 import argparse
 import os.path as osp
+from typing import Union
 
+import numpy as np
 import torch.nn as nn
+from mmseg.structures import SegDataSample
 
 from ..utils import check_output_folder
 from .cli_errors import (
@@ -68,3 +71,13 @@ def load_model_or_exit(args: argparse.Namespace) -> nn.Module:
         check_checkpoint_file(args.checkpoint)
         return init_model(cfg, args.checkpoint, device=args.device, strict=not args.non_strict,
                           opt_out='--non-strict')
+
+
+def inference_or_exit(model: nn.Module, image: Union[str, np.ndarray]) -> SegDataSample:
+    """mmseg's ``inference_model`` on one image; a model that does not segment images
+    (AffinityNet predicts pair affinities) exits 2 with its own message, naming CONFIG."""
+    from mmseg.apis import inference_model
+    try:
+        return inference_model(model, image)
+    except NotImplementedError as e:
+        exit_with_error(f'CONFIG: {e}')

@@ -186,3 +186,26 @@ def test_video_demo_names_bad_inputs_and_outputs(video_demo, model_files, tmp_pa
         line = _error_line(capsys)
         assert argument in line and what in line, (args, line)
     assert not osp.exists(out)  # nothing written before the inputs are known to work
+
+
+def test_demos_name_a_model_that_does_not_segment_images(image_demo, video_demo, tmp_path,
+                                                         capsys):
+    """AffinityNet predicts pair affinities: CONFIG is named with the model's own advice."""
+    cfg = small_test_config(
+        'configs/psa/psa-affinitynet_r18-d8-slim_quickstart_synthetic-wsss-128x256.py')
+    config = str(tmp_path / 'affinitynet.py')
+    cfg.dump(config)
+    checkpoint = save_untrained(cfg, str(tmp_path / 'affinitynet.pth'))
+    image = str(tmp_path / 'street.png')
+    mmcv.imwrite(_scene(0), image)
+    clip = _write_clip(str(tmp_path / 'clip.avi'), frames=1)
+    out = str(tmp_path / 'painted.avi')
+    for demo, args in ((image_demo, [image, config, checkpoint, '--out-file', out + '.png']),
+                       (video_demo, [clip, config, checkpoint, '--output-file', out])):
+        with pytest.raises(SystemExit) as exit_info:
+            demo.main(args + ['--device', 'cpu'])
+        assert exit_info.value.code == 2
+        line = _error_line(capsys)
+        assert line.split('error: ', 1)[1].startswith('CONFIG: AffinityNet predicts pair '
+                                                      'affinities'), line
+    assert not osp.exists(out) and not osp.exists(out + '.png')
