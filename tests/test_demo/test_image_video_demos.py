@@ -65,6 +65,7 @@ def _error_line(capsys) -> str:
     return capsys.readouterr().err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_image_demo_paints_the_prediction_at_the_image_size(model_files, tmp_path):
     from mmseg.apis import inference_model
 
@@ -88,6 +89,7 @@ def test_image_demo_paints_the_prediction_at_the_image_size(model_files, tmp_pat
     assert (painted == palette[pred]).all(-1).mean() > 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('options, hw, fps', [
     ([], HW, 5.0),
     (['--output-height', '48', '--output-width', '80', '--output-fps', '2'], (48, 80), 2.0),

@@ -4,6 +4,7 @@ root (as a user runs it), and shows what it says it shows."""
 import os.path as osp
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -21,6 +22,7 @@ def test_notebook_is_stored_without_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
+@pytest.mark.slow
 def test_inference_notebook_runs(tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     monkeypatch.setenv('TMPDIR', str(tmp_path))  # the notebook's work folder (tempfile)

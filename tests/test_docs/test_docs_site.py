@@ -63,6 +63,7 @@ def test_api_reference_covers_every_package():
     assert missing == [], f'add these to docs/api.rst: {missing}'
 
 
+@pytest.mark.slow
 def test_docs_build_without_warnings(tmp_path):
     for module in ('sphinx', 'myst_parser', 'sphinx_rtd_theme'):
         pytest.importorskip(module, reason=DOCS_EXTRA)
