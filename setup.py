@@ -116,9 +116,11 @@ if __name__ == '__main__':
         parse_requirements('requirements/mminstall.txt'),
         extras_require={
             'all': parse_requirements('requirements/tests.txt') +
-            parse_requirements('requirements/optional.txt'),
+            parse_requirements('requirements/optional.txt') +
+            parse_requirements('requirements/docs.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
             'optional': parse_requirements('requirements/optional.txt'),
+            'docs': parse_requirements('requirements/docs.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
         },
         zip_safe=False)

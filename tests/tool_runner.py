@@ -30,9 +30,10 @@ def run_tool(args: list, expect: int = 0, env: Optional[dict] = None,
     return out
 
 
-def load_tool(relpath: str) -> ModuleType:
-    """Import this checkout's ``tools/<relpath>`` as a module (to call its ``main`` in-process)."""
-    path = osp.join(REPO, 'tools', relpath)
+def load_tool(relpath: str, folder: str = 'tools') -> ModuleType:
+    """Import this checkout's ``<folder>/<relpath>`` (``tools/`` by default, or ``demo/``) as a
+    module (to call its ``main`` in-process)."""
+    path = osp.join(REPO, folder, relpath)
     spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

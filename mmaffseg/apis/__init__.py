@@ -1,6 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments),
-and :func:`show_result_pyplot` for every mmaffseg model's inference result."""
+and :func:`init_model` / :func:`show_result_pyplot` (mmseg's arguments) for inference with
+every mmaffseg model."""
 
 from .cfg_options import check_cfg_options
 from .cli_errors import (
@@ -17,7 +18,7 @@ from .cpu_distributed import (
     parse_launcher_args,
     setup_cpu_distributed,
 )
-from .inference import show_result_pyplot
+from .inference import config_dataset_meta, init_model, show_result_pyplot
 from .pseudo_labels import prepare_pseudo_label_cfg
 from .runner_setup import (
     build_runner,
@@ -42,9 +43,11 @@ __all__ = [
     'checkpoint_errors_exit',
     'exit_with_error',
     'report_error',
+    'config_dataset_meta',
     'config_errors_exit',
     'default_work_dir',
     'init_cpu_process_group',
+    'init_model',
     'load_config',
     'parse_launcher_args',
     'prepare_pseudo_label_cfg',
