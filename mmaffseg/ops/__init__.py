@@ -12,10 +12,17 @@ from .pairwise import (
     pairwise_squared_distances,
 )
 from .precision import autocast_disabled, float32_math, upcast
-from .row_positions import NUM_ROW_BINS, batch_row_positions, row_positions_from_meta
+from .row_positions import (
+    NUM_ROW_BINS,
+    PAD_ROW_BIN,
+    batch_row_positions,
+    pil_nearest_rows,
+    row_positions_from_meta,
+)
 
 __all__ = [
     'NUM_ROW_BINS',
+    'PAD_ROW_BIN',
     'affinity_pair_labels',
     'autocast_disabled',
     'batch_row_positions',
@@ -34,6 +41,7 @@ __all__ = [
     'pairwise_distances',
     'pairwise_mask_iou',
     'pairwise_squared_distances',
+    'pil_nearest_rows',
     'row_positions_from_meta',
     'similarity',
     'upcast',

@@ -43,7 +43,7 @@ mmengine passes to one constructor.)
 """
 import logging
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -77,6 +77,7 @@ from .pseudo_label_stages import (
     compute_cams,
     crf_stage_labels,
     packed_image_rgb,
+    pil_scaled_inputs,
     preprocess_sample,
     stage_labels,
 )
@@ -362,7 +363,8 @@ class PseudoLabelLoop(BaseLoop):
         self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
         img_norm = preprocess_sample(cam_model, data)
         image.img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
+        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
+                                     pil_scaled_inputs(cam_model, data))
         image.class_ids = class_ids
         # the stages without the walk first: their labels are written even if the walk fails
         for walk in (False, True):
@@ -394,8 +396,8 @@ class PseudoLabelLoop(BaseLoop):
             self.evaluator.process(data_samples=[dict(gt=image.gt, preds=preds)])
 
     # ------------------------------------------------------------------------- helpers
-    def _cams(self, cam_model, img_norm: Tensor, labels: Tensor,
-              cache: str) -> Tuple[Tensor, Tensor]:
+    def _cams(self, cam_model, img_norm: Tensor, labels: Tensor, cache: str,
+              scaled_input: Optional[Callable] = None) -> Tuple[Tensor, Tensor]:
         """Multi-scale CAMs ``(K, H, W)`` and classes ``(K,)``, from the cache if valid.
 
         CAMs are rounded to float16 whether cached or not, so that a resumed run produces the
@@ -406,7 +408,7 @@ class PseudoLabelLoop(BaseLoop):
         if cached is not None:
             return cached[0].float().to(img_norm.device), cached[1].to(img_norm.device)
         cams, class_ids = compute_cams(cam_model, img_norm, labels, checkpoint_hint=str(
-            self.cam_checkpoint), **self.cam_kwargs)
+            self.cam_checkpoint), scaled_input=scaled_input, **self.cam_kwargs)
         if self.save_cams:
             self.store.save_cams(cache, cams, class_ids)
         return cams.float(), class_ids
