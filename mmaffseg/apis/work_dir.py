@@ -161,7 +161,8 @@ def check_work_dir_record(cfg: Config, config_load_from: Optional[str], overwrit
     prov.stage(STAGE, training_inputs(cfg, None if resumes_from_it else config_load_from))
     checkpoints = work_dir_checkpoints(work_dir)
     new = prov.inputs(STAGE)
-    old = (prov.recorded() or {}).get(STAGE) if checkpoints else new
+    old = _recorded_inputs(prov, cfg.get('resume'), overwrite, accept_config_change) \
+        if checkpoints else new
     if old is None:
         print_log(f'{work_dir} holds checkpoints but no provenance record (an older mmaffseg '
                   'made them): recording the current settings', logger='current', level=30)
@@ -188,3 +189,21 @@ def check_work_dir_record(cfg: Config, config_load_from: Optional[str], overwrit
             print_log(f'--overwrite: deleted {len(checkpoints)} checkpoint file(s) of other '
                       f'settings in {work_dir} ({changes})', logger='current', level=30)
     prov.write()
+
+
+def _recorded_inputs(prov: Provenance, resuming: bool, overwrite: bool,
+                     accept_config_change: bool) -> Optional[Dict[str, Any]]:
+    """The work dir's recorded inputs (None without a record); an unreadable record is removed
+    under the matching override (and compares as recording nothing), an error otherwise."""
+    try:
+        return (prov.recorded() or {}).get(STAGE)
+    except ProvenanceError:
+        if not (accept_config_change if resuming else overwrite):
+            if not resuming:
+                raise  # its message names --overwrite
+            raise ProvenanceError(
+                errno.EINVAL, f'--resume: the provenance record {prov.path} cannot be read, so '
+                'the settings of the checkpoints there are unknown. Add --accept-config-change '
+                f'to resume anyway, or train afresh in another {ARGUMENT}') from None
+        os.remove(prov.path)
+        return {}

@@ -119,6 +119,25 @@ def test_checkpoints_without_a_record_are_accepted_and_recorded(tmp_path):
     assert (work / 'provenance.json').exists()
 
 
+def test_an_unreadable_record_needs_the_override(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    ckpt = _checkpoint(str(work))
+    (work / 'provenance.json').write_text('{"stages": ')  # cut short
+    with pytest.raises(ProvenanceError, match='cannot be read.*--overwrite'):
+        check_work_dir_record(_cfg(work), None)
+    resumed = _cfg(work, resume='auto')
+    with pytest.raises(ProvenanceError, match='--resume: the provenance record .* cannot be read'
+                       '.*--accept-config-change'):
+        check_work_dir_record(resumed, None)
+    check_work_dir_record(resumed, None, accept_config_change=True)
+    assert osp.exists(ckpt)
+    check_work_dir_record(_cfg(work), None)  # readable again, and matching
+    (work / 'provenance.json').write_text('not json')
+    check_work_dir_record(_cfg(work), None, overwrite=True)
+    assert not osp.exists(ckpt)
+
+
 def test_only_rank_0_locks_and_records(tmp_path, monkeypatch):
     import mmaffseg.apis.work_dir as work_dir
     monkeypatch.setattr(work_dir, 'remove_temp_files_on_signals', lambda: None)  # the tool's
