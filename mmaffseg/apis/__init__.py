@@ -10,11 +10,13 @@ from .cli_errors import (
     exit_with_error,
     registry_error_hints,
     report_error,
+    training_failure_exit,
 )
 from .cpu_distributed import (
     add_launcher_args,
     check_no_sync_bn,
     init_cpu_process_group,
+    launch_rank,
     parse_launcher_args,
     setup_cpu_distributed,
 )
@@ -31,12 +33,15 @@ from .runner_setup import (
     prepare_train_cfg,
     use_checked_image_loading,
 )
+from .work_dir import check_work_dir_record, claim_work_dir
 
 __all__ = [
     'add_launcher_args',
     'build_runner',
     'check_cfg_options',
     'check_checkpoint_file',
+    'check_work_dir_record',
+    'claim_work_dir',
     'check_data_roots',
     'check_loaded_checkpoint',
     'check_no_sync_bn',
@@ -48,6 +53,7 @@ __all__ = [
     'default_work_dir',
     'init_cpu_process_group',
     'init_model',
+    'launch_rank',
     'load_config',
     'parse_launcher_args',
     'prepare_pseudo_label_cfg',
@@ -56,5 +62,6 @@ __all__ = [
     'registry_error_hints',
     'setup_cpu_distributed',
     'show_result_pyplot',
+    'training_failure_exit',
     'use_checked_image_loading',
 ]

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Dict, Iterator, NoReturn
 
-from ..utils import CheckpointError
+from ..utils import CheckpointError, NonFiniteError
 from ..utils.config_errors import (
     ConfigCheckError,
     ConfigFileError,
@@ -105,6 +105,18 @@ def registry_error_hints() -> Iterator[None]:
             f'the config names type {name!r}, which is not registered in the {match.group(2)} '
             f'registry.{hint} If it comes from a plugin, add it to custom_imports (mmaffseg '
             'modules register on `import mmaffseg`).') from e
+
+
+@contextlib.contextmanager
+def training_failure_exit() -> Iterator[None]:
+    """Turn a diverged training (:class:`NonFiniteError`: a non-finite loss, or weights that
+    would be saved non-finite) into a one-line message and exit status 1 (a failed run, not
+    a bad input)."""
+    try:
+        yield
+    except NonFiniteError as e:
+        report_error(str(e))
+        sys.exit(1)
 
 
 @contextlib.contextmanager

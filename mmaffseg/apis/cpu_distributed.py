@@ -70,6 +70,17 @@ def check_no_sync_bn(cfg: Config) -> None:
             'run on GPUs')
 
 
+#: The environment variable holding a process's global rank, per launcher.
+_RANK_VARIABLES = {'pytorch': 'RANK', 'slurm': 'SLURM_PROCID', 'mpi': 'OMPI_COMM_WORLD_RANK'}
+
+
+def launch_rank(launcher: str) -> int:
+    """This process's global rank as its launcher set it, before any process group exists
+    (0 without a launcher)."""
+    variable = _RANK_VARIABLES.get(launcher)
+    return int(os.environ.get(variable, 0)) if variable else 0
+
+
 def init_cpu_process_group(launcher: str) -> bool:
     """Start the process group of a ``torchrun`` launch with gloo when CUDA is unavailable.
 

@@ -122,16 +122,26 @@ def check_checkpoint_file(path: str) -> None:
 
 
 def _use_safe_checkpoint_hooks(cfg: Config) -> None:
-    """Write checkpoints atomically and keep the RNG states in them (see mmaffseg.engine)."""
+    """Write checkpoints atomically, keep the RNG states in them and never save (or train on)
+    non-finite weights (see mmaffseg.engine)."""
     hooks = cfg.setdefault('default_hooks', ConfigDict())
     checkpoint = hooks.get('checkpoint')
     if checkpoint is not None and checkpoint.get('type') in ('CheckpointHook',
                                                              'mmengine.CheckpointHook'):
         checkpoint['type'] = 'AtomicCheckpointHook'
-    if 'rng_state' in hooks and hooks['rng_state'] is None:
-        del hooks['rng_state']  # switched off (mmengine accepts None only for its own hooks)
-    else:
-        hooks.setdefault('rng_state', dict(type='RNGStateHook'))
+    _add_default_hook(hooks, 'rng_state', 'RNGStateHook')
+    if not any(h.get('type') == 'FiniteCheckHook' for h in cfg.get('custom_hooks') or []):
+        _add_default_hook(hooks, 'finite_check', 'FiniteCheckHook')
+
+
+def _add_default_hook(hooks: ConfigDict, name: str, hook_type: str) -> None:
+    """Add ``default_hooks.<name>`` of ``hook_type``; the config's settings of it are kept
+    (``--cfg-options default_hooks.<name>.<arg>=...``), ``None`` switches it off."""
+    if name in hooks and hooks[name] is None:
+        del hooks[name]  # mmengine accepts None only for its own default hooks
+        return
+    hooks.setdefault(name, ConfigDict())
+    hooks[name].setdefault('type', hook_type)
 
 
 def prepare_test_cfg(cfg: Config,
@@ -242,11 +252,13 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def check_loaded_checkpoint(runner: Runner, source: str, strict: bool = True,
-                            resume: bool = False) -> None:
-    """Make ``runner`` refuse a checkpoint that does not fit its model (or, resuming, training).
+                            resume: bool = False, finite: bool = False) -> None:
+    """Make ``runner`` refuse a checkpoint that does not fit its model (or, resuming, training)
+    or, with ``finite``, that holds NaN/inf weights.
 
-    Adds a :class:`mmaffseg.engine.CheckpointCheckHook`; the opt-out named in its message is
-    ``--non-strict``.
+    Adds a :class:`mmaffseg.engine.CheckpointCheckHook`; the opt-outs named in its messages are
+    ``--non-strict`` and ``--allow-nonfinite-weights``.
     """
     from ..engine import CheckpointCheckHook
-    runner.register_hook(CheckpointCheckHook(source, strict=strict, resume=resume))
+    runner.register_hook(
+        CheckpointCheckHook(source, strict=strict, resume=resume, finite=finite))

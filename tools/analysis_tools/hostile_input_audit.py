@@ -363,6 +363,7 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
              ['tools/deployment/pytorch2onnx.py', QUICKSTART, good, '--shape', '64', '128',
               '--out', osp.join(under, 'm.onnx')], [under]),
     ]
+    cases += work_dir_cases(w, root, osp.dirname(good))
     return cases + checkpoint_loader_cases(w, root, good, url)
 
 
@@ -580,7 +581,117 @@ def faults(w: str, root: str, ref_work: str, cam: str, aff: str, ref_pl: str,
     record('SIGKILL make_pseudo_labels mid-run, rerun (byte-identical)', pl_kill)
     record('truncated/empty/bit-flipped CAM caches, rerun (byte-identical)', cache_corrupt)
     record('SIGKILL during the CRF stage: no orphan workers, rerun (byte-identical)', crf_kill)
+    work_dir_faults(w, root, ref_work, record, resume_and_compare)
     return results
+
+
+# ------------------------------------------------------------------------------ work dirs
+# tools/train.py's and tools/test.py's work-dir integrity: one writer per work dir, resume only on
+# the settings it was made with, no non-finite model trained on, saved or tested, SIGTERM and a
+# full disk while a checkpoint is written (README, "Reliability"). In-process faults (a stalled
+# or failing checkpoint write, a small disk) go through the tests' driver.
+
+HOLD_LOCK = """
+import os, sys, time
+from mmaffseg.utils.folder_lock import FolderLock
+FolderLock(sys.argv[1], '--work-dir').acquire()
+parent = os.getppid()
+while os.getppid() == parent:  # until the audit ends
+    time.sleep(0.5)
+"""
+
+
+def work_dir_cases(w: str, root: str, ref_work: str) -> List[Case]:
+    from test_tools.test_train_integrity import _driver
+    work = lambda name: osp.join(w, 'runs', name)  # noqa: E731
+    busy = work('wd_busy')
+    os.makedirs(busy, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, busy], cwd=REPO, env=ENV)
+    while not osp.exists(osp.join(busy, '.mmaffseg.lock')) and holder.poll() is None:
+        time.sleep(0.1)
+    copies = {}
+    for name in ('wd_other_settings', 'wd_resume_other'):
+        copies[name] = work(name)
+        shutil.copytree(ref_work, copies[name])
+    good = osp.join(ref_work, 'iter_4.pth')
+    data = torch.load(good, map_location='cpu', weights_only=False)
+    data['state_dict']['decode_head.conv_seg.weight'][0, 0, 0, 0] = float('nan')
+    nan_ckpt = osp.join(w, 'nan_weight.pth')
+    torch.save(data, nan_ckpt)
+    return [
+        Case('work dir', 'train.py into a work dir another run holds',
+             train_argv(busy, root, 1), [busy, 'in use', f'pid {holder.pid}']),
+        Case('work dir', 'train.py afresh over checkpoints of other settings',
+             train_argv(copies['wd_other_settings'], root, 4,
+                        options=['optim_wrapper.optimizer.lr=0.01']),
+             [copies['wd_other_settings'], 'optim_wrapper.optimizer.lr', '--overwrite']),
+        Case('work dir', 'train.py --resume with other settings',
+             train_argv(copies['wd_resume_other'], root, 4, '--resume',
+                        options=['model.decode_head.dropout_ratio=0.5']),
+             [copies['wd_resume_other'], 'dropout_ratio', '--accept-config-change']),
+        Case('work dir', 'train.py lr=1e12 (NaN loss from iteration 2)',
+             train_argv(work('wd_diverge'), root, 4,
+                        options=['optim_wrapper.optimizer.lr=1e12']),
+             ['training diverged at iteration', 'non-finite loss', 'last_checkpoint']),
+        Case('work dir', 'test.py CKPT with a NaN weight', test_argv(nan_ckpt, root,
+                                                                     work('wd_nan_test')),
+             [nan_ckpt, 'decode_head.conv_seg.weight', '--allow-nonfinite-weights']),
+        Case('work dir', 'train.py with room for no checkpoint (1 MiB free)',
+             _driver('small_disk', train_argv(work('wd_small'), root, 2)),
+             [work('wd_small'), 'MiB needed for one checkpoint']),
+    ]
+
+
+def work_dir_faults(w: str, root: str, ref_work: str, record: Callable,
+                    resume_and_compare: Callable[[str], str]) -> None:
+    from test_tools.test_train_integrity import _driver
+
+    def temp_files(work: str) -> list:
+        return [n for n in os.listdir(work) if n.endswith('.tmp')]
+
+    def sigterm() -> str:
+        work = osp.join(w, 'f_sigterm')
+        proc = subprocess.Popen([sys.executable] + _driver('slow_write', train_argv(
+            work, root, 4)), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        if not any(line.strip() == 'WRITING' for line in proc.stdout):
+            return 'the run ended before writing iter_2.pth'
+        proc.send_signal(signal.SIGTERM)
+        proc.stdout.read()
+        proc.wait()
+        if temp_files(work):
+            return f'left {temp_files(work)}'
+        return resume_and_compare(work)
+
+    def swept() -> str:
+        work = osp.join(w, 'f_swept')
+        shutil.copytree(ref_work, work)
+        for i in (3, 4):
+            os.remove(osp.join(work, f'iter_{i}.pth'))
+        with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+            f.write(osp.join(work, 'iter_2.pth'))
+        stale = osp.join(work, '.iter_3.pth.k1ll3d_x.tmp')  # what a SIGKILL leaves
+        shutil.copyfile(osp.join(ref_work, 'iter_3.pth'), stale)
+        os.utime(stale, (time.time() - 3600, ) * 2)
+        lost = resume_and_compare(work)
+        return lost or (f'left {temp_files(work)}' if temp_files(work) else '')
+
+    def disk_full() -> str:
+        work = osp.join(w, 'f_disk_full')
+        code, out = run_python(_driver('no_space', train_argv(work, root, 4)))
+        lines = [line for line in out.splitlines() if ': error: ' in line]
+        if code != 2 or 'Traceback' in out or not lines or 'MiB free' not in lines[0]:
+            return f'exit {code}, not one line naming the free space: {out.splitlines()[-1]}'
+        if temp_files(work) or osp.exists(osp.join(work, 'iter_2.pth')):
+            return 'a partial iter_2.pth was left'
+        return resume_and_compare(work)
+
+    record('SIGTERM while iter_2.pth is written: no temporary file, --resume to 4 '
+           '(== uninterrupted)', sigterm)
+    record('a SIGKILLed write\'s temporary file: swept by --resume to 4 (== uninterrupted)',
+           swept)
+    record('disk full while iter_2.pth is written: one line, --resume to 4 (== uninterrupted)',
+           disk_full)
 
 
 # ------------------------------------------------------------------------------ main
