@@ -2,7 +2,7 @@
 """Segment one image and paint the prediction on it (mmseg's ``demo/image_demo.py``).
 
     python demo/image_demo.py IMG CONFIG CHECKPOINT [--out-file FILE] [--device cpu]
-        [--opacity 0.5] [--with-labels] [--title result] [--non-strict]
+        [--opacity 0.5] [--with-labels] [--title result] [--non-strict] [--allow-nonfinite-weights]
 
 Writes the painted image (the input's size) to ``--out-file``, or shows it in a window when
 no ``--out-file`` is given. Every mmaffseg family is painted: label maps, instances with their

@@ -5,7 +5,7 @@
     python demo/video_demo.py VIDEO CONFIG CHECKPOINT [--output-file OUT.avi]
         [--output-fourcc MJPG] [--output-fps N] [--output-height H] [--output-width W]
         [--show] [--show-wait-time 1] [--device cpu] [--opacity 0.5] [--with-labels]
-        [--non-strict]
+        [--non-strict] [--allow-nonfinite-weights]
 
 VIDEO is a video file OpenCV reads, or a webcam index (``0``). The painted frames are written
 with OpenCV's ``VideoWriter`` to ``--output-file`` (one frame per input frame, at the input's

@@ -47,7 +47,9 @@ def init_model(config: Union[str, Path, Config],
                device: str = 'cuda:0',
                cfg_options: Optional[dict] = None,
                strict: bool = True,
-               opt_out: str = 'strict=False') -> nn.Module:
+               opt_out: str = 'strict=False',
+               allow_nonfinite: bool = False,
+               nonfinite_opt_out: str = 'allow_nonfinite=True') -> nn.Module:
     """Build a segmentor from a config and load a checkpoint, as mmseg's ``init_model``.
 
     The checkpoint is loaded safely (weights-only, docs/checkpoints.md) and, by default,
@@ -64,6 +66,9 @@ def init_model(config: Union[str, Path, Config],
             Defaults to True.
         opt_out (str): How the user turns strictness off, for the error message.
             Defaults to ``'strict=False'``.
+        allow_nonfinite (bool): Load NaN/inf weights too (a diverged training). Defaults to
+            False: such a checkpoint raises :class:`CheckpointError` naming the first tensor.
+        nonfinite_opt_out (str): How the user allows them, for the error message.
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``cfg`` and ``dataset_meta`` set.
@@ -77,7 +82,9 @@ def init_model(config: Union[str, Path, Config],
     model = mmseg_init_model(config, None, device='cpu', cfg_options=cfg_options)
     meta = None
     if checkpoint is not None:
-        loaded = load_model_weights(model, checkpoint, strict=strict, opt_out=opt_out)
+        loaded = load_model_weights(model, checkpoint, strict=strict, opt_out=opt_out,
+                                    allow_nonfinite=allow_nonfinite,
+                                    nonfinite_opt_out=nonfinite_opt_out)
         meta = (loaded.get('meta') or {}).get('dataset_meta') if isinstance(loaded,
                                                                             dict) else None
     model.dataset_meta = meta or config_dataset_meta(model.cfg)

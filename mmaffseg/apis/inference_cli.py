@@ -32,7 +32,7 @@ def default_device() -> str:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """Add mmseg's demo arguments ``config``, ``checkpoint`` and ``--device``, and
-    ``--non-strict`` (as ``tools/test.py``)."""
+    ``--non-strict`` and ``--allow-nonfinite-weights`` (as ``tools/test.py``)."""
     parser.add_argument('config', help='Config file')
     parser.add_argument('checkpoint', help='Checkpoint file')
     parser.add_argument('--device', default=default_device(),
@@ -41,6 +41,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         '--non-strict', action='store_true',
         help='load a checkpoint whose weights do not fit the model (missing, unexpected or '
         'mis-sized keys stay as initialised) instead of stopping with an error')
+    parser.add_argument(
+        '--allow-nonfinite-weights', action='store_true',
+        help='load a checkpoint with NaN/inf weights (a diverged training) instead of stopping '
+        'with an error naming the first such tensor')
 
 
 def check_opacity(opacity: float) -> None:
@@ -70,7 +74,9 @@ def load_model_or_exit(args: argparse.Namespace) -> nn.Module:
     with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}), registry_error_hints():
         check_checkpoint_file(args.checkpoint)
         return init_model(cfg, args.checkpoint, device=args.device, strict=not args.non_strict,
-                          opt_out='--non-strict')
+                          opt_out='--non-strict',
+                          allow_nonfinite=args.allow_nonfinite_weights,
+                          nonfinite_opt_out='--allow-nonfinite-weights')
 
 
 def inference_or_exit(model: nn.Module, image: Union[str, np.ndarray]) -> SegDataSample:

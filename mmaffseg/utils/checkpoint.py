@@ -35,6 +35,7 @@ from mmengine.logging import print_log
 from .checkpoint_archive import inflation_problem
 from .compat import check_mmengine_version
 from .download_cache import cached_download, forget
+from .finite import ALLOW_FLAG, check_finite_weights
 from .safe_load import CheckpointError, install_safe_globals, is_trusted, load_checkpoint_file
 
 MapLocation = Optional[Union[str, Callable, torch.device]]
@@ -201,8 +202,11 @@ def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
 
 
 def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = True,
-                       map_location: MapLocation = 'cpu', opt_out: str = 'strict=False') -> Any:
-    """Load a checkpoint's weights into ``model`` (safely; strictly by default).
+                       map_location: MapLocation = 'cpu', opt_out: str = 'strict=False',
+                       allow_nonfinite: bool = False,
+                       nonfinite_opt_out: str = ALLOW_FLAG) -> Any:
+    """Load a checkpoint's weights into ``model`` (safely; strictly by default; refusing
+    NaN/inf weights unless allowed).
 
     Args:
         model (nn.Module): The model.
@@ -210,12 +214,17 @@ def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = Tru
         strict (bool): Raise :class:`CheckpointError` unless the weights fit exactly.
         map_location: Passed to :func:`torch.load`.
         opt_out (str): How the user turns strictness off, for the message.
+        allow_nonfinite (bool): Load weights with NaN/inf values too. Default: False
+            (:func:`~mmaffseg.utils.finite.check_finite_weights` raises).
+        nonfinite_opt_out (str): How the user allows them, for the message.
 
     Returns:
         The loaded checkpoint.
     """
     from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint_to_model
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location)
+    if not allow_nonfinite:
+        check_finite_weights(checkpoint, filename, nonfinite_opt_out)
     if strict:
         check_state_dict(model, checkpoint, filename, opt_out)
     else:
@@ -224,9 +233,12 @@ def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = Tru
                                      revise_keys=list(_REVISE_KEYS))
 
 
-def load_local_weights(model: torch.nn.Module, path: str, what: str) -> None:
+def load_local_weights(model: torch.nn.Module, path: str, what: str,
+                       allow_nonfinite: bool = False,
+                       nonfinite_opt_out: str = ALLOW_FLAG) -> None:
     """Load a local checkpoint (``state_dict`` or a bare state dict) safely and strictly,
-    naming ``what`` in every error (for runners that load several checkpoints themselves).
+    naming ``what`` in every error (for runners that load several checkpoints themselves);
+    weights with NaN/inf values are refused unless ``allow_nonfinite``.
 
     Unlike :func:`load_model_weights`, weights missing only ``num_batches_tracked`` buffers
     (converted official weights) are accepted.
@@ -235,14 +247,19 @@ def load_local_weights(model: torch.nn.Module, path: str, what: str) -> None:
         model (nn.Module): The model.
         path (str): The checkpoint file (mmengine's, or converted official weights).
         what (str): Which checkpoint this is, for the messages (e.g. ``'--cam-checkpoint'``).
+        allow_nonfinite (bool): Load weights with NaN/inf values too. Default: False.
+        nonfinite_opt_out (str): How the user allows them, for the message.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        CheckpointError: The file holds no state dict or does not fit ``model``.
+        CheckpointError: The file holds no state dict, non-finite weights or does not fit
+            ``model``.
     """
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
     state = _state_dict_of(load_checkpoint_file(path, map_location='cpu'), path)
+    if not allow_nonfinite:
+        check_finite_weights(state, path, nonfinite_opt_out)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:

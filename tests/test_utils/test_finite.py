@@ -32,3 +32,23 @@ def test_non_finite_terms_only_loss_terms():
                     loss_aux=torch.tensor(0.5), acc_seg=torch.tensor(float('nan')))
     assert non_finite_terms(log_vars) == ['loss=nan', 'loss_ce=nan']
     assert non_finite_terms(dict(loss=1.0)) == []
+
+
+@pytest.mark.parametrize('loader', ['load_model_weights', 'load_local_weights'])
+def test_inference_loaders_refuse_non_finite_weights(tmp_path, loader):
+    """The loaders behind inference (init_model, the demos, pytorch2onnx) and the pseudo-label
+    runner refuse a NaN weight naming the file and the tensor, unless allowed."""
+    import mmaffseg.utils.checkpoint as checkpoint
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state['0.weight'].view(-1)[1] = float('nan')
+    path = str(tmp_path / 'nan.pth')
+    torch.save(dict(state_dict=state, meta={}), path)
+    load = getattr(checkpoint, loader)
+    args = (model, path, 'CKPT') if loader == 'load_local_weights' else (model, path)
+    with pytest.raises(CheckpointError, match=r'nan\.pth holds non-finite weights: 0\.weight '
+                       r'\(1 NaN, 0 inf of 2 values\).*pass --allow-it'):
+        load(*args, nonfinite_opt_out='--allow-it')
+    assert torch.isfinite(model[0].weight).all()  # nothing was loaded
+    load(*args, allow_nonfinite=True)
+    assert torch.isnan(model[0].weight).sum() == 1
