@@ -14,6 +14,7 @@ import numpy as np
 import torch.nn as nn
 from mmseg.structures import SegDataSample
 
+from ..utils.image_io import read_image
 from ..visualization import AffSegLocalVisualizer
 
 
@@ -51,7 +52,8 @@ def show_result_pyplot(model: nn.Module,
     """
     if hasattr(model, 'module'):
         model = model.module
-    image = mmcv.imread(img, channel_order='rgb') if isinstance(img, str) else mmcv.bgr2rgb(img)
+    image = (read_image(img, channel_order='rgb') if isinstance(img, str) else
+             mmcv.bgr2rgb(img))
     visualizer = AffSegLocalVisualizer(
         vis_backends=[dict(type='LocalVisBackend')], save_dir=save_dir, alpha=opacity)
     visualizer.dataset_meta = dict(
