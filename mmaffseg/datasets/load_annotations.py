@@ -56,7 +56,7 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
             img = decode_image(content, path, self.color_type, backend=self.imdecode_backend,
                                max_pixels=self.max_pixels)
             if img is None:
-                raise ValueError('the decoder returned no image')
+                raise ValueError('failed to load image: the decoder returned none')
         except DataFileError:
             raise  # above the pixel limit
         except Exception as e:  # noqa: BLE001 - re-raised with the file name and the cause
