@@ -2,11 +2,12 @@
 """The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments),
 and :func:`show_result_pyplot` for every mmaffseg model's inference result."""
 
-from .cfg_options import check_cfg_options
+from .cfg_options import CfgOptionsAction, check_cfg_options
 from .cli_errors import (
     checkpoint_errors_exit,
     config_errors_exit,
     exit_with_error,
+    positive_int,
     registry_error_hints,
     report_error,
 )
@@ -32,6 +33,7 @@ from .runner_setup import (
 )
 
 __all__ = [
+    'CfgOptionsAction',
     'add_launcher_args',
     'build_runner',
     'check_cfg_options',
@@ -47,6 +49,7 @@ __all__ = [
     'init_cpu_process_group',
     'load_config',
     'parse_launcher_args',
+    'positive_int',
     'prepare_pseudo_label_cfg',
     'prepare_test_cfg',
     'prepare_train_cfg',
