@@ -6,7 +6,7 @@ import os
 import os.path as osp
 
 import pytest
-from test_apis.test_tools_round_trip import QUICKSTART
+from test_apis.test_tools_round_trip import QUICKSTART, _options
 from tool_runner import REPO, one_error_line, run_tools_in_one_process
 
 from mmaffseg.apis import add_launcher_args, load_config
@@ -19,9 +19,10 @@ def _write(path, text: str) -> str:
     return str(path)
 
 
-def test_tools_name_bad_configs_settings_and_sizes(tmp_path):
+def test_tools_name_bad_configs_settings_and_sizes(tiny_synthetic_root, tmp_path):
     """Each of these was a traceback (or a run with the bad setting) on the original tools.
-    All run in one interpreter: they fail before anything is built."""
+    All run in one interpreter: they fail before anything is built (on the tiny data and one
+    iteration, should one get through)."""
     base = osp.join(REPO, QUICKSTART)
     missing_base = _write(tmp_path / 'missing_base.py', "_base_ = ['./no_such_base.py']\n")
     broken = _write(tmp_path / 'broken.py', 'a = 1\nmodel = dict(type="X",\nb = 2\n')
@@ -29,8 +30,9 @@ def test_tools_name_bad_configs_settings_and_sizes(tmp_path):
     work = str(tmp_path / 'work')
 
     def train(config, *options):
+        tiny = _options(tiny_synthetic_root, 1) if config == base else []
         return ['tools/train.py', config, '--work-dir', work] + (
-            ['--cfg-options', *options] if options else [])
+            ['--cfg-options', *tiny, *options] if options else [])
 
     def export(*shapes):
         return ['tools/deployment/pytorch2onnx.py', QUICKSTART, str(tmp_path / 'none.pth'),
@@ -51,9 +53,9 @@ def test_tools_name_bad_configs_settings_and_sizes(tmp_path):
         'randomness.seeds': (train(base, 'randomness.seeds=1'),
                              ['randomness.seeds', 'did you mean randomness.seed']),
         'crop size != data_preprocessor.size': (
-            train(base, 'train_dataloader.dataset.pipeline.3.crop_size=(64,128)'),
+            train(base, 'model.data_preprocessor.size=[32,64]'),
             ['train_dataloader.dataset.pipeline.3.crop_size (RandomCrop) is (64, 128)',
-             'model.data_preprocessor.size is (128, 256)']),
+             'model.data_preprocessor.size is (32, 64)']),
         '--shape 0 0': (export('--shape', '0', '0'),
                         ['argument --shape: expected a positive integer, got 0']),
         '--shape 64 -8': (export('--shape', '64', '-8'),
