@@ -159,9 +159,9 @@ def parse_cfg_option_value(key: str, value: str) -> Any:
     Raises:
         ValueError: A list or tuple item holds a space (mmengine would delete it).
     """
-    if not any(c.isspace() for c in value):
-        return DictAction._parse_iterable(value)
     inner = value.strip().strip('\'"')
+    if not any(c.isspace() for c in inner):  # at most around the value: mmengine's parsing
+        return DictAction._parse_iterable(value.strip())
     if inner.startswith(('[', '(')) or ',' in inner:
         packed = _LIST_SPACE.sub(r'\1', inner.strip())
         if any(c.isspace() for c in packed):

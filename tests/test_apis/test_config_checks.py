@@ -82,9 +82,10 @@ def test_cfg_options_keep_a_value_with_spaces(tmp_path):
     root = str(tmp_path / 'my data')
     options = _cfg_options(f'train_dataloader.dataset.data_root={root}',
                            'train_cfg.max_iters=3', 'model.data_preprocessor.size=[64, 128]',
-                           'a=(1, 2)', 'b=None')
+                           'a=(1, 2)', 'b=None', 'c= 7 ')
     assert options == {'train_dataloader.dataset.data_root': root, 'train_cfg.max_iters': 3,
-                       'model.data_preprocessor.size': [64, 128], 'a': (1, 2), 'b': None}
+                       'model.data_preprocessor.size': [64, 128], 'a': (1, 2), 'b': None,
+                       'c': 7}
     cfg = load_config(osp.join(REPO, QUICKSTART), options)
     assert cfg.train_dataloader.dataset.data_root == root
     # a list item with a space cannot be kept: refused, naming it
