@@ -45,13 +45,19 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS, MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, check_cfg_options, exit_with_error, load_config
+from mmaffseg.apis import (
+    CfgOptionsAction,
+    build_runner,
+    check_cfg_options,
+    exit_with_error,
+    load_config,
+)
 from mmaffseg.apis.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.config_errors import ConfigCheckError
@@ -592,7 +598,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         metavar=('H', 'W'), help='input of the whole-image FLOPs count')
     parser.add_argument('--collect-only', action='store_true',
                         help='only rebuild results.* from the run folders')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of every run (part of the config hash)')
     return parser.parse_args(argv)
 

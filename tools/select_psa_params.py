@@ -19,10 +19,14 @@ chosen values go to DIR/selection_<sweep>.json (``--result`` to change) and the 
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, load_config, registry_error_hints, report_error
+from mmaffseg.apis import (
+    CfgOptionsAction,
+    build_runner,
+    load_config,
+    registry_error_hints,
+    report_error,
+)
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.wsss.param_selection import SWEEPS
 
@@ -44,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--select-on', choices=['rw', 'rw_crf'], default='rw_crf',
                         help='walk criterion: the walk + dCRF labels (default) or the walk\'s')
     parser.add_argument('--work-dir', help='dir for the logs')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='config overrides, e.g. test_dataloader.dataset.indices=[...]')
     return parser.parse_args(argv)
 

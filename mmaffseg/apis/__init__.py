@@ -3,11 +3,12 @@
 and :func:`init_model` / :func:`show_result_pyplot` (mmseg's arguments) for inference with
 every mmaffseg model."""
 
-from .cfg_options import check_cfg_options
+from .cfg_options import CfgOptionsAction, check_cfg_options
 from .cli_errors import (
     checkpoint_errors_exit,
     config_errors_exit,
     exit_with_error,
+    positive_int,
     registry_error_hints,
     report_error,
     training_failure_exit,
@@ -36,6 +37,7 @@ from .runner_setup import (
 from .work_dir import check_work_dir_record, claim_work_dir
 
 __all__ = [
+    'CfgOptionsAction',
     'add_launcher_args',
     'build_runner',
     'check_cfg_options',
@@ -56,6 +58,7 @@ __all__ = [
     'launch_rank',
     'load_config',
     'parse_launcher_args',
+    'positive_int',
     'prepare_pseudo_label_cfg',
     'prepare_test_cfg',
     'prepare_train_cfg',

@@ -11,16 +11,19 @@ from typing import Any, Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from ..utils.config_errors import ConfigCheckError
+from .cfg_options import CfgOptionsAction
 
 
 def add_launcher_args(parser: argparse.ArgumentParser,
                       cfg_options_help: str = 'override config settings, key=value pairs'
                       ) -> argparse.ArgumentParser:
-    """Add mmseg's ``--cfg-options``, ``--launcher`` and ``--local-rank`` arguments."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
+    """Add mmseg's ``--cfg-options`` (values with spaces kept: :class:`CfgOptionsAction`),
+    ``--launcher`` and ``--local-rank`` arguments."""
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=cfg_options_help)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torchrun passes --local-rank (older launchers --local_rank)

@@ -22,6 +22,7 @@ from mmseg.registry import DATASETS
 from mmseg.structures import SegDataSample
 
 from ..utils import load_model_weights
+from ..utils.image_io import read_image
 from ..visualization import AffSegLocalVisualizer
 
 
@@ -127,7 +128,8 @@ def show_result_pyplot(model: nn.Module,
     """
     if hasattr(model, 'module'):
         model = model.module
-    image = mmcv.imread(img, channel_order='rgb') if isinstance(img, str) else mmcv.bgr2rgb(img)
+    image = (read_image(img, channel_order='rgb') if isinstance(img, str) else
+             mmcv.bgr2rgb(img))
     visualizer = AffSegLocalVisualizer(
         vis_backends=[dict(type='LocalVisBackend')], save_dir=save_dir, alpha=opacity)
     visualizer.dataset_meta = dict(

@@ -12,13 +12,12 @@ import argparse
 from functools import partial
 
 import torch
-from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config, registry_error_hints
 from mmaffseg.utils import load_model_weights
 from mmaffseg.utils.profiling import measure, read_peak_memory, reset_peak_memory
 
@@ -31,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--repeat-times', type=int, default=1)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

@@ -23,14 +23,14 @@ Cases:
 import argparse
 
 import torch
-from mmengine.config import ConfigDict, DictAction
+from mmengine.config import ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
 from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg
 from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
 from mmaffseg.utils.random_batch import random_seg_batch
@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--case', choices=CASES, help=argparse.SUPPRESS)  # worker mode
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

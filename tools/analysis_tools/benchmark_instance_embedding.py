@@ -17,14 +17,13 @@ import argparse
 import json
 
 import torch
-from mmengine.config import DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
 from mmaffseg.utils import load_model_weights
 from mmaffseg.utils.profiling import measure
 
@@ -41,7 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

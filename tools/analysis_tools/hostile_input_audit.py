@@ -284,7 +284,7 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
     ]
     # data: copies of the dataset with every training image/label broken the same way. The
     # synthetic dataset generates itself where it is missing: auto_generate=False audits the
-    # checks a real dataset gets. (No spaces in paths: mmengine's --cfg-options drops them.)
+    # checks a real dataset gets.
     no_generate = [f'{loader}.dataset.auto_generate=False'
                    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
     missing_root = osp.join(w, 'no_such_data_root')
@@ -364,6 +364,7 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
               '--out', osp.join(under, 'm.onnx')], [under]),
     ]
     cases += work_dir_cases(w, root, osp.dirname(good))
+    cases += image_label_config_cases(w, root, work, no_generate)
     return cases + checkpoint_loader_cases(w, root, good, url)
 
 
@@ -429,6 +430,116 @@ def checkpoint_loader_cases(w: str, root: str, good: str, url: str) -> List[Case
              '(was: b unpickled from the cache)',
              test_argv(f'{base}/a/model.pth', root, work('cache_a')), [], marker=marker_b,
              ok=lambda code, out: code == 0, env=trusted_a),
+    ]
+
+
+# ----------------------------------------------- images, labels, configs and arguments
+
+
+def image_label_config_cases(w: str, root: str, work: Callable[[str], str],
+                             no_generate: List[str]) -> List[Case]:
+    """Oversized, 16-bit, EXIF-rotated and all-ignore data, symlink loops, broken configs,
+    mistyped settings and export sizes (docs/datasets.md, "Limits of the loaders")."""
+    from hostile_data import add_symlink_loop, write_16bit_label, write_exif_jpeg, write_png_bomb
+
+    from mmaffseg.datasets.synthetic_cityscapes import MARKER
+
+    def dataset(name: str, kind: str, write: Callable[[str], None]) -> str:
+        dst = copy_dataset(root, osp.join(w, 'data_' + name))
+        for path in split_files(dst, 'train', kind):
+            write(path)
+        return dst
+
+    def folder(dst: str, kind: str) -> str:
+        return osp.join(dst, 'leftImg8bit' if kind == 'img' else 'gtFine', 'train')
+
+    def train(name: str, dst: str, *options: str, iters: int = 1) -> list:
+        return train_argv(work(name), dst, iters, options=no_generate + list(options))
+
+    def all_ignore(path: str) -> None:
+        cv2.imwrite(path, np.full_like(cv2.imread(path, cv2.IMREAD_UNCHANGED), 255))
+
+    def as_jpeg(orientation: int) -> Callable[[str], None]:
+        def write(path: str) -> None:
+            rgb = cv2.imread(path)[..., ::-1]
+            os.remove(path)
+            write_exif_jpeg(path[:-len('.png')] + '.jpg', rgb, orientation)
+        return write
+
+    bomb_file = write_png_bomb(osp.join(w, 'bomb.png'), 30000, 30000, level=9)  # 875 KB
+    bomb = dataset('bomb', 'img', lambda p: shutil.copyfile(bomb_file, p))
+    deep = dataset('16bit', 'ann', lambda p: write_16bit_label(
+        p, cv2.imread(p, cv2.IMREAD_UNCHANGED).astype(np.uint16) + 256))
+    exif6 = dataset('exif6', 'img', as_jpeg(6))
+    jpeg_suffix = ['train_dataloader.dataset.img_suffix=_leftImg8bit.jpg']
+    exif3 = write_exif_jpeg(osp.join(w, 'exif3.jpg'),
+                            cv2.imread(split_files(root, 'train', 'img')[0])[..., ::-1], 3)
+    void = dataset('void', 'ann', all_ignore)
+    one_void = copy_dataset(root, osp.join(w, 'data_one_void'))
+    void_file = split_files(one_void, 'train', 'ann')[0]
+    all_ignore(void_file)
+    looped = copy_dataset(root, osp.join(w, 'data_looped'))
+    link = add_symlink_loop(osp.dirname(split_files(looped, 'train', 'img')[0]))
+    up_looped = copy_dataset(root, osp.join(w, 'data_up_looped'))
+    up_link = osp.join(osp.dirname(split_files(up_looped, 'train', 'img')[0]), 'up')
+    os.symlink('..', up_link)
+    missing_base = osp.join(w, 'missing_base.py')
+    open(missing_base, 'w').write("_base_ = ['./no_such_base.py']\n")
+    syntax = osp.join(w, 'syntax_error.py')
+    open(syntax, 'w').write('a = 1\nmodel = dict(type="X",\nb = 2\n')
+    spaced = osp.join(w, 'with space', 'synthetic')  # generated there by the dataset
+    loader_check = (  # the loader the tools use, on the stored pixels or rotated?
+        'import cv2, numpy as np\nimport mmaffseg\nfrom mmseg.registry import TRANSFORMS\n'
+        f'path = {exif3!r}\n'
+        'load = TRANSFORMS.build(dict(type="LoadCheckedImageFromFile"))\n'
+        'img = load(dict(img_path=path))["img"]\n'
+        'same = np.array_equal(img, cv2.imread(path, cv2.IMREAD_UNCHANGED))\n'
+        'print("decoded: the stored grid" if same else "decoded: rotated by the EXIF tag")\n')
+    export = ['tools/deployment/pytorch2onnx.py', QUICKSTART, osp.join(w, 'none.pth')]
+    return [
+        Case('data', 'train.py 30000x30000 PNG bomb images (875 KB each)',
+             train('bomb', bomb), [folder(bomb, 'img'), '900000000 pixels',
+                                  'MMAFFSEG_MAX_IMAGE_PIXELS']),
+        Case('data', 'train.py 16-bit label maps (stored 256 + k)',
+             train('16bit', deep), [folder(deep, 'ann'), '16-bit']),
+        Case('data', 'train.py JPEGs with EXIF orientation 6 (stored grid = label grid)',
+             train('exif6', exif6, *jpeg_suffix), [], ok=lambda code, out: code == 0),
+        Case('data', 'LoadCheckedImageFromFile on a JPEG with EXIF orientation 3',
+             ['-c', loader_check], [exif3],
+             ok=lambda code, out: 'decoded: the stored grid' in out, api=True),
+        Case('data', 'train.py every label map all ignore (255)',
+             train('void', void), [folder(void, 'ann'), 'ignore index 255']),
+        Case('data', 'train.py one label map all ignore: warned, named',
+             train('one_void', one_void, iters=3), [],  # 3 x 2: every training image
+             ok=lambda code, out: code == 0 and f'{void_file} holds only the ignore' in out),
+        Case('data', 'train.py symlink loop (a -> b -> a) in the train folder',
+             train('loop', looped), [link, 'loop of symbolic links']),
+        Case('data', 'train.py symlink to a parent folder in the train folder',
+             train('up_loop', up_looped), [up_link, 'loop of symbolic links']),
+        Case('config', 'train.py missing _base_ file',
+             ['tools/train.py', missing_base, '--work-dir', work('missing_base')],
+             [osp.join(w, 'no_such_base.py')]),
+        Case('config', 'train.py config syntax error',
+             ['tools/train.py', syntax, '--work-dir', work('syntax')], [syntax, 'line 2']),
+        Case('config', 'train.py negative lr',
+             train('neg_lr', root, 'optim_wrapper.optimizer.lr=-0.01'),
+             ['optim_wrapper.optimizer.lr']),
+        Case('config', 'train.py train_cfg.max_iters=1O (letter O)',
+             train('max_iters', root, 'train_cfg.max_iters=1O'), ['train_cfg.max_iters', '1O']),
+        Case('config', 'train.py train_dataloader.batchsize=1 (no type)',
+             train('batchsize', root, 'train_dataloader.batchsize=1'),
+             ['train_dataloader.batchsize', 'batch_size']),
+        Case('config', 'train.py randomness.seeds=1 (no type)',
+             train('seeds', root, 'randomness.seeds=1'), ['randomness.seeds', 'seed']),
+        Case('config', 'train.py crop 64x128 > data_preprocessor.size 32x64',
+             train('crop', root, 'model.data_preprocessor.size=[32,64]'),
+             ['crop_size', 'model.data_preprocessor.size']),
+        Case('config', 'pytorch2onnx --shape 0 0', export + ['--shape', '0', '0'], ['--shape']),
+        Case('config', 'pytorch2onnx --shape 64 -8', export + ['--shape', '64', '-8'],
+             ['--shape']),
+        Case('config', 'train.py --cfg-options data_root with a space (synthetic)',
+             train_argv(work('spaced'), spaced, 1), [],
+             ok=lambda code, out: code == 0 and osp.isfile(osp.join(spaced, MARKER))),
     ]
 
 

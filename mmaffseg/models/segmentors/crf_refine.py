@@ -47,7 +47,6 @@ CRF result; run TTA with the plain config.
 import copy
 from typing import List, Optional, Tuple
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -59,6 +58,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from ...postprocessing.dense_crf import DenseCRF
+from ...utils.image_io import read_image
 from ..utils.preprocessing import to_rgb, unnormalize, unpad
 
 _SEGMENTOR_PREFIX = 'segmentor.'
@@ -225,9 +225,9 @@ class CRFRefineSegmentor(BaseSegmentor):
         if path is None:
             raise ValueError("CRFRefineSegmentor: image_source='img_path' but the sample has no "
                              "img_path (in-memory input?); use image_source='inputs'")
-        img = mmcv.imread(path, channel_order='rgb')
-        if img is None:
-            raise FileNotFoundError(f'CRFRefineSegmentor: could not read image {path}')
+        # the loaders' pixel limit and EXIF policy (mmaffseg.utils.image_io): the image the
+        # model saw
+        img = read_image(path, channel_order='rgb')
         if img.shape[:2] != tuple(out_hw):
             raise ValueError(f'CRFRefineSegmentor: image {path} is {img.shape[:2]} but the '
                              f'prediction is {tuple(out_hw)} (ori_shape); use '
