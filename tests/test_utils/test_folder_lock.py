@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from mmaffseg.utils.folder_lock import FolderInUseError, FolderLock
 from mmaffseg.utils.config_errors import OutputDirError
+from mmaffseg.utils.folder_lock import FolderInUseError, FolderLock
 
 HOLD = textwrap.dedent('''
     import sys, time
