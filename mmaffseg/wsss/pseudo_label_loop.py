@@ -333,8 +333,6 @@ class PseudoLabelLoop(BaseLoop):
         stages and report) declared."""
         cfg = self.runner.cfg
         cam_model = cfg.get('model') or dict(type=type(self.runner.model).__name__)
-        walk = self.needs_affinity_net if stages is None else bool(
-            {'rw', 'rw_crf'} & set(stages))
         settings = dict(self.stage_kwargs, cam_scales=list(self.cam_kwargs['scales']),
                         cam_flip=self.cam_kwargs['flip'], ignore_index=self.ignore_index)
         images = None if stages is not None else [
@@ -342,8 +340,8 @@ class PseudoLabelLoop(BaseLoop):
         return pseudo_label_provenance(
             self.out_dir, self.stages if stages is None else stages, settings,
             self.cam_checkpoint, cam_model, (cfg.get('test_dataloader') or {}).get('dataset'),
-            self.crf, self.aff_checkpoint if walk else None,
-            self._aff_model() if walk else None, images, type(self).__name__)
+            self.crf, self.aff_checkpoint,
+            self._aff_model() if self.needs_affinity_net else None, images, type(self).__name__)
 
     def _stage_outputs(self) -> Dict[str, List[str]]:
         return {stage: [folder] for stage, folder in self.store.stage_folders().items()}
