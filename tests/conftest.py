@@ -17,6 +17,15 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
 from helpers import TINY_HW  # noqa: E402
 
 
+@pytest.fixture(scope='session', autouse=True)
+def private_hash_cache(tmp_path_factory):
+    """Checkpoint digests (``mmaffseg.utils.provenance``) cached in a temporary folder, not in
+    ``~/.cache/mmaffseg``, by the tests and the tools they run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('MMAFFSEG_CACHE_DIR', str(tmp_path_factory.mktemp('hash_cache')))
+        yield
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     """Whole-model forwards on a shared 2-core machine: 1 thread avoids OpenMP contention.

@@ -61,14 +61,21 @@ class FolderLock:
         return self._fd is not None
 
     def acquire(self) -> 'FolderLock':
-        """Take the lock, or raise :class:`FolderInUseError` naming the holder at once.
+        """Take the lock, or raise :class:`FolderInUseError` naming the holder at once
+        (:class:`OutputDirError` when the folder cannot be created or written).
 
         Re-acquiring a lock this object holds is a no-op.
         """
         if self._fd is not None:
             return self
-        os.makedirs(self.folder, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputDirError(
+                e.errno, f'{self.argument}: the folder {self.folder} cannot be created or '
+                f'written ({type(e).__name__}: {e.strerror or e}); choose another '
+                f'{self.argument} or fix the folder\'s permissions') from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

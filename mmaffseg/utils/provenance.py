@@ -218,12 +218,19 @@ class Provenance:
             empty when everything there can be reused.
 
         Raises:
-            ProvenanceError: A stage with outputs does not match and ``overwrite`` is False.
+            ProvenanceError: A stage with outputs does not match, or the record cannot be
+                read, and ``overwrite`` is False.
         """
-        recorded = self.recorded() or {}
+        with_outputs = set(stages_with_outputs)  # any iterable, read once
+        try:
+            recorded = self.recorded() or {}
+        except ProvenanceError:
+            if not overwrite:
+                raise
+            recorded = {}  # unreadable: every stage with outputs is recomputed
         stale, reasons = [], []
         for name in self.stages:
-            if name not in set(stages_with_outputs):
+            if name not in with_outputs:
                 continue
             new = self.inputs(name)
             old = recorded.get(name)
@@ -243,8 +250,15 @@ class Provenance:
         return stale
 
     def write(self) -> None:
-        """Record the declared stages (keeping recorded stages not declared now), atomically."""
-        stages = dict(self.recorded() or {})
+        """Record the declared stages (keeping recorded stages not declared now), atomically.
+
+        An unreadable record is replaced: the stages not declared now lose their entries, so
+        their files count as made without a record (a mismatch) on the next check.
+        """
+        try:
+            stages = dict(self.recorded() or {})
+        except ProvenanceError:
+            stages = {}
         stages.update({name: self.inputs(name) for name in self.stages})
         record = dict(format=RECORD_FORMAT, tool=self.tool, mmaffseg_version=__version__,
                       stages=stages)

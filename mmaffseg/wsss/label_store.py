@@ -20,6 +20,10 @@ stage                file under ``out_dir``        content
 ``affinity_labels``  ``affinity_labels/<...>``     idem (255 unknown)
 ``rw``               ``rw/<label path>``           idem
 ``rw_crf``           ``rw_crf/<label path>``       idem
+(report)             :data:`REPORT_FILES`          evaluation, failed images: rewritten by
+                                                   every run from the outputs
+(record)             ``provenance.json``           what made each stage (written and checked
+                                                   by ``pseudo_label_provenance``)
 ===================  ============================  ============================================
 
 ``<label path>`` is the image's path relative to ``data_prefix.img_path`` with ``img_suffix``
@@ -57,6 +61,8 @@ MIN_FREE_BYTES = 64 * 2**20
 _FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 #: How the runner's output folder is named in messages.
 OUT_DIR_ARGUMENT = '--out (test_cfg.out_dir)'
+#: The report of a run, rewritten from the outputs by every run.
+REPORT_FILES = ('table1.md', 'metrics.json', 'failures.txt')
 
 
 class OutputFolderError(OutputDirError):
@@ -170,6 +176,16 @@ class PseudoLabelStore:
         cache = osp.join(self.out_dir, CAM_CACHE_DIR, osp.splitext(rel)[0] + '.npz')
         return info['img_path'], cache, paths
 
+    def stage_folders(self) -> Dict[str, str]:
+        """The folder of every stage (all of :data:`STAGE_DIRS`) and of the CAM cache."""
+        folders = {CAM_CACHE_DIR: osp.join(self.out_dir, CAM_CACHE_DIR)}
+        folders.update({s: osp.join(self.out_dir, d) for s, d in STAGE_DIRS.items()})
+        return folders
+
+    def report_files(self) -> List[str]:
+        """The files of :data:`REPORT_FILES` under ``out_dir``."""
+        return [osp.join(self.out_dir, name) for name in REPORT_FILES]
+
     @staticmethod
     def missing(paths: Dict[str, str]) -> List[str]:
         """The stages whose file does not exist yet (to make on this run)."""
@@ -217,7 +233,7 @@ class PseudoLabelStore:
     def write_failures(self, failures: List[Tuple[str, str]]) -> str:
         """Write ``failures.txt`` (image, reason per line) or remove a stale one; return where
         the list is, for the log."""
-        failures_file = osp.join(self.out_dir, 'failures.txt')
+        failures_file = osp.join(self.out_dir, REPORT_FILES[2])
         if not failures:
             if osp.isfile(failures_file):
                 os.remove(failures_file)  # from an earlier run whose failures are now fixed
@@ -231,6 +247,6 @@ class PseudoLabelStore:
 
     def write_metrics(self, table: str, metrics: dict) -> None:
         """Write the Table-1 markdown (``table1.md``) and the metrics (``metrics.json``)."""
-        atomic_write_bytes(osp.join(self.out_dir, 'table1.md'), (table + '\n').encode())
-        atomic_write_bytes(osp.join(self.out_dir, 'metrics.json'),
-                           json.dumps(metrics, indent=2).encode())
+        table_file, metrics_file = self.report_files()[:2]
+        atomic_write_bytes(table_file, (table + '\n').encode())
+        atomic_write_bytes(metrics_file, json.dumps(metrics, indent=2).encode())

@@ -38,11 +38,19 @@ from torch import Tensor
 from mmaffseg.evaluation.pseudo_label_metric import iou_from_areas, label_areas
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes
+from mmaffseg.utils.provenance import Provenance
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, stack_to_label
 from .label_store import leaf_dataset
 from .pseudo_label_loop import PseudoLabelLoop
+from .pseudo_label_provenance import (
+    CAMS_STAGE,
+    CRF_STAGES,
+    crf_inputs,
+    image_list_inputs,
+    walk_inputs,
+)
 from .pseudo_label_stages import packed_image_rgb, preprocess_sample
 from .random_walk import random_walk_cams
 
@@ -193,11 +201,36 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
         self.runner.call_hook('before_test_epoch')
         if get_dist_info()[1] > 1:
             raise RuntimeError('PSAParamSelectionLoop runs in one process (no --launcher)')
+        self.store.check()
+        dataset = self.dataloader.dataset
+        dataset.full_init()
+        with self._claim_out_dir(dataset):
+            self._select(dataset)
+        self.runner.call_hook('after_test_epoch', metrics={})
+        self.runner.call_hook('after_test')
+        return self.result['selected']
+
+    def _provenance(self, dataset, stages=None) -> Provenance:
+        """The record of ``out_dir``: the CAM cache and this sweep's result."""
+        prov = super()._provenance(dataset, stages=())
+        inputs = dict(sweep=self.sweep, candidates=[list(c) for c in self.candidates],
+                      select_on=self.select_on, ignore_index=self.ignore_index,
+                      **image_list_inputs([self._paths(dataset, index)[0]
+                                           for index in range(len(dataset))]))
+        if self.select_on in CRF_STAGES:
+            inputs['crf'] = crf_inputs(self.crf)
+        if self.sweep == 'walk':
+            inputs.update(walk_inputs(self.aff_checkpoint, self._aff_model()),
+                          rw_logt=self.rw_kwargs['logt'])
+        return prov.stage(f'selection_{self.sweep}', inputs, [CAMS_STAGE])
+
+    def _regenerated_files(self) -> List[str]:
+        return [self.result_file]
+
+    def _select(self, dataset) -> None:
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
         aff_model = self._affinity_net(device) if self.sweep == 'walk' else None
-        dataset = self.dataloader.dataset
-        dataset.full_init()
         num_classes = len(dataset.metainfo['classes'])
         totals: Dict[str, Dict[tuple, np.ndarray]] = {}
         images = []
@@ -236,9 +269,6 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                       f'{c}: {scores[c]:.2f}' for c in self.candidates) +
                   f'\nselected {self.result["selected"]} ({scores[best]:.2f} mIoU); written '
                   f'to {self.result_file}', logger='current')
-        self.runner.call_hook('after_test_epoch', metrics={})
-        self.runner.call_hook('after_test')
-        return self.result['selected']
 
     def _image_areas(self, dataset, index: int, cam_model, aff_model,
                      num_classes: int) -> Dict[str, Dict[tuple, np.ndarray]]:

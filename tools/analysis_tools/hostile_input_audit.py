@@ -5,8 +5,10 @@ Rerun of the audit behind issue 12. On a tiny synthetic dataset (6 training and 
 images of 64x128) it runs ``tools/train.py``, ``tools/test.py``, ``tools/make_pseudo_labels.py``,
 ``tools/deployment/pytorch2onnx.py`` and ``mmseg.apis.init_model`` (mmaffseg's safe loading,
 imported through the config) as subprocesses, as a user would, against bad checkpoints,
-configs, data and output folders, and injects faults (SIGKILL mid-run, truncated files,
-corrupted CAM caches). Every bad input is classified as
+configs, data and output folders, reruns into output folders made from other checkpoints or
+settings and runs into folders another run writes (the provenance and lock cases, also for
+``tools/select_psa_params.py`` and ``tools/benchmark_suite.py``), and injects faults (SIGKILL
+mid-run, truncated files, corrupted CAM caches). Every bad input is classified as
 
 * ``clear error``: non-zero exit, a message naming the file or argument after the last
   traceback (if any) printed;
@@ -59,8 +61,12 @@ from payloads import (  # noqa: E402
 )
 from test_checkpoint_tools import _bad_checkpoints  # noqa: E402
 from test_pseudo_label_faults import _argv, _with_nan_weight  # noqa: E402
-from test_pseudo_label_loop import make_psa_checkpoints  # noqa: E402
+from test_pseudo_label_loop import PL_CFG, make_psa_checkpoints  # noqa: E402
+from test_pseudo_label_provenance import other_weights  # noqa: E402
 from test_tools_round_trip import QUICKSTART, _options  # noqa: E402
+
+from mmaffseg.utils.folder_lock import LOCK_NAME  # noqa: E402
+from mmaffseg.utils.provenance import RECORD_NAME  # noqa: E402
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
            PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get('PYTHONPATH')) if p))
@@ -187,7 +193,8 @@ def tree_files(folder: str, skip=('log', )) -> dict:
     for dirpath, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if osp.relpath(osp.join(dirpath, d), folder) not in skip]
         for f in files:
-            found[osp.relpath(osp.join(dirpath, f), folder)] = osp.join(dirpath, f)
+            if f != LOCK_NAME:  # the pid of the last run, not an output
+                found[osp.relpath(osp.join(dirpath, f), folder)] = osp.join(dirpath, f)
     return found
 
 
@@ -650,7 +657,7 @@ def faults(w: str, root: str, ref_work: str, cam: str, aff: str, ref_pl: str,
         flipped[len(flipped) // 2] ^= 0xFF
         open(caches[2], 'wb').write(bytes(flipped))
         for rel, path in tree_files(out).items():
-            if not rel.startswith('cams'):
+            if not rel.startswith('cams') and rel != RECORD_NAME:
                 os.remove(path)  # every output is remade from the (broken) caches
         code, log = run_python(pl_argv(root, cam, aff, out) + pl_extra)
         if code != 0:
@@ -805,6 +812,97 @@ def work_dir_faults(w: str, root: str, ref_work: str, record: Callable,
            disk_full)
 
 
+# ------------------------------------------------------------------ provenance and locks
+# Reruns into an output folder made from other inputs, and two runs into one folder: each must
+# stop before any work (exit 2) naming the folder and the stage or the holder, never mix.
+
+HOLD = ('import sys, time\nfrom mmaffseg.utils.folder_lock import FolderLock\n'
+        'FolderLock(sys.argv[1], "--out").acquire()\nprint("held", flush=True)\n'
+        'time.sleep(3600)\n')
+
+
+def hold_folder(folder: str) -> subprocess.Popen:
+    """A process holding ``folder``'s lock until it is killed."""
+    proc = subprocess.Popen([sys.executable, '-c', HOLD, folder], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'held'
+    return proc
+
+
+def killed_after_two_images(ref_pl: str, out: str) -> str:
+    """A copy of a finished pseudo-label folder as a run killed after two images leaves it."""
+    shutil.copytree(ref_pl, out, ignore=shutil.ignore_patterns('log', 'table1.md',
+                                                              'metrics.json'))
+    stems = sorted({osp.basename(rel).split('_gtFine')[0] for rel in tree_files(out)
+                    if rel.startswith('cam' + os.sep)})
+    for rel, path in tree_files(out).items():
+        if rel != RECORD_NAME and not osp.basename(path).startswith(tuple(stems[:2])):
+            os.remove(path)
+    return out
+
+
+def provenance_cases(w: str, root: str, cam: str, aff: str, ref_pl: str, pl_extra: list,
+                     holders: list) -> List[Case]:
+    """The reruns and concurrent runs; ``holders`` gets the lock-holding processes (kill
+    them after the cases ran)."""
+    other_cam = other_weights(cam, osp.join(w, 'cam_other.pth'))
+    copy = lambda name: shutil.copytree(  # noqa: E731
+        ref_pl, osp.join(w, name), ignore=shutil.ignore_patterns('log'))
+    new_cam, killed = copy('pv_newcam'), killed_after_two_images(ref_pl, osp.join(w, 'pv_kill'))
+    sel, busy = copy('pv_select'), copy('pv_busy')
+    options = pl_argv(root, cam, None, sel)  # the tiny dataset's --cfg-options
+    holders.append(hold_folder(busy))
+    suite_busy = osp.join(w, 'pv_suite_busy')
+    holders.append(hold_folder(suite_busy))
+    foreign = osp.join(w, 'pv_suite_foreign', 'deeplabv3plus', 'seed0')
+    os.makedirs(foreign)
+    open(osp.join(foreign, 'notes.txt'), 'w').write('not a run of the suite')
+    suite = ['tools/benchmark_suite.py', 'synthetic', '--tiny', '--data-root', root, '--seeds',
+             '0', '--methods', 'deeplabv3plus', '--work-dir']
+    return [
+        Case('provenance', 'make_pseudo_labels rerun with another --cam-checkpoint (cams/ kept)',
+             pl_argv(root, other_cam, aff, new_cam) + pl_extra,
+             [new_cam, "stage 'cams'", 'cam_checkpoint', '--overwrite']),
+        Case('provenance', 'make_pseudo_labels killed, rerun with other rw_beta / cam_bg_score',
+             pl_argv(root, cam, aff, killed) + pl_extra +
+             ['test_cfg.rw_beta=2', 'test_cfg.cam_bg_score=0.05'],
+             [killed, "stage 'cam'", 'cam_bg_score', "stage 'rw'", 'rw_beta']),
+        Case('provenance', 'make_pseudo_labels into a folder another run writes',
+             pl_argv(root, cam, aff, busy) + pl_extra, [busy, f'pid {holders[0].pid}']),
+        Case('provenance', 'select_psa_params with another --cam-checkpoint (cams/ kept)',
+             ['tools/select_psa_params.py', PL_CFG, '--sweep', 'affinity', '--cam-checkpoint',
+              other_cam, '--out', sel, '--work-dir', osp.join(w, 'runs', 'pv_select')] +
+             options[options.index('--cfg-options'):] + pl_extra,
+             [sel, "stage 'cams'", '--overwrite']),
+        Case('provenance', 'benchmark_suite into a --work-dir another suite writes',
+             suite + [suite_busy], [suite_busy, f'pid {holders[1].pid}']),
+        Case('provenance', 'benchmark_suite --work-dir with a foreign folder as a run',
+             suite + [osp.dirname(osp.dirname(foreign))],
+             ["stage 'deeplabv3plus/seed0'", 'no provenance record', '--overwrite']),
+    ]
+
+
+def provenance_faults(w: str, root: str, cam: str, aff: str, ref_pl: str,
+                      pl_extra: list) -> List[Result]:
+    """--overwrite after a new CAM checkpoint gives the files of a clean run with it."""
+    start = time.time()
+    other_cam = other_weights(cam, osp.join(w, 'cam_other2.pth'), seed=2)
+    out, clean = osp.join(w, 'pv_overwrite'), osp.join(w, 'pv_overwrite_clean')
+    shutil.copytree(ref_pl, out, ignore=shutil.ignore_patterns('log'))
+    lost = ''
+    for argv in (pl_argv(root, other_cam, aff, out, '--overwrite') + pl_extra,
+                 pl_argv(root, other_cam, aff, clean) + pl_extra):
+        code, log = run_python(argv)
+        if code != 0:
+            lost = f'exit {code}: {log.strip().splitlines()[-1][:160]}'
+            break
+    lost = lost or same_tree(out, clean)
+    result = Result('fault', '--overwrite after a new CAM checkpoint (== a clean run with it)',
+                    'lost' if lost else 'survived', lost, time.time() - start)
+    print(f'  [{result.outcome}] {result.name} ({result.seconds:.0f} s)', flush=True)
+    return [result]
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -862,6 +960,8 @@ def main() -> int:
             code, out = run_python(pl_argv(root, cam, aff, ref_pl) + pl_extra)
             assert code == 0, out[-3000:]
         results = []
+        holders: List[subprocess.Popen] = []  # processes holding folder locks, for the cases
+        stack.callback(lambda: [(p.kill(), p.wait()) for p in holders])
         if args.only != 'faults':
             served = osp.join(w, 'served')
             os.makedirs(served, exist_ok=True)
@@ -870,6 +970,7 @@ def main() -> int:
             with serve_folder(served) as base:
                 cases = bad_input_cases(w, root, osp.join(ref_work, 'iter_4.pth'), cam, aff,
                                         f'{base}/payload.pth')
+                cases += provenance_cases(w, root, cam, aff, ref_pl, pl_extra, holders)
                 os.makedirs(osp.join(w, 'logs'), exist_ok=True)
                 for i, case in enumerate(cases):
                     case.log = osp.join(w, 'logs', f'{i:02d}.txt')
@@ -883,6 +984,7 @@ def main() -> int:
         if args.only != 'inputs':
             print('faults', flush=True)
             results += faults(w, root, ref_work, cam, aff, ref_pl, pl_extra)
+            results += provenance_faults(w, root, cam, aff, ref_pl, pl_extra)
     print()
     print(table(results))
     print()
