@@ -32,6 +32,7 @@ from mmaffseg.apis import (
     add_launcher_args,
     build_runner,
     checkpoint_errors_exit,
+    config_errors_exit,
     load_config,
     parse_launcher_args,
     registry_error_hints,
@@ -58,6 +59,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true',
                         help='recompute the stages of the output folder that were made from '
                         'other checkpoints or settings (their files are removed first)')
+    parser.add_argument('--allow-nonfinite-weights', action='store_true',
+                        help='use checkpoints with NaN/inf weights (every image then fails on '
+                        'its non-finite scores) instead of stopping with an error')
     parser.add_argument('--work-dir', help='dir for the logs')
     add_launcher_args(parser)
     return parse_launcher_args(parser)
@@ -69,14 +73,15 @@ def main() -> int:
         cfg = load_config(args.config, args.cfg_options)
         prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,
                                  args.out, args.stages, args.affinity_labels, args.no_crf,
-                                 args.work_dir, args.launcher, args.overwrite)
+                                 args.work_dir, args.launcher, args.overwrite,
+                                 args.allow_nonfinite_weights)
     except (FileNotFoundError, ValueError) as e:
         return report_error(str(e))
     checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
     with checkpoint_errors_exit(checkpoints):
         runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
         try:
-            with registry_error_hints():
+            with registry_error_hints(), config_errors_exit():
                 runner.test()
         except OutputDirError as e:  # in use, other inputs, read-only or full
             return report_error(e.strerror)

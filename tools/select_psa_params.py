@@ -26,6 +26,8 @@ import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registri
 from mmaffseg.apis import (
     CfgOptionsAction,
     build_runner,
+    checkpoint_errors_exit,
+    config_errors_exit,
     load_config,
     registry_error_hints,
     report_error,
@@ -75,12 +77,14 @@ def main(argv=None) -> int:
     loop.update(type='PSAParamSelectionLoop', sweep=args.sweep, low_alphas=args.low_alphas,
                 high_ratio=args.high_ratio, rw_alphas=args.rw_alphas, rw_betas=args.rw_betas,
                 select_on=args.select_on, result_file=args.result)
-    runner = build_runner(cfg)
-    try:
-        with registry_error_hints():
-            runner.test()
-    except OutputDirError as e:  # in use, other inputs, read-only or full
-        return report_error(e.strerror)
+    checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
+    with checkpoint_errors_exit(checkpoints):
+        runner = build_runner(cfg)
+        try:
+            with registry_error_hints(), config_errors_exit():
+                runner.test()
+        except OutputDirError as e:  # in use, other inputs, read-only or full
+            return report_error(e.strerror)
     return 0
 
 

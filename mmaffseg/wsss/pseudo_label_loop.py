@@ -167,6 +167,9 @@ class PseudoLabelLoop(BaseLoop):
         ignore_index (int): Label of unknown affinity-label pixels. Default: 255.
         overwrite (bool): Recompute the stages of ``out_dir`` made from other inputs (their
             files are removed first) instead of stopping. Default: False.
+        allow_nonfinite_weights (bool): Use checkpoints with NaN/inf weights (each image then
+            fails on its non-finite scores) instead of stopping before any image with an
+            error naming the file and the first such tensor. Default: False.
     """
 
     def __init__(self,
@@ -191,7 +194,8 @@ class PseudoLabelLoop(BaseLoop):
                  save_cams: bool = True,
                  num_threads: Optional[int] = None,
                  ignore_index: int = 255,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False,
+                 allow_nonfinite_weights: bool = False) -> None:
         super().__init__(runner, dataloader)
         self.store = PseudoLabelStore(out_dir or osp.join(runner.work_dir, 'pseudo_labels'),
                                       stages)
@@ -226,6 +230,7 @@ class PseudoLabelLoop(BaseLoop):
         self.num_threads = num_threads
         self.ignore_index = ignore_index
         self.overwrite = overwrite
+        self.allow_nonfinite_weights = allow_nonfinite_weights
         if isinstance(evaluator, (dict, list)):
             evaluator = runner.build_evaluator(evaluator)
         self.evaluator = evaluator
@@ -245,13 +250,18 @@ class PseudoLabelLoop(BaseLoop):
         self.store.out_dir = value
 
     # ----------------------------------------------------------------------------- models
+    def _load(self, model: torch.nn.Module, path: str, what: str) -> None:
+        load_local_weights(model, path, what, allow_nonfinite=self.allow_nonfinite_weights,
+                           nonfinite_opt_out='--allow-nonfinite-weights '
+                           '(test_cfg.allow_nonfinite_weights=True)')
+
     def _cam_model(self) -> torch.nn.Module:
         model = self.runner.model
         model = model.module if is_model_wrapper(model) else model
         if not hasattr(model, 'forward_cam'):
             raise TypeError(f'the runner model {type(model).__name__} has no forward_cam: the '
                             'pseudo-label config\'s model must be the CAM classifier')
-        load_local_weights(model, self.cam_checkpoint, 'CAM checkpoint (--cam-checkpoint)')
+        self._load(model, self.cam_checkpoint, 'CAM checkpoint (--cam-checkpoint)')
         return model.eval()
 
     def _aff_model(self) -> dict:
@@ -264,8 +274,7 @@ class PseudoLabelLoop(BaseLoop):
         if not hasattr(model, 'predict_affinity'):
             raise TypeError(f'aff_model builds a {type(model).__name__}, which has no '
                             'predict_affinity; use an AffinityNet')
-        load_local_weights(model, self.aff_checkpoint, 'AffinityNet checkpoint '
-                           '(--aff-checkpoint)')
+        self._load(model, self.aff_checkpoint, 'AffinityNet checkpoint (--aff-checkpoint)')
         return model.to(device).eval()
 
     # ------------------------------------------------------------------------------ paths
