@@ -19,7 +19,7 @@ must be an error rather than warnings.
 :func:`resolve_resume_checkpoint` finds the checkpoint to resume from when ``last_checkpoint`` is
 empty, unreadable or stale.
 
-(Just over 300 lines: one concern, loading checkpoints strictly and safely; the pieces share the
+(About 340 lines: one concern, loading checkpoints strictly and safely; the pieces share the
 state-dict and error helpers.)
 """
 import io
@@ -34,7 +34,7 @@ from mmengine.logging import print_log
 
 from .checkpoint_archive import inflation_problem
 from .compat import check_mmengine_version
-from .download_cache import cached_download, forget
+from .download_cache import cached_download, forget, recorded_sha256
 from .finite import ALLOW_FLAG, check_finite_weights
 from .safe_load import CheckpointError, install_safe_globals, is_trusted, load_checkpoint_file
 
@@ -56,8 +56,8 @@ def load_from_http(filename: str,
 
     The cache is keyed by the whole URL (:mod:`.download_cache`); a download that safe loading
     refuses (or cannot read) is removed from it. Naming the URL in ``MMAFFSEG_TRUSTED_CHECKPOINTS``
-    trusts the bytes fetched for it, checked by their SHA-256. As mmengine's: in distributed
-    runs local rank 0 downloads first, the others then read the cached file.
+    trusts the bytes fetched for it, checked by their SHA-256 as they are loaded. As mmengine's:
+    in distributed runs local rank 0 downloads first, the others then read the cached file.
     """
     from mmengine.dist import get_dist_info
     try:
@@ -71,8 +71,10 @@ def load_from_http(filename: str,
         torch.distributed.barrier()
         if rank > 0:
             cached = cached_download(filename, model_dir, progress, verify=trusted)
+    # trusted: the bytes loaded must be those recorded at the download (hashed as loaded)
+    expected = recorded_sha256(cached) if trusted else None
     try:
-        return load_checkpoint_file(cached, map_location, source=filename, trusted=trusted)
+        return load_checkpoint_file(cached, map_location, source=filename, sha256=expected)
     except CheckpointError:
         forget(cached)
         raise
@@ -170,9 +172,20 @@ def _first(keys: List[str], n: int = 3) -> str:
     return ', '.join(keys[:n]) + more
 
 
+def _not_dense(value: Any) -> str:
+    """What keeps ``value`` from being copied into a weight (a type, a layout, the meta
+    device), or ``''`` for a dense tensor with data."""
+    if not isinstance(value, torch.Tensor):
+        return type(value).__name__
+    if value.is_nested or value.layout != torch.strided:
+        return 'nested' if value.is_nested else str(value.layout).replace('torch.', '')
+    return 'meta device' if value.device.type == 'meta' else ''
+
+
 def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
                      opt_out: str = 'strict=False') -> None:
-    """Raise unless ``checkpoint``'s weights fit ``model`` exactly (names and shapes).
+    """Raise unless ``checkpoint``'s weights fit ``model`` exactly (names and shapes, dense
+    tensors with data).
 
     Args:
         model (nn.Module): The model (DDP/TTA wrappers are looked through).
@@ -181,7 +194,8 @@ def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
         opt_out (str): How the user loads it anyway, for the message.
 
     Raises:
-        CheckpointError: Naming the missing, unexpected and mis-sized keys (the first few).
+        CheckpointError: Naming the missing, unexpected, mis-sized and uncopyable (sparse,
+            meta, not a tensor) keys (the first few).
     """
     model = _model_of(model)
     state = _state_dict_of(checkpoint, source)
@@ -190,9 +204,13 @@ def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
     unexpected = [k for k in state if k not in expected]
     mis_sized = [f'{k} {list(state[k].shape)} vs {list(v.shape)}' for k, v in expected.items()
                  if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
+    # what the model cannot copy (mmengine only warns, leaving the initialised weight)
+    uncopyable = [f'{k} ({_not_dense(state[k])})' for k in expected
+                  if k in state and _not_dense(state[k])]
     problems = [f'{len(keys)} {what} ({_first(keys)})'
                 for what, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                                   ('mis-sized weights (checkpoint vs model)', mis_sized))
+                                   ('mis-sized weights (checkpoint vs model)', mis_sized),
+                                   ('weights that are no dense tensors', uncopyable))
                 if keys]
     if problems:
         raise CheckpointError(
@@ -258,6 +276,11 @@ def load_local_weights(model: torch.nn.Module, path: str, what: str,
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
     state = _state_dict_of(load_checkpoint_file(path, map_location='cpu'), path)
+    uncopyable = [f'{k} ({_not_dense(state[k])})' for k in model.state_dict()
+                  if k in state and _not_dense(state[k])]
+    if uncopyable:
+        raise CheckpointError(path, f'({what}) holds weights that are no dense tensors: '
+                              f'{_first(uncopyable)}')
     if not allow_nonfinite:
         check_finite_weights(state, path, nonfinite_opt_out)
     missing, unexpected = model.load_state_dict(state, strict=False)

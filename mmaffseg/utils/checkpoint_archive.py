@@ -8,21 +8,29 @@ only the archive's directory and refuses an archive whose members declare more t
 :data:`MAX_INFLATION_ENV` times the file's size (default 10; stored members count once) or more
 than :data:`MAX_BYTES_ENV` bytes in all (default 64 GiB), before anything is decompressed. zip
 readers (Python's and torch's) stop at a member's declared size, so the declared sizes bound
-what loading allocates. :func:`damaged_member` checks the members' CRC-32s, which
-``torch.load`` ignores.
+what loading allocates. A file that torch reads as a zip archive (it begins with a zip local
+header) but whose directory Python's zipfile cannot parse is refused too: torch's
+reader is more lenient (it skips e.g. a corrupt extra field), so its sizes would go unchecked.
+:func:`damaged_member` checks the members' CRC-32s, which ``torch.load`` ignores.
+:func:`content_bytes` is the most data a checkpoint file can hold.
+
+Each function takes a path, or an open binary file (or ``BytesIO``), which it reads from the
+start and leaves at the start: :func:`~.safe_load.load_checkpoint_file` checks and loads one
+open file, so a file renamed over the path in between is not the one loaded.
 """
 import io
 import os
 import os.path as osp
 import zipfile
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Tuple, Union
 
 MAX_INFLATION_ENV = 'MMAFFSEG_CHECKPOINT_MAX_INFLATION'
 MAX_BYTES_ENV = 'MMAFFSEG_CHECKPOINT_MAX_BYTES'
 DEFAULT_MAX_INFLATION = 10.0
 DEFAULT_MAX_BYTES = 64 << 30
 
-File = Union[str, io.BytesIO]
+File = Union[str, io.BytesIO, BinaryIO]
+_ZIP_LOCAL_HEADER = b'PK\x03\x04'  # what torch.load takes for a zip archive
 
 
 def _limit(env: str, default: float) -> float:
@@ -54,17 +62,57 @@ def format_size(n: float) -> str:
 
 
 def _file_size(file: File) -> int:
-    return osp.getsize(file) if isinstance(file, str) else file.getbuffer().nbytes
+    if isinstance(file, str):
+        return osp.getsize(file)
+    if isinstance(file, io.BytesIO):
+        return file.getbuffer().nbytes
+    return os.fstat(file.fileno()).st_size
+
+
+def _starts_as_zip(file: File) -> bool:
+    if isinstance(file, str):
+        with open(file, 'rb') as f:
+            return f.read(4) == _ZIP_LOCAL_HEADER
+    file.seek(0)
+    try:
+        return file.read(4) == _ZIP_LOCAL_HEADER
+    finally:
+        file.seek(0)
+
+
+def _declared(file: File) -> Tuple[Optional[int], Optional[str]]:
+    """(the summed size its zip directory declares, None) for what torch reads as a zip archive,
+    (None, None) for another file, (None, why) for such an archive whose directory is malformed."""
+    try:
+        if not _starts_as_zip(file):  # torch.load reads it in the legacy format
+            return None, None
+        with zipfile.ZipFile(file) as archive:
+            return sum(info.file_size for info in archive.infolist()), None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        detail = f'{type(e).__name__}: {e}'.splitlines()[0][:200]
+        return None, ('is not a readable PyTorch checkpoint (truncated, corrupt or another kind '
+                      f'of file): its zip directory cannot be read ({detail}); refused before '
+                      'decompressing')
+    finally:
+        if not isinstance(file, str):
+            file.seek(0)
+
+
+def content_bytes(file: File) -> int:
+    """The most data ``file`` holds: its size, or what its zip members declare if more."""
+    declared, _ = _declared(file)
+    return max(_file_size(file), declared or 0)
 
 
 def inflation_problem(file: File) -> Optional[str]:
     """Why a zip checkpoint's members would decompress to too much, else None.
 
     Reads the archive's central directory only. Files that are not zip archives (torch's
-    legacy format, garbage) are left to ``torch.load``.
+    legacy format, garbage) are left to ``torch.load``; a file that torch reads as a zip archive
+    (it begins with a local header) but whose directory is malformed is refused.
 
     Args:
-        file (str | BytesIO): The checkpoint file or its bytes.
+        file (str | file | BytesIO): The checkpoint file, open or by path, or its bytes.
 
     Returns:
         str | None: The reason, completing "checkpoint <file> ...".
@@ -72,17 +120,11 @@ def inflation_problem(file: File) -> Optional[str]:
     Raises:
         ValueError: A limit's environment variable holds no positive number.
     """
-    try:
-        if not zipfile.is_zipfile(file):
-            return None
-        with zipfile.ZipFile(file) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        return None  # unreadable archives: torch.load names the problem
-    finally:
-        if not isinstance(file, str):
-            file.seek(0)
-    declared = sum(info.file_size for info in members)
+    declared, malformed = _declared(file)
+    if malformed is not None:
+        return malformed
+    if declared is None:
+        return None
     on_disk = _file_size(file)
     ratio = _limit(MAX_INFLATION_ENV, DEFAULT_MAX_INFLATION)
     absolute = _limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)
@@ -106,9 +148,9 @@ def damaged_member(file: File) -> Optional[str]:
     (written with ``torch.serialization.set_crc32_options(False)``) are not checked; files that
     are not zip archives (legacy format) are left to ``torch.load``.
     """
-    if not zipfile.is_zipfile(file):
-        return None
     try:
+        if not zipfile.is_zipfile(file):
+            return None
         with zipfile.ZipFile(file) as archive:
             for info in archive.infolist():
                 if info.CRC == 0:

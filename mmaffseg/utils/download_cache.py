@@ -8,8 +8,10 @@ is reused only for the URL in its record, so two URLs ending in the same file na
 a file (mmengine's and torch hub's own loaders name the file by the URL's file name alone and
 reuse whatever has that name). Naming a URL in ``MMAFFSEG_TRUSTED_CHECKPOINTS`` trusts exactly
 the bytes fetched for it: :func:`cached_download` with ``verify=True`` hashes the cached file
-and fetches it again unless it still holds those bytes. :func:`forget` removes a download that
-was refused, so it does not stay in the cache.
+and fetches it again unless it still holds those bytes, and the loader trusts the file only if
+the bytes it loads (read once into memory) have the SHA-256 in the record
+(:func:`recorded_sha256`), so a file swapped after the check is loaded safely, not trusted.
+:func:`forget` removes a download that was refused, so it does not stay in the cache.
 """
 import hashlib
 import json
@@ -79,6 +81,13 @@ def cached_download(url: str, model_dir: Optional[str] = None, progress: bool = 
     record = dict(url=url, sha256=file_sha256(path))
     atomic_write_bytes(path + RECORD_SUFFIX, json.dumps(record).encode())
     return path
+
+
+def recorded_sha256(path: str) -> Optional[str]:
+    """The SHA-256 recorded for the bytes downloaded to ``path``, or None."""
+    record = _record(path)
+    digest = record.get('sha256') if record is not None else None
+    return digest if isinstance(digest, str) else None
 
 
 def forget(path: str) -> None:

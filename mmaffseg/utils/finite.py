@@ -42,7 +42,8 @@ def first_non_finite(named_tensors: Iterable[Tuple[str, Any]]) -> Optional[str]:
         str | None: :func:`describe_non_finite` of the first offending tensor.
     """
     for name, value in named_tensors:
-        if (isinstance(value, torch.Tensor)
+        if (isinstance(value, torch.Tensor) and value.layout == torch.strided
+                and value.device.type != 'meta'
                 and (value.is_floating_point() or value.is_complex())
                 and not bool(torch.isfinite(value).all())):
             return describe_non_finite(name, value)

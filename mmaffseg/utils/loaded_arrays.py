@@ -6,14 +6,18 @@ A pickle can declare a tensor of 2**28 elements over 8 bytes of data (zero strid
 (resuming deep-copies the message hub) allocates 2 GiB. :func:`check_loaded` walks a loaded
 checkpoint (containers, and the attributes a pickle set, e.g. a ``HistoryBuffer``'s histories)
 and refuses any tensor or numpy array declaring more elements than its buffer holds, or a numpy
-array or scalar whose dtype is not plain numeric. It also turns the
+array or scalar whose dtype is not plain numeric. Tensors hold no more data, all storages
+counted once, than the file does (``data_bytes``): a pickle can build tensors and storages of
+its own (``torch.FloatTensor(n)``, ``torch.UntypedStorage(n)``, a legacy-format storage whose
+data is never read), allocated uninitialised at any size; tensors on the ``meta`` device hold no
+data at all. It also turns the
 :class:`~.numpy_stand_ins.LoadedArray` objects into plain ``ndarray`` views and the
 :class:`~.numpy_stand_ins.PickledDtype` objects into their dtypes. The walk touches no data:
 about a millisecond for a checkpoint of a few hundred tensors.
 """
 import pickle
 import types
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -43,13 +47,20 @@ def _where(where: Where) -> str:
     return text.lstrip('.') or 'the top level'
 
 
-def _check_tensor(tensor: torch.Tensor, where: Where) -> None:
-    if tensor.layout != torch.strided or tensor.is_nested or tensor.numel() == 0:
+def _check_tensor(tensor: torch.Tensor, where: Where, account: Callable) -> None:
+    if tensor.device.type == 'meta':
+        raise UnsafeContent(f'a tensor at {_where(where)} (shape {list(tensor.shape)}) has no data '
+                            '(it is on the meta device)')
+    if tensor.layout != torch.strided or tensor.is_nested:
         return
     try:
-        buffer = tensor.untyped_storage().nbytes()
+        storage = tensor.untyped_storage()
     except (RuntimeError, NotImplementedError, TypeError):  # wrapper subclasses: no storage
         return
+    account(storage, where)
+    if tensor.numel() == 0:
+        return
+    buffer = storage.nbytes()
     item = tensor.element_size()
     declared = tensor.numel() * item
     if declared > buffer - tensor.storage_offset() * item:
@@ -85,8 +96,25 @@ def _check_scalar(scalar: np.generic, where: Where) -> None:
 class _Checker:
     """One walk of a loaded checkpoint (see :func:`check_loaded`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_bytes: Optional[int] = None) -> None:
         self.seen: Dict[int, Any] = {}  # id -> the object to use in its place
+        self.data_bytes = data_bytes
+        self.storages: Dict[int, int] = {}  # data pointer -> bytes
+        self.held = 0
+
+    def account(self, storage: torch.UntypedStorage, where: Where) -> None:
+        """Count a storage's bytes once; refuse more than the file holds."""
+        nbytes, pointer = storage.nbytes(), storage.data_ptr()
+        if storage.device.type == 'meta' or not nbytes or pointer in self.storages:
+            return
+        self.storages[pointer] = nbytes
+        self.held += nbytes
+        if self.data_bytes is not None and self.held > self.data_bytes:
+            raise UnsafeContent(
+                f'its tensors hold {format_size(self.held)} of data up to the one at '
+                f'{_where(where)}, more than the {format_size(self.data_bytes)} the file holds: '
+                'a tensor or storage built by the pickle (e.g. torch.FloatTensor(n)), '
+                'allocated without data from the file')
 
     def visit(self, obj: Any, where: Where) -> Any:
         if isinstance(obj, _ATOMS) or isinstance(obj, _OPAQUE):
@@ -96,7 +124,12 @@ class _Checker:
             return self.seen[key]
         if isinstance(obj, torch.Tensor):
             self.seen[key] = obj
-            _check_tensor(obj, where)
+            _check_tensor(obj, where, self.account)
+        elif isinstance(obj, (torch.UntypedStorage, torch.TypedStorage)):
+            self.seen[key] = obj
+            self.account(obj if isinstance(obj, torch.UntypedStorage) else obj.untyped(),
+                         where)
+            return obj
         elif isinstance(obj, np.ndarray):
             self.seen[key] = _check_array(obj, where)
             return self.seen[key]
@@ -143,11 +176,14 @@ class _Checker:
                 setattr(obj, k, new)
 
 
-def check_loaded(checkpoint: Any) -> Any:
+def check_loaded(checkpoint: Any, data_bytes: Optional[int] = None) -> Any:
     """Check every tensor and numpy array of a weights-only loaded checkpoint.
 
     Args:
         checkpoint: What :func:`torch.load` returned.
+        data_bytes (int, optional): The most data the file can hold (its size, or the declared
+            size of a zip archive's members): all tensors' storages together may hold no more.
+            Default: not checked.
 
     Returns:
         ``checkpoint``, its :class:`LoadedArray` objects replaced by plain ``ndarray`` views
@@ -156,8 +192,9 @@ def check_loaded(checkpoint: Any) -> Any:
 
     Raises:
         UnsafeContent: A tensor or array declaring more elements than its buffer holds (zero or
-            overlapping strides), or an array or scalar of a dtype other than plain numeric.
+            overlapping strides), an array or scalar of a dtype other than plain numeric, a
+            tensor on the meta device, or tensors holding more than ``data_bytes``.
         RecursionError: Containers nested deeper than Python's recursion limit.
     """
-    return _Checker().visit(checkpoint, None)
+    return _Checker(data_bytes).visit(checkpoint, None)
 

@@ -13,7 +13,8 @@ loading, to stand-ins that build only what plain numeric arrays need (what ``np.
   ``'i8'``, ``'b1'``...) whose state may set the byte order and nothing else;
 - ``numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), b'b')``: an empty
   :class:`LoadedArray`, whose state must be ``(1, shape, numeric dtype, fortran, data)`` with
-  exactly the bytes the shape needs;
+  exactly the bytes the shape needs, and is set once (numpy frees the data of a state set again,
+  which a tensor made from the array in between would still point into);
 - ``numpy.core.multiarray.scalar(dtype, data)``: a numpy scalar of a numeric dtype from exactly
   its bytes;
 - ``numpy.ndarray``: a name only (``_reconstruct``'s first argument), neither callable nor
@@ -160,6 +161,11 @@ class LoadedArray(np.ndarray):
         raise _refuse('constructing LoadedArray', 'numpy arrays from their pickled state')
 
     def __setstate__(self, state: Any) -> None:
+        if self.__dict__.get('_state_set'):
+            # numpy would drop the first data while a tensor made from the array in between
+            # (torch._utils._rebuild_device_tensor_from_numpy shares its memory) still points
+            # into it: a use after free
+            raise _refuse('setting a numpy array\'s state twice', 'arrays with one state')
         if not (isinstance(state, tuple) and len(state) == 5):
             raise _refuse(f'numpy array state {_summary(state)}',
                           '(1, shape, dtype, fortran_order, data) states')
@@ -173,6 +179,7 @@ class LoadedArray(np.ndarray):
             raise _refuse(f'a numpy array state of shape {_summary(shape, 40)} and dtype {dtype} '
                           f'with {size} bytes of data',
                           'states holding exactly the bytes their shape needs')
+        self.__dict__['_state_set'] = True
         np.ndarray.__setstate__(self, (1, shape, dtype, fortran, data))
 
     def __reduce_ex__(self, protocol):

@@ -25,23 +25,26 @@ content than its size (:mod:`.checkpoint_archive`) and, after loading, any tenso
 declaring more elements than its data holds (:func:`.loaded_arrays.check_loaded`). A file is
 unpickled in full only when the environment variable ``MMAFFSEG_TRUSTED_CHECKPOINTS`` names it:
 by path, by URL (for the bytes downloaded for that URL, see :mod:`.download_cache`) or by
-content (``sha256:<hex>``). Failures raise :class:`CheckpointError` naming the file, what was
-refused and how to opt in.
+content (``sha256:<hex>``); trust is decided for the file opened (by its inode, or by the
+hash of the very bytes loaded), never for a path that could change before ``torch.load``.
+Failures raise :class:`CheckpointError` naming the file, what was refused and how to opt in.
 """
+import contextlib
 import hashlib
 import io
 import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, BinaryIO, Callable, List, Optional, Union
 
 import numpy as np
 import torch
 
-from .checkpoint_archive import damaged_member, inflation_problem
+from .checkpoint_archive import content_bytes, damaged_member, inflation_problem
 from .loaded_arrays import UnsafeContent, check_loaded
 from .numpy_stand_ins import numpy_safe_globals
+from .torch_stand_ins import guard_torch_allow_list
 
 TRUSTED_ENV = 'MMAFFSEG_TRUSTED_CHECKPOINTS'
 # a content pin, a URL (its ':' only in 'scheme://' or before a port number), or a path
@@ -54,7 +57,7 @@ _HISTORY_BUFFER_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
 # Markers of torch's weights-only unpickler refusing a global (as opposed to a corrupt file).
 _REFUSAL_MARKERS = ('Unsupported global', 'Can only build', 'Can only create new object',
                     'Trying to call reduce', 'is blocked', 'is not allowed when loading')
-File = Union[str, io.BytesIO]
+File = Union[str, io.BytesIO, BinaryIO]
 
 
 class CheckpointError(RuntimeError):
@@ -127,10 +130,12 @@ def install_safe_globals() -> None:
 
     Cheap and run before every safe load: entries added by others that would bypass the numpy
     stand-ins (``numpy.ndarray``, numpy's dtype classes, another object under one of the
-    stand-ins' names) are taken off the allow-list. Needs torch >= 2.5 (``add_safe_globals``
+    stand-ins' names) are taken off the allow-list, and torch's own ``builtins.bytearray``
+    entry is guarded (:mod:`.torch_stand_ins`). Needs torch >= 2.5 (``add_safe_globals``
     with ``(obj, name)`` pairs); with an older torch nothing is installed and mmengine's
     checkpoints load only through the trusted opt-in.
     """
+    guard_torch_allow_list()
     serialization = torch.serialization
     if not all(hasattr(serialization, f) for f in ('add_safe_globals', 'get_safe_globals',
                                                    'clear_safe_globals')):
@@ -184,29 +189,32 @@ def is_trusted(source: str) -> bool:
 
 
 def file_sha256(file: File) -> str:
-    """The SHA-256 of a file or of a buffer's bytes, in hexadecimal."""
-    if not isinstance(file, str):
+    """The SHA-256 of a file (a path or an open binary file, read from its start and left
+    there) or of a buffer's bytes, in hexadecimal."""
+    if isinstance(file, io.BytesIO):
         return hashlib.sha256(file.getbuffer()).hexdigest()
     digest = hashlib.sha256()
-    with open(file, 'rb') as f:
+    with (open(file, 'rb') if isinstance(file, str) else contextlib.nullcontext(file)) as f:
+        f.seek(0)
         for block in iter(lambda: f.read(1 << 24), b''):
             digest.update(block)
+        f.seek(0)
     return digest.hexdigest()
 
 
-def _trusted(file: File, source: str) -> bool:
-    """Whether the user trusts ``file``: its path named, its bytes (fetched now for the URL
-    ``source``) named by URL, or its content pinned by ``sha256:`` (hashed only then)."""
-    names = trusted_checkpoints()
-    if not names:
-        return False
-    if isinstance(file, str):
-        if osp.realpath(file) in names:
-            return True
-    elif source in names:
-        return True
-    pins = [n for n in names if n.startswith('sha256:')]
-    return bool(pins) and f'sha256:{file_sha256(file)}' in pins
+def _path_trusted(file: BinaryIO, names: List[str]) -> bool:
+    """Whether the open ``file`` is a file named by path in ``names`` (the same file on disk,
+    whatever path it was opened by: a path renamed or re-linked after opening does not count)."""
+    opened = os.fstat(file.fileno())
+    for name in names:
+        if name.startswith('sha256:') or '://' in name:
+            continue
+        try:
+            if osp.samestat(opened, os.stat(name)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _opt_in(file: File, source: str) -> str:
@@ -224,6 +232,9 @@ def _short(error: BaseException) -> str:
         if 'WeightsUnpickler error:' in line:
             detail = line.split('WeightsUnpickler error:', 1)[1].strip()
             return _first_sentence(detail or (lines[i + 1] if i + 1 < len(lines) else ''))
+    for line in lines[1:]:  # e.g. "Trying to load unsupported GLOBAL posix.system whose ..."
+        if any(marker in line for marker in _REFUSAL_MARKERS):
+            return _first_sentence(line)
     return f'{type(error).__name__}: {_first_sentence(lines[0] if lines else "")}'
 
 
@@ -242,8 +253,14 @@ def _refusal(error: BaseException) -> Optional[str]:
 def load_checkpoint_file(file: File,
                          map_location: Optional[Union[str, Callable, torch.device]] = None,
                          source: Optional[str] = None,
-                         trusted: bool = False) -> Any:
+                         trusted: bool = False,
+                         sha256: Optional[str] = None) -> Any:
     """Load a checkpoint safely (weights-only with mmengine's allow-list) unless trusted.
+
+    A file is opened once: it is checked, hashed (when a ``sha256:`` pin or ``sha256`` asks for
+    it; then its bytes are read into memory first, so the bytes hashed are the bytes loaded) and
+    loaded through that one handle, so a file renamed over the path after a check is not the
+    one loaded.
 
     Args:
         file (str | BytesIO): A local file, or the bytes of a downloaded one.
@@ -252,8 +269,9 @@ def load_checkpoint_file(file: File,
             Defaults to ``file``. For bytes, naming ``source`` in ``MMAFFSEG_TRUSTED_CHECKPOINTS``
             trusts them (they were fetched for it just now); a file is trusted by its own path.
         trusted (bool): The user trusted this very file otherwise (e.g. a tool's ``--trust``
-            flag that applies to one named file, or a URL's verified download): unpickle it in
-            full.
+            flag that applies to one named file): unpickle it in full.
+        sha256 (str, optional): Trust the file if its bytes have this SHA-256 (hexadecimal),
+            e.g. the one recorded when a trusted URL was downloaded; else load it safely.
 
     Returns:
         The unpickled checkpoint.
@@ -266,17 +284,39 @@ def load_checkpoint_file(file: File,
     install_safe_globals()
     if source is None:
         source = file if isinstance(file, str) else '<bytes>'
-    if isinstance(file, str):
-        file = osp.expanduser(file)
-        if not osp.isfile(file):
-            raise CheckpointError(source, 'does not exist')
-        if osp.getsize(file) == 0:
-            raise CheckpointError(source, 'is empty (0 bytes), e.g. from an interrupted write')
+    if not isinstance(file, str):
+        return _load_open(file, source, map_location, trusted, sha256)
+    path = osp.expanduser(file)
+    if not osp.isfile(path):
+        raise CheckpointError(source, 'does not exist')
     try:
+        opened = open(path, 'rb')
+    except OSError as e:
+        raise CheckpointError(source, f'cannot be read: {e.strerror or e}') from None
+    with opened:
+        if os.fstat(opened.fileno()).st_size == 0:
+            raise CheckpointError(source, 'is empty (0 bytes), e.g. from an interrupted write')
+        return _load_open(opened, source, map_location, trusted, sha256)
+
+
+def _load_open(file: Union[io.BytesIO, BinaryIO], source: str,
+               map_location: Optional[Union[str, Callable, torch.device]], trusted: bool,
+               sha256: Optional[str]) -> Any:
+    """:func:`load_checkpoint_file` of an open file (a real file, or bytes)."""
+    fetched = isinstance(file, io.BytesIO)
+    try:
+        names = trusted_checkpoints()
+        # bytes given (fetched just now) for a trusted source, or a file named by path
+        trusted = trusted or (source in names if fetched else _path_trusted(file, names))
+        if not trusted and (sha256 is not None or any(n.startswith('sha256:') for n in names)):
+            if not fetched:  # the bytes hashed must be the bytes loaded
+                file.seek(0)
+                file = io.BytesIO(file.read())
+            digest = file_sha256(file)
+            trusted = digest == sha256 or f'sha256:{digest}' in names
         too_big = inflation_problem(file)
         if too_big is not None:
             raise CheckpointError(source, too_big)
-        trusted = trusted or _trusted(file, source)
     except ValueError as e:  # a limit or a pin in the environment that is no such thing
         raise CheckpointError(source, f'cannot be loaded: {e}') from None
     damaged = damaged_member(file)
@@ -285,7 +325,10 @@ def load_checkpoint_file(file: File,
             source, f'is corrupt: the CRC-32 of its member {damaged} does not match (a damaged '
             'copy or a disk error); copy or download it again')
     try:
-        checkpoint = torch.load(file, map_location=map_location, weights_only=not trusted)
+        # sparse tensors are checked against their size (torch skips it by default)
+        with (contextlib.nullcontext() if trusted else
+              torch.sparse.check_sparse_tensor_invariants(enable=True)):
+            checkpoint = torch.load(file, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:
         refused = None if trusted else _refusal(e)
         if refused is None:
@@ -300,7 +343,7 @@ def load_checkpoint_file(file: File,
     if trusted:
         return checkpoint
     try:
-        return check_loaded(checkpoint)
+        return check_loaded(checkpoint, content_bytes(file))
     except UnsafeContent as e:
         raise CheckpointError(source, f'was refused by safe loading: {e}. {_opt_in(file, source)}'
                               ) from None
