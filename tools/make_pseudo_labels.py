@@ -80,11 +80,11 @@ def main() -> int:
     checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
     with checkpoint_errors_exit(checkpoints):
         runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
-        try:
-            with registry_error_hints(), config_errors_exit():
+        with registry_error_hints(), config_errors_exit():
+            try:
                 runner.test()
-        except OutputDirError as e:  # in use, other inputs, read-only or full
-            return report_error(e.strerror)
+            except OutputDirError as e:  # in use, other inputs, read-only or full
+                return report_error(e.strerror)
     return 1 if runner.test_loop.failures else 0
 
 
