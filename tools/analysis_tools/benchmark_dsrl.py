@@ -21,22 +21,41 @@ Cases:
     infer half   baseline test step on one H/2 x W/2 image, prediction resized to HxW
 """
 import argparse
+import inspect
 
 import torch
 from mmengine.config import ConfigDict, DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
+from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import config_errors_exit, load_config
-from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg
 from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
 from mmaffseg.utils.random_batch import random_seg_batch
 
 DEFAULT_CONFIG = 'configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 CASES = ('train-dsrl', 'train-full', 'train-half', 'infer-dsrl', 'infer-full', 'infer-half')
+
+
+def baseline_model_cfg(cfg: dict) -> dict:
+    """The plain ``EncoderDecoder`` config with the same backbone, neck and heads as a DSRL one.
+
+    Drops every DSRL-only key (``sr_decoder``, ``loss_fa``, ``downsample_factor``...), so that
+    the baseline is trained and tested on whatever resolution its data pipeline gives it.
+
+    Args:
+        cfg (dict): A ``DSRLEncoderDecoder`` model config.
+
+    Returns:
+        dict: A new ``EncoderDecoder`` config (nested values are shared, not copied).
+    """
+    accepted = inspect.signature(EncoderDecoder.__init__).parameters
+    out = {k: v for k, v in cfg.items() if k in accepted}
+    out['type'] = 'EncoderDecoder'
+    return out
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from converters.dsrl_converter import strip_training_branches
 from fa_reference import naive_fa
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import ConfigDict
@@ -12,9 +13,9 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from tool_runner import load_tool
 
 from mmaffseg.models.segmentors import DSRLEncoderDecoder
-from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg, strip_training_branches
 
 NUM_CLASSES = 5
 NORM = dict(type='BN', requires_grad=True)
@@ -51,7 +52,7 @@ def tiny_cfg(**overrides) -> dict:
 
 def baseline_cfg() -> dict:
     """The same backbone and heads as a plain mmseg EncoderDecoder."""
-    cfg = baseline_model_cfg(tiny_cfg())
+    cfg = load_tool('analysis_tools/benchmark_dsrl.py').baseline_model_cfg(tiny_cfg())
     assert set(tiny_cfg()) - set(cfg) == {'sr_decoder', 'feature_transform', 'loss_fa'}
     return cfg
 
@@ -304,7 +305,7 @@ def test_fa_on_reconstructed_image_and_sssr_only_variants():
 
 
 def test_strip_tool_output_loads_into_the_lean_model(tmp_path):
-    from mmaffseg.models.utils.checkpoint_conversion import converter_main
+    from converters.checkpoint_conversion import converter_main
     model = build(tiny_cfg())
     src, dst = str(tmp_path / 'dsrl.pth'), str(tmp_path / 'lean.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=1)), src)
