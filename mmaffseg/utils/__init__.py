@@ -14,7 +14,6 @@ from .config_errors import (
     OutputDirError,
 )
 from .output_folder import check_output_folder
-from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
 __all__ = [
@@ -31,8 +30,6 @@ __all__ = [
     'install_safe_checkpoint_loading',
     'load_checkpoint_file',
     'load_model_weights',
-    'peak_rss_mb',
     'remove_stale_temp_files',
     'resolve_resume_checkpoint',
-    'time_fn',
 ]

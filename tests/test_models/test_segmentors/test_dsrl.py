@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from benchmarks.dsrl import baseline_model_cfg
 from converters.dsrl_converter import strip_training_branches
 from fa_reference import naive_fa
 from mmengine.analysis import FlopAnalyzer
@@ -13,7 +14,6 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from tool_runner import load_tool
 
 from mmaffseg.models.segmentors import DSRLEncoderDecoder
 
@@ -52,7 +52,7 @@ def tiny_cfg(**overrides) -> dict:
 
 def baseline_cfg() -> dict:
     """The same backbone and heads as a plain mmseg EncoderDecoder."""
-    cfg = load_tool('analysis_tools/benchmark_dsrl.py').baseline_model_cfg(tiny_cfg())
+    cfg = baseline_model_cfg(tiny_cfg())
     assert set(tiny_cfg()) - set(cfg) == {'sr_decoder', 'feature_transform', 'loss_fa'}
     return cfg
 

@@ -4,9 +4,10 @@
     python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--num-images 50]
         [--warmup 5] [--repeat-times 1] [--device cpu|cuda] [--cfg-options ...]
 
-Images come from the config's test dataloader (the synthetic dataset generates itself). Each
-``test_step`` is timed by :func:`mmaffseg.utils.profiling.measure` (wall and process CPU time);
-the peak memory of a run (CPU: peak RSS; CUDA: peak allocated) is printed with its fps.
+(``benchmark.py speed CONFIG ...`` is the same command.) Images come from the config's test
+dataloader (the synthetic dataset generates itself). Each ``test_step`` is timed by
+:func:`benchmarks.profiling.measure` (wall and process CPU time); the peak memory of a run
+(CPU: peak RSS; CUDA: peak allocated) is printed with its fps.
 """
 import argparse
 from functools import partial
@@ -18,25 +19,30 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
+from mmaffseg.apis import (
+    checkpoint_errors_exit,
+    config_errors_exit,
+    load_config,
+    registry_error_hints,
+    report_error,
+)
 from mmaffseg.utils import load_model_weights
-from mmaffseg.utils.profiling import measure, read_peak_memory, reset_peak_memory
+
+from .profiling import measure, read_peak_memory, reset_peak_memory
+
+SHARED = dict(warmup=5, device='cuda' if torch.cuda.is_available() else 'cpu')
+SHARED_HELP = dict(warmup='untimed images first')
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark inference speed')
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='optional; random weights otherwise')
     parser.add_argument('--num-images', type=int, default=50)
-    parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--repeat-times', type=int, default=1)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> int:
     with config_errors_exit():  # e.g. a misspelt --cfg-options key
         cfg = load_config(args.config, args.cfg_options)
     # as mmseg's tools: types of the config resolve in mmseg's (or the config's) scope
@@ -48,16 +54,18 @@ def main() -> None:
         loader = Runner.build_dataloader(cfg.test_dataloader)
         model = MODELS.build(cfg.model).to(args.device).eval()
     if args.checkpoint:
-        load_model_weights(model, args.checkpoint)
+        with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
+            load_model_weights(model, args.checkpoint)
     fps_runs = []
     for run in range(args.repeat_times):
-        done, elapsed, cpu = 0, 0.0, 0.0
+        seen, done, elapsed, cpu = 0, 0, 0.0, 0.0
         _, peak_source = reset_peak_memory(args.device)
-        for i, data in enumerate(loader):
+        for data in loader:
+            seen += 1
             with torch.no_grad():
                 step = measure(partial(model.test_step, data), warmup=0, repeat=1,
                                device=args.device, memory=False)
-            if i >= args.warmup:
+            if seen > args.warmup:
                 elapsed += step['wall_s']
                 cpu += step['cpu_s']
                 done += 1
@@ -67,14 +75,12 @@ def main() -> None:
             if done >= args.num_images:
                 break
         if done == 0:
-            raise RuntimeError(f'the test set has too few images for --warmup {args.warmup}')
+            return report_error(f'--warmup {args.warmup}: the test set has {seen} image(s), '
+                                'none left to time after the warm-up; lower --warmup')
         fps_runs.append(done / elapsed)
         print(f'run {run + 1}: overall fps {fps_runs[-1]:.2f} img/s ({done} images, '
               f'{args.device}); {cpu / done:.3f} s process CPU time per image; peak memory '
               f'{read_peak_memory(peak_source, args.device):.0f} MiB')
     if len(fps_runs) > 1:
         print(f'average fps over {len(fps_runs)} runs: {sum(fps_runs) / len(fps_runs):.2f}')
-
-
-if __name__ == '__main__':
-    main()
+    return 0
