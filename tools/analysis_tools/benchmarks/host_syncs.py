@@ -46,16 +46,26 @@ LOSS_PATH = 'mmaffseg/models/losses/context_prior_loss.py'
 CPNET_CFG = osp.join(REPO, 'configs', 'cpnet', 'cpnet_r50-d8-slim_quickstart_synthetic-128x256.py')
 NPAIR_PATH = 'mmaffseg/models/losses/npair_l2_loss.py'
 EMBEDDING_PATH = 'mmaffseg/models/losses/instance_embedding_loss.py'
+#: Modules the "before" files import (relative to ``mmaffseg.models.losses``) that have moved
+#: since, and where they are now.
+MOVED_MODULES = {
+    '..layers.pairwise': 'mmaffseg.ops.pairwise',
+    '..layers.embedding_similarity': 'mmaffseg.ops.embedding_similarity',
+    '..utils.precision': 'mmaffseg.ops.precision',
+}
 
 
 def load_baseline(rev: str, path: str = LOSS_PATH, drop: str = '',
                   **names) -> types.ModuleType:
     """The loss module ``path`` as it was at ``rev`` (its registry decorator dropped, so it does
     not clash with the current class of the same name; relative imports resolve in the current
-    package). ``drop``: a line of the source to remove, whose ``names`` are given instead."""
+    package, or in today's home of a module that has moved, :data:`MOVED_MODULES`). ``drop``: a
+    line of the source to remove, whose ``names`` are given instead."""
     source = subprocess.run(['git', '-C', REPO, 'show', f'{rev}:{path}'], check=True,
                             capture_output=True, text=True).stdout
     source = source.replace('@MODELS.register_module()\n', '')
+    for old, new in MOVED_MODULES.items():
+        source = source.replace(f'from {old} import', f'from {new} import')
     if drop:
         source = source.replace(drop, '')
     module = types.ModuleType(osp.splitext(osp.basename(path))[0] + '_baseline')
