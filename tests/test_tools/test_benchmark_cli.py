@@ -48,10 +48,12 @@ def test_each_target_keeps_its_defaults(argv, expected):
     assert not unused & set(args), 'a target takes only the shared options it uses'
 
 
-def test_mmseg_form_runs_the_speed_test(capsys):
+@pytest.mark.parametrize('argv', [['no_such_config.py', '--num-images', '2'],
+                                  ['--num-images', '2', 'no_such_config.py']])
+def test_mmseg_form_runs_the_speed_test(capsys, argv):
     """``benchmark.py CONFIG [CHECKPOINT]``, as mmseg's, is the speed test."""
     with pytest.raises(SystemExit) as info:
-        cli.main(['no_such_config.py', '--num-images', '2'])
+        cli.main(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
@@ -67,6 +69,7 @@ def test_mmseg_form_runs_the_speed_test(capsys):
     (['random-walk', '--channels', '3'], '--channels: the synthetic scene has 3 objects'),
     (['dense-crf', '--workers', '1'], '--workers: a pool has at least 2 workers'),
     ([], 'name a CONFIG (the speed test) or a TARGET'),
+    (['random_walk'], "'random_walk' is neither a TARGET (speed, random-walk,"),
 ])
 def test_bad_input_is_one_line_and_status_2(capsys, argv, message):
     assert cli.main(argv) == 2

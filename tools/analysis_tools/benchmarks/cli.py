@@ -19,6 +19,7 @@ status 2 (:func:`~mmaffseg.apis.cli_errors.report_error`), by the targets too; a
 in its own process (:class:`~.profiling.CaseError`) is reported the same way.
 """
 import argparse
+import difflib
 import importlib
 import os.path as osp
 import sys
@@ -138,8 +139,14 @@ def report_case_error(error: CaseError) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``benchmark.py`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in TARGETS and not argv[0].startswith('-'):
-        argv.insert(0, 'speed')  # mmseg's form: benchmark.py CONFIG [CHECKPOINT] ...
+    first = argv[0] if argv else ''
+    if first and first not in TARGETS and first not in ('-h', '--help'):
+        if not first.startswith('-') and not first.endswith('.py') and not osp.exists(first):
+            close = difflib.get_close_matches(first, TARGETS, n=1)
+            hint = f'; did you mean {close[0]}?' if close else ''
+            return report_error(f'{first!r} is neither a TARGET ({", ".join(TARGETS)}) nor a '
+                                f'CONFIG file{hint}')
+        argv.insert(0, 'speed')  # mmseg's form: benchmark.py [options] CONFIG [CHECKPOINT] ...
     parser = build_parser([argv[0]] if argv and argv[0] in TARGETS else None)
     args = parser.parse_args(argv)
     if not hasattr(args, 'run'):
