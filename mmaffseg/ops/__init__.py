@@ -7,7 +7,6 @@ from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, 
 from .pairwise import (
     flatten_spatial,
     pairwise_cosine_similarity,
-    pairwise_distances,
     pairwise_mask_iou,
     pairwise_squared_distances,
 )
@@ -38,7 +37,6 @@ __all__ = [
     'pair_indices',
     'pairwise_affinity',
     'pairwise_cosine_similarity',
-    'pairwise_distances',
     'pairwise_mask_iou',
     'pairwise_squared_distances',
     'pil_nearest_rows',

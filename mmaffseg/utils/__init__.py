@@ -15,7 +15,6 @@ from .config_errors import (
 )
 from .finite import NonFiniteError, check_finite_weights
 from .output_folder import check_output_folder
-from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
 __all__ = [
@@ -34,8 +33,6 @@ __all__ = [
     'install_safe_checkpoint_loading',
     'load_checkpoint_file',
     'load_model_weights',
-    'peak_rss_mb',
     'remove_stale_temp_files',
     'resolve_resume_checkpoint',
-    'time_fn',
 ]

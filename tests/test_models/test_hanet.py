@@ -13,6 +13,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
+from converters.hanet_converter import convert_official_hanet
 from golden import assert_close, case_paths, load_case
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
@@ -22,7 +23,6 @@ from mmseg.registry import MODELS
 from official_configs import official_hanet_head_kwargs, official_hanet_kwargs
 
 from mmaffseg.models.layers import HANet, sinusoid_table
-from mmaffseg.models.utils.hanet_converter import convert_official_hanet
 from mmaffseg.ops import batch_row_positions
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

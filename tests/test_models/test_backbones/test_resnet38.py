@@ -6,12 +6,12 @@ import sys
 
 import pytest
 import torch
+from converters.psa_converter import convert_official_psa
 from golden import assert_close, case_paths, load_case
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.models.backbones import ResNet38
-from mmaffseg.models.utils.psa_converter import convert_official_psa
 from mmaffseg.wsss import dense_affinity_matrix
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))

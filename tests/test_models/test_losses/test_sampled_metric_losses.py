@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 import torch
+from benchmarks.profiling import count_aten_ops
 from gloo_processes import run_in_gloo_processes
 
 from mmaffseg.models.losses import InstanceEmbeddingLoss, NPairL2Loss, npair_l2_pair_loss
 from mmaffseg.models.utils.segment_sampling import sample_segment_pixels_batched
-from mmaffseg.utils.profiling import count_aten_ops
 
 
 def _draw_one_image(labels, num_instances, num_pixels, num_resamples, gen, ignore=255):
