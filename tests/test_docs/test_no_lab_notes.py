@@ -30,8 +30,9 @@ LAB_NOTES = {
     'a date': re.compile(r'\b20\d\d-[01]\d-[0-3]\d\b'),
     'a load average': re.compile(r'\bload(?: average)?\s*(?:of\s*|~|about\s*|at\s*)?\d|'
                                  r'\bload average\b', re.I),
-    'a commit id': re.compile(r'\b(?=[0-9a-f]{0,39}[a-f])(?=[0-9a-f]{0,39}\d)[0-9a-f]{7,40}\b|'
-                              r'\b(?:main|commit|branch) (?:at )?\d{7,40}\b'),
+    # a hex id in a link or ``repo@id`` pins an external repository's version: users can follow it
+    'a commit id': re.compile(r'(?<![/@])\b(?=[0-9a-f]{0,39}[a-f])(?=[0-9a-f]{0,39}\d)'
+                              r'[0-9a-f]{7,40}\b|\b(?:main|commit|branch) (?:at )?\d{7,40}\b'),
     'a history narrative': re.compile(r'before this round|\bthis round\b|\ban earlier run|'
                                       r'\bearlier runs\b', re.I),
 }
