@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Train and evaluate every method of a benchmark suite under one protocol (issue 17).
+"""Train and evaluate every method of a benchmark suite under one protocol.
 
     python tools/benchmark_suite.py SUITE --data-root D --work-dir W [--seeds 0 1 2]
         [--launcher none|pytorch|slurm] [--gpus N] [--methods M ...] [--tiny] [--tta]

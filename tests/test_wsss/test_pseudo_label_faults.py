@@ -1,6 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The PSA pseudo-label runner under faults: NaN checkpoints, corrupt CAM caches, read-only or
-full output folders, bad image files (issue 12)."""
+full output folders, bad image files."""
 import errno
 import json
 import os

@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Hostile-input and fault audit: runs the real tools on bad inputs and under kills.
 
-Rerun of the audit behind issue 12. On a tiny synthetic dataset (6 training and 3 validation
+The project's hostile-input audit. On a tiny synthetic dataset (6 training and 3 validation
 images of 64x128) it runs ``tools/train.py``, ``tools/test.py``, ``tools/make_pseudo_labels.py``,
 ``tools/deployment/pytorch2onnx.py`` and ``mmseg.apis.init_model`` (mmaffseg's safe loading,
 imported through the config) as subprocesses, as a user would, against bad checkpoints,

@@ -1,4 +1,4 @@
-# The benchmark protocol shared by every method of configs/benchmark (issue 17): Cityscapes
+# The benchmark protocol shared by every method of configs/benchmark: Cityscapes
 # 512x1024 crops, mmseg's 80k schedule (SGD lr 0.01, poly), 4 GPUs x 2 images, mmseg's
 # augmentation, ResNet-50-D8 (ResNetV1c, open-mmlab://resnet50_v1c) with mmseg's FCN auxiliary
 # head on stage 3, single-scale sliding-window evaluation (512x1024 windows, stride 341x683).
