@@ -20,9 +20,8 @@ from typing import Optional
 
 import pytest
 import torch
-from test_apis.test_checkpoint_tools import _run_tools
 from test_apis.test_tools_round_trip import QUICKSTART, _options
-from tool_runner import REPO, run_tool
+from tool_runner import REPO, run_tool, run_tools_in_one_process
 from untrained import save_untrained, small_test_config
 
 pytestmark = pytest.mark.slow
@@ -135,7 +134,7 @@ def test_one_run_per_work_dir_and_resume_only_on_its_settings(tiny_synthetic_roo
     assert first.returncode == 0
     assert _pointer(work) == osp.join(work, 'iter_2.pth') and _finite(_pointer(work))
 
-    fresh, resume = _run_tools([
+    fresh, resume = run_tools_in_one_process([
         _train_argv(work, tiny_synthetic_root, 2, options=['optim_wrapper.optimizer.lr=0.01']),
         _train_argv(work, tiny_synthetic_root, 3, '--resume',
                     options=['model.decode_head.dropout_ratio=0.5'])], env=ENV)
@@ -175,7 +174,7 @@ def test_a_nan_weight_is_refused_by_test_py(tiny_synthetic_root, tmp_path):
     torch.save(data, nan_ckpt)
     argv = ['tools/test.py', QUICKSTART, nan_ckpt, '--work-dir', str(tmp_path / 'test'),
             '--cfg-options'] + _options(tiny_synthetic_root, 2)
-    (code, err), (allowed, allowed_err) = _run_tools(
+    (code, err), (allowed, allowed_err) = run_tools_in_one_process(
         [argv, argv[:3] + ['--allow-nonfinite-weights'] + argv[3:]], env=ENV)
     line = _error_line(err, code)
     assert (f'test.py: error: CHECKPOINT: checkpoint {nan_ckpt} holds non-finite weights: '
