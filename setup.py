@@ -129,10 +129,12 @@ if __name__ == '__main__':
         extras_require={
             'all': parse_requirements('requirements/tests.txt') +
             parse_requirements('requirements/optional.txt') +
-            parse_requirements('requirements/docs.txt'),
+            parse_requirements('requirements/docs.txt') +
+            parse_requirements('requirements/tools.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
             'optional': parse_requirements('requirements/optional.txt'),
             'docs': parse_requirements('requirements/docs.txt'),
+            'tools': parse_requirements('requirements/tools.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
         },
         zip_safe=False)

@@ -77,3 +77,58 @@ def load_tool(relpath: str, folder: str = 'tools') -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def mmseg_tool(relpath: str) -> str:
+    """Path of mmseg's own ``tools/<relpath>``, as shipped in the installed mmseg package
+    (``mmseg/.mim/tools``); skips the test when this mmseg ships no such file."""
+    import mmseg
+    import pytest
+    path = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', relpath)
+    if not osp.isfile(path):
+        pytest.skip(f'mmseg ships no {path}')
+    return path
+
+
+def run_in_one_process(argvs: list, expect: int = 0, env: Optional[dict] = None,
+                       timeout: int = 900) -> str:
+    """Run several ``python ARGV...`` scripts one after another in ONE interpreter (through
+    ``runpy``, as ``python script.py`` runs them), to pay torch's and mmseg's imports once;
+    return the combined output.
+
+    Each script runs to its end even when an earlier one failed: after script ``i`` the output
+    has the line ``==> script i: ok``, or ``==> script i: failed`` and its traceback (a
+    ``SystemExit`` with status 0 or None is a success). The interpreter's own exit status is
+    asserted to be ``expect`` (0 unless the driver itself breaks).
+    """
+    code = ('import runpy, sys, traceback\n'
+            f'for i, argv in enumerate({argvs!r}):\n'
+            '    sys.argv = list(argv)\n'
+            '    try:\n'
+            '        try:\n'
+            '            runpy.run_path(argv[0], run_name="__main__")\n'
+            '        except SystemExit as e:\n'
+            '            if e.code not in (None, 0):\n'
+            '                raise\n'
+            '        print(f"==> script {i}: ok", flush=True)\n'
+            '    except BaseException:\n'
+            '        traceback.print_exc(file=sys.stdout)\n'
+            '        print(f"==> script {i}: failed", flush=True)\n')
+    return run_tool(['-c', code], expect=expect, env=env, timeout=timeout)
+
+
+def script_outputs(out: str, count: int) -> list:
+    """The output of each script of :func:`run_in_one_process` (up to its ``==>`` line), and
+    whether it succeeded: ``[(ok, text), ...]``. A script that never reported is a failure."""
+    results, rest = [], out
+    for i in range(count):
+        for status in ('ok', 'failed'):
+            marker = f'==> script {i}: {status}'
+            if marker in rest:
+                text, rest = rest.split(marker, 1)
+                results.append((status == 'ok', text))
+                break
+        else:
+            results.append((False, rest))
+            rest = ''
+    return results

@@ -79,6 +79,24 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         _in_flight.discard(tmp)
 
 
+def make_temp_dir(prefix: str, parent: str) -> str:
+    """A new hidden temporary folder in ``parent``, to be renamed into place when complete.
+
+    Unlike :func:`tempfile.mkdtemp` (``0o700``), it gets the permissions :func:`os.makedirs`
+    would give a folder (``0o777`` less the process umask), which it keeps after the rename.
+
+    Args:
+        prefix (str): Start of the folder's name.
+        parent (str): Existing folder to create it in.
+
+    Returns:
+        str: The folder's path.
+    """
+    folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(folder, 0o777 & ~_current_umask())
+    return folder
+
+
 def stale_temp_files(path: str) -> List[str]:
     """Temporary files left by interrupted :func:`atomic_write_bytes` calls for ``path``."""
     return sorted(glob.glob(_temp_pattern(path)))
