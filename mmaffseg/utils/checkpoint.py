@@ -283,6 +283,15 @@ def load_local_weights(model: torch.nn.Module, path: str, what: str,
                               f'{_first(uncopyable)}')
     if not allow_nonfinite:
         check_finite_weights(state, path, nonfinite_opt_out)
+    # load_state_dict raises a multi-line RuntimeError on these even with strict=False
+    mis_sized = [f'{k} {list(state[k].shape)} vs {list(v.shape)}'
+                 for k, v in model.state_dict().items()
+                 if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
+    if mis_sized:
+        raise CheckpointError(
+            path, f'({what}) does not fit the {type(model).__name__} of the config: '
+            f'{len(mis_sized)} mis-sized weights (checkpoint vs model: {_first(mis_sized)}); '
+            'check the checkpoint against the config (e.g. its num_classes or depth)')
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:

@@ -17,11 +17,13 @@ Under a distributed launcher every rank writes into the same folder: rank 0 clai
 (:func:`claim_folder_for_all_ranks`) and shares the outcome, so the ranks never refuse each other,
 stop together with the same error, and none writes before the stale files are gone.
 """
+import errno
 import os
 import os.path as osp
 import shutil
 from typing import Callable, List, Mapping, Optional, Sequence
 
+from .config_errors import OutputDirError
 from .folder_lock import FolderLock
 from .provenance import Provenance
 
@@ -70,6 +72,16 @@ def remove_path(path: str) -> None:
         os.remove(path)
 
 
+def check_regenerated(paths: Sequence[str], argument: str) -> None:
+    """Raise :class:`OutputDirError` when a file to regenerate is a folder (e.g. a result file
+    named after an existing folder): only files are removed to be rewritten, never a tree."""
+    for path in paths:
+        if osp.isdir(path) and not osp.islink(path):
+            raise OutputDirError(
+                errno.EISDIR, f'{argument}: {path} is a folder, not a result file this run '
+                'rewrites; nothing was removed: name a file, or move the folder')
+
+
 def claim_folder(prov: Provenance, outputs: Mapping[str, Sequence[str]], overwrite: bool = False,
                  regenerated: Sequence[str] = ()) -> FolderClaim:
     """Lock ``prov.folder``, check its record, clear stale stages and write the new record.
@@ -80,17 +92,19 @@ def claim_folder(prov: Provenance, outputs: Mapping[str, Sequence[str]], overwri
             paths hold a file has outputs). Stages not declared in ``prov`` are left alone.
         overwrite (bool): Remove and recompute mismatching stages instead of stopping.
         regenerated (Sequence[str]): Files rewritten at the end of every run from the current
-            outputs; removed now.
+            outputs; removed now (a folder among them stops the run, nothing removed).
 
     Returns:
         FolderClaim: The held lock and the cleared stages.
 
     Raises:
         FolderInUseError: Another process holds the folder.
+        OutputDirError: A path of ``regenerated`` is a folder.
         ProvenanceError: A stage with files does not match and ``overwrite`` is False.
     """
     lock = FolderLock(prov.folder, prov.argument).acquire()
     try:
+        check_regenerated(regenerated, prov.argument)
         declared = set(prov.stages)
         with_files = [s for s, paths in outputs.items()
                       if s in declared and any(has_files(p) for p in paths)]

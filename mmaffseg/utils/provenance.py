@@ -17,9 +17,11 @@ on a rerun, compares them with what is there:
   changes every stage computed from the CAMs, while a new random-walk setting leaves the CAMs'
   record alone.
 
-Hashing reads a file once; the digest is cached by (real path, size, mtime_ns) in memory and in
-``$MMAFFSEG_CACHE_DIR/sha256.json`` (default ``~/.cache/mmaffseg``), so a rerun does not read a
-large checkpoint again unless it changed.
+Hashing reads a file once; the digest is cached by (real path, size, mtime_ns, device, inode,
+ctime_ns) in memory and in ``$MMAFFSEG_CACHE_DIR/sha256.json`` (default ``~/.cache/mmaffseg``),
+so a rerun does not read a large checkpoint again unless it changed. The inode change time is
+part of the key because a file rewritten in place with its size and mtime restored
+(``touch -r``) keeps both; no call sets the ctime back.
 """
 import errno
 import hashlib
@@ -57,8 +59,59 @@ def _read_disk_cache() -> Dict[str, str]:
         return {}
 
 
+def stat_key(path: str) -> str:
+    """What identifies a version of a file without reading it: ``'<real path>|<size>|
+    <mtime_ns>|<device>|<inode>|<ctime_ns>'``. The ctime changes on every write, rename or
+    ``touch -r`` (which sets the size and mtime back, not the ctime)."""
+    real = osp.realpath(path)
+    st = os.stat(real)
+    return (f'{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_dev}|{st.st_ino}|'
+            f'{st.st_ctime_ns}')
+
+
+def content_sha256(path: str) -> str:
+    """``'sha256:<hex>'`` of a file's contents, read once (no cache)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(_CHUNK), b''):
+            h.update(block)
+    return f'sha256:{h.hexdigest()}'
+
+
+def files_sha256(paths: Sequence[str]) -> Dict[str, str]:
+    """:func:`file_sha256` of many files (e.g. a dataset's images), reading and writing the disk
+    cache once: a file is read only when its :func:`stat_key` is not cached.
+
+    Args:
+        paths (Sequence[str]): Existing files.
+
+    Returns:
+        dict: Path -> ``'sha256:<hex>'``.
+    """
+    keys = {path: stat_key(path) for path in paths}
+    todo = [path for path, key in keys.items() if key not in _memory_cache]
+    if todo:
+        disk = _read_disk_cache()
+        new = {}
+        for path in todo:
+            digest = disk.get(keys[path])
+            if not (isinstance(digest, str) and digest.startswith('sha256:')):
+                digest = new[keys[path]] = content_sha256(path)
+            _memory_cache[keys[path]] = digest
+        if new:
+            # keep only entries whose file is unchanged, so the cache does not grow without bound
+            disk = {k: v for k, v in disk.items() if _still_current(k)}
+            disk.update(new)
+            try:
+                atomic_write_bytes(_cache_file(), json.dumps(disk, indent=0).encode())
+            except OSError:
+                pass  # a read-only home only costs a re-hash next time
+    return {path: _memory_cache[keys[path]] for path in paths}
+
+
 def file_sha256(path: str) -> str:
-    """``'sha256:<hex>'`` of a file's contents, cached by (real path, size, mtime_ns).
+    """``'sha256:<hex>'`` of a file's contents, cached by :func:`stat_key` (real path, size,
+    mtime_ns, device, inode, ctime_ns).
 
     Args:
         path (str): The file.
@@ -66,38 +119,15 @@ def file_sha256(path: str) -> str:
     Returns:
         str: The digest, e.g. ``'sha256:9f86d0...'``.
     """
-    real = osp.realpath(path)
-    st = os.stat(real)
-    key = f'{real}|{st.st_size}|{st.st_mtime_ns}'
-    if key in _memory_cache:
-        return _memory_cache[key]
-    disk = _read_disk_cache()
-    digest = disk.get(key)
-    if not (isinstance(digest, str) and digest.startswith('sha256:')):
-        h = hashlib.sha256()
-        with open(real, 'rb') as f:
-            for block in iter(lambda: f.read(_CHUNK), b''):
-                h.update(block)
-        digest = f'sha256:{h.hexdigest()}'
-        # keep only entries whose file is unchanged, so the cache does not grow without bound
-        disk = {k: v for k, v in disk.items() if _still_current(k)}
-        disk[key] = digest
-        try:
-            atomic_write_bytes(_cache_file(), json.dumps(disk, indent=0).encode())
-        except OSError:
-            pass  # a read-only home only costs a re-hash next time
-    _memory_cache[key] = digest
-    return digest
+    return files_sha256([path])[path]
 
 
 def _still_current(key: str) -> bool:
-    path, _, rest = key.rpartition('|')
-    path, _, size = path.rpartition('|')
+    path = key.rsplit('|', 5)[0]  # keys of an older format (fewer fields) are dropped
     try:
-        st = os.stat(path)
+        return stat_key(path) == key
     except OSError:
         return False
-    return f'{st.st_size}|{st.st_mtime_ns}' == f'{size}|{rest}'
 
 
 def digest_of(value: Any) -> str:
@@ -196,6 +226,10 @@ class Provenance:
             stages = data['stages']
             if not isinstance(stages, dict):
                 raise TypeError('stages is not a mapping')
+            bad = [name for name, inputs in stages.items()
+                   if not (inputs is None or isinstance(inputs, dict))]
+            if bad:
+                raise TypeError(f'the inputs of stage {bad[0]!r} are not a mapping')
             return stages
         except FileNotFoundError:
             return None
@@ -262,4 +296,10 @@ class Provenance:
         stages.update({name: self.inputs(name) for name in self.stages})
         record = dict(format=RECORD_FORMAT, tool=self.tool, mmaffseg_version=__version__,
                       stages=stages)
-        atomic_write_bytes(self.path, json.dumps(record, indent=1, sort_keys=True).encode())
+        try:
+            atomic_write_bytes(self.path, json.dumps(record, indent=1, sort_keys=True).encode())
+        except OSError as e:  # e.g. a folder of that name, a read-only folder, a full disk
+            raise ProvenanceError(
+                e.errno or errno.EIO, f'{self.argument}: the provenance record {self.path} '
+                f'cannot be written ({type(e).__name__}: {e.strerror or e}); fix the folder or '
+                f'choose another {self.argument}') from None

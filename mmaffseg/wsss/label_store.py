@@ -24,6 +24,7 @@ stage                file under ``out_dir``        content
                                                    every run from the outputs
 (record)             ``provenance.json``           what made each stage (written and checked
                                                    by ``pseudo_label_provenance``)
+(record)             ``provenance_images.json``    the sha256 of the images and masks
 ===================  ============================  ============================================
 
 ``<label path>`` is the image's path relative to ``data_prefix.img_path`` with ``img_suffix``
@@ -165,16 +166,32 @@ class PseudoLabelStore:
         return check_output_folder(self.out_dir, OUT_DIR_ARGUMENT, MIN_FREE_BYTES,
                                    OutputFolderError)
 
-    def paths(self, dataset, index: int) -> Tuple[str, str, Dict[str, str]]:
-        """The image file of item ``index``, its CAM cache file and its label file per stage."""
+    @staticmethod
+    def _item(dataset, index: int) -> Tuple[dict, str]:
+        """The data info of item ``index`` and its :func:`label_relpath`."""
         dataset, index = leaf_dataset(dataset, index)
         info = dataset.get_data_info(index)
         prefix = getattr(dataset, 'data_prefix', {}).get('img_path')
         rel = label_relpath(info['img_path'], prefix, getattr(dataset, 'img_suffix', ''),
                             getattr(dataset, 'seg_map_suffix', '.png'))
+        return info, rel
+
+    def paths(self, dataset, index: int) -> Tuple[str, str, Dict[str, str]]:
+        """The image file of item ``index``, its CAM cache file and its label file per stage."""
+        info, rel = self._item(dataset, index)
         paths = {s: osp.join(self.out_dir, STAGE_DIRS[s], rel) for s in self.stages}
         cache = osp.join(self.out_dir, CAM_CACHE_DIR, osp.splitext(rel)[0] + '.npz')
         return info['img_path'], cache, paths
+
+    def image_files(self, dataset, index: int) -> Tuple[List[str], List[str]]:
+        """The input files of item ``index`` (its image and mask) and every output of it under
+        ``out_dir`` (the CAM cache and a label per stage of :data:`STAGE_DIRS`)."""
+        info, rel = self._item(dataset, index)
+        inputs = [info['img_path']] + ([info['seg_map_path']] if info.get('seg_map_path')
+                                       else [])
+        outputs = [osp.join(self.out_dir, CAM_CACHE_DIR, osp.splitext(rel)[0] + '.npz')]
+        outputs += [osp.join(self.out_dir, d, rel) for d in STAGE_DIRS.values()]
+        return inputs, outputs
 
     def stage_folders(self) -> Dict[str, str]:
         """The folder of every stage (all of :data:`STAGE_DIRS`) and of the CAM cache."""

@@ -23,6 +23,7 @@ pseudo-label pass. :class:`PSAParamSelectionLoop` runs a sweep over its ``test_d
 (nothing else is read) and writes the scores of every candidate and the chosen one to a JSON
 file; ``tools/select_psa_params.py`` is its command line.
 """
+import errno
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -38,7 +39,9 @@ from torch import Tensor
 from mmaffseg.evaluation.pseudo_label_metric import iou_from_areas, label_areas
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes
-from mmaffseg.utils.provenance import Provenance
+from mmaffseg.utils.config_errors import OutputDirError
+from mmaffseg.utils.folder_lock import LOCK_NAME
+from mmaffseg.utils.provenance import RECORD_NAME, Provenance
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, stack_to_label
@@ -47,11 +50,12 @@ from .pseudo_label_loop import PseudoLabelLoop
 from .pseudo_label_provenance import (
     CAMS_STAGE,
     CRF_STAGES,
+    IMAGE_RECORD,
     crf_inputs,
     image_list_inputs,
     walk_inputs,
 )
-from .pseudo_label_stages import packed_image_rgb, preprocess_sample
+from .pseudo_label_stages import packed_image_rgb, pil_scaled_inputs, preprocess_sample
 from .random_walk import random_walk_cams
 
 SWEEPS = ('affinity', 'walk')
@@ -202,6 +206,7 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
         if get_dist_info()[1] > 1:
             raise RuntimeError('PSAParamSelectionLoop runs in one process (no --launcher)')
         self.store.check()
+        self._check_result_file()
         dataset = self.dataloader.dataset
         dataset.full_init()
         with self._claim_out_dir(dataset):
@@ -226,6 +231,19 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
 
     def _regenerated_files(self) -> List[str]:
         return [self.result_file]
+
+    def _check_result_file(self) -> None:
+        """Refuse a result file that is a folder, or the output folder's record or lock (the
+        result file is removed before the run and written after it)."""
+        if osp.isdir(self.result_file) and not osp.islink(self.result_file):
+            raise OutputDirError(
+                errno.EISDIR, f'--result (result_file): {self.result_file} is a folder; name '
+                'the JSON file to write (nothing was removed)')
+        ours = [osp.join(self.out_dir, name) for name in (RECORD_NAME, IMAGE_RECORD, LOCK_NAME)]
+        if osp.realpath(self.result_file) in {osp.realpath(p) for p in ours}:
+            raise OutputDirError(
+                errno.EINVAL, f'--result (result_file): {self.result_file} is a record of the '
+                f'output folder {self.out_dir}, which the run keeps; name another file')
 
     def _select(self, dataset) -> None:
         cam_model = self._cam_model()
@@ -289,7 +307,10 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                              'set')
         img_norm = preprocess_sample(cam_model, data)
         img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
+        # the CAM cache is shared with make_pseudo_labels: compute the CAMs as it does (PIL's
+        # resize for the other scales), or a folder would mix CAMs of both resizes
+        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
+                                     pil_scaled_inputs(cam_model, data))
         if self.sweep == 'affinity':
             return dict(affinity_labels=affinity_sweep_areas(
                 cams.cpu(), class_ids.cpu(), img_rgb, gt, self.candidates, self.crf,

@@ -25,7 +25,8 @@ Behaviour:
   (:mod:`~mmaffseg.wsss.pseudo_label_provenance`: each stage's checkpoints by content, settings,
   data): the stages made from the same inputs are reused, a stage made from other inputs stops
   the run with :class:`~mmaffseg.utils.provenance.ProvenanceError` (or, with ``overwrite``, its
-  files are removed and recomputed). The report is removed and rewritten from the outputs.
+  files are removed and recomputed); so does an image (or mask) whose contents changed since
+  its outputs were made. The report is removed and rewritten from the outputs.
 * **Sharded.** With ``--launcher pytorch`` each of the ``world_size`` processes takes the images
   ``rank, rank + world_size, ...`` (:func:`shard_indices`); the metric gathers the results.
 * **Fault tolerant.** An unreadable image, an image without image-level labels, CAMs,
@@ -77,7 +78,7 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
     read_png,
 )
 from .psa_defaults import PSA_DEFAULTS, psa_crf_args
-from .pseudo_label_provenance import pseudo_label_provenance
+from .pseudo_label_provenance import check_image_record, pseudo_label_provenance
 from .pseudo_label_stages import (
     WALK_STAGES,
     batch_crf,
@@ -329,9 +330,20 @@ class PseudoLabelLoop(BaseLoop):
     def _claim_out_dir(self, dataset) -> FolderClaim:
         """Lock ``out_dir``, check its record against this run's inputs, clear what
         ``overwrite`` recomputes and write the record, before any image (rank 0 for all)."""
-        claim = claim_folder_for_all_ranks(lambda: claim_folder(
-            self._provenance(dataset), self._stage_outputs(), self.overwrite,
-            self._regenerated_files()))
+
+        def claim_and_check_images() -> FolderClaim:
+            claimed = claim_folder(self._provenance(dataset), self._stage_outputs(),
+                                   self.overwrite, self._regenerated_files())
+            try:  # an image rewritten under its name would be skipped as done
+                check_image_record(self.out_dir, [self.store.image_files(dataset, index)
+                                                  for index in range(len(dataset))],
+                                   self.overwrite)
+            except BaseException:
+                claimed.release()
+                raise
+            return claimed
+
+        claim = claim_folder_for_all_ranks(claim_and_check_images)
         if claim.cleared:
             print_log(f'pseudo labels: overwrite: removed the stages {", ".join(claim.cleared)} '
                       f'of {self.out_dir}, made from other inputs; recomputing them',
