@@ -36,6 +36,7 @@ from mmaffseg.apis import (
     registry_error_hints,
     training_failure_exit,
 )
+from mmaffseg.apis.config_checks import check_train_settings
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +72,7 @@ def main() -> None:
                         'settings): it cannot be combined with --resume')
     with config_errors_exit():
         cfg = load_config(args.config, args.cfg_options)
+        check_train_settings(cfg)  # a bad setting stops before the work dir is made
     config_load_from = cfg.get('load_from')
     named = {config_load_from or '': 'load_from', args.resume or '': '--resume'}
     # the work dir's lock is taken before anything reads or writes there

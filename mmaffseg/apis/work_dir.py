@@ -17,6 +17,7 @@
   is given (which deletes them). Rerunning the same settings works as in mmseg.
 """
 import contextlib
+import copy
 import errno
 import os
 import os.path as osp
@@ -37,6 +38,7 @@ from ..utils.provenance import (
     flatten_settings,
 )
 from .cpu_distributed import launch_rank
+from .runner_setup import use_checked_image_loading
 
 ARGUMENT = '--work-dir'
 STAGE = 'train'
@@ -116,6 +118,8 @@ def training_inputs(cfg: Config, init_checkpoint: Optional[str]) -> Dict[str, An
     Returns:
         dict: Dotted keys -> JSON values; ``load_from`` is the checkpoint's sha256.
     """
+    cfg = copy.deepcopy(cfg)
+    use_checked_image_loading(cfg)  # the same loaders whether the tools swapped them in yet
     settings = {k: v for k, v in flatten_settings(cfg.to_dict()).items() if _is_result_key(k)}
     if 'custom_hooks' in settings:
         settings['custom_hooks'] = [h for h in settings['custom_hooks'] or []
