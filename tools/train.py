@@ -26,6 +26,7 @@ from mmaffseg.apis import (
     check_loaded_checkpoint,
     check_work_dir_record,
     checkpoint_errors_exit,
+    checkpoint_folder,
     claim_work_dir,
     config_errors_exit,
     default_work_dir,
@@ -76,8 +77,9 @@ def main() -> None:
     config_load_from = cfg.get('load_from')
     named = {config_load_from or '': 'load_from', args.resume or '': '--resume'}
     # the work dir's lock is taken before anything reads or writes there
+    work_dir = default_work_dir(cfg, args.config, args.work_dir)
     with checkpoint_errors_exit(named), config_errors_exit(), claim_work_dir(
-            default_work_dir(cfg, args.config, args.work_dir), args.launcher):
+            work_dir, args.launcher, checkpoint_folder(cfg, work_dir)):
         prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
         named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
         check_data_roots(cfg, keys=('train', 'val'))

@@ -34,7 +34,7 @@ from .runner_setup import (
     prepare_train_cfg,
     use_checked_image_loading,
 )
-from .work_dir import check_work_dir_record, claim_work_dir
+from .work_dir import check_work_dir_record, checkpoint_folder, claim_work_dir
 
 __all__ = [
     'CfgOptionsAction',
@@ -43,6 +43,7 @@ __all__ = [
     'check_cfg_options',
     'check_checkpoint_file',
     'check_work_dir_record',
+    'checkpoint_folder',
     'claim_work_dir',
     'check_data_roots',
     'check_loaded_checkpoint',

@@ -15,6 +15,11 @@
   with exit status 2 naming each change unless ``--accept-config-change`` is given; a fresh
   run into a work dir holding checkpoints of other settings stops too unless ``--overwrite``
   is given (which deletes them). Rerunning the same settings works as in mmseg.
+
+A checkpoint folder outside the work dir (``default_hooks.checkpoint.out_dir``: mmengine writes
+``<out_dir>/<the work dir's name>``, which two work dirs of one name share) is locked, checked
+and recorded like the work dir; a checkpoint resumed from another folder must match that
+folder's record. A disk that fills up during the run is one line naming the folder.
 """
 import contextlib
 import copy
@@ -28,8 +33,9 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..utils.atomic_io import remove_temp_files_on_signals, sweep_stale_temp_files
+from ..utils.config_errors import OutputDirError
 from ..utils.folder_lock import FolderLock
-from ..utils.output_folder import check_output_folder
+from ..utils.output_folder import DISK_FULL_ERRNOS, check_output_folder, disk_full_error
 from ..utils.provenance import (
     Provenance,
     ProvenanceError,
@@ -55,24 +61,58 @@ NOT_RESULT_KEYS = (
     'train_dataloader.persistent_workers', 'train_dataloader.pin_memory')
 #: Hooks that only check (they never change the weights of a training that passes them).
 CHECK_ONLY_HOOKS = ('NumClassesCheckHook', 'CheckpointCheckHook', 'FiniteCheckHook')
-#: What a training writes into its work dir that another config's run would replace.
-CHECKPOINT_FILE = re.compile(r'^((iter|epoch)_\d+|best_.+)\.pth$')
+#: What a training writes into its work dir that another config's run would replace (mmengine's
+#: names: ``iter_N.pth``, ``epoch_N.pth``, ``best_<metric>_iter_N.pth``), nothing else.
+CHECKPOINT_FILE = re.compile(r'^((iter|epoch)_\d+|best_.+_(iter|epoch)_\d+)\.pth$')
 POINTER = 'last_checkpoint'
+OUT_DIR_ARGUMENT = 'default_hooks.checkpoint.out_dir'
+
+
+def checkpoint_folder(cfg: Config, work_dir: str) -> Optional[str]:
+    """The local folder the checkpoints go to when it is not the work dir: with
+    ``default_hooks.checkpoint.out_dir``, ``<out_dir>/<the work dir's name>`` (as mmengine's
+    ``CheckpointHook``), else None (also for a remote ``out_dir``)."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    out_dir = hook.get('out_dir') if isinstance(hook, dict) else None
+    work_dir = osp.abspath(work_dir)
+    if out_dir is None or '://' in str(out_dir) or str(out_dir) == work_dir:
+        return None
+    return osp.join(str(out_dir), osp.basename(work_dir.rstrip(osp.sep)))
 
 
 @contextlib.contextmanager
-def claim_work_dir(work_dir: str, launcher: str = 'none') -> Iterator[Optional[FolderLock]]:
-    """Make this run the only writer of ``work_dir`` for the ``with`` block, before anything is
-    written to it.
+def _disk_full_exits(work_dir: str) -> Iterator[None]:
+    """A full disk anywhere in the run (the record, the dumped config, the logs; checkpoints
+    have their own message) is one line naming the folder and its free space."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, OutputDirError) or e.errno not in DISK_FULL_ERRNOS:
+            raise
+        name = e.filename if isinstance(e.filename, str) else None
+        raise disk_full_error(
+            osp.dirname(name) if name else work_dir,
+            osp.basename(name) if name else 'a file of the run',
+            'free some space and rerun (with --resume to continue from the last checkpoint, if '
+            'there is one)') from None
+
+
+@contextlib.contextmanager
+def claim_work_dir(work_dir: str, launcher: str = 'none',
+                   checkpoint_dir: Optional[str] = None) -> Iterator[Optional[FolderLock]]:
+    """Make this run the only writer of ``work_dir`` (and of its checkpoint folder, when that
+    is elsewhere) for the ``with`` block, before anything is written to it.
 
     Every process checks that the folder can be written (:func:`check_output_folder`) and gets
     SIGTERM/SIGINT handlers that remove the temporary files of its checkpoint writes in
-    progress; the process of rank 0 takes the lock and sweeps the temporary files a killed run
-    left.
+    progress; the process of rank 0 takes the lock(s) and sweeps the temporary files a killed
+    run left. A disk that fills up in the block (other than while writing a checkpoint, which
+    says so itself) is an :class:`OutputDirError` naming the folder and its free space.
 
     Args:
         work_dir (str): The work dir.
         launcher (str): ``--launcher`` (``none``, ``pytorch``, ``slurm``, ``mpi``).
+        checkpoint_dir (str, optional): :func:`checkpoint_folder`, when it is not the work dir.
 
     Yields:
         FolderLock | None: The held lock (released at the end of the block; the OS releases it
@@ -82,17 +122,27 @@ def claim_work_dir(work_dir: str, launcher: str = 'none') -> Iterator[Optional[F
         OutputDirError: The folder cannot be created or written.
         FolderInUseError: Another run holds the work dir (an :class:`OutputDirError`).
     """
-    check_output_folder(work_dir, ARGUMENT)
+    folders = {work_dir: ARGUMENT}
+    if checkpoint_dir is not None:
+        folders[checkpoint_dir] = OUT_DIR_ARGUMENT
+    for folder, argument in folders.items():
+        check_output_folder(folder, argument)
     remove_temp_files_on_signals()
     if launch_rank(launcher) != 0:
-        yield None
+        with _disk_full_exits(work_dir):
+            yield None
         return
-    with FolderLock(work_dir, ARGUMENT) as lock:
-        swept = sweep_stale_temp_files(work_dir)
-        if swept:
-            print_log(f'{work_dir}: removed {len(swept)} temporary file(s) of an interrupted '
-                      f'run ({", ".join(osp.basename(p) for p in swept)})', logger='current')
-        yield lock
+    with contextlib.ExitStack() as stack:
+        locks = [stack.enter_context(FolderLock(folder, argument))
+                 for folder, argument in folders.items()]
+        for folder in folders:
+            swept = sweep_stale_temp_files(folder)
+            if swept:
+                print_log(f'{folder}: removed {len(swept)} temporary file(s) of an interrupted '
+                          f'run ({", ".join(osp.basename(p) for p in swept)})',
+                          logger='current')
+        with _disk_full_exits(work_dir):
+            yield locks[0]
 
 
 def _checkpoint_identity(path: Optional[str]) -> Optional[str]:
@@ -130,12 +180,14 @@ def training_inputs(cfg: Config, init_checkpoint: Optional[str]) -> Dict[str, An
 
 
 def work_dir_checkpoints(work_dir: str) -> List[str]:
-    """The checkpoints (and ``last_checkpoint``) of a work dir."""
+    """The checkpoint files (and ``last_checkpoint``) of a work dir or checkpoint folder."""
     try:
         names = os.listdir(work_dir)
     except OSError:
         return []
-    return sorted(osp.join(work_dir, n) for n in names if CHECKPOINT_FILE.match(n) or n == POINTER)
+    return sorted(osp.join(work_dir, n) for n in names
+                  if (CHECKPOINT_FILE.match(n) or n == POINTER)
+                  and not osp.isdir(osp.join(work_dir, n)))
 
 
 def check_work_dir_record(cfg: Config, config_load_from: Optional[str], overwrite: bool = False,
@@ -143,7 +195,9 @@ def check_work_dir_record(cfg: Config, config_load_from: Optional[str], overwrit
     """Compare the run's settings with the work dir's record, then record them.
 
     Call it with :func:`claim_work_dir`'s lock held, after ``prepare_train_cfg`` (``cfg.resume``
-    says whether the run resumes); only the process of rank 0 checks and writes.
+    says whether the run resumes); only the process of rank 0 checks and writes. A checkpoint
+    folder elsewhere (``default_hooks.checkpoint.out_dir``) is checked and recorded the same
+    way, and so is the folder of a checkpoint resumed from outside them.
 
     Args:
         cfg (Config): The prepared training config.
@@ -160,49 +214,116 @@ def check_work_dir_record(cfg: Config, config_load_from: Optional[str], overwrit
     if launch_rank(cfg.get('launcher', 'none')) != 0:
         return
     work_dir = cfg.work_dir
-    resumes_from_it = cfg.get('resume') and cfg.get('load_from') == config_load_from
-    prov = Provenance(work_dir, ARGUMENT, 'train', overwrite_hint='--overwrite')
-    prov.stage(STAGE, training_inputs(cfg, None if resumes_from_it else config_load_from))
-    checkpoints = work_dir_checkpoints(work_dir)
+    resuming = bool(cfg.get('resume'))
+    resumes_from_it = resuming and cfg.get('load_from') == config_load_from
+    inputs = training_inputs(cfg, None if resumes_from_it else config_load_from)
+    folders = {work_dir: ARGUMENT}
+    checkpoint_dir = checkpoint_folder(cfg, work_dir)
+    if checkpoint_dir is not None:
+        folders[checkpoint_dir] = OUT_DIR_ARGUMENT
+    records, replaced = [], []
+    for folder, argument in folders.items():
+        prov = Provenance(folder, argument, 'train', overwrite_hint='--overwrite')
+        prov.stage(STAGE, inputs)
+        replaced += _check_folder(prov, resuming, overwrite, accept_config_change)
+        records.append(prov)
+    if resuming:
+        _check_resumed_checkpoint(cfg.get('load_from'), list(folders), records[0].inputs(STAGE),
+                                  accept_config_change)
+    for path in replaced:  # only once every folder passed its check
+        os.remove(path)
+    for prov in records:
+        prov.write()
+
+
+def _check_folder(prov: Provenance, resuming: bool, overwrite: bool,
+                  accept_config_change: bool) -> List[str]:
+    """Compare one folder's record with the new inputs (see :func:`check_work_dir_record`);
+    return the checkpoint files ``--overwrite`` deletes."""
+    folder = prov.folder
+    what = 'work dir' if prov.argument == ARGUMENT else f'checkpoint folder ({prov.argument})'
+    checkpoints = work_dir_checkpoints(folder)
     new = prov.inputs(STAGE)
-    old = _recorded_inputs(prov, cfg.get('resume'), overwrite, accept_config_change) \
-        if checkpoints else new
+    recorded = _recorded_inputs(prov, resuming, overwrite, accept_config_change,
+                                bool(checkpoints))
+    old = recorded if checkpoints else new
     if old is None:
-        print_log(f'{work_dir} holds checkpoints but no provenance record (an older mmaffseg '
+        print_log(f'{folder} holds checkpoints but no provenance record (an older mmaffseg '
                   'made them): recording the current settings', logger='current', level=30)
     elif old != new:
         changes = describe_changes(old, new)
-        if cfg.get('resume'):
+        if resuming:
             if not accept_config_change:
                 raise ProvenanceError(
-                    errno.EEXIST, f'--resume: the work dir {work_dir} holds a training of other '
+                    errno.EEXIST, f'--resume: the {what} {folder} holds a training of other '
                     f'settings ({changes}). Resume with the settings it was made with, add '
                     '--accept-config-change to continue it with the new ones, or train afresh '
                     f'in another {ARGUMENT}')
-            print_log(f'--accept-config-change: resuming {work_dir} with changed settings '
+            print_log(f'--accept-config-change: resuming {folder} with changed settings '
                       f'({changes})', logger='current', level=30)
         else:
             if not overwrite:
                 raise ProvenanceError(
-                    errno.EEXIST, f'{ARGUMENT}: the folder {work_dir} holds checkpoints of a '
+                    errno.EEXIST, f'{prov.argument}: the folder {folder} holds checkpoints of a '
                     f'training with other settings ({changes}), which this run would replace. '
                     'Rerun with --overwrite to delete them and start afresh, or choose another '
-                    f'{ARGUMENT}')
-            for path in checkpoints:
-                os.remove(path)
-            print_log(f'--overwrite: deleted {len(checkpoints)} checkpoint file(s) of other '
-                      f'settings in {work_dir} ({changes})', logger='current', level=30)
-    prov.write()
+                    f'{prov.argument}')
+            print_log(f'--overwrite: deleting {len(checkpoints)} checkpoint file(s) of other '
+                      f'settings in {folder} ({changes})', logger='current', level=30)
+            return checkpoints
+    return []
+
+
+def _check_resumed_checkpoint(checkpoint: Optional[str], folders: List[str], new: Dict[str, Any],
+                              accept_config_change: bool) -> None:
+    """A checkpoint resumed from another folder (``--resume PATH``, or a ``last_checkpoint``
+    naming one) must match the record of the folder it was trained in, if that has one."""
+    if not checkpoint or '://' in checkpoint or not osp.isfile(checkpoint):
+        return
+    folder = osp.dirname(osp.realpath(checkpoint))
+    if folder in {osp.realpath(f) for f in folders}:
+        return  # the work dir's own record, checked already
+    prov = Provenance(folder, '--resume', 'train')
+    try:
+        old = (prov.recorded() or {}).get(STAGE)
+        if old is None or old == new:
+            return  # no record there (an older mmaffseg, a copied file): nothing to compare
+        changes = (describe_changes(old, new) if isinstance(old, dict) else
+                   f'its stage {STAGE!r} is not a mapping')
+    except ProvenanceError:
+        changes = f'its record {prov.path} cannot be read'
+    if accept_config_change:
+        print_log(f'--accept-config-change: resuming {checkpoint} with changed settings '
+                  f'({changes})', logger='current', level=30)
+        return
+    raise ProvenanceError(
+        errno.EEXIST, f'--resume: the checkpoint {checkpoint} was trained with other settings '
+        f'({changes}; recorded in {folder}). Resume with the settings it was made with, add '
+        '--accept-config-change to continue it with the new ones, or train afresh')
 
 
 def _recorded_inputs(prov: Provenance, resuming: bool, overwrite: bool,
-                     accept_config_change: bool) -> Optional[Dict[str, Any]]:
-    """The work dir's recorded inputs (None without a record); an unreadable record is removed
-    under the matching override (and compares as recording nothing), an error otherwise."""
+                     accept_config_change: bool,
+                     has_checkpoints: bool) -> Optional[Dict[str, Any]]:
+    """The folder's recorded inputs (None without a record). An unreadable record is an error
+    when checkpoints depend on it and the matching override is not given; otherwise it is
+    removed (and compares as recording nothing). A record that is not a file (a folder) is
+    never removed: it is not ours."""
+    if osp.lexists(prov.path) and not osp.isfile(prov.path):
+        raise ProvenanceError(
+            errno.EISDIR, f'{prov.argument}: the provenance record {prov.path} is not a file; '
+            f'move it out of the way (it is not deleted for you), or choose another '
+            f'{prov.argument}')
     try:
-        return (prov.recorded() or {}).get(STAGE)
+        recorded = prov.recorded() or {}
+        if STAGE in recorded and not isinstance(recorded[STAGE], dict):
+            raise ProvenanceError(
+                errno.EINVAL, f'{prov.argument}: the provenance record {prov.path} cannot be '
+                f'read (its stage {STAGE!r} is not a mapping); rerun with --overwrite to '
+                f'recompute everything, or choose another {prov.argument}')
+        return recorded.get(STAGE)
     except ProvenanceError:
-        if not (accept_config_change if resuming else overwrite):
+        if has_checkpoints and not (accept_config_change if resuming else overwrite):
             if not resuming:
                 raise  # its message names --overwrite
             raise ProvenanceError(
@@ -210,4 +331,7 @@ def _recorded_inputs(prov: Provenance, resuming: bool, overwrite: bool,
                 'the settings of the checkpoints there are unknown. Add --accept-config-change '
                 f'to resume anyway, or train afresh in another {ARGUMENT}') from None
         os.remove(prov.path)
+        if not has_checkpoints:
+            print_log(f'{prov.folder}: replaced an unreadable provenance record (no checkpoint '
+                      'depends on it)', logger='current', level=30)
         return {}

@@ -13,7 +13,7 @@ last of them and exits 0. :class:`FiniteCheckHook` (added to every run of mmaffs
 * stops training with a :class:`~mmaffseg.utils.finite.NonFiniteError` naming the iteration
   and the non-finite loss terms at the ``patience``-th such iteration in a row (the first by
   default); with ``skip_nonfinite=True`` it only logs the skipped steps;
-* refuses to save a checkpoint whose parameters or buffers are not finite
+* refuses to save a checkpoint whose parameters, buffers or optimizer state are not finite
   (``before_save_checkpoint``), so ``last_checkpoint`` keeps naming the last finite one.
 """
 import os.path as osp
@@ -26,7 +26,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmseg.registry import HOOKS
 
-from ..utils.finite import NonFiniteError, first_non_finite, non_finite_terms
+from ..utils.finite import NonFiniteError, first_non_finite, named_tensors, non_finite_terms
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 SETTING = 'default_hooks.finite_check'
@@ -122,13 +122,20 @@ class FiniteCheckHook(Hook):
                    'not applied')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Refuse to save non-finite weights (raises before the file is written)."""
+        """Refuse to save non-finite weights or optimizer state (raises before the file is
+        written). An optimizer state overflows without a non-finite loss or weight (Adam's
+        second moment of a gradient above ~1e19 is inf in float32): each weight it updates
+        then stays where it is, and a resume from that checkpoint would do the same."""
+        meta = checkpoint.get('meta') or {}
+        saved = f'the checkpoint of iteration {meta.get("iter", runner.iter)} is not saved'
         bad = first_non_finite((checkpoint.get('state_dict') or {}).items())
         if bad is not None:
-            meta = checkpoint.get('meta') or {}
-            self._fail(runner, 'training diverged: the checkpoint of iteration '
-                       f'{meta.get("iter", runner.iter)} is not saved, its weights are '
-                       f'non-finite ({bad} is the first)')
+            self._fail(runner, f'training diverged: {saved}, its weights are non-finite '
+                       f'({bad} is the first)')
+        bad = first_non_finite(named_tensors(checkpoint.get('optimizer') or {}, 'optimizer'))
+        if bad is not None:
+            self._fail(runner, f'training diverged: {saved}, its optimizer state is non-finite '
+                       f'({bad} is the first; the weights it updates no longer change)')
 
     @staticmethod
     def _last_checkpoint(runner) -> str:

@@ -9,7 +9,7 @@ runner's CAM and AffinityNet checkpoints), and training's
 :class:`~mmaffseg.engine.FiniteCheckHook` uses :func:`first_non_finite` on the model before it
 saves a checkpoint and :func:`non_finite_terms` on every iteration's losses.
 """
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -48,6 +48,19 @@ def first_non_finite(named_tensors: Iterable[Tuple[str, Any]]) -> Optional[str]:
                 and not bool(torch.isfinite(value).all())):
             return describe_non_finite(name, value)
     return None
+
+
+def named_tensors(value: Any, prefix: str) -> Iterator[Tuple[str, torch.Tensor]]:
+    """Every tensor in nested dicts, lists and tuples (e.g. an optimizer's state dict), named
+    by its dotted path under ``prefix``, for :func:`first_non_finite`."""
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from named_tensors(item, f'{prefix}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from named_tensors(item, f'{prefix}.{index}')
 
 
 def check_finite_weights(checkpoint: Any, source: str, opt_out: str = ALLOW_FLAG) -> None:

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..version import __version__
 from .atomic_io import atomic_write_bytes
@@ -156,12 +156,30 @@ def _short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 3] + '...'
 
 
+def _first_difference(key: str, old: Any, new: Any) -> Tuple[str, Any, Any]:
+    """Where two JSON values first differ, as a dotted key: a list of dicts (a pipeline) is
+    compared element by element, so a changed setting in it is named, not the whole list
+    (whose shortened forms can read the same)."""
+    while True:
+        if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            index = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
+            key, old, new = f'{key}.{index}', old[index], new[index]
+        elif isinstance(old, dict) and isinstance(new, dict):
+            sub = next(k for k in sorted(set(old) | set(new))
+                       if old.get(k, '<absent>') != new.get(k, '<absent>'))
+            key, old, new = f'{key}.{sub}', old.get(sub, '<absent>'), new.get(sub, '<absent>')
+        else:
+            return key, old, new
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
     """``'key: old -> new'`` for every input that differs, at most ``limit`` of them."""
     keys = sorted(set(old) | set(new))
     changed = [k for k in keys if old.get(k, '<absent>') != new.get(k, '<absent>')]
-    parts = [f'{k}: {_short(old.get(k, "<absent>"))} -> {_short(new.get(k, "<absent>"))}'
-             for k in changed[:limit]]
+    parts = []
+    for k in changed[:limit]:
+        name, a, b = _first_difference(k, old.get(k, '<absent>'), new.get(k, '<absent>'))
+        parts.append(f'{name}: {_short(a)} -> {_short(b)}')
     if len(changed) > limit:
         parts.append(f'and {len(changed) - limit} more')
     return '; '.join(parts)
