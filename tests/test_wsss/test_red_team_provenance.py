@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Red-team round on the provenance records of the pseudo-label tools (issue 22): each test is
+"""Red-team round on the provenance records of the pseudo-label tools: each test is
 a way a stale, mixed or destroyed output got through, or a raw traceback, before the fix."""
 import importlib.util
 import json
