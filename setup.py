@@ -10,6 +10,18 @@ from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
 
+#: Folders of the checkout that are not installed as packages: ``configs/`` and ``tools/`` ride
+#: along as data (``mmaffseg/.mim``, for mim), ``tests/`` and ``projects/`` stay in the checkout.
+#: The tools' own packages (``tools/analysis_tools/benchmarks``,
+#: ``tools/model_converters/converters``) are therefore never importable parts of mmaffseg.
+EXCLUDED_PACKAGES = ('configs', 'configs.*', 'tools', 'tools.*', 'tests', 'tests.*', 'projects',
+                     'projects.*')
+
+
+def packages() -> list:
+    """The packages the wheel installs: ``mmaffseg`` and its sub-packages."""
+    return find_packages(HERE, exclude=EXCLUDED_PACKAGES)
+
 
 def readme() -> str:
     with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
@@ -102,7 +114,7 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         author='mmaffseg contributors',
         keywords='computer vision, semantic segmentation, affinity, attention, weak supervision',
-        packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects')),
+        packages=packages(),
         include_package_data=True,
         package_data={'mmaffseg': ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml']},
         python_requires='>=3.8',
@@ -116,9 +128,13 @@ if __name__ == '__main__':
         parse_requirements('requirements/mminstall.txt'),
         extras_require={
             'all': parse_requirements('requirements/tests.txt') +
-            parse_requirements('requirements/optional.txt'),
+            parse_requirements('requirements/optional.txt') +
+            parse_requirements('requirements/docs.txt') +
+            parse_requirements('requirements/tools.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
             'optional': parse_requirements('requirements/optional.txt'),
+            'docs': parse_requirements('requirements/docs.txt'),
+            'tools': parse_requirements('requirements/tools.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
         },
         zip_safe=False)

@@ -29,4 +29,8 @@ from . import datasets, engine, evaluation, instance_embedding, models, ops, pos
 # The `mmaffseg` registry scope (children of mmseg's registries), for `mmaffseg::` configs.
 from . import registry  # noqa: E402,F401
 
+# mmseg's SegLocalVisualizer and MMSegInferencer stop with a clear error on instance and
+# embedding predictions, which they cannot handle (mmaffseg/visualization/mmseg_guards.py)
+visualization.install_mmseg_guards()
+
 __all__ = ['__version__', 'version_info']

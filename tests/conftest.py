@@ -9,12 +9,22 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 # Tools run as subprocesses (tools/train.py ...) must import this checkout's mmaffseg, not
-# whichever copy happens to be installed.
+# whichever copy happens to be installed; benchmark cases import the tools' benchmarks package.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ['PYTHONPATH'] = os.pathsep.join(
-    p for p in (REPO, os.environ.get('PYTHONPATH')) if p)
+    p for p in (REPO, os.path.join(REPO, 'tools', 'analysis_tools'),
+                os.environ.get('PYTHONPATH')) if p)
 
 from helpers import TINY_HW  # noqa: E402
+
+
+@pytest.fixture(scope='session', autouse=True)
+def private_hash_cache(tmp_path_factory):
+    """Checkpoint digests (``mmaffseg.utils.provenance``) cached in a temporary folder, not in
+    ``~/.cache/mmaffseg``, by the tests and the tools they run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('MMAFFSEG_CACHE_DIR', str(tmp_path_factory.mktemp('hash_cache')))
+        yield
 
 
 @pytest.fixture(scope='module')

@@ -4,11 +4,11 @@
 The golden fixtures (``tests/data/golden/<method>/*.npz``) record the keyword arguments the
 official CPNet, SPNet and HANet code was called with; these functions build the mmaffseg module
 that must reproduce it. They serve the tests only, so they live here rather than in
-``mmaffseg/models/utils/*_converter.py`` (which convert checkpoints).
+``tools/model_converters/converters/*_converter.py`` (which convert checkpoints).
 """
 
 
-# from mmaffseg/models/utils/cpnet_converter.py
+# from tools/model_converters/converters/cpnet_converter.py
 # official CPHead / AffinityLoss arguments that are named differently here
 _CP_CTOR_NAMES = {'drop_out_ratio': 'dropout_ratio'}
 
@@ -64,7 +64,7 @@ def official_affinity_loss_cfg(ctor: dict) -> dict:
 
 
 
-# from mmaffseg/models/utils/spnet_converter.py
+# from tools/model_converters/converters/spnet_converter.py
 _OUR_TYPES = dict(SPBlock='SPM', StripPooling='MPM', SPHead='SPHead')
 
 
@@ -153,7 +153,7 @@ def official_spnet_model_overrides(ctor: dict) -> dict:
 
 
 
-# from mmaffseg/models/utils/hanet_converter.py
+# from tools/model_converters/converters/hanet_converter.py
 # official HANet_Conv constructor argument -> HANet argument
 _HANET_CTOR_NAMES = dict(in_channel='in_channels', out_channel='out_channels', r_factor='reduction',
                    kernel_size='kernel_size', layer='num_convs', pos_injection='pos_injection',

@@ -9,6 +9,8 @@ and imports everything.
 """
 import ast
 import pathlib
+import re
+import runpy
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
@@ -115,6 +117,23 @@ def test_every_package_has_a_layer():
 def test_imports_follow_the_layers():
     errors = layer_violations()
     assert not errors, '\n'.join(['forbidden imports:'] + errors)
+
+
+def test_wheel_holds_no_benchmark_or_conversion_code():
+    """The packages ``setup.py`` installs hold no benchmark or checkpoint-conversion module: that
+    code lives beside the tools that run it (``tools/analysis_tools/benchmarks``,
+    ``tools/model_converters/converters``), which the wheel does not install as packages."""
+    setup = runpy.run_path(str(ROOT.parent / 'setup.py'), run_name='mmaffseg_setup')
+    packages = setup['packages']()
+    assert 'mmaffseg' in packages
+    assert [p for p in packages if p.split('.')[0] != 'mmaffseg'] == [], packages
+    modules = [f'{package}.{path.stem}' for package in packages
+               for path in sorted((ROOT.parent / package.replace('.', '/')).glob('*.py'))]
+    tool_code = [m for m in modules if re.search(
+        r'benchmark|profiling|conver|dense_random_walk|random_batch', m.rsplit('.', 1)[1])]
+    assert tool_code == [], (f'tool code in the installed package: {tool_code}; move it next to '
+                             'the tool that runs it (tools/analysis_tools/benchmarks, '
+                             'tools/model_converters/converters)')
 
 
 @pytest.mark.parametrize('source, expect', [

@@ -51,9 +51,11 @@ class ZeroMetric(BaseMetric):
 def toy_runner(work_dir: str, max_iters: int, resume: bool = False,
                load_from: Optional[str] = None, checkpoint_type: str = 'CheckpointHook',
                extra_hooks: Optional[dict] = None, val_interval: int = 0,
-               max_keep_ckpts: int = -1, by_epoch: bool = False) -> Runner:
+               max_keep_ckpts: int = -1, by_epoch: bool = False,
+               model: Optional[BaseModel] = None) -> Runner:
     """A runner saving a checkpoint every 2 iterations, or every epoch (4 iterations) when
-    ``by_epoch`` (``max_iters`` and ``val_interval`` then count epochs)."""
+    ``by_epoch`` (``max_iters`` and ``val_interval`` then count epochs); ``model`` replaces
+    :class:`ToyModel`."""
     hooks = dict(checkpoint=dict(type=checkpoint_type, interval=1 if by_epoch else 2,
                                  by_epoch=by_epoch, max_keep_ckpts=max_keep_ckpts))
     hooks.update(extra_hooks or {})
@@ -64,7 +66,7 @@ def toy_runner(work_dir: str, max_iters: int, resume: bool = False,
                       val_cfg=dict(), val_evaluator=[ZeroMetric()])
     torch.manual_seed(0)  # the model is built here, before the runner seeds anything
     return Runner(
-        model=ToyModel(), work_dir=work_dir,
+        model=model or ToyModel(), work_dir=work_dir,
         train_dataloader=dict(dataset=NoisyDataset(), batch_size=2,
                               sampler=dict(type='DefaultSampler', shuffle=True)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),

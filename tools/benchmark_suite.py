@@ -3,21 +3,27 @@
 
     python tools/benchmark_suite.py SUITE --data-root D --work-dir W [--seeds 0 1 2]
         [--launcher none|pytorch|slurm] [--gpus N] [--methods M ...] [--tiny] [--tta]
-        [--test-mode protocol|slide] [--cfg-options k=v ...] [--collect-only]
+        [--test-mode protocol|slide] [--cfg-options k=v ...] [--collect-only] [--overwrite]
 
 SUITE is a name of ``configs/benchmark/suites`` (``cityscapes``, ``synthetic``) or a suite file:
 the methods (configs of ``configs/benchmark``) and the options every method's config gets.
 
 Each (method, seed) is one run folder ``W/<method>/seed<k>/`` holding the exact config
 (``config.py``), the hash of its flattened settings (``config_hash``), mmseg's checkpoints and
-logs, and ``done.json`` (written atomically after the final evaluation). A rerun:
+logs, and ``done.json`` (written atomically after the final evaluation). ``W/provenance.json``
+records what made every run (stage ``<method>/seed<k>``: the flattened settings) and its
+evaluation (stage ``<method>/seed<k>/eval``: the sha256 of the evaluated checkpoint, ``--tta``,
+``--flops-shape``, the suite's image size and speed images), before the work. A rerun:
 
-- skips runs with ``done.json``;
+- skips runs whose ``done.json`` was made from the same inputs;
 - resumes an interrupted training from the last checkpoint of its folder (tools/train.py
   ``--resume``, mmengine's resume);
-- refuses (exit status 2, naming the folder) a run folder whose ``config_hash`` differs from the
-  settings asked for now: results of different settings are never mixed. Use another
-  ``--work-dir`` (or delete the folder) to run other settings.
+- stops before any work (exit status 2, naming the folder, the run and each changed setting,
+  old -> new) when a run or an evaluation was made from other inputs: results of different
+  settings are never mixed. ``--overwrite`` removes and redoes exactly those runs (a changed
+  evaluation setting re-evaluates, it does not retrain); or use another ``--work-dir``.
+
+One suite process at a time writes W (a second one stops at once, naming the first one's pid).
 
 Training runs tools/train.py in a child process: ``--launcher none`` one process, ``pytorch``
 ``torchrun --nproc_per_node N`` (mmengine's pytorch launcher), ``slurm`` prints the ``srun``
@@ -51,20 +57,40 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+)
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS, MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, check_cfg_options, exit_with_error, load_config
+from mmaffseg.apis import (
+    CfgOptionsAction,
+    build_runner,
+    check_cfg_options,
+    exit_with_error,
+    load_config,
+)
 from mmaffseg.apis.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
-from mmaffseg.utils.config_errors import ConfigCheckError
+from mmaffseg.utils.config_errors import ConfigCheckError, OutputDirError
+from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, remove_path
+from mmaffseg.utils.folder_lock import FolderLock
+from mmaffseg.utils.provenance import Provenance, file_sha256
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SUITES_DIR = osp.join(REPO, 'configs', 'benchmark', 'suites')
@@ -135,11 +161,15 @@ def flatten(obj: Any, prefix: str = '') -> Dict[str, Any]:
     return out
 
 
-def config_hash(cfg: Config) -> str:
-    """sha256 (first 16 hex digits) of the flattened settings, without UNHASHED_KEYS."""
-    flat = {k: v for k, v in flatten(_plain(cfg.to_dict())).items()
+def config_settings(cfg: Config) -> Dict[str, Any]:
+    """The flattened settings of a run, without UNHASHED_KEYS (what its results depend on)."""
+    return {k: v for k, v in flatten(_plain(cfg.to_dict())).items()
             if k.split('.', 1)[0] not in UNHASHED_KEYS}
-    text = json.dumps(flat, sort_keys=True, default=repr)
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 (first 16 hex digits) of :func:`config_settings`."""
+    text = json.dumps(config_settings(cfg), sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -234,24 +264,83 @@ def _read_json(path: str) -> Optional[dict]:
         return json.load(f)
 
 
+class Run(NamedTuple):
+    """One (method, seed) of a suite run: its config, folder and evaluated checkpoint."""
+    method: str
+    seed: int
+    cfg: Config
+    digest: str  # config_hash(cfg)
+    run_dir: str
+    train_dir: str  # the base method's run folder for an eval-only variant
+    checkpoint: str
+    base_digest: Optional[str]  # the base method's config_hash for an eval-only variant
+
+    @property
+    def stage(self) -> str:
+        """The record's stage of the run (its training and settings)."""
+        return f'{self.method}/seed{self.seed}'
+
+    @property
+    def eval_stage(self) -> str:
+        """The record's stage of its evaluation (``done.json``)."""
+        return f'{self.stage}/eval'
+
+    @property
+    def eval_outputs(self) -> List[str]:
+        return [osp.join(self.run_dir, name) for name in ('done.json', 'eval', 'eval-tta')]
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def eval_inputs(prov: Provenance, run: Run, settings: Dict[str, Any]) -> Dict[str, Any]:
+    """What a run's ``done.json`` depends on: the evaluated checkpoint's contents (its
+    recorded digest while it is missing, e.g. deleted after the evaluation), the configs and
+    the evaluation settings."""
+    if osp.isfile(run.checkpoint):
+        checkpoint = file_sha256(run.checkpoint)
+    else:
+        checkpoint = ((prov.recorded() or {}).get(run.eval_stage) or {}).get(
+            'checkpoint', 'missing')
+    inputs = dict(settings, config_hash=run.digest, checkpoint=checkpoint)
+    if run.base_digest is not None:
+        inputs['base_config_hash'] = run.base_digest
+    return inputs
+
+
+def claim_work_dir(work_dir: str, plan: List[Run], settings: Dict[str, Any],
+                   overwrite: bool) -> Tuple[Provenance, FolderClaim]:
+    """Lock ``work_dir`` and check its record against every run of ``plan``, before any work.
+
+    Run folders of an earlier version (a ``config_hash`` but no record) whose hash matches are
+    taken over; their ``done.json`` is re-evaluated with ``--overwrite``.
+    """
+    prov = Provenance(work_dir, '--work-dir', 'benchmark_suite')
+    recorded = prov.recorded() or {}
+    outputs: Dict[str, List[str]] = {}
+    for run in plan:
+        prov.stage(run.stage, config_settings(run.cfg))
+        legacy = (run.stage not in recorded and
+                  _read_text(osp.join(run.run_dir, 'config_hash')) == run.digest)
+        outputs[run.stage] = [] if legacy else [run.run_dir]
+    for run in plan:
+        if osp.isfile(run.eval_outputs[0]):
+            prov.stage(run.eval_stage, eval_inputs(prov, run, settings))
+            outputs[run.eval_stage] = run.eval_outputs
+    return prov, claim_folder(prov, outputs, overwrite)
+
+
 def prepare_run_folder(run_dir: str, cfg: Config, digest: str) -> None:
-    """Create the folder with ``config.py`` and ``config_hash``, or check that it holds the
-    same settings (raise :class:`SuiteError` otherwise)."""
+    """Create the folder with ``config.py`` and ``config_hash`` (its record is checked
+    before, by :func:`claim_work_dir`)."""
     hash_file = osp.join(run_dir, 'config_hash')
-    if osp.isfile(hash_file):
-        with open(hash_file) as f:
-            old = f.read().strip()
-        if old != digest:
-            raise SuiteError(
-                f'{run_dir} holds a run with other settings (config hash {old}, asked for '
-                f'{digest}): the method config, the suite, --tiny, --data-root or --cfg-options '
-                'differ. Results of different settings are never mixed: choose another '
-                '--work-dir, or delete that folder to redo it with the new settings '
-                f'(compare with {osp.join(run_dir, "config.py")}).')
+    if _read_text(hash_file) == digest:
         return
-    if osp.isdir(run_dir) and os.listdir(run_dir):
-        raise SuiteError(f'{run_dir} exists and has no config_hash: it is not a run folder of '
-                         'this tool; choose another --work-dir')
     os.makedirs(run_dir, exist_ok=True)
     cfg.dump(osp.join(run_dir, 'config.py'))
     atomic_write_bytes(hash_file, (digest + '\n').encode())
@@ -807,8 +896,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         metavar=('H', 'W'), help='input of the whole-image FLOPs count')
     parser.add_argument('--collect-only', action='store_true',
                         help='only rebuild results.* from the run folders')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of every run (part of the config hash)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='redo the runs and evaluations of --work-dir that were made from '
+                        'other settings or checkpoints (their files are removed first)')
     return parser.parse_args(argv)
 
 
@@ -821,38 +913,77 @@ def run_suite(args: argparse.Namespace) -> dict:
             raise SuiteError(f'--methods: {m!r} is not a method of suite {args.suite!r} '
                              f'({list(suite.methods)})')
     if args.collect_only:
-        return collect(args.work_dir, suite, methods, args.seeds, args.suite)
+        with FolderLock(args.work_dir, '--work-dir'):
+            return collect(args.work_dir, suite, methods, args.seeds, args.suite)
     if not args.data_root:
         raise SuiteError('--data-root is required unless --collect-only')
     # a CRF variant needs its base method's training (in the suite's order)
     needed = [m for m in suite.methods if m in methods or m in
               [eval_only.get(x) for x in methods]]
-    runs = [(seed, m) for seed in args.seeds for m in needed]
-    image_size = tuple(suite.get('image_size', (1024, 2048)))
+    plan = plan_runs(args, suite, suite_path, needed)
+    settings = eval_settings(args, suite)
+    prov, claim = claim_work_dir(args.work_dir, plan, settings, args.overwrite)
+    with claim:
+        return _run_plan(args, suite, methods, plan, prov, settings)
+
+
+def plan_runs(args: argparse.Namespace, suite: Config, suite_path: str,
+              methods: List[str]) -> List[Run]:
+    """Every (seed, method) to run, in order, with its exact config."""
+    eval_only = dict(suite.get('eval_only', {}))
+    plan: List[Run] = []
+    digests: Dict[Tuple[str, int], str] = {}
+    for seed in args.seeds:
+        for method in methods:
+            cfg = method_config(suite, suite_path, method, seed, args.data_root, args.tiny,
+                                args.cfg_options, args.test_mode)
+            digests[method, seed] = digest = config_hash(cfg)
+            run_dir = osp.join(args.work_dir, method, f'seed{seed}')
+            base = eval_only.get(method)
+            train_dir = osp.join(args.work_dir, base, f'seed{seed}') if base else run_dir
+            plan.append(Run(method, seed, cfg, digest, run_dir, train_dir,
+                            final_checkpoint(train_dir, cfg),
+                            digests.get((base, seed)) if base else None))
+    return plan
+
+
+def eval_settings(args: argparse.Namespace, suite: Config) -> Dict[str, Any]:
+    """The settings of the evaluation that change ``done.json``."""
+    return dict(tta=bool(args.tta), flops_shape=list(args.flops_shape),
+                image_size=list(suite.get('image_size', (1024, 2048))),
+                speed_images=suite.get('speed_images', 10))
+
+
+def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan: List[Run],
+              prov: Provenance, settings: Dict[str, Any]) -> dict:
+    image_size = tuple(settings['image_size'])
     slurm_lines = []
     failures = []
-    progress = SuiteProgress([m in eval_only for _, m in runs])
-    for index, (seed, method) in enumerate(runs, 1):
+    eval_only = dict(suite.get('eval_only', {}))
+    progress = SuiteProgress([run.method in eval_only for run in plan])
+    for index, run in enumerate(plan, 1):
+        method, seed, cfg, digest = run.method, run.seed, run.cfg, run.digest
         tag = f'{method} seed {seed}'
         progress.start(index, tag)
-        run_dir = osp.join(args.work_dir, method, f'seed{seed}')
-        cfg = method_config(suite, suite_path, method, seed, args.data_root, args.tiny,
-                            args.cfg_options, args.test_mode)
-        digest = config_hash(cfg)
+        run_dir, train_dir, checkpoint = run.run_dir, run.train_dir, run.checkpoint
         prepare_run_folder(run_dir, cfg, digest)
-        done_file = osp.join(run_dir, 'done.json')
+        done_file = run.eval_outputs[0]
         if osp.isfile(done_file):
-            miou = (_read_json(done_file) or {}).get('metrics', {}).get('mIoU')
-            progress.finished(counted=False)
-            progress.say(f'done (mIoU {miou}), skipped')
-            continue
-        base = eval_only.get(method)
-        train_dir = osp.join(args.work_dir, base, f'seed{seed}') if base else run_dir
-        checkpoint = final_checkpoint(train_dir, cfg)
+            # checked again now: this suite run may have retrained an eval-only variant's base
+            prov.stage(run.eval_stage, eval_inputs(prov, run, settings))
+            if not prov.check([run.eval_stage], args.overwrite):
+                miou = (_read_json(done_file) or {}).get('metrics', {}).get('mIoU')
+                progress.finished(counted=False)
+                progress.say(f'done (mIoU {miou}), skipped')
+                continue
+            for path in run.eval_outputs:
+                remove_path(path)
+        base = run.base_digest is not None
         if not osp.isfile(checkpoint):
             if base:
                 progress.finished(counted=False)
-                progress.say(f'{base} seed {seed} has not finished training, skipped')
+                progress.say(f'{osp.basename(osp.dirname(train_dir))} seed {seed} has not '
+                             'finished training, skipped')
                 failures.append(tag)
                 continue
             if args.launcher == 'slurm':
@@ -880,6 +1011,8 @@ def run_suite(args: argparse.Namespace) -> dict:
         eval_log = osp.join(run_dir, 'eval.log')
         progress.say(f'evaluating {checkpoint} ({test_mode_label(cfg)}), log {eval_log}')
         progress.evaluating()
+        prov.stage(run.eval_stage, eval_inputs(prov, run, settings))
+        prov.write()  # before done.json: what made it is recorded first
         try:
             with console_to(eval_log):
                 result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape,
@@ -917,6 +1050,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         run_suite(args)
     except SuiteError as e:
         exit_with_error(str(e))
+    except OutputDirError as e:  # --work-dir in use, or holding results of other inputs
+        exit_with_error(e.strerror)
 
 
 if __name__ == '__main__':

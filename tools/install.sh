@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install mmaffseg and the OpenMMLab stack it needs, on a fresh machine or over an existing one.
 #
-#   bash tools/install.sh            # runtime + test + optional requirements, editable install
+#   bash tools/install.sh            # runtime + test + optional + docs + tools requirements, editable install
 #
 # Environment overrides:
 #   PYTHON=python3.11     interpreter to install into (default: python)
 #   TORCH_SPEC='torch==2.4.1'   torch to install when none >= 2.1 is present (default torch==2.13.0)
-#   MMAFFSEG_EXTRAS=tests        pip extras of mmaffseg to install (default: tests,optional)
+#   MMAFFSEG_EXTRAS=tests        pip extras of mmaffseg to install (default: tests,optional,docs,tools)
 #
 # Idempotent: every step is skipped or is a no-op when already satisfied. mmcv 2.1.0 has no wheel
 # for recent torch, so it is compiled from source once (about 20 minutes on 2 cores); pip keeps
@@ -15,7 +15,7 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-EXTRAS=${MMAFFSEG_EXTRAS:-tests,optional}
+EXTRAS=${MMAFFSEG_EXTRAS:-tests,optional,docs,tools}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 MMENGINE_SPEC='mmengine==0.10.7'

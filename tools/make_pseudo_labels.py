@@ -5,7 +5,7 @@
     python tools/make_pseudo_labels.py CONFIG --cam-checkpoint CAM.pth --out DIR --affinity-labels
     # 2. pseudo labels: CAM -> random walk -> dense CRF, scored when ground truth exists
     python tools/make_pseudo_labels.py CONFIG --cam-checkpoint CAM.pth --aff-checkpoint AFF.pth \
-        --out DIR [--no-crf] [--stages cam rw rw_crf] [--cfg-options k=v ...]
+        --out DIR [--no-crf] [--stages cam rw rw_crf] [--overwrite] [--cfg-options k=v ...]
     # several processes / GPUs (each takes every world_size-th image)
     torchrun --nproc_per_node 4 tools/make_pseudo_labels.py CONFIG ... --launcher pytorch
 
@@ -14,11 +14,15 @@ CONFIG is a pseudo-label config (``test_cfg = dict(type='PseudoLabelLoop', ...)`
 in the dataset's seg-map layout, ready as ``data_prefix.seg_map_path`` of a second-stage config),
 with the CAMs cached in DIR/cams. Re-running skips the finished images. Images that fail
 (unreadable, no image-level labels...) are listed at the end and in DIR/failures.txt.
+DIR/provenance.json records what made each stage (checkpoint contents, settings, data); a rerun
+reuses the stages made from the same inputs and stops before any work when one was made from
+others (``--overwrite`` recomputes those stages). One run at a time writes DIR.
 
 Exit codes: 0 all images done; 1 some images failed (the others are done); 2 bad arguments, a
-missing or unreadable checkpoint (nothing done) or an output folder that is read-only or full
-(the run stops; the outputs written so far are complete and a re-run resumes). Checkpoints are
-loaded safely (docs/checkpoints.md).
+missing or unreadable checkpoint (nothing done), DIR in use by another run or holding stages
+made from other inputs (nothing done), or an output folder that is read-only or full (the run
+stops; the outputs written so far are complete and a re-run resumes). Checkpoints are loaded
+safely (docs/checkpoints.md).
 """
 import argparse
 import sys
@@ -28,13 +32,14 @@ from mmaffseg.apis import (
     add_launcher_args,
     build_runner,
     checkpoint_errors_exit,
+    config_errors_exit,
     load_config,
     parse_launcher_args,
     registry_error_hints,
     report_error,
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
-from mmaffseg.wsss.label_store import OutputFolderError
+from mmaffseg.utils.config_errors import OutputDirError
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,6 +56,12 @@ def parse_args() -> argparse.Namespace:
                         choices=['cam', 'affinity_labels', 'rw', 'rw_crf'],
                         help='stages to run (default: the config\'s)')
     parser.add_argument('--no-crf', action='store_true', help='skip the dense CRF stage')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='recompute the stages of the output folder that were made from '
+                        'other checkpoints or settings (their files are removed first)')
+    parser.add_argument('--allow-nonfinite-weights', action='store_true',
+                        help='use checkpoints with NaN/inf weights (every image then fails on '
+                        'its non-finite scores) instead of stopping with an error')
     parser.add_argument('--work-dir', help='dir for the logs')
     add_launcher_args(parser)
     return parse_launcher_args(parser)
@@ -62,17 +73,18 @@ def main() -> int:
         cfg = load_config(args.config, args.cfg_options)
         prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,
                                  args.out, args.stages, args.affinity_labels, args.no_crf,
-                                 args.work_dir, args.launcher)
+                                 args.work_dir, args.launcher, args.overwrite,
+                                 args.allow_nonfinite_weights)
     except (FileNotFoundError, ValueError) as e:
         return report_error(str(e))
     checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
     with checkpoint_errors_exit(checkpoints):
         runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
-        try:
-            with registry_error_hints():
+        with registry_error_hints(), config_errors_exit():
+            try:
                 runner.test()
-        except OutputFolderError as e:
-            return report_error(e.strerror)
+            except OutputDirError as e:  # in use, other inputs, read-only or full
+                return report_error(e.strerror)
     return 1 if runner.test_loop.failures else 0
 
 

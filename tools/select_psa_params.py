@@ -14,16 +14,26 @@ CONFIG is a pseudo-label config (``configs/psa/*pseudo-labels*.py``); its ``test
 is the selection set and must load the masks. Nothing else is read. The CAMs are cached in
 DIR/cams (shared with ``tools/make_pseudo_labels.py --out DIR``). Every candidate's mIoU and the
 chosen values go to DIR/selection_<sweep>.json (``--result`` to change) and the log; see
-:mod:`mmaffseg.wsss.param_selection`. Exit code 2: bad arguments or a missing checkpoint.
+:mod:`mmaffseg.wsss.param_selection`. DIR/provenance.json records what made the CAMs and the
+result: cached CAMs of another CAM checkpoint or other settings stop the run before any work
+(``--overwrite`` recomputes them). Exit code 2: bad arguments, a missing checkpoint, DIR in use
+by another run or holding CAMs of other inputs.
 """
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import build_runner, load_config, registry_error_hints, report_error
+from mmaffseg.apis import (
+    CfgOptionsAction,
+    build_runner,
+    checkpoint_errors_exit,
+    config_errors_exit,
+    load_config,
+    registry_error_hints,
+    report_error,
+)
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.utils.config_errors import OutputDirError
 from mmaffseg.wsss.param_selection import SWEEPS
 
 
@@ -44,7 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--select-on', choices=['rw', 'rw_crf'], default='rw_crf',
                         help='walk criterion: the walk + dCRF labels (default) or the walk\'s')
     parser.add_argument('--work-dir', help='dir for the logs')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--overwrite', action='store_true',
+                        help='recompute the cached CAMs of DIR when they were made from another '
+                        'CAM checkpoint or other settings')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='config overrides, e.g. test_dataloader.dataset.indices=[...]')
     return parser.parse_args(argv)
 
@@ -55,7 +68,8 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config, args.cfg_options)
         prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,
-                                 args.out, stages, work_dir=args.work_dir)
+                                 args.out, stages, work_dir=args.work_dir,
+                                 overwrite=args.overwrite)
     except (FileNotFoundError, ValueError) as e:
         return report_error(str(e))
     loop = cfg.test_cfg
@@ -63,9 +77,14 @@ def main(argv=None) -> int:
     loop.update(type='PSAParamSelectionLoop', sweep=args.sweep, low_alphas=args.low_alphas,
                 high_ratio=args.high_ratio, rw_alphas=args.rw_alphas, rw_betas=args.rw_betas,
                 select_on=args.select_on, result_file=args.result)
-    runner = build_runner(cfg)
-    with registry_error_hints():
-        runner.test()
+    checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
+    with checkpoint_errors_exit(checkpoints):
+        runner = build_runner(cfg)
+        with registry_error_hints(), config_errors_exit():
+            try:
+                runner.test()
+            except OutputDirError as e:  # in use, other inputs, read-only or full
+                return report_error(e.strerror)
     return 0
 
 

@@ -2,11 +2,12 @@
 """Test (and evaluate) a checkpoint: mmseg 1.x's tools/test.py with mmaffseg registered.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show]
-                         [--show-dir DIR] [--tta] [--non-strict] [--cfg-options k=v ...]
-                         [--launcher ...]
+                         [--show-dir DIR] [--tta] [--non-strict] [--allow-nonfinite-weights]
+                         [--cfg-options k=v ...] [--launcher ...]
 
 The checkpoint is loaded safely (weights-only; docs/checkpoints.md) and strictly: a checkpoint
-whose weights do not fit the config's model is an error unless --non-strict is given. A missing,
+whose weights do not fit the config's model is an error unless --non-strict is given, one with
+NaN/inf weights (a diverged training) unless --allow-nonfinite-weights is given. A missing,
 unreadable, refused or mismatching checkpoint exits with status 2 and a one-line message.
 """
 import argparse
@@ -44,6 +45,10 @@ def parse_args() -> argparse.Namespace:
         '--non-strict', action='store_true',
         help='load a checkpoint whose weights do not fit the model (missing, unexpected or '
         'mis-sized keys stay as initialised) instead of stopping with an error')
+    parser.add_argument(
+        '--allow-nonfinite-weights', action='store_true',
+        help='test a checkpoint with NaN/inf weights (a diverged training) instead of stopping '
+        'with an error naming the first such tensor')
     add_launcher_args(parser)
     return parse_launcher_args(parser)
 
@@ -60,7 +65,8 @@ def main() -> None:
         if args.out:
             check_output_folder(args.out, '--out')
         runner = build_runner(cfg)
-        check_loaded_checkpoint(runner, args.checkpoint, strict=not args.non_strict)
+        check_loaded_checkpoint(runner, args.checkpoint, strict=not args.non_strict,
+                                finite=not args.allow_nonfinite_weights)
         with registry_error_hints():
             runner.test()
 

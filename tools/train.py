@@ -1,14 +1,20 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Train a segmentor: mmseg 1.x's tools/train.py with mmaffseg registered.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-                          [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--overwrite]
+                          [--accept-config-change] [--cfg-options k=v ...] [--launcher ...]
 
 Multi-GPU / multi-node training is mmengine's DDP, started by tools/dist_train.sh (torchrun).
 Checkpoints are written atomically with the random generator states, and read safely (see
 docs/checkpoints.md); --resume needs a training checkpoint whose weights fit the model. A
 missing, unreadable, refused or mismatching checkpoint exits with status 2 and a one-line
 message.
+
+One run at a time writes a work dir (a second one exits with status 2 naming the first), and
+only with the settings its checkpoints were made with (provenance.json): --resume with other
+settings needs --accept-config-change, a fresh run over checkpoints of other settings needs
+--overwrite. A non-finite loss stops training (exit status 1) before a non-finite model is
+saved; see the README, "Reliability".
 """
 import argparse
 
@@ -18,14 +24,20 @@ from mmaffseg.apis import (
     build_runner,
     check_data_roots,
     check_loaded_checkpoint,
+    check_work_dir_record,
     checkpoint_errors_exit,
+    checkpoint_folder,
+    claim_work_dir,
     config_errors_exit,
+    default_work_dir,
+    exit_with_error,
     load_config,
     parse_launcher_args,
     prepare_train_cfg,
     registry_error_hints,
+    training_failure_exit,
 )
-from mmaffseg.utils import check_output_folder
+from mmaffseg.apis.config_checks import check_train_settings
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,6 +53,14 @@ def parse_args() -> argparse.Namespace:
         'from that checkpoint')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='start afresh in a work dir that holds checkpoints of other settings, deleting '
+        'them (without it such a run stops)')
+    parser.add_argument(
+        '--accept-config-change', action='store_true',
+        help='--resume a work dir whose checkpoints were made with other settings, continuing '
+        'with the new ones (without it such a resume stops, naming the changes)')
     add_launcher_args(
         parser, 'override config settings, key=value pairs, e.g. train_cfg.max_iters=100')
     return parse_launcher_args(parser)
@@ -48,18 +68,26 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.overwrite and args.resume:
+        exit_with_error('--overwrite starts afresh (deleting the work dir\'s checkpoints of other '
+                        'settings): it cannot be combined with --resume')
     with config_errors_exit():
         cfg = load_config(args.config, args.cfg_options)
-    named = {cfg.get('load_from') or '': 'load_from', args.resume or '': '--resume'}
-    with checkpoint_errors_exit(named), config_errors_exit():
+        check_train_settings(cfg)  # a bad setting stops before the work dir is made
+    config_load_from = cfg.get('load_from')
+    named = {config_load_from or '': 'load_from', args.resume or '': '--resume'}
+    # the work dir's lock is taken before anything reads or writes there
+    work_dir = default_work_dir(cfg, args.config, args.work_dir)
+    with checkpoint_errors_exit(named), config_errors_exit(), claim_work_dir(
+            work_dir, args.launcher, checkpoint_folder(cfg, work_dir)):
         prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
         named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
         check_data_roots(cfg, keys=('train', 'val'))
-        check_output_folder(cfg.work_dir, '--work-dir')
+        check_work_dir_record(cfg, config_load_from, args.overwrite, args.accept_config_change)
         runner = build_runner(cfg)
         if cfg.resume:
             check_loaded_checkpoint(runner, cfg.load_from, strict=True, resume=True)
-        with registry_error_hints():
+        with registry_error_hints(), training_failure_exit():
             runner.train()
 
 

@@ -23,3 +23,6 @@ default_hooks = dict(
     # random generator states in checkpoints: --resume ends on the uninterrupted run's weights
     rng_state=dict(type='RNGStateHook'))
 randomness = dict(seed=0)
+# mmseg's SegLocalVisualizer, plus instance / embedding pictures and images of any memory layout
+# (mmseg's tools/misc/browse_dataset.py; mmaffseg/visualization/local_visualizer.py)
+visualizer = dict(type='AffSegLocalVisualizer')

@@ -14,12 +14,14 @@ _base_ = ['./psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py']
 affinity_label_dir = '{{ fileDirname }}/../../work_dirs/psa-pseudo-labels_resnet38-d8_voc12aug/' \
     'pseudo_labels/affinity_labels'
 crop_size = (448, 448)
-# train_aff.py's order: colour jitter on the whole image, then the joint crop and flip
+# train_aff.py's order: colour jitter on the whole image, then the joint crop and flip. The
+# crop is imutils.RandomCrop's, applied before normalisation: an image shorter than 448 lands
+# at a random offset on a black canvas; the labels there are unknown (255)
 aff_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),  # the affinity labels: 0 bg, k + 1 class k, 255 unknown
     {{_base_.psa_color_jitter}},
-    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomCanvasCrop', crop_size=crop_size, img_pad_val=0, seg_pad_val=255),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]

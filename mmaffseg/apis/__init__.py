@@ -1,23 +1,27 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments),
-and :func:`show_result_pyplot` for every mmaffseg model's inference result."""
+and :func:`init_model` / :func:`show_result_pyplot` (mmseg's arguments) for inference with
+every mmaffseg model."""
 
-from .cfg_options import check_cfg_options
+from .cfg_options import CfgOptionsAction, check_cfg_options
 from .cli_errors import (
     checkpoint_errors_exit,
     config_errors_exit,
     exit_with_error,
+    positive_int,
     registry_error_hints,
     report_error,
+    training_failure_exit,
 )
 from .cpu_distributed import (
     add_launcher_args,
     check_no_sync_bn,
     init_cpu_process_group,
+    launch_rank,
     parse_launcher_args,
     setup_cpu_distributed,
 )
-from .inference import show_result_pyplot
+from .inference import config_dataset_meta, init_model, show_result_pyplot
 from .pseudo_labels import prepare_pseudo_label_cfg
 from .runner_setup import (
     build_runner,
@@ -30,28 +34,38 @@ from .runner_setup import (
     prepare_train_cfg,
     use_checked_image_loading,
 )
+from .work_dir import check_work_dir_record, checkpoint_folder, claim_work_dir
 
 __all__ = [
+    'CfgOptionsAction',
     'add_launcher_args',
     'build_runner',
     'check_cfg_options',
     'check_checkpoint_file',
+    'check_work_dir_record',
+    'checkpoint_folder',
+    'claim_work_dir',
     'check_data_roots',
     'check_loaded_checkpoint',
     'check_no_sync_bn',
     'checkpoint_errors_exit',
     'exit_with_error',
     'report_error',
+    'config_dataset_meta',
     'config_errors_exit',
     'default_work_dir',
     'init_cpu_process_group',
+    'init_model',
+    'launch_rank',
     'load_config',
     'parse_launcher_args',
+    'positive_int',
     'prepare_pseudo_label_cfg',
     'prepare_test_cfg',
     'prepare_train_cfg',
     'registry_error_hints',
     'setup_cpu_distributed',
     'show_result_pyplot',
+    'training_failure_exit',
     'use_checked_image_loading',
 ]

@@ -12,12 +12,20 @@ default), so :func:`check_cfg_options` rejects only a key that
 * is not an argument of the class that ``type`` names (when the registries know it), and
 * is close to a key the parent already has (:func:`difflib.get_close_matches`), which the
   message lists.
+
+It also rejects a value that replaces a number or a boolean of the config with text
+(``train_cfg.max_iters=1O``: the letter O). :class:`CfgOptionsAction` parses the command line:
+mmengine's ``DictAction`` deletes every space of a value (``data_root=/data/my data`` becomes
+``/data/mydata``); this one keeps a value with spaces as given, and refuses a list item with one.
 """
+import argparse
+import copy
 import difflib
 import inspect
-from typing import Any, List, Mapping, Optional
+import re
+from typing import Any, List, Mapping, Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from ..utils.config_errors import ConfigCheckError
 
@@ -101,8 +109,19 @@ def _flatten(options: Mapping, prefix: str = '') -> dict:
     return flat
 
 
+def _check_value(full_key: str, old: Any, new: Any) -> None:
+    """A number or boolean of the config replaced by text: a typo such as ``1O``."""
+    if not isinstance(new, str) or old is None or not isinstance(old, (bool, int, float)):
+        return
+    kind = 'true or false' if isinstance(old, bool) else (
+        'an integer' if isinstance(old, int) else 'a number')
+    raise ConfigCheckError(f'--cfg-options {full_key}={new}: expected {kind} (the config has '
+                           f'{old!r}), got the text {new!r}')
+
+
 def check_cfg_options(cfg: Config, options: Optional[Mapping]) -> None:
-    """Raise :class:`ConfigCheckError` on a misspelt ``--cfg-options`` key (module docstring).
+    """Raise :class:`ConfigCheckError` on a misspelt ``--cfg-options`` key, or on text given
+    for a number or boolean of the config (module docstring).
 
     Args:
         cfg (Config): The config the options will be merged into (not yet merged).
@@ -123,4 +142,49 @@ def check_cfg_options(cfg: Config, options: Optional[Mapping]) -> None:
                 if isinstance(node, Mapping) and 'type' in node:
                     _check_new_key(node, '.'.join(path[:depth]), key, full_key, flat)
                 break
+            if depth == len(path) - 1:
+                _check_value(full_key, child, flat[full_key])
             node = child
+
+
+_LIST_SPACE = re.compile(r'\s*([\[\](),])\s*')
+
+
+def parse_cfg_option_value(key: str, value: str) -> Any:
+    """The value of one ``KEY=VALUE`` of ``--cfg-options``: mmengine's ``DictAction`` parsing
+    (numbers, ``True``/``False``/``None``, ``[a,b]`` lists, ``(a,b)`` tuples) when the value
+    holds no space; a value with spaces that is no list is kept as given (a path with a space
+    stays that path).
+
+    Raises:
+        ValueError: A list or tuple item holds a space (mmengine would delete it).
+    """
+    inner = value.strip().strip('\'"')
+    if not any(c.isspace() for c in inner):  # at most around the value: mmengine's parsing
+        return DictAction._parse_iterable(value.strip())
+    if inner.startswith(('[', '(')) or ',' in inner:
+        packed = _LIST_SPACE.sub(r'\1', inner.strip())
+        if any(c.isspace() for c in packed):
+            raise ValueError(f'--cfg-options {key}={value}: an item of the list holds a space, '
+                             'which --cfg-options cannot keep; set it in the config file')
+        return DictAction._parse_iterable(packed)
+    return inner
+
+
+class CfgOptionsAction(DictAction):
+    """``--cfg-options KEY=VALUE ...`` as mmengine's ``DictAction``, but a value with spaces
+    is kept as given (:func:`parse_cfg_option_value`) and a word without ``=`` is an argparse
+    error naming it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Optional[Sequence[str]], option_string: Optional[str] = None) -> None:
+        options = copy.copy(getattr(namespace, self.dest, None) or {})
+        for word in values or []:
+            if '=' not in word:
+                parser.error(f'{option_string}: {word!r} is not KEY=VALUE')
+            key, value = word.split('=', maxsplit=1)
+            try:
+                options[key] = parse_cfg_option_value(key, value)
+            except ValueError as e:
+                parser.error(str(e))
+        setattr(namespace, self.dest, options)

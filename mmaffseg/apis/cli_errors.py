@@ -9,8 +9,10 @@ Under ``torchrun`` (``tools/dist_train.sh``) the message is also written to the 
 launcher gives each worker (``$TORCHELASTIC_ERROR_FILE``), so the launcher's closing failure
 report, the last thing a user sees, names the problem instead of "To enable traceback see ...".
 """
+import argparse
 import contextlib
 import difflib
+import errno
 import json
 import os
 import os.path as osp
@@ -19,7 +21,7 @@ import sys
 import time
 from typing import Dict, Iterator, NoReturn
 
-from ..utils import CheckpointError
+from ..utils import CheckpointError, NonFiniteError
 from ..utils.config_errors import (
     ConfigCheckError,
     ConfigFileError,
@@ -51,6 +53,18 @@ def report_error(message: str) -> int:
     return 2
 
 
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a size: an integer >= 1 (argparse reports anything else with the
+    argument's name and exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {value}')
+    return value
+
+
 def exit_with_error(message: str) -> NoReturn:
     """:func:`report_error`, then exit with status 2."""
     sys.exit(report_error(message))
@@ -62,7 +76,8 @@ def config_errors_exit() -> Iterator[None]:
     a setting that cannot work (:class:`ConfigCheckError`, :class:`DataRootError`), an
     unwritable output folder (:class:`OutputDirError`) or an unusable image or label file met
     while training or testing (:class:`DataFileError`) into a one-line message and exit
-    status 2, as :func:`checkpoint_errors_exit` does."""
+    status 2, as :func:`checkpoint_errors_exit` does; so is a loop of symbolic links in a data
+    folder (``ELOOP``), naming the link."""
     try:
         yield
     except ConfigFileError as e:
@@ -76,6 +91,23 @@ def config_errors_exit() -> Iterator[None]:
         # error's own last line
         message = str(e).rstrip().splitlines()[-1]
         exit_with_error(message.split(f'{DataFileError.__name__}: ', 1)[-1])
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        exit_with_error(_symlink_loop_message(e))
+
+
+def _symlink_loop_message(error: OSError) -> str:
+    """An ``ELOOP`` error (listing a data folder, opening a file) as a line naming the link:
+    the first symbolic link on the path (a folder linked to its own ancestor makes the path
+    repeat it until the system's limit of 40 links)."""
+    path = os.fsdecode(error.filename or '')
+    parts = path.split(os.sep)
+    link = next((os.sep.join(parts[:i]) for i in range(2, len(parts) + 1)
+                 if osp.islink(os.sep.join(parts[:i]))), path)
+    target = os.readlink(link) if osp.islink(link) else '?'
+    return (f'{link} -> {target}: a loop of symbolic links ("{error.strerror}"), the link leads '
+            'back to itself or to a folder above it; remove or fix it')
 
 
 def _registry_names() -> list:
@@ -105,6 +137,18 @@ def registry_error_hints() -> Iterator[None]:
             f'the config names type {name!r}, which is not registered in the {match.group(2)} '
             f'registry.{hint} If it comes from a plugin, add it to custom_imports (mmaffseg '
             'modules register on `import mmaffseg`).') from e
+
+
+@contextlib.contextmanager
+def training_failure_exit() -> Iterator[None]:
+    """Turn a diverged training (:class:`NonFiniteError`: a non-finite loss, or weights that
+    would be saved non-finite) into a one-line message and exit status 1 (a failed run, not
+    a bad input)."""
+    try:
+        yield
+    except NonFiniteError as e:
+        report_error(str(e))
+        sys.exit(1)
 
 
 @contextlib.contextmanager

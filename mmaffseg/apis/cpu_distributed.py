@@ -7,20 +7,23 @@ with a message naming the config path.
 """
 import argparse
 import os
-from typing import Any, Optional
+from typing import Any, List
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from ..utils.config_errors import ConfigCheckError
+from .cfg_options import CfgOptionsAction
 
 
 def add_launcher_args(parser: argparse.ArgumentParser,
                       cfg_options_help: str = 'override config settings, key=value pairs'
                       ) -> argparse.ArgumentParser:
-    """Add mmseg's ``--cfg-options``, ``--launcher`` and ``--local-rank`` arguments."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
+    """Add mmseg's ``--cfg-options`` (values with spaces kept: :class:`CfgOptionsAction`),
+    ``--launcher`` and ``--local-rank`` arguments."""
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=cfg_options_help)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torchrun passes --local-rank (older launchers --local_rank)
@@ -36,38 +39,60 @@ def parse_launcher_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
-def _find_sync_bn(node: Any, path: str = 'model') -> Optional[str]:
-    """Config path of the first ``SyncBN``/``MMSyncBN`` norm type under ``node``."""
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
+
+
+def find_sync_bn(node: Any, path: str = 'model') -> List[str]:
+    """Config paths of every ``SyncBN`` / ``MMSyncBN`` norm config under ``node``.
+
+    Args:
+        node: A config (sub)tree; lists are indexed as mmengine's ``--cfg-options`` keys
+            (``model.backbone.plugins.0.cfg.norm_cfg``).
+        path (str): The config path of ``node``.
+
+    Returns:
+        list[str]: The path of each dict whose ``type`` is a synchronised BN, in config order.
+    """
     if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            return path
+        if node.get('type') in SYNC_BN_TYPES:
+            return [path]
         items = node.items()
     elif isinstance(node, (list, tuple)):
         items = ((str(i), v) for i, v in enumerate(node))
     else:
-        return None
-    for key, value in items:
-        found = _find_sync_bn(value, f'{path}.{key}')
-        if found:
-            return found
-    return None
+        return []
+    return [found for key, value in items for found in find_sync_bn(value, f'{path}.{key}')]
 
 
 def check_no_sync_bn(cfg: Config) -> None:
     """Raise a clear error when a config trains with synchronised BN, which needs GPUs.
 
     Multi-process training on CPU (gloo) supports ``BN``; ``SyncBN`` fails in its first forward
-    pass with a message that does not name the config.
+    pass with a message that does not name the config. The message lists every synchronised
+    norm of the model and the exact ``--cfg-options`` that turn them (and mmengine's
+    ``sync_bn`` conversion) into ``BN``.
     """
-    where = _find_sync_bn(cfg.get('model'))
+    where = find_sync_bn(cfg.get('model'))
+    fixes = [f'{key}.type=BN' for key in where]
     if cfg.get('sync_bn'):
-        where = where or f'sync_bn={cfg.sync_bn!r}'
+        where.append(f'sync_bn={cfg.sync_bn!r}')
+        fixes.append('sync_bn=None')
     if where:
         raise ConfigCheckError(
-            f'the config uses synchronised BatchNorm ({where}), which needs GPUs, but CUDA is '
-            'not available: train on CPU with norm_cfg=dict(type=\'BN\', requires_grad=True) '
-            '(e.g. --cfg-options norm_cfg.type=BN model.backbone.norm_cfg.type=BN ...), or '
-            'run on GPUs')
+            f'the config uses synchronised BatchNorm ({", ".join(where)}), which needs GPUs, '
+            'but CUDA is not available: train on CPU with BN by adding '
+            f'--cfg-options {" ".join(fixes)}, or run on GPUs')
+
+
+#: The environment variable holding a process's global rank, per launcher.
+_RANK_VARIABLES = {'pytorch': 'RANK', 'slurm': 'SLURM_PROCID', 'mpi': 'OMPI_COMM_WORLD_RANK'}
+
+
+def launch_rank(launcher: str) -> int:
+    """This process's global rank as its launcher set it, before any process group exists
+    (0 without a launcher)."""
+    variable = _RANK_VARIABLES.get(launcher)
+    return int(os.environ.get(variable, 0)) if variable else 0
 
 
 def init_cpu_process_group(launcher: str) -> bool:

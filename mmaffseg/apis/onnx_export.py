@@ -213,7 +213,38 @@ def export_onnx(model: nn.Module,
                           output_names=[name], dynamic_axes=dynamic_axes,
                           opset_version=opset_version, do_constant_folding=True,
                           dynamo=False)
+    if dynamic:
+        _declare_static_output_dims(out_file, _output_shape(wrapper, dummy), dynamic_axes[name])
     return out_file
+
+
+def _output_shape(wrapper: nn.Module, inputs: Tensor) -> Tuple[int, ...]:
+    """Shape of the graph's output for ``inputs`` (an eval-mode forward, mode restored)."""
+    training = wrapper.training
+    wrapper.eval()
+    try:
+        with torch.no_grad():
+            return tuple(wrapper(inputs).shape)
+    finally:
+        wrapper.train(training)
+
+
+def _declare_static_output_dims(onnx_file: str, shape: Sequence[int],
+                                dynamic: Dict[int, str]) -> None:
+    """Write the traced size of every output dimension that is not dynamic into the graph.
+
+    With ``dynamic_axes`` the TorchScript exporter's shape inference loses the batch and
+    channel sizes behind the final resize and declares them with generated names
+    (``Resizeseg_logits_dim_0``); they are fixed in the graph (the batch is unrolled when
+    tracing), so they are declared as the numbers they are.
+    """
+    import onnx
+    graph = onnx.load(onnx_file)
+    (output, ) = graph.graph.output
+    for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+        if axis not in dynamic:
+            dim.dim_value = int(shape[axis])
+    onnx.save(graph, onnx_file)
 
 
 def verify_onnx(model: nn.Module, onnx_file: str, inputs: Tensor,

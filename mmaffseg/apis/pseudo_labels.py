@@ -20,7 +20,9 @@ def prepare_pseudo_label_cfg(cfg: Config,
                              affinity_labels: bool = False,
                              no_crf: bool = False,
                              work_dir: Optional[str] = None,
-                             launcher: str = 'none') -> Config:
+                             launcher: str = 'none',
+                             overwrite: bool = False,
+                             allow_nonfinite_weights: bool = False) -> Config:
     """Apply ``tools/make_pseudo_labels.py``'s options to ``cfg`` in place and return it.
 
     Args:
@@ -36,6 +38,10 @@ def prepare_pseudo_label_cfg(cfg: Config,
         no_crf (bool): Drop the ``rw_crf`` stage.
         work_dir (str, optional): Work dir for logs.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+        overwrite (bool): Recompute the stages of the output root made from other inputs
+            (``test_cfg.overwrite``) instead of stopping. Default: False (the config's).
+        allow_nonfinite_weights (bool): Use checkpoints with NaN/inf weights
+            (``test_cfg.allow_nonfinite_weights``). Default: False (the config's).
 
     Raises:
         ValueError: The config is not a pseudo-label config or the options contradict.
@@ -63,6 +69,10 @@ def prepare_pseudo_label_cfg(cfg: Config,
         if not osp.isfile(aff_checkpoint):
             raise FileNotFoundError(f'--aff-checkpoint {aff_checkpoint!r} does not exist')
     loop.stages = stages
+    if overwrite:
+        loop.overwrite = True
+    if allow_nonfinite_weights:
+        loop.allow_nonfinite_weights = True
     loop.cam_checkpoint = cam_checkpoint
     loop.aff_checkpoint = aff_checkpoint
     cfg.work_dir = default_work_dir(cfg, config_path, work_dir)

@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Config preparation and runner construction for mmaffseg's tools, following mmseg 1.x."""
 import os.path as osp
-from typing import Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..datasets.load_annotations import use_checked_loaders
 from ..utils import CheckpointError, load_checkpoint_file, resolve_resume_checkpoint
 from ..utils.checkpoint import is_readable_checkpoint
 from ..utils.compat import scoped_config_path
@@ -18,6 +19,8 @@ from ..utils.config_errors import (
 )
 from .cfg_options import check_cfg_options
 from .cli_errors import registry_error_hints
+from .config_checks import check_train_settings, check_untyped_settings, read_config_file
+from .config_checks import dataset_configs as _datasets
 from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
 from .test_outputs import set_test_output_dir
 
@@ -39,10 +42,11 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         path = scoped_config_path(path)
     if not osp.isfile(path):
         raise ConfigFileError(f'config file {path} does not exist')
-    cfg = Config.fromfile(path)
+    cfg = read_config_file(path)  # a missing _base_, a syntax error: naming the file
     if cfg_options:
         check_cfg_options(cfg, cfg_options)  # a misspelt key: ConfigCheckError naming it
         cfg.merge_from_dict(cfg_options)
+    check_untyped_settings(cfg)  # e.g. train_dataloader.batchsize
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
 
@@ -78,9 +82,8 @@ def prepare_train_cfg(cfg: Config,
     cfg.work_dir = default_work_dir(cfg, config_path, work_dir)
     if launcher != 'none' and not torch.cuda.is_available():
         check_no_sync_bn(cfg)
-    hooks = cfg.get('custom_hooks') or []
-    if not any(h.get('type') == 'NumClassesCheckHook' for h in hooks):
-        cfg.custom_hooks = list(hooks) + [dict(type='NumClassesCheckHook')]
+    check_train_settings(cfg)  # learning rate, crop size vs data_preprocessor.size
+    _add_custom_hooks(cfg, 'NumClassesCheckHook', 'LabelledDataCheckHook')
     if amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -107,6 +110,13 @@ def prepare_train_cfg(cfg: Config,
     return cfg
 
 
+def _add_custom_hooks(cfg: Config, *types: str) -> None:
+    """Append ``dict(type=T)`` to ``cfg.custom_hooks`` for each type it does not list."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    hooks += [dict(type=t) for t in types if not any(h.get('type') == t for h in hooks)]
+    cfg.custom_hooks = hooks
+
+
 def check_checkpoint_file(path: str) -> None:
     """Fail early, before anything is built, on a missing or unreadable local checkpoint.
 
@@ -122,16 +132,26 @@ def check_checkpoint_file(path: str) -> None:
 
 
 def _use_safe_checkpoint_hooks(cfg: Config) -> None:
-    """Write checkpoints atomically and keep the RNG states in them (see mmaffseg.engine)."""
+    """Write checkpoints atomically, keep the RNG states in them and never save (or train on)
+    non-finite weights (see mmaffseg.engine)."""
     hooks = cfg.setdefault('default_hooks', ConfigDict())
     checkpoint = hooks.get('checkpoint')
     if checkpoint is not None and checkpoint.get('type') in ('CheckpointHook',
                                                              'mmengine.CheckpointHook'):
         checkpoint['type'] = 'AtomicCheckpointHook'
-    if 'rng_state' in hooks and hooks['rng_state'] is None:
-        del hooks['rng_state']  # switched off (mmengine accepts None only for its own hooks)
-    else:
-        hooks.setdefault('rng_state', dict(type='RNGStateHook'))
+    _add_default_hook(hooks, 'rng_state', 'RNGStateHook')
+    if not any(h.get('type') == 'FiniteCheckHook' for h in cfg.get('custom_hooks') or []):
+        _add_default_hook(hooks, 'finite_check', 'FiniteCheckHook')
+
+
+def _add_default_hook(hooks: ConfigDict, name: str, hook_type: str) -> None:
+    """Add ``default_hooks.<name>`` of ``hook_type``; the config's settings of it are kept
+    (``--cfg-options default_hooks.<name>.<arg>=...``), ``None`` switches it off."""
+    if name in hooks and hooks[name] is None:
+        del hooks[name]  # mmengine accepts None only for its own default hooks
+        return
+    hooks.setdefault(name, ConfigDict())
+    hooks[name].setdefault('type', hook_type)
 
 
 def prepare_test_cfg(cfg: Config,
@@ -149,6 +169,7 @@ def prepare_test_cfg(cfg: Config,
     cfg.launcher = launcher
     cfg.work_dir = default_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
+    _add_custom_hooks(cfg, 'LabelledDataCheckHook')
     if show or show_dir:
         hooks = cfg.get('default_hooks', {})
         if 'visualization' not in hooks:
@@ -177,22 +198,6 @@ def prepare_test_cfg(cfg: Config,
     return cfg
 
 
-def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
-    """(config key, dataset cfg) of every dataloader, looking through dataset wrappers."""
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(key)
-        if not loader or 'dataset' not in loader:
-            continue
-        stack = [(f'{key}.dataset', loader['dataset'])]
-        while stack:
-            name, ds = stack.pop()
-            if 'dataset' in ds:
-                stack.append((f'{name}.dataset', ds['dataset']))
-            for i, sub in enumerate(ds.get('datasets', [])):
-                stack.append((f'{name}.datasets[{i}]', sub))
-            yield name, ds
-
-
 def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test')) -> None:
     """Raise a clear FileNotFoundError when a dataloader's ``data_root`` does not exist.
 
@@ -213,17 +218,17 @@ def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test
 
 
 def use_checked_image_loading(cfg: Config) -> None:
-    """Make every dataset pipeline load images with ``LoadCheckedImageFromFile``.
+    """Make every dataset pipeline load with mmaffseg's checked loaders
+    (:func:`~mmaffseg.datasets.load_annotations.use_checked_loaders`).
 
-    Configs may keep mmcv's ``LoadImageFromFile`` (mmseg's ``MMSegInferencer`` finds the image
-    loader of a test pipeline by that exact name); in mmaffseg's tools the same arguments go to
-    the checked loader, so an empty, truncated or undecodable image is reported by name
-    (:class:`~mmaffseg.utils.DataFileError`) instead of a bare ``cv2.error``.
+    Configs may keep mmcv's ``LoadImageFromFile`` and mmseg's ``LoadAnnotations`` (mmseg's
+    ``MMSegInferencer`` finds them by these exact names); in mmaffseg's tools the same arguments
+    go to ``LoadCheckedImageFromFile`` / ``LoadCheckedAnnotations``, so an empty, truncated,
+    oversized or undecodable file is reported by name (:class:`~mmaffseg.utils.DataFileError`)
+    instead of a bare ``cv2.error``, and EXIF orientation is ignored (docs/datasets.md).
     """
     for _, ds in _datasets(cfg):
-        for transform in ds.get('pipeline') or []:
-            if isinstance(transform, dict) and transform.get('type') == 'LoadImageFromFile':
-                transform['type'] = 'LoadCheckedImageFromFile'
+        use_checked_loaders(ds.get('pipeline') or [])
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -242,11 +247,13 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def check_loaded_checkpoint(runner: Runner, source: str, strict: bool = True,
-                            resume: bool = False) -> None:
-    """Make ``runner`` refuse a checkpoint that does not fit its model (or, resuming, training).
+                            resume: bool = False, finite: bool = False) -> None:
+    """Make ``runner`` refuse a checkpoint that does not fit its model (or, resuming, training)
+    or, with ``finite``, that holds NaN/inf weights.
 
-    Adds a :class:`mmaffseg.engine.CheckpointCheckHook`; the opt-out named in its message is
-    ``--non-strict``.
+    Adds a :class:`mmaffseg.engine.CheckpointCheckHook`; the opt-outs named in its messages are
+    ``--non-strict`` and ``--allow-nonfinite-weights``.
     """
     from ..engine import CheckpointCheckHook
-    runner.register_hook(CheckpointCheckHook(source, strict=strict, resume=resume))
+    runner.register_hook(
+        CheckpointCheckHook(source, strict=strict, resume=resume, finite=finite))

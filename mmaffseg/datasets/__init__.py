@@ -12,6 +12,7 @@ from .image_level_labels import (
     read_class_label_file,
 )
 from .load_annotations import LoadCheckedAnnotations, LoadCheckedImageFromFile
+from .random_canvas_crop import RandomCanvasCrop, canvas_crop_window
 from .street_scene_generator import Scene, StreetSceneGenerator
 from .synthetic_cityscapes import SyntheticCityscapesDataset, generate_synthetic_cityscapes
 from .synthetic_wsss import SyntheticCityscapesWSSSDataset, wsss_label_map
@@ -26,12 +27,14 @@ __all__ = [
     'LoadImageLevelLabels',
     'LoadInstanceMap',
     'PackSegInstanceInputs',
+    'RandomCanvasCrop',
     'RandomCropWithOffset',
     'Scene',
     'StreetSceneGenerator',
     'SyntheticCityscapesDataset',
     'SyntheticCityscapesWSSSDataset',
     'THING_TRAIN_IDS',
+    'canvas_crop_window',
     'class_labels_from_seg_map',
     'decode_cityscapes_instance_ids',
     'generate_synthetic_cityscapes',

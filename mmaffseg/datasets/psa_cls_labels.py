@@ -10,44 +10,100 @@ module is the one explicit conversion step (``tools/dataset_converters/psa_cls_l
 to a ``.json`` / ``.npz`` file that needs no unpickling.
 
 By default the pickle is read by :class:`RestrictedNumpyUnpickler`, which allows only what
-``np.save`` writes for a dict of arrays (numpy's ndarray reconstruction, ``numpy.dtype`` and
-``_codecs.encode``) and refuses every other global, so a payload in the file is not executed.
-``trust=True`` unpickles fully (``np.load(allow_pickle=True)``): only for files you trust.
+``np.save`` writes for a dict of arrays and refuses every other global, so a payload in the file
+is not executed. numpy's own names trust the state in the file (a dtype given object flags reads
+bytes of the file as object pointers: a crash; an array of zero strides declares gigabytes over
+a few bytes; an array whose state is set twice frees data another array still views), so they
+resolve to the checkpoint loader's stand-ins (:mod:`mmaffseg.utils.numpy_stand_ins`): plain
+numeric arrays with exactly the bytes their shape needs, their state set once, plus the one
+0-d object array that holds the dict. ``trust=True`` unpickles fully
+(``np.load(allow_pickle=True)``): only for files you trust.
 """
-import codecs
 import pickle
-from typing import Dict
+from typing import Any, Dict
 
 import numpy as np
 
+from ..utils.loaded_arrays import UnsafeContent, check_loaded
+from ..utils.numpy_stand_ins import NDARRAY_NAME, LoadedArray, PickledDtype, reconstruct_array
 from .image_level_labels import _checked_vector
 
-
-def _reconstruct():
-    try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct as fn
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct as fn
-    return fn
-
-
-#: (module, name) -> object: everything np.save writes for a dict name -> float32 ndarray.
-ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
-    ('numpy', 'ndarray'): lambda: np.ndarray,
-    ('numpy', 'dtype'): lambda: np.dtype,
-    ('_codecs', 'encode'): lambda: codecs.encode,
-}
+# the state numpy pickles for dtype('O'): (version, byte order, subarray, names, fields,
+# element size, alignment, flags)
+_OBJECT_DTYPE_STATE = (3, '|', None, None, None, -1, -1, 63)
 
 
 class UntrustedPickleError(pickle.UnpicklingError):
     """The pickle needs a global that :class:`RestrictedNumpyUnpickler` does not allow."""
 
 
-class RestrictedNumpyUnpickler(pickle.Unpickler):
+class ObjectDtype:
+    """``numpy.dtype('O8')`` of the label file: only the type of its outer 0-d object array."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "numpy.dtype('O8')"
+
+    def __setstate__(self, state: Any) -> None:
+        if state != _OBJECT_DTYPE_STATE:
+            raise UntrustedPickleError(f'an object dtype with the state {state!r:.80}, not '
+                                       'numpy\'s own')
+
+
+class LabelFileArray(LoadedArray):
+    """A numpy array of the label file: a plain numeric :class:`LoadedArray`, or the 0-d object
+    array holding the dict (kept as :attr:`table`, never built as an object array)."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5
+                and isinstance(state[2], ObjectDtype)):
+            return super().__setstate__(state)
+        version, shape, _, fortran, data = state
+        if self.__dict__.get('_state_set') or not (
+                version == 1 and shape == () and fortran is False and isinstance(data, list)
+                and len(data) == 1 and isinstance(data[0], dict)):
+            raise UntrustedPickleError('an object array other than the one holding the dict of '
+                                       'labels')
+        self.__dict__.update(_state_set=True, table=data[0])
+
+
+def _dtype(code: Any = None, align: Any = False, copy: Any = True) -> Any:
+    return ObjectDtype() if code == 'O8' and not align else PickledDtype(code, align, copy)
+
+
+def _reconstruct(*args: Any) -> LabelFileArray:
+    reconstruct_array(*args)  # checks the arguments: numpy.ndarray, (0,), b'b'
+    return np.ndarray.__new__(LabelFileArray, (0, ), np.uint8)
+
+
+def _latin1_encode(text: Any, encoding: Any = 'utf-8') -> bytes:
+    """``_codecs.encode`` as pickle protocol 2 writes bytes: ``encode(str, 'latin1')``."""
+    if not (isinstance(text, str) and encoding in ('latin1', 'latin-1')):
+        raise UntrustedPickleError(f'_codecs.encode(..., {encoding!r:.20}): only latin1 '
+                                   'encodings of bytes are allowed')
+    return text.encode('latin-1')
+
+
+#: (module, name) -> factory of the object it resolves to: everything np.save writes for a dict
+#: name -> float32 ndarray, numpy's names as stand-ins.
+ALLOWED_GLOBALS = {
+    ('numpy.core.multiarray', '_reconstruct'): lambda: _reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): lambda: _reconstruct,
+    ('numpy', 'ndarray'): lambda: NDARRAY_NAME,
+    ('numpy', 'dtype'): lambda: _dtype,
+    ('_codecs', 'encode'): lambda: _latin1_encode,
+}
+
+
+class RestrictedNumpyUnpickler(pickle._Unpickler):
     """An unpickler that resolves only :data:`ALLOWED_GLOBALS` (numpy arrays of plain dtypes,
-    dicts, strings, numbers)."""
+    dicts, strings, numbers) and sets state (BUILD) only on the arrays and dtypes they make.
+
+    Python's pure-Python unpickler, so that BUILD can be restricted: the C one would set the
+    attributes of any object, e.g. a class the pickle names."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str):
         factory = ALLOWED_GLOBALS.get((module, name))
@@ -56,6 +112,15 @@ class RestrictedNumpyUnpickler(pickle.Unpickler):
                 f'the pickle refers to {module}.{name}, which a label file of numpy arrays does '
                 'not need')
         return factory()
+
+    def load_build(self) -> None:
+        if not isinstance(self.stack[-2], (LabelFileArray, PickledDtype, ObjectDtype)):
+            raise UntrustedPickleError(f'the pickle sets the state of a '
+                                       f'{type(self.stack[-2]).__name__}, which only numpy '
+                                       'arrays and dtypes need')
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def _load_npy_restricted(path: str):
@@ -70,7 +135,26 @@ def _load_npy_restricted(path: str):
         if dtype != np.dtype(object):
             raise ValueError(f'{path} holds a plain {dtype} array of shape {shape}, not a '
                              'dict of labels')
-        return RestrictedNumpyUnpickler(f, encoding='latin1').load()
+        try:
+            obj = RestrictedNumpyUnpickler(f, encoding='latin1').load()
+        except UntrustedPickleError:
+            raise
+        except pickle.UnpicklingError as e:  # a stand-in refused numpy state
+            raise UntrustedPickleError(str(e).replace('when loading a checkpoint',
+                                                      'in a label file')) from None
+        except (EOFError, TypeError, AttributeError, IndexError, KeyError, ValueError,
+                MemoryError, RecursionError) as e:
+            raise ValueError(f'{path} is not a readable pickled label file '
+                             f'({type(e).__name__}: {str(e)[:200]})') from None
+    if isinstance(obj, LabelFileArray) and 'table' in obj.__dict__:
+        obj = obj.__dict__['table']
+    try:
+        return check_loaded(obj)  # the arrays as plain ndarrays, each checked
+    except UnsafeContent as e:
+        raise UntrustedPickleError(str(e)) from None
+    except RecursionError:
+        raise ValueError(f'{path}: its containers nest deeper than Python\'s recursion '
+                         'limit') from None
 
 
 def read_psa_cls_labels(path: str, num_classes: int = 20,

@@ -16,7 +16,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import tempfile
 import time
 from typing import List, Optional, Sequence
 
@@ -25,6 +24,7 @@ from mmengine.logging import print_log
 from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 
+from ..utils.atomic_io import make_temp_dir
 from .street_scene_generator import StreetSceneGenerator
 
 MARKER = '.mmaffseg_synthetic_cityscapes.json'
@@ -114,7 +114,7 @@ def generate_synthetic_cityscapes(root: str,
             'may be a half-written or foreign folder. Delete it or use another data_root.')
     parent = osp.dirname(root)
     os.makedirs(parent, exist_ok=True)
-    tmp_root = tempfile.mkdtemp(prefix=f'.{osp.basename(root)}.tmp-', dir=parent)
+    tmp_root = make_temp_dir(f'.{osp.basename(root)}.tmp-', parent)
     start = time.time()
     try:
         gen = StreetSceneGenerator(height, width)

@@ -2,7 +2,6 @@
 """Data pipeline transforms of mmaffseg (registered in mmseg's ``TRANSFORMS``)."""
 from typing import Optional, Sequence
 
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform, to_tensor
 from mmengine import fileio
@@ -10,6 +9,7 @@ from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs, RandomCrop
 from mmseg.registry import TRANSFORMS
 
+from ..utils.image_io import decode_image
 from .cityscapes_labels import (
     CITYSCAPES_THING_LABEL_IDS,
     CITYSCAPES_VOID_LABEL_IDS,
@@ -95,7 +95,8 @@ class LoadInstanceMap(BaseTransform):
                 f'LoadInstanceMap: instance map {path} not found (derived from '
                 f'{results["seg_map_path"]}); generate the *{self.instance_suffix} files or set '
                 'instance_suffix') from e
-        raw = mmcv.imfrombytes(content, flag='unchanged', backend=self.imdecode_backend)
+        # under the pixel limit of mmaffseg's loaders (mmaffseg.utils.image_io)
+        raw = decode_image(content, path, 'unchanged', backend=self.imdecode_backend)
         if raw is None or raw.ndim != 2:
             raise ValueError(f'LoadInstanceMap: {path} must be a single-channel PNG, decoded '
                              f'{None if raw is None else raw.shape}')

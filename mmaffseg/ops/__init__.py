@@ -7,15 +7,21 @@ from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, 
 from .pairwise import (
     flatten_spatial,
     pairwise_cosine_similarity,
-    pairwise_distances,
     pairwise_mask_iou,
     pairwise_squared_distances,
 )
 from .precision import autocast_disabled, float32_math, upcast
-from .row_positions import NUM_ROW_BINS, batch_row_positions, row_positions_from_meta
+from .row_positions import (
+    NUM_ROW_BINS,
+    PAD_ROW_BIN,
+    batch_row_positions,
+    pil_nearest_rows,
+    row_positions_from_meta,
+)
 
 __all__ = [
     'NUM_ROW_BINS',
+    'PAD_ROW_BIN',
     'affinity_pair_labels',
     'autocast_disabled',
     'batch_row_positions',
@@ -31,9 +37,9 @@ __all__ = [
     'pair_indices',
     'pairwise_affinity',
     'pairwise_cosine_similarity',
-    'pairwise_distances',
     'pairwise_mask_iou',
     'pairwise_squared_distances',
+    'pil_nearest_rows',
     'row_positions_from_meta',
     'similarity',
     'upcast',

@@ -15,7 +15,6 @@ counts above 65504 are not representable.
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -80,22 +79,6 @@ def pairwise_squared_distances(x: Tensor,
     sq_x = x_sq_norms.unsqueeze(-1)  # (..., N, 1)
     sq_y = y.pow(2).sum(-1).unsqueeze(-2)  # (..., 1, M)
     return (sq_x + sq_y - 2 * (x @ y.transpose(-1, -2))).clamp_min(0)
-
-
-@float32_math
-def pairwise_distances(x: Tensor, y: Optional[Tensor] = None, eps: float = 1e-12) -> Tensor:
-    """Euclidean distance ``|x_i - y_j|`` of every pair of points.
-
-    Args:
-        x (Tensor): Points of shape (..., N, C).
-        y (Tensor, optional): Points of shape (..., M, C). Defaults to ``x``.
-        eps (float): Added under the square root so that the gradient at zero distance (e.g. the
-            diagonal when ``y`` is ``x``) stays finite. Defaults to 1e-12.
-
-    Returns:
-        Tensor: float32 distances of shape (..., N, M).
-    """
-    return torch.sqrt(pairwise_squared_distances(x, y) + eps)
 
 
 @float32_math

@@ -13,17 +13,19 @@ from .config_errors import (
     DataRootError,
     OutputDirError,
 )
+from .finite import NonFiniteError, check_finite_weights
 from .output_folder import check_output_folder
-from .profiling import peak_rss_mb, time_fn
 from .safe_load import TRUSTED_ENV, CheckpointError, load_checkpoint_file
 
 __all__ = [
+    'check_finite_weights',
     'check_output_folder',
     'CheckpointError',
     'ConfigCheckError',
     'ConfigFileError',
     'DataRootError',
     'DataFileError',
+    'NonFiniteError',
     'OutputDirError',
     'TRUSTED_ENV',
     'atomic_write_bytes',
@@ -31,8 +33,6 @@ __all__ = [
     'install_safe_checkpoint_loading',
     'load_checkpoint_file',
     'load_model_weights',
-    'peak_rss_mb',
     'remove_stale_temp_files',
     'resolve_resume_checkpoint',
-    'time_fn',
 ]

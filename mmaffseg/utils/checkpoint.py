@@ -8,7 +8,8 @@ loader, which ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` use too, ca
 ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to False: a remote file
 runs code. :func:`install_safe_checkpoint_loading` (run on ``import mmaffseg``, so also through
 ``custom_imports`` in mmseg's own tools and APIs) replaces the loaders of those schemes and of
-``s3://``/``petrel://`` with ones that load through :func:`.safe_load.load_checkpoint_file`.
+``s3://``/``petrel://`` with ones that load through :func:`.safe_load.load_checkpoint_file`;
+downloads are cached by the whole URL (:mod:`.download_cache`).
 It depends on mmengine's loader internals and checks the version with
 :func:`~mmaffseg.utils.compat.check_mmengine_version`.
 
@@ -18,7 +19,7 @@ must be an error rather than warnings.
 :func:`resolve_resume_checkpoint` finds the checkpoint to resume from when ``last_checkpoint`` is
 empty, unreadable or stale.
 
-(Just over 300 lines: one concern, loading checkpoints strictly and safely; the pieces share the
+(About 340 lines: one concern, loading checkpoints strictly and safely; the pieces share the
 state-dict and error helpers.)
 """
 import io
@@ -31,8 +32,11 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 from mmengine.logging import print_log
 
+from .checkpoint_archive import inflation_problem
 from .compat import check_mmengine_version
-from .safe_load import CheckpointError, install_safe_globals, load_checkpoint_file
+from .download_cache import cached_download, forget, recorded_sha256
+from .finite import ALLOW_FLAG, check_finite_weights
+from .safe_load import CheckpointError, install_safe_globals, is_trusted, load_checkpoint_file
 
 MapLocation = Optional[Union[str, Callable, torch.device]]
 _REVISE_KEYS = ((r'^module\.', ''), )
@@ -44,42 +48,36 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     return load_checkpoint_file(filename, map_location)
 
 
-def _download(url: str, model_dir: Optional[str] = None, progress: bool = False) -> str:
-    """Download ``url`` into torch hub's checkpoint cache (once) and return the cached file."""
-    from urllib.parse import urlparse
-
-    from torch.hub import download_url_to_file, get_dir
-    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    filename = osp.basename(urlparse(url).path)
-    cached = osp.join(model_dir, filename)
-    if not osp.exists(cached):
-        print_log(f'Downloading {url} to {cached}', logger='current')
-        try:
-            download_url_to_file(url, cached, progress=progress)
-        except OSError as e:  # URLError and HTTPError are OSErrors
-            raise CheckpointError(url, f'could not be downloaded: {e}') from None
-    return cached
-
-
 def load_from_http(filename: str,
                    map_location: MapLocation = None,
                    model_dir: Optional[str] = None,
                    progress: bool = False) -> Any:
     """mmengine loader for ``http(s)://`` URLs: download to torch hub's cache, load safely.
 
-    As mmengine's: in distributed runs local rank 0 downloads first, the others then read the
-    cached file.
+    The cache is keyed by the whole URL (:mod:`.download_cache`); a download that safe loading
+    refuses (or cannot read) is removed from it. Naming the URL in ``MMAFFSEG_TRUSTED_CHECKPOINTS``
+    trusts the bytes fetched for it, checked by their SHA-256 as they are loaded. As mmengine's:
+    in distributed runs local rank 0 downloads first, the others then read the cached file.
     """
     from mmengine.dist import get_dist_info
+    try:
+        trusted = is_trusted(filename)
+    except ValueError as e:  # a malformed sha256: pin in the variable
+        raise CheckpointError(filename, f'cannot be loaded: {e}') from None
     rank, world_size = get_dist_info()
     if rank == 0:
-        cached = _download(filename, model_dir, progress)
+        cached = cached_download(filename, model_dir, progress, verify=trusted)
     if world_size > 1:
         torch.distributed.barrier()
         if rank > 0:
-            cached = _download(filename, model_dir, progress)
-    return load_checkpoint_file(cached, map_location, source=filename)
+            cached = cached_download(filename, model_dir, progress, verify=trusted)
+    # trusted: the bytes loaded must be those recorded at the download (hashed as loaded)
+    expected = recorded_sha256(cached) if trusted else None
+    try:
+        return load_checkpoint_file(cached, map_location, source=filename, sha256=expected)
+    except CheckpointError:
+        forget(cached)
+        raise
 
 
 def load_from_torchvision(filename: str, map_location: MapLocation = None) -> Any:
@@ -174,9 +172,20 @@ def _first(keys: List[str], n: int = 3) -> str:
     return ', '.join(keys[:n]) + more
 
 
+def _not_dense(value: Any) -> str:
+    """What keeps ``value`` from being copied into a weight (a type, a layout, the meta
+    device), or ``''`` for a dense tensor with data."""
+    if not isinstance(value, torch.Tensor):
+        return type(value).__name__
+    if value.is_nested or value.layout != torch.strided:
+        return 'nested' if value.is_nested else str(value.layout).replace('torch.', '')
+    return 'meta device' if value.device.type == 'meta' else ''
+
+
 def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
                      opt_out: str = 'strict=False') -> None:
-    """Raise unless ``checkpoint``'s weights fit ``model`` exactly (names and shapes).
+    """Raise unless ``checkpoint``'s weights fit ``model`` exactly (names and shapes, dense
+    tensors with data).
 
     Args:
         model (nn.Module): The model (DDP/TTA wrappers are looked through).
@@ -185,7 +194,8 @@ def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
         opt_out (str): How the user loads it anyway, for the message.
 
     Raises:
-        CheckpointError: Naming the missing, unexpected and mis-sized keys (the first few).
+        CheckpointError: Naming the missing, unexpected, mis-sized and uncopyable (sparse,
+            meta, not a tensor) keys (the first few).
     """
     model = _model_of(model)
     state = _state_dict_of(checkpoint, source)
@@ -194,9 +204,13 @@ def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
     unexpected = [k for k in state if k not in expected]
     mis_sized = [f'{k} {list(state[k].shape)} vs {list(v.shape)}' for k, v in expected.items()
                  if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
+    # what the model cannot copy (mmengine only warns, leaving the initialised weight)
+    uncopyable = [f'{k} ({_not_dense(state[k])})' for k in expected
+                  if k in state and _not_dense(state[k])]
     problems = [f'{len(keys)} {what} ({_first(keys)})'
                 for what, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                                   ('mis-sized weights (checkpoint vs model)', mis_sized))
+                                   ('mis-sized weights (checkpoint vs model)', mis_sized),
+                                   ('weights that are no dense tensors', uncopyable))
                 if keys]
     if problems:
         raise CheckpointError(
@@ -206,8 +220,11 @@ def check_state_dict(model: torch.nn.Module, checkpoint: Any, source: str,
 
 
 def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = True,
-                       map_location: MapLocation = 'cpu', opt_out: str = 'strict=False') -> Any:
-    """Load a checkpoint's weights into ``model`` (safely; strictly by default).
+                       map_location: MapLocation = 'cpu', opt_out: str = 'strict=False',
+                       allow_nonfinite: bool = False,
+                       nonfinite_opt_out: str = ALLOW_FLAG) -> Any:
+    """Load a checkpoint's weights into ``model`` (safely; strictly by default; refusing
+    NaN/inf weights unless allowed).
 
     Args:
         model (nn.Module): The model.
@@ -215,12 +232,17 @@ def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = Tru
         strict (bool): Raise :class:`CheckpointError` unless the weights fit exactly.
         map_location: Passed to :func:`torch.load`.
         opt_out (str): How the user turns strictness off, for the message.
+        allow_nonfinite (bool): Load weights with NaN/inf values too. Default: False
+            (:func:`~mmaffseg.utils.finite.check_finite_weights` raises).
+        nonfinite_opt_out (str): How the user allows them, for the message.
 
     Returns:
         The loaded checkpoint.
     """
     from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint_to_model
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location)
+    if not allow_nonfinite:
+        check_finite_weights(checkpoint, filename, nonfinite_opt_out)
     if strict:
         check_state_dict(model, checkpoint, filename, opt_out)
     else:
@@ -229,9 +251,12 @@ def load_model_weights(model: torch.nn.Module, filename: str, strict: bool = Tru
                                      revise_keys=list(_REVISE_KEYS))
 
 
-def load_local_weights(model: torch.nn.Module, path: str, what: str) -> None:
+def load_local_weights(model: torch.nn.Module, path: str, what: str,
+                       allow_nonfinite: bool = False,
+                       nonfinite_opt_out: str = ALLOW_FLAG) -> None:
     """Load a local checkpoint (``state_dict`` or a bare state dict) safely and strictly,
-    naming ``what`` in every error (for runners that load several checkpoints themselves).
+    naming ``what`` in every error (for runners that load several checkpoints themselves);
+    weights with NaN/inf values are refused unless ``allow_nonfinite``.
 
     Unlike :func:`load_model_weights`, weights missing only ``num_batches_tracked`` buffers
     (converted official weights) are accepted.
@@ -240,14 +265,33 @@ def load_local_weights(model: torch.nn.Module, path: str, what: str) -> None:
         model (nn.Module): The model.
         path (str): The checkpoint file (mmengine's, or converted official weights).
         what (str): Which checkpoint this is, for the messages (e.g. ``'--cam-checkpoint'``).
+        allow_nonfinite (bool): Load weights with NaN/inf values too. Default: False.
+        nonfinite_opt_out (str): How the user allows them, for the message.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        CheckpointError: The file holds no state dict or does not fit ``model``.
+        CheckpointError: The file holds no state dict, non-finite weights or does not fit
+            ``model``.
     """
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{what}: checkpoint file {path!r} does not exist')
     state = _state_dict_of(load_checkpoint_file(path, map_location='cpu'), path)
+    uncopyable = [f'{k} ({_not_dense(state[k])})' for k in model.state_dict()
+                  if k in state and _not_dense(state[k])]
+    if uncopyable:
+        raise CheckpointError(path, f'({what}) holds weights that are no dense tensors: '
+                              f'{_first(uncopyable)}')
+    if not allow_nonfinite:
+        check_finite_weights(state, path, nonfinite_opt_out)
+    # load_state_dict raises a multi-line RuntimeError on these even with strict=False
+    mis_sized = [f'{k} {list(state[k].shape)} vs {list(v.shape)}'
+                 for k, v in model.state_dict().items()
+                 if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
+    if mis_sized:
+        raise CheckpointError(
+            path, f'({what}) does not fit the {type(model).__name__} of the config: '
+            f'{len(mis_sized)} mis-sized weights (checkpoint vs model: {_first(mis_sized)}); '
+            'check the checkpoint against the config (e.g. its num_classes or depth)')
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:
@@ -269,8 +313,12 @@ def check_resumable(checkpoint: Any, source: str) -> None:
 
 
 def is_readable_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a complete torch zip checkpoint (every member's CRC checks out)."""
+    """Whether ``path`` is a complete torch zip checkpoint (every member's CRC checks out) of a
+    plausible size (no member is decompressed when the archive declares far more than its size,
+    see :func:`.checkpoint_archive.inflation_problem`)."""
     try:
+        if inflation_problem(path) is not None:
+            return False
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None and any(
                 n.endswith('data.pkl') for n in archive.namelist())

@@ -19,6 +19,8 @@ import os.path as osp
 
 SCOPE = 'mmaffseg'
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: Where ``setup.py`` exposes ``configs/`` and the model index to mmengine and mim.
+MIM_DIR = osp.join(PACKAGE_DIR, '.mim')
 #: mmengine versions whose internals this module (and the safe checkpoint loaders) were
 #: written for: ``low <= version < high``.
 MMENGINE_RANGE = ('0.7.1', '1.0.0')
@@ -42,7 +44,12 @@ def check_mmengine_version(what: str) -> None:
 
 
 def register_config_scope() -> None:
-    """Register the ``mmaffseg::`` config scope with mmengine (idempotent)."""
+    """Register the ``mmaffseg::`` config scope with mmengine (idempotent).
+
+    In a checkout used without installing it (only on ``PYTHONPATH``), ``setup.py`` has made no
+    ``.mim`` folder: ``mmaffseg::`` paths then resolve to the checkout's ``configs/``
+    (:func:`_checkout_config_path`) instead of failing on ``.mim/model-index.yml``.
+    """
     check_mmengine_version('config scope (mmaffseg::)')
     import mmengine.config.config as config_module
     from mmengine.config.utils import MODULE2PACKAGE
@@ -57,8 +64,45 @@ def register_config_scope() -> None:
             return PACKAGE_DIR
         return original(package)
 
-    get_installed_path.mmaffseg_scope = True
-    config_module.get_installed_path = get_installed_path
+    by_name = config_module._get_external_cfg_path
+    by_path = config_module._get_external_cfg_base_path
+
+    def get_external_cfg_path(package_path: str, cfg_file: str) -> str:
+        if package_path == PACKAGE_DIR and not osp.isfile(osp.join(MIM_DIR, 'model-index.yml')):
+            # no model index to look names up in: mmengine goes on with the path
+            raise ValueError(f'{cfg_file} is not looked up by name without {MIM_DIR}')
+        return by_name(package_path, cfg_file)
+
+    def get_external_cfg_base_path(package_path: str, cfg_name: str) -> str:
+        if package_path == PACKAGE_DIR and not osp.isdir(osp.join(MIM_DIR, 'configs')):
+            return _checkout_config_path(cfg_name)
+        return by_path(package_path, cfg_name)
+
+    for name, function in (('get_installed_path', get_installed_path),
+                           ('_get_external_cfg_path', get_external_cfg_path),
+                           ('_get_external_cfg_base_path', get_external_cfg_base_path)):
+        function.mmaffseg_scope = True
+        setattr(config_module, name, function)
+
+
+def _checkout_config_path(cfg_name: str) -> str:
+    """``configs/<cfg_name>`` of the source checkout around :data:`PACKAGE_DIR`.
+
+    Raises:
+        ConfigFileError: One line naming the file, or saying that this mmaffseg has neither
+            ``.mim/configs`` nor a checkout's ``configs/``.
+    """
+    from .config_errors import ConfigFileError
+    configs = osp.join(osp.dirname(PACKAGE_DIR), 'configs')
+    if not osp.isdir(configs):
+        raise ConfigFileError(
+            f'mmaffseg::{cfg_name}: this mmaffseg ({PACKAGE_DIR}) has no {MIM_DIR}/configs '
+            '(made by pip install) and is not in a source checkout with configs/: reinstall '
+            'mmaffseg (pip install -e CHECKOUT) or give the config by its path')
+    path = osp.join(configs, cfg_name)
+    if not osp.isfile(path):
+        raise ConfigFileError(f'mmaffseg::{cfg_name}: no such config, {path} does not exist')
+    return path
 
 
 def scoped_config_path(path: str) -> str:
@@ -71,7 +115,8 @@ def scoped_config_path(path: str) -> str:
         str: The path in the installed package (which may not exist).
     """
     from mmengine.config import config as mmengine_config
-    from mmengine.config.utils import _get_external_cfg_base_path, _get_package_and_cfg_path
+    from mmengine.config.utils import _get_package_and_cfg_path
     package, rel_path = _get_package_and_cfg_path(path)
-    return _get_external_cfg_base_path(mmengine_config.get_installed_path(package), rel_path)
+    return mmengine_config._get_external_cfg_base_path(
+        mmengine_config.get_installed_path(package), rel_path)
 

@@ -15,6 +15,7 @@ import json
 import os
 import os.path as osp
 import socket
+import stat
 import sys
 import time
 from typing import Optional
@@ -61,14 +62,21 @@ class FolderLock:
         return self._fd is not None
 
     def acquire(self) -> 'FolderLock':
-        """Take the lock, or raise :class:`FolderInUseError` naming the holder at once.
+        """Take the lock, or raise :class:`FolderInUseError` naming the holder at once
+        (:class:`OutputDirError` when the folder cannot be created or written).
 
         Re-acquiring a lock this object holds is a no-op.
         """
         if self._fd is not None:
             return self
-        os.makedirs(self.folder, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as e:
+            raise OutputDirError(
+                e.errno, f'{self.argument}: the folder {self.folder} cannot be created or '
+                f'written ({type(e).__name__}: {e.strerror or e}); choose another '
+                f'{self.argument} or fix the folder\'s permissions') from None
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -85,6 +93,30 @@ class FolderLock:
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
         return self
+
+    def _open(self) -> int:
+        """Open (or create) the lock file, never through a symbolic link: the holder's
+        details are written into it, which must not land in a file it points to."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            kind = {errno.ELOOP: 'a symbolic link', errno.EISDIR: 'a folder'}.get(e.errno)
+            if kind is None:
+                raise OutputDirError(
+                    e.errno, f'{self.argument}: the lock file {self.path} cannot be opened '
+                    f'({type(e).__name__}: {e.strerror or e}); fix its permissions or choose '
+                    f'another {self.argument}') from None
+            raise self._not_a_lock_file(kind) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._not_a_lock_file('a special file')
+        return fd
+
+    def _not_a_lock_file(self, kind: str) -> OutputDirError:
+        return OutputDirError(
+            errno.EEXIST, f'{self.argument}: {self.path} is {kind}, not the lock file mmaffseg '
+            f'makes there (a plain file); move it out of the way, or choose another '
+            f'{self.argument}')
 
     def release(self) -> None:
         """Give the lock back (the lock file stays; the kernel also releases it at exit)."""

@@ -17,16 +17,18 @@ on a rerun, compares them with what is there:
   changes every stage computed from the CAMs, while a new random-walk setting leaves the CAMs'
   record alone.
 
-Hashing reads a file once; the digest is cached by (real path, size, mtime_ns) in memory and in
-``$MMAFFSEG_CACHE_DIR/sha256.json`` (default ``~/.cache/mmaffseg``), so a rerun does not read a
-large checkpoint again unless it changed.
+Hashing reads a file once; the digest is cached by (real path, size, mtime_ns, device, inode,
+ctime_ns) in memory and in ``$MMAFFSEG_CACHE_DIR/sha256.json`` (default ``~/.cache/mmaffseg``),
+so a rerun does not read a large checkpoint again unless it changed. The inode change time is
+part of the key because a file rewritten in place with its size and mtime restored
+(``touch -r``) keeps both; no call sets the ctime back.
 """
 import errno
 import hashlib
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..version import __version__
 from .atomic_io import atomic_write_bytes
@@ -57,8 +59,59 @@ def _read_disk_cache() -> Dict[str, str]:
         return {}
 
 
+def stat_key(path: str) -> str:
+    """What identifies a version of a file without reading it: ``'<real path>|<size>|
+    <mtime_ns>|<device>|<inode>|<ctime_ns>'``. The ctime changes on every write, rename or
+    ``touch -r`` (which sets the size and mtime back, not the ctime)."""
+    real = osp.realpath(path)
+    st = os.stat(real)
+    return (f'{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_dev}|{st.st_ino}|'
+            f'{st.st_ctime_ns}')
+
+
+def content_sha256(path: str) -> str:
+    """``'sha256:<hex>'`` of a file's contents, read once (no cache)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(_CHUNK), b''):
+            h.update(block)
+    return f'sha256:{h.hexdigest()}'
+
+
+def files_sha256(paths: Sequence[str]) -> Dict[str, str]:
+    """:func:`file_sha256` of many files (e.g. a dataset's images), reading and writing the disk
+    cache once: a file is read only when its :func:`stat_key` is not cached.
+
+    Args:
+        paths (Sequence[str]): Existing files.
+
+    Returns:
+        dict: Path -> ``'sha256:<hex>'``.
+    """
+    keys = {path: stat_key(path) for path in paths}
+    todo = [path for path, key in keys.items() if key not in _memory_cache]
+    if todo:
+        disk = _read_disk_cache()
+        new = {}
+        for path in todo:
+            digest = disk.get(keys[path])
+            if not (isinstance(digest, str) and digest.startswith('sha256:')):
+                digest = new[keys[path]] = content_sha256(path)
+            _memory_cache[keys[path]] = digest
+        if new:
+            # keep only entries whose file is unchanged, so the cache does not grow without bound
+            disk = {k: v for k, v in disk.items() if _still_current(k)}
+            disk.update(new)
+            try:
+                atomic_write_bytes(_cache_file(), json.dumps(disk, indent=0).encode())
+            except OSError:
+                pass  # a read-only home only costs a re-hash next time
+    return {path: _memory_cache[keys[path]] for path in paths}
+
+
 def file_sha256(path: str) -> str:
-    """``'sha256:<hex>'`` of a file's contents, cached by (real path, size, mtime_ns).
+    """``'sha256:<hex>'`` of a file's contents, cached by :func:`stat_key` (real path, size,
+    mtime_ns, device, inode, ctime_ns).
 
     Args:
         path (str): The file.
@@ -66,38 +119,15 @@ def file_sha256(path: str) -> str:
     Returns:
         str: The digest, e.g. ``'sha256:9f86d0...'``.
     """
-    real = osp.realpath(path)
-    st = os.stat(real)
-    key = f'{real}|{st.st_size}|{st.st_mtime_ns}'
-    if key in _memory_cache:
-        return _memory_cache[key]
-    disk = _read_disk_cache()
-    digest = disk.get(key)
-    if not (isinstance(digest, str) and digest.startswith('sha256:')):
-        h = hashlib.sha256()
-        with open(real, 'rb') as f:
-            for block in iter(lambda: f.read(_CHUNK), b''):
-                h.update(block)
-        digest = f'sha256:{h.hexdigest()}'
-        # keep only entries whose file is unchanged, so the cache does not grow without bound
-        disk = {k: v for k, v in disk.items() if _still_current(k)}
-        disk[key] = digest
-        try:
-            atomic_write_bytes(_cache_file(), json.dumps(disk, indent=0).encode())
-        except OSError:
-            pass  # a read-only home only costs a re-hash next time
-    _memory_cache[key] = digest
-    return digest
+    return files_sha256([path])[path]
 
 
 def _still_current(key: str) -> bool:
-    path, _, rest = key.rpartition('|')
-    path, _, size = path.rpartition('|')
+    path = key.rsplit('|', 5)[0]  # keys of an older format (fewer fields) are dropped
     try:
-        st = os.stat(path)
+        return stat_key(path) == key
     except OSError:
         return False
-    return f'{st.st_size}|{st.st_mtime_ns}' == f'{size}|{rest}'
 
 
 def digest_of(value: Any) -> str:
@@ -126,12 +156,30 @@ def _short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 3] + '...'
 
 
+def _first_difference(key: str, old: Any, new: Any) -> Tuple[str, Any, Any]:
+    """Where two JSON values first differ, as a dotted key: a list of dicts (a pipeline) is
+    compared element by element, so a changed setting in it is named, not the whole list
+    (whose shortened forms can read the same)."""
+    while True:
+        if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            index = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
+            key, old, new = f'{key}.{index}', old[index], new[index]
+        elif isinstance(old, dict) and isinstance(new, dict):
+            sub = next(k for k in sorted(set(old) | set(new))
+                       if old.get(k, '<absent>') != new.get(k, '<absent>'))
+            key, old, new = f'{key}.{sub}', old.get(sub, '<absent>'), new.get(sub, '<absent>')
+        else:
+            return key, old, new
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
     """``'key: old -> new'`` for every input that differs, at most ``limit`` of them."""
     keys = sorted(set(old) | set(new))
     changed = [k for k in keys if old.get(k, '<absent>') != new.get(k, '<absent>')]
-    parts = [f'{k}: {_short(old.get(k, "<absent>"))} -> {_short(new.get(k, "<absent>"))}'
-             for k in changed[:limit]]
+    parts = []
+    for k in changed[:limit]:
+        name, a, b = _first_difference(k, old.get(k, '<absent>'), new.get(k, '<absent>'))
+        parts.append(f'{name}: {_short(a)} -> {_short(b)}')
     if len(changed) > limit:
         parts.append(f'and {len(changed) - limit} more')
     return '; '.join(parts)
@@ -196,6 +244,10 @@ class Provenance:
             stages = data['stages']
             if not isinstance(stages, dict):
                 raise TypeError('stages is not a mapping')
+            bad = [name for name, inputs in stages.items()
+                   if not (inputs is None or isinstance(inputs, dict))]
+            if bad:
+                raise TypeError(f'the inputs of stage {bad[0]!r} are not a mapping')
             return stages
         except FileNotFoundError:
             return None
@@ -218,12 +270,19 @@ class Provenance:
             empty when everything there can be reused.
 
         Raises:
-            ProvenanceError: A stage with outputs does not match and ``overwrite`` is False.
+            ProvenanceError: A stage with outputs does not match, or the record cannot be
+                read, and ``overwrite`` is False.
         """
-        recorded = self.recorded() or {}
+        with_outputs = set(stages_with_outputs)  # any iterable, read once
+        try:
+            recorded = self.recorded() or {}
+        except ProvenanceError:
+            if not overwrite:
+                raise
+            recorded = {}  # unreadable: every stage with outputs is recomputed
         stale, reasons = [], []
         for name in self.stages:
-            if name not in set(stages_with_outputs):
+            if name not in with_outputs:
                 continue
             new = self.inputs(name)
             old = recorded.get(name)
@@ -233,7 +292,8 @@ class Provenance:
                                'older version or by hand)')
             elif old != new:
                 stale.append(name)
-                reasons.append(f"'{name}' was made from other inputs ({describe_changes(old, new)})")
+                changes = describe_changes(old, new)
+                reasons.append(f"'{name}' was made from other inputs ({changes})")
         if stale and not overwrite:
             raise ProvenanceError(
                 errno.EEXIST, f'{self.argument}: the folder {self.folder} holds results of other '
@@ -242,9 +302,22 @@ class Provenance:
         return stale
 
     def write(self) -> None:
-        """Record the declared stages (keeping recorded stages not declared now), atomically."""
-        stages = dict(self.recorded() or {})
+        """Record the declared stages (keeping recorded stages not declared now), atomically.
+
+        An unreadable record is replaced: the stages not declared now lose their entries, so
+        their files count as made without a record (a mismatch) on the next check.
+        """
+        try:
+            stages = dict(self.recorded() or {})
+        except ProvenanceError:
+            stages = {}
         stages.update({name: self.inputs(name) for name in self.stages})
         record = dict(format=RECORD_FORMAT, tool=self.tool, mmaffseg_version=__version__,
                       stages=stages)
-        atomic_write_bytes(self.path, json.dumps(record, indent=1, sort_keys=True).encode())
+        try:
+            atomic_write_bytes(self.path, json.dumps(record, indent=1, sort_keys=True).encode())
+        except OSError as e:  # e.g. a folder of that name, a read-only folder, a full disk
+            raise ProvenanceError(
+                e.errno or errno.EIO, f'{self.argument}: the provenance record {self.path} '
+                f'cannot be written ({type(e).__name__}: {e.strerror or e}); fix the folder or '
+                f'choose another {self.argument}') from None

@@ -5,6 +5,7 @@
 The pictures follow Semantic Soft Segmentation (Aksoy, Oh, Paris, Pollefeys and Matusik, ACM
 Transactions on Graphics (Proc. SIGGRAPH), 2018); see :mod:`mmaffseg.visualization.features`.
 """
+import copy
 import os
 import os.path as osp
 from typing import List, Optional, Sequence
@@ -14,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..datasets.load_annotations import use_checked_loaders
+from ..utils.image_io import read_image
 from .features import visualize_embedding
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -40,7 +43,8 @@ def embed_image(model: torch.nn.Module, img_path: str) -> Tensor:
 
     Args:
         model (nn.Module): A ``FeatureEmbeddingSegmentor`` built by ``mmseg.apis.init_model``
-            (its ``cfg.test_pipeline`` is used without the ground-truth loaders).
+            (its ``cfg.test_pipeline`` is used without the ground-truth loaders, the image
+            read by ``LoadCheckedImageFromFile``: the picture's pixel grid).
         img_path (str): Image file.
 
     Returns:
@@ -49,7 +53,8 @@ def embed_image(model: torch.nn.Module, img_path: str) -> Tensor:
     from mmseg.apis import inference_model
 
     original = model.cfg.test_pipeline
-    model.cfg.test_pipeline = [t for t in original if t.get('type') not in _GT_LOADERS]
+    model.cfg.test_pipeline = use_checked_loaders(
+        [copy.deepcopy(t) for t in original if t.get('type') not in _GT_LOADERS])
     try:
         sample = inference_model(model, img_path)
     finally:
@@ -81,7 +86,7 @@ def save_feature_pictures(model: torch.nn.Module,
         list[str]: Paths written.
     """
     embedding = embed_image(model, img_path).float()
-    rgb = mmcv.imread(img_path, channel_order='rgb')
+    rgb = read_image(img_path, channel_order='rgb')  # as the loaders read it
     image = torch.from_numpy(rgb).permute(2, 0, 1).to(embedding) / 255.0
     if image.shape[-2:] != embedding.shape[-2:]:
         raise RuntimeError(f'embedding {tuple(embedding.shape)} does not match image '

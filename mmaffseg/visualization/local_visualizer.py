@@ -29,6 +29,7 @@ from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
 from .features import visualize_embedding
+from .mmseg_guards import unpaintable_prediction
 
 
 def instance_colors(num: int) -> List[Tuple[int, int, int]]:
@@ -167,10 +168,15 @@ class AffSegLocalVisualizer(SegLocalVisualizer):
 
         Arguments as ``SegLocalVisualizer.add_datasample``. Samples whose prediction mmseg
         paints (``pred_sem_seg``, depth), or without a sample, are drawn by mmseg's code.
+        The image may be any numpy view: mmseg's ``tools/misc/browse_dataset.py`` passes a
+        channel-last view of the loader's tensor, and mmseg's code draws on a
+        ``np.zeros_like`` copy of it, which OpenCV (every build for numpy 2, 4.10 on) refuses
+        unless it is C-contiguous (``cv2.rectangle``: "Layout of the output array img is
+        incompatible with cv::Mat").
         """
-        ours = data_sample is not None and draw_pred and (
-            'pred_instances' in data_sample or
-            ('seg_logits' in data_sample and 'pred_sem_seg' not in data_sample))
+        image = np.ascontiguousarray(image)
+        ours = data_sample is not None and draw_pred and bool(
+            unpaintable_prediction(data_sample))
         if not ours:
             return super().add_datasample(name, image, data_sample, draw_gt, draw_pred, show,
                                           wait_time, out_file, step, with_labels)

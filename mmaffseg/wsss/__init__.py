@@ -1,13 +1,12 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 from .affinity_labels import affinity_label_from_cams, affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
-from .dense_random_walk import dense_affinity_matrix, dense_random_walk, dense_transition
 from .label_store import PseudoLabelStore, label_relpath
 from .param_selection import PSAParamSelectionLoop, select_best
 from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults, psa_crf_args
 from .pseudo_label_loop import PseudoLabelLoop, shard_indices
 from .pseudo_label_stages import stage_labels
-from .random_walk import random_walk, random_walk_cams, transition_matrix
+from .random_walk import random_walk, random_walk_cams
 
 __all__ = [
     'PSA_CRF',
@@ -19,9 +18,6 @@ __all__ = [
     'add_background',
     'affinity_label_from_cams',
     'affinity_label_from_crf',
-    'dense_affinity_matrix',
-    'dense_random_walk',
-    'dense_transition',
     'label_relpath',
     'multi_scale_cam',
     'psa_crf_args',
@@ -31,5 +27,4 @@ __all__ = [
     'shard_indices',
     'stack_to_label',
     'stage_labels',
-    'transition_matrix',
 ]

@@ -13,7 +13,7 @@ Conventions shared by the whole ``mmaffseg.wsss`` pipeline:
   ``(1 - max_k CAM_k) ** alpha``, channel ``i >= 1`` the CAM of class ``class_ids[i - 1]``.
   :func:`stack_to_label` turns an argmax over such a stack into labels.
 """
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -58,13 +58,18 @@ def multi_scale_cam(cam_fn: Callable[[Tensor], Tensor],
                     img: Tensor,
                     class_labels: Tensor,
                     scales: Sequence[float] = PSA_DEFAULTS.cam_scales,
-                    flip: bool = PSA_DEFAULTS.cam_flip) -> Tuple[Tensor, Tensor]:
+                    flip: bool = PSA_DEFAULTS.cam_flip,
+                    scaled_input: Optional[Callable[[Tuple[int, int]], Tensor]] = None
+                    ) -> Tuple[Tensor, Tensor]:
     """Multi-scale, flipped CAMs of the classes present in one image.
 
-    For every scale the image is resized (bicubic, antialiased when shrinking; the reference
-    resizes the uint8 image with PIL), run with its horizontal flip, and the CAMs are upsampled
-    bilinearly (``align_corners=False``) to the image size, un-flipped and summed. Each present
-    class is then divided by its maximum (+1e-5).
+    For every scale the image is resized to ``(round(H * s), round(W * s))``, run with its
+    horizontal flip, and the CAMs are upsampled bilinearly (``align_corners=False``) to the
+    image size, un-flipped and summed. Each present class is then divided by its maximum
+    (+1e-5). The reference resizes the uint8 image with PIL's bicubic filter and normalises
+    after; ``scaled_input`` does that when given (e.g.
+    :func:`~mmaffseg.wsss.pseudo_label_stages.pil_scaled_inputs`), otherwise the normalised
+    image is resized with torch's bicubic interpolation (antialiased when shrinking).
 
     Args:
         cam_fn (Callable): Batch of normalised images ``(N, 3, h, w)`` -> CAMs ``(N, C, h', w')``,
@@ -73,6 +78,8 @@ def multi_scale_cam(cam_fn: Callable[[Tensor], Tensor],
         class_labels (Tensor): ``(C,)`` multi-hot image-level labels.
         scales (Sequence[float]): Image scales. Default: PSA's ``cam_scales``.
         flip (bool): Add horizontally flipped copies. Default: PSA's ``cam_flip``.
+        scaled_input (Callable, optional): ``(h, w) -> (1, 3, h, w)`` normalised image at that
+            size. Defaults to torch's bicubic resize of ``img``.
 
     Returns:
         tuple[Tensor, Tensor]: ``cams`` ``(K, H, W)`` in [0, 1] for the K present classes and
@@ -86,8 +93,13 @@ def multi_scale_cam(cam_fn: Callable[[Tensor], Tensor],
     total = 0
     for scale in scales:
         size = (round(height * scale), round(width * scale))
-        x = img if size == (height, width) else F.interpolate(
-            img, size, mode='bicubic', align_corners=False, antialias=scale < 1)
+        if size == (height, width):
+            x = img
+        elif scaled_input is not None:
+            x = scaled_input(size).to(img)
+        else:
+            x = F.interpolate(img, size, mode='bicubic', align_corners=False,
+                              antialias=scale < 1)
         x = torch.cat([x, x.flip(-1)]) if flip else x
         cam = F.interpolate(cam_fn(x), (height, width), mode='bilinear', align_corners=False)
         total = total + cam[0] + (cam[1].flip(-1) if flip else 0)

@@ -20,6 +20,11 @@ stage                file under ``out_dir``        content
 ``affinity_labels``  ``affinity_labels/<...>``     idem (255 unknown)
 ``rw``               ``rw/<label path>``           idem
 ``rw_crf``           ``rw_crf/<label path>``       idem
+(report)             :data:`REPORT_FILES`          evaluation, failed images: rewritten by
+                                                   every run from the outputs
+(record)             ``provenance.json``           what made each stage (written and checked
+                                                   by ``pseudo_label_provenance``)
+(record)             ``provenance_images.json``    the sha256 of the images and masks
 ===================  ============================  ============================================
 
 ``<label path>`` is the image's path relative to ``data_prefix.img_path`` with ``img_suffix``
@@ -57,6 +62,8 @@ MIN_FREE_BYTES = 64 * 2**20
 _FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 #: How the runner's output folder is named in messages.
 OUT_DIR_ARGUMENT = '--out (test_cfg.out_dir)'
+#: The report of a run, rewritten from the outputs by every run.
+REPORT_FILES = ('table1.md', 'metrics.json', 'failures.txt')
 
 
 class OutputFolderError(OutputDirError):
@@ -159,16 +166,42 @@ class PseudoLabelStore:
         return check_output_folder(self.out_dir, OUT_DIR_ARGUMENT, MIN_FREE_BYTES,
                                    OutputFolderError)
 
-    def paths(self, dataset, index: int) -> Tuple[str, str, Dict[str, str]]:
-        """The image file of item ``index``, its CAM cache file and its label file per stage."""
+    @staticmethod
+    def _item(dataset, index: int) -> Tuple[dict, str]:
+        """The data info of item ``index`` and its :func:`label_relpath`."""
         dataset, index = leaf_dataset(dataset, index)
         info = dataset.get_data_info(index)
         prefix = getattr(dataset, 'data_prefix', {}).get('img_path')
         rel = label_relpath(info['img_path'], prefix, getattr(dataset, 'img_suffix', ''),
                             getattr(dataset, 'seg_map_suffix', '.png'))
+        return info, rel
+
+    def paths(self, dataset, index: int) -> Tuple[str, str, Dict[str, str]]:
+        """The image file of item ``index``, its CAM cache file and its label file per stage."""
+        info, rel = self._item(dataset, index)
         paths = {s: osp.join(self.out_dir, STAGE_DIRS[s], rel) for s in self.stages}
         cache = osp.join(self.out_dir, CAM_CACHE_DIR, osp.splitext(rel)[0] + '.npz')
         return info['img_path'], cache, paths
+
+    def image_files(self, dataset, index: int) -> Tuple[List[str], List[str]]:
+        """The input files of item ``index`` (its image and mask) and every output of it under
+        ``out_dir`` (the CAM cache and a label per stage of :data:`STAGE_DIRS`)."""
+        info, rel = self._item(dataset, index)
+        inputs = [info['img_path']] + ([info['seg_map_path']] if info.get('seg_map_path')
+                                       else [])
+        outputs = [osp.join(self.out_dir, CAM_CACHE_DIR, osp.splitext(rel)[0] + '.npz')]
+        outputs += [osp.join(self.out_dir, d, rel) for d in STAGE_DIRS.values()]
+        return inputs, outputs
+
+    def stage_folders(self) -> Dict[str, str]:
+        """The folder of every stage (all of :data:`STAGE_DIRS`) and of the CAM cache."""
+        folders = {CAM_CACHE_DIR: osp.join(self.out_dir, CAM_CACHE_DIR)}
+        folders.update({s: osp.join(self.out_dir, d) for s, d in STAGE_DIRS.items()})
+        return folders
+
+    def report_files(self) -> List[str]:
+        """The files of :data:`REPORT_FILES` under ``out_dir``."""
+        return [osp.join(self.out_dir, name) for name in REPORT_FILES]
 
     @staticmethod
     def missing(paths: Dict[str, str]) -> List[str]:
@@ -217,7 +250,7 @@ class PseudoLabelStore:
     def write_failures(self, failures: List[Tuple[str, str]]) -> str:
         """Write ``failures.txt`` (image, reason per line) or remove a stale one; return where
         the list is, for the log."""
-        failures_file = osp.join(self.out_dir, 'failures.txt')
+        failures_file = osp.join(self.out_dir, REPORT_FILES[2])
         if not failures:
             if osp.isfile(failures_file):
                 os.remove(failures_file)  # from an earlier run whose failures are now fixed
@@ -231,6 +264,6 @@ class PseudoLabelStore:
 
     def write_metrics(self, table: str, metrics: dict) -> None:
         """Write the Table-1 markdown (``table1.md``) and the metrics (``metrics.json``)."""
-        atomic_write_bytes(osp.join(self.out_dir, 'table1.md'), (table + '\n').encode())
-        atomic_write_bytes(osp.join(self.out_dir, 'metrics.json'),
-                           json.dumps(metrics, indent=2).encode())
+        table_file, metrics_file = self.report_files()[:2]
+        atomic_write_bytes(table_file, (table + '\n').encode())
+        atomic_write_bytes(metrics_file, json.dumps(metrics, indent=2).encode())

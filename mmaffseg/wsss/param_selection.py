@@ -23,6 +23,7 @@ pseudo-label pass. :class:`PSAParamSelectionLoop` runs a sweep over its ``test_d
 (nothing else is read) and writes the scores of every candidate and the chosen one to a JSON
 file; ``tools/select_psa_params.py`` is its command line.
 """
+import errno
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -38,12 +39,23 @@ from torch import Tensor
 from mmaffseg.evaluation.pseudo_label_metric import iou_from_areas, label_areas
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes
+from mmaffseg.utils.config_errors import OutputDirError
+from mmaffseg.utils.folder_lock import LOCK_NAME
+from mmaffseg.utils.provenance import RECORD_NAME, Provenance
 
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, stack_to_label
 from .label_store import leaf_dataset
 from .pseudo_label_loop import PseudoLabelLoop
-from .pseudo_label_stages import packed_image_rgb, preprocess_sample
+from .pseudo_label_provenance import (
+    CAMS_STAGE,
+    CRF_STAGES,
+    IMAGE_RECORD,
+    crf_inputs,
+    image_list_inputs,
+    walk_inputs,
+)
+from .pseudo_label_stages import packed_image_rgb, pil_scaled_inputs, preprocess_sample
 from .random_walk import random_walk_cams
 
 SWEEPS = ('affinity', 'walk')
@@ -193,11 +205,50 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
         self.runner.call_hook('before_test_epoch')
         if get_dist_info()[1] > 1:
             raise RuntimeError('PSAParamSelectionLoop runs in one process (no --launcher)')
+        self.store.check()
+        self._check_result_file()
+        dataset = self.dataloader.dataset
+        dataset.full_init()
+        with self._claim_out_dir(dataset):
+            self._select(dataset)
+        self.runner.call_hook('after_test_epoch', metrics={})
+        self.runner.call_hook('after_test')
+        return self.result['selected']
+
+    def _provenance(self, dataset, stages=None) -> Provenance:
+        """The record of ``out_dir``: the CAM cache and this sweep's result."""
+        prov = super()._provenance(dataset, stages=())
+        inputs = dict(sweep=self.sweep, candidates=[list(c) for c in self.candidates],
+                      select_on=self.select_on, ignore_index=self.ignore_index,
+                      **image_list_inputs([self._paths(dataset, index)[0]
+                                           for index in range(len(dataset))]))
+        if self.select_on in CRF_STAGES:
+            inputs['crf'] = crf_inputs(self.crf)
+        if self.sweep == 'walk':
+            inputs.update(walk_inputs(self.aff_checkpoint, self._aff_model()),
+                          rw_logt=self.rw_kwargs['logt'])
+        return prov.stage(f'selection_{self.sweep}', inputs, [CAMS_STAGE])
+
+    def _regenerated_files(self) -> List[str]:
+        return [self.result_file]
+
+    def _check_result_file(self) -> None:
+        """Refuse a result file that is a folder, or the output folder's record or lock (the
+        result file is removed before the run and written after it)."""
+        if osp.isdir(self.result_file) and not osp.islink(self.result_file):
+            raise OutputDirError(
+                errno.EISDIR, f'--result (result_file): {self.result_file} is a folder; name '
+                'the JSON file to write (nothing was removed)')
+        ours = [osp.join(self.out_dir, name) for name in (RECORD_NAME, IMAGE_RECORD, LOCK_NAME)]
+        if osp.realpath(self.result_file) in {osp.realpath(p) for p in ours}:
+            raise OutputDirError(
+                errno.EINVAL, f'--result (result_file): {self.result_file} is a record of the '
+                f'output folder {self.out_dir}, which the run keeps; name another file')
+
+    def _select(self, dataset) -> None:
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
         aff_model = self._affinity_net(device) if self.sweep == 'walk' else None
-        dataset = self.dataloader.dataset
-        dataset.full_init()
         num_classes = len(dataset.metainfo['classes'])
         totals: Dict[str, Dict[tuple, np.ndarray]] = {}
         images = []
@@ -236,9 +287,6 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                       f'{c}: {scores[c]:.2f}' for c in self.candidates) +
                   f'\nselected {self.result["selected"]} ({scores[best]:.2f} mIoU); written '
                   f'to {self.result_file}', logger='current')
-        self.runner.call_hook('after_test_epoch', metrics={})
-        self.runner.call_hook('after_test')
-        return self.result['selected']
 
     def _image_areas(self, dataset, index: int, cam_model, aff_model,
                      num_classes: int) -> Dict[str, Dict[tuple, np.ndarray]]:
@@ -259,7 +307,10 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                              'set')
         img_norm = preprocess_sample(cam_model, data)
         img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
+        # the CAM cache is shared with make_pseudo_labels: compute the CAMs as it does (PIL's
+        # resize for the other scales), or a folder would mix CAMs of both resizes
+        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
+                                     pil_scaled_inputs(cam_model, data))
         if self.sweep == 'affinity':
             return dict(affinity_labels=affinity_sweep_areas(
                 cams.cpu(), class_ids.cpu(), img_rgb, gt, self.candidates, self.crf,

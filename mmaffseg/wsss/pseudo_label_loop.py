@@ -19,8 +19,14 @@ Behaviour:
 
 * **Resumable.** Every file is written atomically (:mod:`mmaffseg.utils.atomic_io`), so an
   output that exists is complete; a re-run skips the images whose outputs all exist and redoes
-  only the missing ones (cached CAMs are reused). Outputs are matched by name only: use a new
-  ``out_dir`` after changing a model or a setting.
+  only the missing ones (cached CAMs are reused).
+* **Recorded and checked.** Before any image, ``out_dir`` is locked (a second run into it stops
+  at once) and its provenance record is checked
+  (:mod:`~mmaffseg.wsss.pseudo_label_provenance`: each stage's checkpoints by content, settings,
+  data): the stages made from the same inputs are reused, a stage made from other inputs stops
+  the run with :class:`~mmaffseg.utils.provenance.ProvenanceError` (or, with ``overwrite``, its
+  files are removed and recomputed); so does an image (or mask) whose contents changed since
+  its outputs were made. The report is removed and rewritten from the outputs.
 * **Sharded.** With ``--launcher pytorch`` each of the ``world_size`` processes takes the images
   ``rank, rank + world_size, ...`` (:func:`shard_indices`); the metric gathers the results.
 * **Fault tolerant.** An unreadable image, an image without image-level labels, CAMs,
@@ -43,7 +49,7 @@ mmengine passes to one constructor.)
 """
 import logging
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -60,6 +66,8 @@ from torch import Tensor
 from mmaffseg.evaluation.pseudo_label_metric import table1_report
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.checkpoint import load_local_weights
+from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
+from mmaffseg.utils.provenance import Provenance
 
 from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exported)
     STAGE_DIRS,
@@ -70,6 +78,7 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
     read_png,
 )
 from .psa_defaults import PSA_DEFAULTS, psa_crf_args
+from .pseudo_label_provenance import check_image_record, pseudo_label_provenance
 from .pseudo_label_stages import (
     WALK_STAGES,
     batch_crf,
@@ -77,6 +86,7 @@ from .pseudo_label_stages import (
     compute_cams,
     crf_stage_labels,
     packed_image_rgb,
+    pil_scaled_inputs,
     preprocess_sample,
     stage_labels,
 )
@@ -156,6 +166,11 @@ class PseudoLabelLoop(BaseLoop):
             per process is best when several processes share a CPU; set
             ``OMP_WAIT_POLICY=PASSIVE`` on a busy machine). Default: None (unchanged).
         ignore_index (int): Label of unknown affinity-label pixels. Default: 255.
+        overwrite (bool): Recompute the stages of ``out_dir`` made from other inputs (their
+            files are removed first) instead of stopping. Default: False.
+        allow_nonfinite_weights (bool): Use checkpoints with NaN/inf weights (each image then
+            fails on its non-finite scores) instead of stopping before any image with an
+            error naming the file and the first such tensor. Default: False.
     """
 
     def __init__(self,
@@ -179,7 +194,9 @@ class PseudoLabelLoop(BaseLoop):
                  chunk_size: Optional[int] = None,
                  save_cams: bool = True,
                  num_threads: Optional[int] = None,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 overwrite: bool = False,
+                 allow_nonfinite_weights: bool = False) -> None:
         super().__init__(runner, dataloader)
         self.store = PseudoLabelStore(out_dir or osp.join(runner.work_dir, 'pseudo_labels'),
                                       stages)
@@ -213,6 +230,8 @@ class PseudoLabelLoop(BaseLoop):
         self.save_cams = save_cams
         self.num_threads = num_threads
         self.ignore_index = ignore_index
+        self.overwrite = overwrite
+        self.allow_nonfinite_weights = allow_nonfinite_weights
         if isinstance(evaluator, (dict, list)):
             evaluator = runner.build_evaluator(evaluator)
         self.evaluator = evaluator
@@ -232,25 +251,31 @@ class PseudoLabelLoop(BaseLoop):
         self.store.out_dir = value
 
     # ----------------------------------------------------------------------------- models
+    def _load(self, model: torch.nn.Module, path: str, what: str) -> None:
+        load_local_weights(model, path, what, allow_nonfinite=self.allow_nonfinite_weights,
+                           nonfinite_opt_out='--allow-nonfinite-weights '
+                           '(test_cfg.allow_nonfinite_weights=True)')
+
     def _cam_model(self) -> torch.nn.Module:
         model = self.runner.model
         model = model.module if is_model_wrapper(model) else model
         if not hasattr(model, 'forward_cam'):
             raise TypeError(f'the runner model {type(model).__name__} has no forward_cam: the '
                             'pseudo-label config\'s model must be the CAM classifier')
-        load_local_weights(model, self.cam_checkpoint, 'CAM checkpoint (--cam-checkpoint)')
+        self._load(model, self.cam_checkpoint, 'CAM checkpoint (--cam-checkpoint)')
         return model.eval()
 
-    def _affinity_net(self, device: torch.device) -> torch.nn.Module:
+    def _aff_model(self) -> dict:
+        """The AffinityNet's model config (``aff_model``, or the ``model`` of its file)."""
         cfg = self.aff_model_cfg
-        if isinstance(cfg, str):
-            cfg = Config.fromfile(cfg).model
-        model = revert_sync_batchnorm(MODELS.build(cfg))
+        return Config.fromfile(cfg).model if isinstance(cfg, str) else cfg
+
+    def _affinity_net(self, device: torch.device) -> torch.nn.Module:
+        model = revert_sync_batchnorm(MODELS.build(self._aff_model()))
         if not hasattr(model, 'predict_affinity'):
             raise TypeError(f'aff_model builds a {type(model).__name__}, which has no '
                             'predict_affinity; use an AffinityNet')
-        load_local_weights(model, self.aff_checkpoint, 'AffinityNet checkpoint '
-                           '(--aff-checkpoint)')
+        self._load(model, self.aff_checkpoint, 'AffinityNet checkpoint (--aff-checkpoint)')
         return model.to(device).eval()
 
     # ------------------------------------------------------------------------------ paths
@@ -263,13 +288,21 @@ class PseudoLabelLoop(BaseLoop):
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
         free = self.store.check()
-        print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB free)',
-                  logger='current')
+        dataset = self.dataloader.dataset
+        dataset.full_init()
+        with self._claim_out_dir(dataset):
+            print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB '
+                      'free)', logger='current')
+            metrics = self._make_labels(dataset)
+        self.runner.call_hook('after_test_epoch', metrics=metrics)
+        self.runner.call_hook('after_test')
+        return metrics
+
+    def _make_labels(self, dataset) -> dict:
+        """Make this rank's outputs, evaluate and report; return the metrics."""
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
         aff_model = self._affinity_net(device) if self.needs_affinity_net else None
-        dataset = self.dataloader.dataset
-        dataset.full_init()
         rank, world_size = get_dist_info()
         indices = shard_indices(len(dataset), rank, world_size)
         self.failures, self.processed, self.skipped = [], [], []
@@ -291,9 +324,53 @@ class PseudoLabelLoop(BaseLoop):
                 metrics = self.evaluator.evaluate(len(dataset))
         if rank == 0:
             self._report(metrics, len(dataset))
-        self.runner.call_hook('after_test_epoch', metrics=metrics)
-        self.runner.call_hook('after_test')
         return metrics
+
+    # ------------------------------------------------------------------------- provenance
+    def _claim_out_dir(self, dataset) -> FolderClaim:
+        """Lock ``out_dir``, check its record against this run's inputs, clear what
+        ``overwrite`` recomputes and write the record, before any image (rank 0 for all)."""
+
+        def claim_and_check_images() -> FolderClaim:
+            claimed = claim_folder(self._provenance(dataset), self._stage_outputs(),
+                                   self.overwrite, self._regenerated_files())
+            try:  # an image rewritten under its name would be skipped as done
+                check_image_record(self.out_dir, [self.store.image_files(dataset, index)
+                                                  for index in range(len(dataset))],
+                                   self.overwrite)
+            except BaseException:
+                claimed.release()
+                raise
+            return claimed
+
+        claim = claim_folder_for_all_ranks(claim_and_check_images)
+        if claim.cleared:
+            print_log(f'pseudo labels: overwrite: removed the stages {", ".join(claim.cleared)} '
+                      f'of {self.out_dir}, made from other inputs; recomputing them',
+                      logger='current', level=logging.WARNING)
+        return claim
+
+    def _provenance(self, dataset, stages: Optional[Sequence[str]] = None) -> Provenance:
+        """The record of ``out_dir`` with the CAM cache and ``stages`` (default: this run's
+        stages and report) declared."""
+        cfg = self.runner.cfg
+        cam_model = cfg.get('model') or dict(type=type(self.runner.model).__name__)
+        settings = dict(self.stage_kwargs, cam_scales=list(self.cam_kwargs['scales']),
+                        cam_flip=self.cam_kwargs['flip'], ignore_index=self.ignore_index)
+        images = None if stages is not None else [
+            self._paths(dataset, index)[0] for index in range(len(dataset))]
+        return pseudo_label_provenance(
+            self.out_dir, self.stages if stages is None else stages, settings,
+            self.cam_checkpoint, cam_model, (cfg.get('test_dataloader') or {}).get('dataset'),
+            self.crf, self.aff_checkpoint,
+            self._aff_model() if self.needs_affinity_net else None, images, type(self).__name__)
+
+    def _stage_outputs(self) -> Dict[str, List[str]]:
+        return {stage: [folder] for stage, folder in self.store.stage_folders().items()}
+
+    def _regenerated_files(self) -> List[str]:
+        """Files every run rewrites from the outputs: removed before the work."""
+        return self.store.report_files()
 
     def _run_chunk(self, dataset, chunk: List[int], cam_model, aff_model, bar) -> None:
         images = []
@@ -362,7 +439,8 @@ class PseudoLabelLoop(BaseLoop):
         self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
         img_norm = preprocess_sample(cam_model, data)
         image.img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache)
+        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
+                                     pil_scaled_inputs(cam_model, data))
         image.class_ids = class_ids
         # the stages without the walk first: their labels are written even if the walk fails
         for walk in (False, True):
@@ -394,8 +472,8 @@ class PseudoLabelLoop(BaseLoop):
             self.evaluator.process(data_samples=[dict(gt=image.gt, preds=preds)])
 
     # ------------------------------------------------------------------------- helpers
-    def _cams(self, cam_model, img_norm: Tensor, labels: Tensor,
-              cache: str) -> Tuple[Tensor, Tensor]:
+    def _cams(self, cam_model, img_norm: Tensor, labels: Tensor, cache: str,
+              scaled_input: Optional[Callable] = None) -> Tuple[Tensor, Tensor]:
         """Multi-scale CAMs ``(K, H, W)`` and classes ``(K,)``, from the cache if valid.
 
         CAMs are rounded to float16 whether cached or not, so that a resumed run produces the
@@ -406,7 +484,7 @@ class PseudoLabelLoop(BaseLoop):
         if cached is not None:
             return cached[0].float().to(img_norm.device), cached[1].to(img_norm.device)
         cams, class_ids = compute_cams(cam_model, img_norm, labels, checkpoint_hint=str(
-            self.cam_checkpoint), **self.cam_kwargs)
+            self.cam_checkpoint), scaled_input=scaled_input, **self.cam_kwargs)
         if self.save_cams:
             self.store.save_cams(cache, cams, class_ids)
         return cams.float(), class_ids

@@ -25,10 +25,11 @@ CRFs of several images (:class:`~mmaffseg.postprocessing.DenseCRF`'s ``batch``);
 (the runner's files are :mod:`mmaffseg.wsss.label_store`).
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from ..models.utils.preprocessing import to_rgb
@@ -54,6 +55,36 @@ def preprocess_sample(model, data: dict) -> Tensor:
     batch = model.data_preprocessor(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
     return batch['inputs']
+
+
+def pil_scaled_inputs(model, data: dict) -> Optional[Callable[[Tuple[int, int]], Tensor]]:
+    """PSA's multi-scale CAM inputs: the packed uint8 image resized by PIL, then normalised.
+
+    The reference (``voc12/data.VOC12ClsDatasetMSF``) resizes the decoded image with
+    ``PIL.Image.CUBIC`` and normalises after; this returns ``(h, w) -> (1, 3, h, w)`` doing the
+    same with ``model``'s data preprocessor, for
+    :func:`~mmaffseg.wsss.cam.multi_scale_cam`'s ``scaled_input``. PIL filters each channel on
+    its own, so the channel order of the packed image does not matter.
+
+    Args:
+        model: The CAM classifier (its ``data_preprocessor`` normalises).
+        data (dict): The packed sample (``inputs`` ``(3, H, W)``, ``data_samples``).
+
+    Returns:
+        Callable | None: The resizer, or None when ``inputs`` is not a 3-channel uint8 image
+        (the caller then resizes the normalised image with torch).
+    """
+    inputs = data['inputs']
+    if inputs.dtype != torch.uint8 or inputs.dim() != 3 or inputs.shape[0] != 3:
+        return None
+    image = Image.fromarray(np.ascontiguousarray(inputs.permute(1, 2, 0).cpu().numpy()), 'RGB')
+
+    def scaled(size: Tuple[int, int]) -> Tensor:
+        resized = np.asarray(image.resize((size[1], size[0]), Image.BICUBIC))
+        packed = torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()
+        return preprocess_sample(model, dict(data, inputs=packed))
+
+    return scaled
 
 
 def packed_image_rgb(model, inputs: Tensor) -> np.ndarray:
@@ -82,7 +113,9 @@ def check_cam_size(size: Sequence[int], scales: Sequence[float]) -> None:
 
 
 def compute_cams(cam_model, img_norm: Tensor, labels: Tensor, scales: Sequence[float],
-                 flip: bool, checkpoint_hint: str = '') -> Tuple[Tensor, Tensor]:
+                 flip: bool, checkpoint_hint: str = '',
+                 scaled_input: Optional[Callable[[Tuple[int, int]], Tensor]] = None
+                 ) -> Tuple[Tensor, Tensor]:
     """Multi-scale CAMs of the present classes, rounded to float16.
 
     The rounding makes CAMs read back from a float16 cache give the same labels as fresh ones.
@@ -94,12 +127,15 @@ def compute_cams(cam_model, img_norm: Tensor, labels: Tensor, scales: Sequence[f
         scales (Sequence[float]): CAM inference scales.
         flip (bool): Add flipped images.
         checkpoint_hint (str): The checkpoint, named when the CAMs are not finite.
+        scaled_input (Callable, optional): The image at another scale (see
+            :func:`pil_scaled_inputs`); defaults to torch's bicubic resize of ``img_norm``.
 
     Returns:
         tuple[Tensor, Tensor]: float16 ``(K, H, W)`` CAMs and ``(K,)`` class ids.
     """
     cams, class_ids = multi_scale_cam(cam_model.forward_cam, img_norm,
-                                      labels.to(img_norm.device), scales=scales, flip=flip)
+                                      labels.to(img_norm.device), scales=scales, flip=flip,
+                                      scaled_input=scaled_input)
     cams = cams.half()
     check_finite(cams, 'the CAMs', 'check the CAM classifier checkpoint (--cam-checkpoint '
                  f'{checkpoint_hint}) for NaN/inf weights')

@@ -114,26 +114,9 @@ def transition_rows(aff: Tensor, size: Tuple[int, int], radius: int = 5,
     return cols.view(n, -1), weight.view(n, -1), exists.reshape(n, -1)
 
 
-def transition_matrix(aff: Tensor, size: Tuple[int, int], radius: int = 5,
-                      beta: float = 8) -> Tensor:
-    """Sparse row-stochastic ``T = D^-1 A^beta``, block diagonal over the batch.
-
-    The CSR form of :func:`transition_rows` (its slots with a partner).
-
-    Args:
-        aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid.
-        size (tuple[int, int]): The grid ``(H, W)``.
-        radius (int): Pair radius. Default: 5.
-        beta (float): Power applied to the affinities. Default: 8.
-
-    Returns:
-        Tensor: Sparse CSR ``(B * H * W, B * H * W)`` on the device of ``aff``.
-    """
-    return _to_csr(*transition_rows(aff, size, radius, beta))
-
-
-def _to_csr(cols: Tensor, weight: Tensor, exists: Tensor) -> Tensor:
-    """CSR matrix of the slots of :func:`transition_rows` that have a partner."""
+def csr_transition(cols: Tensor, weight: Tensor, exists: Tensor) -> Tensor:
+    """Sparse CSR ``(B * H * W, B * H * W)`` row-stochastic ``T`` from the ``(columns,
+    weights, exists)`` of :func:`transition_rows` (the slots that have a partner)."""
     n = cols.shape[0]
     crow = torch.cat([cols.new_zeros(1), exists.sum(dim=-1).cumsum(0).to(cols.dtype)])
     with warnings.catch_warnings():  # torch warns that CSR support is in beta
@@ -192,7 +175,7 @@ def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
         def step(x: Tensor) -> Tensor:  # x'_i = sum_s weight[i, s] x[cols[i, s]]
             return F.embedding_bag(cols, x, mode='sum', per_sample_weights=weight)
     else:
-        trans = _to_csr(cols, weight, exists)
+        trans = csr_transition(cols, weight, exists)
 
         def step(x: Tensor) -> Tensor:
             return trans @ x
@@ -235,8 +218,8 @@ def random_walk_cams(cams: Tensor, aff: Tensor, alpha: float = PSA_DEFAULTS.rw_a
         radius (int): Pair radius. Default: PSA's.
         stride (int): Feature stride of the affinities. Default: PSA's.
         walk (Callable): The walk on the pooled scores, ``walk(scores, aff, radius, beta,
-            logt)``. Default: :func:`random_walk`; benchmarks pass the dense reference
-            :func:`mmaffseg.wsss.dense_random_walk.dense_random_walk`.
+            logt)``. Default: :func:`random_walk`; the random-walk benchmark passes the
+            reference's dense walk.
 
     Returns:
         Tensor: ``(B, K + 1, H, W)`` walked scores, background first; use

@@ -10,7 +10,7 @@ import pytest
 import torch
 from payloads import FilePayload, save_payload, serve_folder
 from test_apis.test_tools_round_trip import QUICKSTART, _options
-from tool_runner import REPO, run_tool
+from tool_runner import REPO, one_error_line, run_tool, run_tools_in_one_process
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -32,42 +32,6 @@ def trained(tiny_synthetic_root, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('trained') / 'work')
     _train(work, tiny_synthetic_root, 2)
     return work
-
-
-# Runs several invocations of the real tools in one interpreter (each as `python TOOL ARGS`
-# would, through runpy with sys.argv set): a tool's start-up (importing mmseg) costs more than
-# failing on a bad checkpoint. Prints one JSON line: [[exit status, stderr], ...].
-DRIVER = """
-import contextlib, io, json, runpy, sys, traceback
-results = []
-for argv in json.loads(sys.argv[1]):
-    sys.argv, err, code = argv, io.StringIO(), 0
-    with contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path(argv[0], run_name='__main__')
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results.append([code, err.getvalue()])
-print('RESULTS ' + json.dumps(results))
-"""
-
-
-def _run_tools(invocations: list, env: dict = ENV) -> list:
-    import json
-    out = _tool(['-c', DRIVER, json.dumps(invocations)], env=env)
-    line = [x for x in out.splitlines() if x.startswith('RESULTS ')]
-    assert line, out[-4000:]
-    return json.loads(line[-1][len('RESULTS '):])
-
-
-def _error_line(code: int, err: str, what: str) -> str:
-    assert code == 2 and 'Traceback' not in err, f'{what}: exit {code}\n{err[-3000:]}'
-    lines = [line for line in err.splitlines() if ': error: ' in line]
-    assert len(lines) == 1, f'{what}: {err[-3000:]}'
-    return lines[0]
 
 
 def _bad_checkpoints(good: str, folder) -> dict:
@@ -122,28 +86,29 @@ def test_tools_name_bad_checkpoints_and_exit_2(trained, tiny_synthetic_root, tmp
             train_tool(options=[f'load_from={paths["empty"]}']),
             train_tool(options=[f'load_from={url}']),
         ]
-        results = _run_tools(invocations, env=dict(ENV, TORCH_HOME=str(tmp_path / 'th')))
+        results = run_tools_in_one_process(invocations,
+                                           env=dict(ENV, TORCH_HOME=str(tmp_path / 'th')))
 
     why = {'missing': 'does not exist', 'empty': 'is empty', 'truncated': 'is not a readable',
            'random': 'is not a readable', 'other-model': 'does not fit the EncoderDecoder'}
     for kind, (code, err) in zip(kinds, results):
-        line = _error_line(code, err, kind)
+        line = one_error_line(code, err, kind)
         assert f'error: CHECKPOINT: checkpoint {paths[kind]} {why[kind]}' in line, line
-    line = _error_line(*results[kinds.index('other-model')], 'other-model')
+    line = one_error_line(*results[kinds.index('other-model')], 'other-model')
     assert 'decode_head.conv_seg.weight [5, ' in line and 'backbone.stem.0.weight' in line
     assert 'use --non-strict' in line
     code, err = results[len(kinds)]  # --non-strict: tested anyway
     assert code == 0, err[-3000:]
 
     results = results[len(kinds) + 1:]
-    line = _error_line(*results[0], '--resume weights-only')  # was KeyError: 'epoch'
+    line = one_error_line(*results[0], '--resume weights-only')  # was KeyError: 'epoch'
     assert (f'error: --resume: checkpoint {weights_only} is not a training checkpoint'
             in line), line
-    line = _error_line(*results[1], '--resume random')
+    line = one_error_line(*results[1], '--resume random')
     assert f'error: --resume: checkpoint {paths["random"]} is not a readable' in line, line
-    line = _error_line(*results[2], 'load_from empty')
+    line = one_error_line(*results[2], 'load_from empty')
     assert f'error: load_from: checkpoint {paths["empty"]} is empty' in line, line
-    line = _error_line(*results[3], 'load_from http payload')
+    line = one_error_line(*results[3], 'load_from http payload')
     assert f'error: load_from: checkpoint {url} was refused by safe loading' in line, line
     assert f'MMAFFSEG_TRUSTED_CHECKPOINTS={url}' in line
     assert not osp.exists(marker)

@@ -58,6 +58,34 @@ def test_sync_bn_on_cpu_is_a_clear_error(tmp_path, monkeypatch):
     prepare_train_cfg(cfg, QUICKSTART, str(tmp_path))  # one process: mmengine reverts SyncBN
 
 
+def test_sync_bn_error_lists_every_key_and_the_options_that_fix_them(tmp_path, monkeypatch):
+    """mmseg's own DeepLabV3+ Cityscapes config (SyncBN in backbone, decode and auxiliary heads)
+    with mmengine's ``sync_bn`` on: every key is named, and the --cfg-options the message gives,
+    applied as given, make the config pass."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from mmaffseg.utils.compat import scoped_config_path
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    config = scoped_config_path(
+        'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py')
+    with pytest.raises(ValueError) as error:
+        prepare_train_cfg(load_config(config, {'sync_bn': 'torch'}), config, str(tmp_path),
+                          launcher='pytorch')
+    message = str(error.value)
+    assert '...' not in message
+    assert ('synchronised BatchNorm (model.backbone.norm_cfg, model.decode_head.norm_cfg, '
+            "model.auxiliary_head.norm_cfg, sync_bn='torch')") in message
+    words = message.split('--cfg-options ', 1)[1].split(', or run on GPUs')[0].split()
+    assert words == ['model.backbone.norm_cfg.type=BN', 'model.decode_head.norm_cfg.type=BN',
+                     'model.auxiliary_head.norm_cfg.type=BN', 'sync_bn=None']
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = {'sync_bn': 'torch', **parser.parse_args(['--cfg-options'] + words).cfg_options}
+    prepare_train_cfg(load_config(config, options), config, str(tmp_path), launcher='pytorch')
+
+
 def test_torchrun_failure_report_names_a_config_error(tmp_path):
     """torchrun's closing report (its own text, printed last) shows our one-line message."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -65,12 +93,15 @@ def test_torchrun_failure_report_names_a_config_error(tmp_path):
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=1',
          f'--master_port={_free_port()}', osp.join(REPO, 'tools', 'train.py'), QUICKSTART,
          '--launcher', 'pytorch', '--work-dir', str(tmp_path),
-         '--cfg-options', 'model.backbone.norm_cfg.type=SyncBN'],
+         '--cfg-options', 'model.backbone.norm_cfg.type=SyncBN',
+         'model.decode_head.norm_cfg.type=SyncBN'],
         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     report = out[out.rindex('Root Cause (first observed failure)'):]
     assert 'train.py: error: the config uses synchronised BatchNorm' in report, report
+    assert ('--cfg-options model.backbone.norm_cfg.type=BN model.decode_head.norm_cfg.type=BN'
+            in report), report
     assert 'To enable traceback see' not in report
 
 

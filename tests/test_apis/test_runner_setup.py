@@ -179,8 +179,9 @@ def test_train_tool_names_a_bad_data_file(case, workers, needle, tiny_synthetic_
 
 
 def test_tools_load_images_with_the_checked_loader():
-    """Test pipelines keep mmcv's ``LoadImageFromFile`` (MMSegInferencer finds it by name);
-    the tools' runner swaps in the checked loader, through dataset wrappers too."""
+    """Test pipelines keep mmcv's ``LoadImageFromFile`` and mmseg's ``LoadAnnotations``
+    (MMSegInferencer finds them by name); the tools' runner swaps in the checked loaders, through
+    dataset wrappers too."""
     from mmaffseg.apis import use_checked_image_loading
     load = dict(type='LoadImageFromFile', imdecode_backend='pillow')
     cfg = Config(dict(
@@ -193,4 +194,4 @@ def test_tools_load_images_with_the_checked_loader():
     for pipeline in (train[0].pipeline, train[1].dataset.pipeline,
                      cfg.test_dataloader.dataset.pipeline):
         assert pipeline[0] == dict(type='LoadCheckedImageFromFile', imdecode_backend='pillow')
-    assert train[0].pipeline[1].type == 'LoadAnnotations'
+    assert train[0].pipeline[1].type == 'LoadCheckedAnnotations'

@@ -151,13 +151,14 @@ def _plain(step: dict) -> dict:
 @pytest.mark.parametrize('backbone', ['resnet38', 'r50'])
 def test_cam_training_augmentation_is_train_cls(backbone):
     """jiwoon-ahn/psa train_cls.py: RandomResizeLong(256, 512) (PIL bicubic), flip,
-    ColorJitter(0.3, 0.3, 0.3, 0.1), RandomCrop(448); labels from cls_labels, no masks."""
+    ColorJitter(0.3, 0.3, 0.3, 0.1), imutils.RandomCrop(448); labels from cls_labels, no
+    masks."""
     cfg = cfg_of(f'psa-cam_{backbone}-d8_4xb4-10k_voc12aug-448x448.py')
     for ds in cfg.train_dataloader.dataset.datasets:
         steps = [_plain(s) for s in ds.pipeline]
         assert [s['type'] for s in steps] == [
             'LoadImageFromFile', 'LoadImageLevelLabels', 'RandomResize', 'RandomFlip',
-            'ColorJitter', 'RandomCrop', 'PackSegInputs'
+            'ColorJitter', 'RandomCanvasCrop', 'PackSegInputs'
         ]
         assert steps[1]['label_file'] == 'data/VOCdevkit/VOC2012/cls_labels.json'
         assert steps[1]['num_classes'] == 20
@@ -206,7 +207,7 @@ def test_affinitynet_training_augmentation_is_train_aff(backbone):
     for ds in cfg.train_dataloader.dataset.datasets:
         steps = [_plain(s) for s in ds.pipeline]
         assert [s['type'] for s in steps] == [
-            'LoadImageFromFile', 'LoadAnnotations', 'ColorJitter', 'RandomCrop', 'RandomFlip',
+            'LoadImageFromFile', 'LoadAnnotations', 'ColorJitter', 'RandomCanvasCrop', 'RandomFlip',
             'PackSegInputs'
         ]
         assert steps[2] == PSA_JITTER and steps[3]['crop_size'] == (448, 448)
@@ -230,7 +231,7 @@ def test_voc_cam_pipeline_runs_without_masks(tmp_path):
                                  reduce_zero_label=False))
     sample = out['data_samples']
     assert np.flatnonzero(sample.gt_class_labels).tolist() == [0, 14]
-    assert max(out['inputs'].shape[1:]) <= 448 and max(out['inputs'].shape[1:]) >= 256
+    assert out['inputs'].shape == (3, 448, 448)  # the image on its canvas
 
 
 def _loop_settings(cfg) -> dict:
@@ -268,3 +269,109 @@ def test_pseudo_label_recipe_numbers(name):
     assert [t['type'] for t in cfg.test_pipeline] == [
         'LoadImageFromFile', 'LoadAnnotations', 'LoadImageLevelLabels', 'PackSegInputs'
     ]
+
+
+class _Draws:
+    """Random integers of the crop from a local generator, recorded (vertical axis first)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.drawn = []
+
+    def __call__(self, space: int) -> int:
+        value = int(self.rng.integers(1, space + 1)) if space else 0  # never the top-left
+        self.drawn.append(value)
+        return value
+
+
+def _train_step(cfg, type_name: str):
+    from mmseg.registry import TRANSFORMS
+    step = next(s for s in cfg.train_dataloader.dataset.datasets[0].pipeline
+                if s['type'] in (type_name, 'RandomCrop'))
+    return TRANSFORMS.build(step)
+
+
+def _network_input(cfg, crop, results: dict, seed: int):
+    """The crop, packing and the config's data preprocessor, as training runs them."""
+    from mmseg.datasets.transforms import PackSegInputs
+    draws = _Draws(seed)
+    crop._draw_offset = draws
+    packed = PackSegInputs()(crop(results))
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    data = preprocessor(dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]),
+                        training=True)
+    assert len(draws.drawn) == 2, 'the crop must draw one offset per axis'
+    return data, draws.drawn
+
+
+@pytest.mark.parametrize('shape', [(300, 500), (448, 333), (500, 375), (200, 260)])
+def test_cam_crop_input_equals_the_official_one(shape):
+    """train_cls.py normalises, then imutils.RandomCrop(448) puts a smaller image at a random
+    offset in a zero canvas: the network input of our config (crop, packing, data
+    preprocessor) equals it for the same random integers, the canvas exactly 0."""
+    from psa_crop_reference import official_cam_input
+    init_default_scope('mmseg')
+    cfg = cfg_of('psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py')
+    rng = np.random.default_rng(shape[0])
+    for seed in range(3):
+        rgb = rng.integers(0, 256, shape + (3, ), dtype=np.uint8)
+        data, drawn = _network_input(cfg, _train_step(cfg, 'RandomCanvasCrop'),
+                                     dict(img=rgb[..., ::-1].copy(), img_shape=shape), seed)
+        ours = data['inputs'][0].numpy()
+        expected = official_cam_input(rgb, 448, *drawn)
+        assert ours.shape == expected.shape == (3, 448, 448)
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-5)
+        np.testing.assert_array_equal(ours[expected == 0], 0)
+
+
+def test_affinitynet_crop_input_equals_the_official_one():
+    """train_aff.py crops image and score maps together before normalising: a black canvas
+    (normalised: -mean / std) and unknown (255) labels there."""
+    from psa_crop_reference import official_aff_input
+    init_default_scope('mmseg')
+    cfg = cfg_of('psa-affinitynet_resnet38-d8_4xb2-10k_voc12aug-448x448.py')
+    rng = np.random.default_rng(1)
+    for seed, shape in enumerate([(375, 500), (333, 448), (281, 300)]):
+        rgb = rng.integers(0, 256, shape + (3, ), dtype=np.uint8)
+        label = rng.integers(0, 21, shape, dtype=np.uint8)
+        results = dict(img=rgb[..., ::-1].copy(), img_shape=shape, gt_seg_map=label.copy(),
+                       seg_fields=['gt_seg_map'])
+        data, drawn = _network_input(cfg, _train_step(cfg, 'RandomCanvasCrop'), results, seed)
+        img, expected_label = official_aff_input(rgb, label, 448, *drawn)
+        np.testing.assert_allclose(data['inputs'][0].numpy(), img, rtol=0, atol=2e-5)
+        ours_label = data['data_samples'][0].gt_sem_seg.data[0].numpy()
+        np.testing.assert_array_equal(ours_label, expected_label)
+
+
+@pytest.mark.parametrize('name', ['psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py',
+                                  'psa-affinitynet_resnet38-d8_4xb2-10k_voc12aug-448x448.py'])
+def test_small_images_are_translated_in_the_crop(name):
+    """With the config's own random numbers (numpy's, seeded here and restored), a 300-row
+    image lands at any row 0..148 of the 448 crop, uniformly as the reference's
+    randrange(149), not always at the top."""
+    from mmseg.datasets.transforms import PackSegInputs
+    init_default_scope('mmseg')
+    cfg = cfg_of(name)
+    crop = _train_step(cfg, 'RandomCanvasCrop')
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    img = np.full((300, 500, 3), 250, np.uint8)  # far from the canvas after normalisation
+    tops = []
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        for _ in range(300):
+            results = dict(img=img.copy(), img_shape=(300, 500),
+                           gt_seg_map=np.zeros((300, 500), np.uint8), seg_fields=['gt_seg_map'])
+            packed = PackSegInputs()(crop(results))
+            data = preprocessor(dict(inputs=[packed['inputs']],
+                                     data_samples=[packed['data_samples']]), training=True)
+            content = (data['inputs'][0, 0] > 1.5).any(1)  # rows holding image pixels
+            rows = torch.nonzero(content)[:, 0]
+            assert data['inputs'].shape[-2:] == (448, 448) and len(rows) == 300
+            tops.append(int(rows[0]))
+    finally:
+        np.random.set_state(state)
+    tops = np.array(tops)
+    assert tops.min() >= 0 and tops.max() <= 148
+    assert len(set(tops.tolist())) > 80  # of 149 possible rows
+    assert abs(tops.mean() - 74) < 10  # uniform: mean 74, standard error ~2.5

@@ -99,6 +99,20 @@ def test_relative_links_resolve(md_path):
     assert broken_links(md_path) == [], osp.relpath(md_path, REPO)
 
 
+#: A script of this repository's tool folders named anywhere in a page, code included (mmseg's
+#: own tools, e.g. tools/dataset_converters/cityscapes.py, are named in the docs too).
+OWN_TOOL = re.compile(r'(?<![\w/.])(tools/(?:analysis_tools|model_converters)/[\w./-]+\.(?:py|sh))')
+
+
+@pytest.mark.parametrize('md_path', MARKDOWN, ids=lambda p: osp.relpath(p, REPO))
+def test_named_tool_scripts_exist(md_path):
+    """The commands the docs show name scripts that exist (e.g. no removed benchmark script)."""
+    with open(md_path, encoding='utf-8') as f:
+        named = set(OWN_TOOL.findall(f.read()))
+    assert sorted(p for p in named if not osp.exists(osp.join(REPO, p))) == [], \
+        osp.relpath(md_path, REPO)
+
+
 def test_the_check_finds_broken_links_and_anchors(tmp_path):
     (tmp_path / 'other.md').write_text('# Title\n\n## Differences from the paper / official code\n')
     page = tmp_path / 'page.md'

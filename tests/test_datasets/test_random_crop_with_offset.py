@@ -52,10 +52,12 @@ def test_offsets_compose_and_small_images():
 @pytest.mark.parametrize('flip', ['horizontal', 'vertical'])
 def test_positions_from_packed_meta_match_carried_map(flip):
     """Resize + crop + flip a row-coded label map the way the official loader carries its
-    position map; our positions from the packed metainfo must read the same rows."""
+    position map (PIL's nearest resize: mmcv's ``pillow`` backend); our positions from the
+    packed metainfo must read the same rows."""
     init_default_scope('mmseg')
     pipeline = Compose([
-        dict(type='RandomResize', scale=(160, 96), ratio_range=(0.5, 2.0), keep_ratio=True),
+        dict(type='RandomResize', scale=(160, 96), ratio_range=(0.5, 2.0), keep_ratio=True,
+             backend='pillow'),
         dict(type='RandomCropWithOffset', crop_size=(48, 64)),
         dict(type='RandomFlip', prob=1.0, direction=flip),
         dict(type='PackSegInputs', meta_keys=META_KEYS),

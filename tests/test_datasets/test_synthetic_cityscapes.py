@@ -3,10 +3,14 @@ import glob
 import json
 import os
 import os.path as osp
+import stat
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
+from tool_runner import REPO
 
 from mmaffseg.datasets import CITYSCAPES_CLASSES, StreetSceneGenerator
 from mmaffseg.datasets import synthetic_cityscapes as synth
@@ -134,6 +138,21 @@ def test_generation_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(StreetSceneGenerator, 'render', original)
     _generate(root)
     assert synth.read_marker(str(root))['num_train'] == 3
+
+
+def test_generated_folders_follow_the_umask(tmp_path):
+    """tools/dataset_converters/synthetic_cityscapes.py under umask 022: every folder is
+    drwxr-xr-x like os.makedirs' (the root was mkdtemp's drwx------ before its rename)."""
+    root = tmp_path / 'synthetic'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'dataset_converters', 'synthetic_cityscapes.py'),
+         str(root), '--num-train', '2', '--num-val', '1', '--height', str(H), '--width', str(W)],
+        capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    folders = [str(root)] + [d for d in glob.glob(osp.join(root, '**'), recursive=True)
+                             if osp.isdir(d)]
+    modes = {osp.relpath(d, root): stat.filemode(os.stat(d).st_mode) for d in folders}
+    assert set(modes.values()) == {'drwxr-xr-x'}, modes
 
 
 def test_existing_folders_are_never_overwritten(tmp_path):

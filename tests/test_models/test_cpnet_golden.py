@@ -11,13 +11,13 @@ import os.path as osp
 
 import pytest
 import torch
+from converters.cpnet_converter import convert_official_cpnet
 from golden import assert_close, case_paths, load_case
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from official_configs import official_affinity_loss_cfg, official_cp_head_cfg
 
 from mmaffseg.models.losses import affinity_one_hot
-from mmaffseg.models.utils.cpnet_converter import convert_official_cpnet
 
 CASES = case_paths('cpnet')
 

@@ -23,13 +23,12 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from converters.spnet_converter import convert_official_spnet
 from golden import assert_close, case_paths, load_case
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from official_configs import official_spnet_model_overrides, official_spnet_module_cfg
-
-from mmaffseg.models.utils.spnet_converter import convert_official_spnet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SPNET_CONFIG = osp.join(REPO, 'configs', 'spnet', 'spnet_r50-d8_4xb2-80k_cityscapes-512x1024.py')

@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""The context-module benchmark runs its cases in subprocesses and prints the ratio table."""
+"""benchmark.py context-modules runs its cases in subprocesses and prints the ratio table."""
 import json
 import os.path as osp
 import subprocess
@@ -8,15 +8,15 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_context_modules.py')
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 
 
 @pytest.mark.slow
 def test_benchmark_prints_table_and_ratios(tmp_path):
     out = tmp_path / 'bench.json'
     proc = subprocess.run(
-        [sys.executable, TOOL, '--size', '32', '64', '--threads', '1', '--warmup', '0',
-         '--repeat', '1', '--models', 'cpnet', '--out', str(out)],
+        [sys.executable, TOOL, 'context-modules', '--size', '32', '64', '--threads', '1',
+         '--warmup', '0', '--repeat', '1', '--models', 'cpnet', '--out', str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the module's baselines are added and measured in the same run

@@ -1,13 +1,14 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""The context-prior-loss benchmark prints ours against its floor and the materialised loss."""
+"""benchmark.py cp-loss prints ours against its floor and the materialised loss."""
 import re
 
 import torch
-from tool_runner import load_tool, run_tool
+from benchmarks import cp_loss
+from tool_runner import run_tool
 
 
 def test_benchmark_cp_loss_prints_floor_and_ratios():
-    out = run_tool(['tools/analysis_tools/benchmark_cp_loss.py', '--prior-sizes', '12',
+    out = run_tool(['tools/analysis_tools/benchmark.py', 'cp-loss', '--prior-sizes', '12',
                     '--repeat', '1', '--copy-mib', '8'], timeout=300)
     losses = {}
     for size in (12, ):
@@ -26,7 +27,7 @@ def test_benchmark_cp_loss_prints_floor_and_ratios():
 
 
 def test_floor_counts_one_read_and_one_write():
-    tool = load_tool('analysis_tools/benchmark_cp_loss.py')
+    tool = cp_loss
     prior, label = tool.make_inputs(6, 2, 5)
     assert prior.shape == (2, 36, 36) and label.shape == (2, 36)
     floor = tool.measure_floor(prior, block_elems=100, repeat=1, copy_mib=4)

@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""The dense-CRF benchmark prints serial vs pooled throughput, ratio / W and CPU overhead."""
+"""benchmark.py dense-crf prints serial vs pooled throughput, ratio / W and CPU overhead."""
 import re
 
 import pytest
@@ -9,7 +9,7 @@ pytest.importorskip('pydensecrf.densecrf')
 
 
 def test_benchmark_dense_crf_prints_pool_ratios():
-    out = run_tool(['tools/analysis_tools/benchmark_dense_crf.py', '--size', '24', '32',
+    out = run_tool(['tools/analysis_tools/benchmark.py', 'dense-crf', '--size', '24', '32',
                     '--labels', '3', '--images', '4', '--batches', '1', '--workers', '2',
                     '--iterations', '2'], timeout=300)
     assert re.search(r'\| 3 \| serial \| [0-9.]+ \| 1\.000 \|', out), out

@@ -93,13 +93,16 @@ def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
         assert re.search(rf'^\| {method} \| [0-9.]+ \| 1 \|', table, re.M), table
     assert osp.getsize(osp.join(work, 'results.png')) > 0
 
-    # other settings in the same work dir: refused, naming the folder; nothing changed
+    # other settings in the same work dir: refused, naming the folder, the runs and the
+    # setting; nothing changed
     tool = load_tool('benchmark_suite.py')
     with pytest.raises(SystemExit) as exit_info:
         tool.main(_args(tiny_synthetic_root, work, {'optim_wrapper.optimizer.lr': 0.02})[1:])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert 'holds a run with other settings' in err and first in err, err[-2000:]
+    assert f'the folder {work} holds results of other inputs' in err, err[-2000:]
+    assert f"stage '{METHODS[0]}/seed0' was made from other inputs " \
+        '(optim_wrapper.optimizer.lr: 0.01 -> 0.02)' in err, err[-2000:]
     assert {f: os.stat(osp.join(first, f)).st_mtime_ns for f in kept} == kept
 
     # --collect-only: the results from the run folders alone; a missing seed is reported
@@ -113,6 +116,103 @@ def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
         'mIoU_mean']
     assert again['methods'][METHODS[1]]['seeds_missing'] == [1]
     assert osp.isfile(osp.join(work, 'results.png'))
+
+
+@pytest.fixture
+def fake_suite(monkeypatch):
+    """benchmark_suite with training and evaluation replaced by stand-ins that record their
+    calls: the record, check and lock of its --work-dir, in seconds."""
+    tool = load_tool('benchmark_suite.py')
+    calls = []
+
+    def train(run_dir, launcher, gpus, port, *progress):
+        calls.append(('train', run_dir))
+        cfg = tool.Config.fromfile(osp.join(run_dir, 'config.py'))
+        with open(tool.final_checkpoint(run_dir, cfg), 'wb') as f:
+            f.write(b'weights of ' + run_dir.encode())
+
+    def evaluate(cfg, run_dir, checkpoint, *args, **kwargs):
+        calls.append(('evaluate', run_dir))
+        return dict(metrics=dict(mIoU=1.0))
+
+    monkeypatch.setattr(tool, 'train', train)
+    monkeypatch.setattr(tool, 'evaluate', evaluate)
+    monkeypatch.setattr(tool, 'collect', lambda *args: {})
+    return tool, calls
+
+
+def _fake_args(root, work, *extra, options=None):
+    return (['synthetic', '--tiny', '--data-root', root, '--work-dir', work, '--seeds', '0',
+             '--methods', METHODS[0], *extra, '--cfg-options'] +
+            cfg_option_args(options or tiny_synthetic_overrides(root)))
+
+
+def _exit_2(tool, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_reruns_with_other_inputs_stop_and_overwrite_redoes_only_those(
+        fake_suite, tiny_synthetic_root, tmp_path, capsys):
+    """A finished run was skipped whatever the evaluation settings (--tta, --flops-shape) or
+    checkpoint now: exit 0 with the old done.json. Now each stops before any work naming the
+    run's stage and the change; --overwrite re-evaluates without retraining."""
+    tool, calls = fake_suite
+    work = str(tmp_path / 'suite')
+    run_dir = osp.join(work, METHODS[0], 'seed0')
+    args = _fake_args(tiny_synthetic_root, work)
+    tool.main(args)
+    assert calls == [('train', run_dir), ('evaluate', run_dir)]
+    done = osp.join(run_dir, 'done.json')
+    kept = os.stat(done).st_mtime_ns
+    tool.main(args)  # the same inputs: skipped
+    assert len(calls) == 2 and os.stat(done).st_mtime_ns == kept
+
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, '--tta'), capsys)
+    assert f'--work-dir: the folder {work} holds results of other inputs' in err
+    assert f"stage '{METHODS[0]}/seed0/eval' was made from other inputs (tta: false -> true)" \
+        in err and '--overwrite' in err
+    options = dict(tiny_synthetic_overrides(tiny_synthetic_root))
+    options['optim_wrapper.optimizer.lr'] = 0.02
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, options=options), capsys)
+    assert f"stage '{METHODS[0]}/seed0' was made from other inputs " \
+        '(optim_wrapper.optimizer.lr: 0.01 -> 0.02)' in err
+    assert len(calls) == 2 and os.stat(done).st_mtime_ns == kept  # nothing done
+
+    tool.main(_fake_args(tiny_synthetic_root, work, '--tta', '--overwrite'))
+    assert calls[2:] == [('evaluate', run_dir)]  # re-evaluated, not retrained
+
+    # another checkpoint in the run folder (e.g. trained again by hand): stops, then redone
+    checkpoint = next(osp.join(run_dir, f) for f in os.listdir(run_dir) if f.endswith('.pth'))
+    with open(checkpoint, 'ab') as f:
+        f.write(b' retrained')
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, '--tta'), capsys)
+    assert "(checkpoint: sha256:" in err
+    tool.main(_fake_args(tiny_synthetic_root, work, '--tta', '--overwrite'))
+    assert calls[3:] == [('evaluate', run_dir)]
+
+    # a second suite into the same --work-dir
+    with tool.FolderLock(work, '--work-dir'):
+        err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, '--tta'), capsys)
+    assert f'the folder {work} is in use by another run (pid {os.getpid()}' in err
+
+
+def test_run_folder_of_an_earlier_version_is_taken_over(fake_suite, tiny_synthetic_root,
+                                                        tmp_path, capsys):
+    """A run folder with a matching config_hash and no record (written before the record
+    existed) keeps its training; its done.json is redone with --overwrite."""
+    tool, calls = fake_suite
+    work = str(tmp_path / 'suite')
+    run_dir = osp.join(work, METHODS[0], 'seed0')
+    tool.main(_fake_args(tiny_synthetic_root, work))
+    os.remove(osp.join(work, 'provenance.json'))  # as an earlier version left it
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work), capsys)
+    assert f"stage '{METHODS[0]}/seed0/eval' has files but no provenance record" in err
+    assert f"stage '{METHODS[0]}/seed0' " not in err  # the training is taken over
+    tool.main(_fake_args(tiny_synthetic_root, work, '--overwrite'))
+    assert calls == [('train', run_dir), ('evaluate', run_dir), ('evaluate', run_dir)]
 
 
 def test_training_log_lines_are_parsed():

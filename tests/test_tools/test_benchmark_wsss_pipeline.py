@@ -1,16 +1,15 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""tools/analysis_tools/benchmark_wsss_pipeline.py on the quick-start PSA config, one image."""
+"""tools/analysis_tools/benchmark.py wsss-pipeline on the quick-start PSA config, one image."""
 import re
 
-from tool_runner import load_tool
+from benchmarks import cli, wsss_pipeline
 
 PSA_QUICKSTART = 'configs/psa/psa-pseudo-labels_r18-d8-slim_quickstart_synthetic-wsss-128x256.py'
 
 
 def test_pipeline_benchmark_reports_every_stage(capsys):
-    tool = load_tool('analysis_tools/benchmark_wsss_pipeline.py')
-    assert tool.main([PSA_QUICKSTART, '--size', '40', '72', '--images', '1',
-                      '--in-process']) == 0
+    assert cli.main(['wsss-pipeline', PSA_QUICKSTART, '--size', '40', '72', '--images', '1',
+                     '--in-process']) == 0
     out = capsys.readouterr().out
     assert '40x72 synthetic images' in out
     rows = {}
@@ -18,7 +17,7 @@ def test_pipeline_benchmark_reports_every_stage(capsys):
         cells = [c.strip() for c in line.strip('|').split('|')]
         if len(cells) == 7 and cells[0].startswith('psa-pseudo-labels_r18'):
             rows[cells[1]] = [float(c) for c in cells[2:]]
-    assert set(rows) == set(tool.STAGES) | {'**total**'}, out
+    assert set(rows) == set(wsss_pipeline.STAGES) | {'**total**'}, out
     total = rows.pop('**total**')
     wall = sum(r[0] for r in rows.values())
     assert abs(total[0] - wall) < 2e-3 * len(rows) and all(r[0] > 0 for r in rows.values())

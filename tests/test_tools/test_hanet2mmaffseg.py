@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
+from converters.hanet_converter import convert_official_hanet
 from golden import case_paths, load_case
 from official_configs import official_hanet_head_kwargs, official_hanet_kwargs
 
 from mmaffseg.models.layers import HANet
-from mmaffseg.models.utils.hanet_converter import convert_official_hanet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'model_converters', 'hanet2mmaffseg.py')

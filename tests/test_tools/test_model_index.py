@@ -57,7 +57,7 @@ def test_metafile_lists_every_config_with_measured_metrics_only(folder):
             assert f'{value:.2f}' in readme_text or f'{value:.4f}' in readme_text, (name, value)
 
 
-def test_modelindex_reads_the_index(tmp_path):
+def _load_index(tmp_path):
     """The index as mim reads it (``modelindex.load``), over a copy laid out like .mim."""
     modelindex = pytest.importorskip('modelindex')
     mim = tmp_path / '.mim'
@@ -65,7 +65,26 @@ def test_modelindex_reads_the_index(tmp_path):
     os.symlink(CONFIGS, mim / 'configs')
     (mim / 'model-index.yml').write_text(
         runpy.run_path(osp.join(REPO, 'setup.py'), run_name='mmaffseg_setup')['model_index']())
-    index = modelindex.load(str(mim / 'model-index.yml'))
+    return modelindex.load(str(mim / 'model-index.yml'))
+
+
+def test_modelindex_reads_the_index(tmp_path):
+    index = _load_index(tmp_path)
     names = {m.name for m in index.models}
     assert 'hanet_r18-d16_quickstart_synthetic-128x256' in names
     assert len(names) == sum(len(glob.glob(osp.join(CONFIGS, f, '*.py'))) for f in FOLDERS)
+
+
+def test_mim_search_keys_leave_room_for_values_at_80_columns(tmp_path):
+    """``mim search`` (openmim 0.3.9's ``print_df``) prints each model as ``key value`` lines
+    80 columns wide, values cut to ``80 - (longest key + 2)``; its keys are the metadata
+    fields and ``<dataset>/<metric>`` of every result, lower-cased. A long dataset name left
+    no room: every value printed as nothing or "...". Keys must leave values 30 columns."""
+    keys = set()
+    for model in _load_index(tmp_path).models:
+        keys |= {'_'.join(k.lower().split()) for k in model.metadata.data}
+        for result in model.results or []:
+            keys |= {f'{result.dataset.lower()}/{"_".join(m.lower().split())}'
+                     for m in result.metrics}
+    longest = max(keys, key=len)
+    assert len(longest) + 2 <= 80 - 30, longest

@@ -152,6 +152,11 @@ def test_tool_end_to_end(tmp_path, monkeypatch, capsys):
                                  '--dynamic', '--out', out, '--verify')
     assert code == 0, err
     assert out.is_file()
+    # the fixed batch and class dimensions are declared as numbers, not generated names
+    import onnx
+    (output, ) = onnx.load(str(out)).graph.output
+    dims = [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim]
+    assert dims == [1, model.decode_head.out_channels, 'height', 'width']
     assert stdout.count('-> OK') == 2, stdout
     assert 'verify 72x88' in stdout
 

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 import torch
+from converters.cpnet_converter import convert_official_cpnet
+from converters.spnet_converter import convert_official_spnet, guess_spnet_source
 from golden import case_paths, load_case
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -19,8 +21,6 @@ from official_configs import (
 )
 
 import mmaffseg  # noqa: F401 (registers the modules)
-from mmaffseg.models.utils.cpnet_converter import convert_official_cpnet
-from mmaffseg.models.utils.spnet_converter import convert_official_spnet, guess_spnet_source
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

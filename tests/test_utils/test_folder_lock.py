@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from mmaffseg.utils.folder_lock import FolderInUseError, FolderLock
 from mmaffseg.utils.config_errors import OutputDirError
+from mmaffseg.utils.folder_lock import FolderInUseError, FolderLock
 
 HOLD = textwrap.dedent('''
     import sys, time
@@ -57,3 +57,13 @@ def test_released_lock_can_be_taken_again_in_process(tmp_path):
         FolderLock(str(tmp_path / 'new'), '--out-dir').acquire()  # flock is per open file
     lock.release()
     FolderLock(str(tmp_path / 'new'), '--out-dir').acquire().release()
+
+
+def test_folder_that_cannot_be_created_is_an_output_dir_error(tmp_path):
+    """A folder under a regular file was a raw NotADirectoryError traceback from the tools."""
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    with pytest.raises(OutputDirError) as info:
+        FolderLock(str(blocker / 'out'), '--work-dir').acquire()
+    assert not isinstance(info.value, FolderInUseError)
+    assert f'--work-dir: the folder {blocker / "out"} cannot be created' in info.value.strerror

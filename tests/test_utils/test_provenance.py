@@ -135,3 +135,26 @@ def test_write_keeps_stages_not_declared_now(tmp_path):
 def test_undeclared_source_is_a_programming_error(tmp_path):
     with pytest.raises(ValueError, match='not declared'):
         Provenance(str(tmp_path), '--x', 't').stage('rw', {}, sources=['cams'])
+
+
+def test_overwrite_recovers_from_an_unreadable_record(tmp_path):
+    """The message of an unreadable record offers --overwrite, which raised the same error."""
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / RECORD_NAME).write_text('{not json')
+    cam, aff = tmp_path / 'cam.pth', tmp_path / 'aff.pth'
+    cam.write_bytes(b'cam')
+    aff.write_bytes(b'aff')
+    prov = _record(tmp_path / 'out', cam, aff)
+    assert prov.check(['rw'], overwrite=True) == ['rw']
+    prov.write()
+    assert set(prov.recorded()) == {'cams', 'rw'}
+
+
+def test_stages_with_outputs_may_be_any_iterable(tmp_path):
+    """A generator was consumed by the first stage's test: later stages were never checked."""
+    cam, aff = tmp_path / 'cam.pth', tmp_path / 'aff.pth'
+    cam.write_bytes(b'cam')
+    aff.write_bytes(b'aff')
+    _record(tmp_path / 'out', cam, aff).write()
+    prov = _record(tmp_path / 'out', cam, aff, beta=2)
+    assert prov.check((s for s in ['cams', 'rw']), overwrite=True) == ['rw']

@@ -153,7 +153,7 @@ def test_unreadable_files_are_named(content, why, mmengine_checkpoints, tmp_path
 
 def test_model_converters_read_mmengine_checkpoints_without_trust(mmengine_checkpoints,
                                                                   tmp_path):
-    from mmaffseg.models.utils.checkpoint_conversion import converter_main
+    from converters.checkpoint_conversion import converter_main
     dst = str(tmp_path / 'converted.pth')
     converter_main(lambda state: state, 'identity',
                    argv=[osp.join(mmengine_checkpoints, 'iter_4.pth'), dst])

@@ -138,7 +138,7 @@ def _load_tool():
     return load_tool('select_psa_params.py')
 
 
-def _select(root, checkpoints, out, sweep):
+def _select(root, checkpoints, out, sweep, *extra, status=0):
     opts = dict(tiny_synthetic_overrides(root))
     opts.update({'test_dataloader.dataset.indices': [0, 1, 2],  # the selection set
                  'test_cfg.crf.workers': 0, 'test_cfg.cam_scales': [1.0, 0.5],
@@ -146,8 +146,8 @@ def _select(root, checkpoints, out, sweep):
     argv = [PL_CFG, '--sweep', sweep, '--cam-checkpoint', checkpoints[0], '--aff-checkpoint',
             checkpoints[1], '--out', str(out), '--work-dir', str(out / 'log'),
             '--low-alphas', '1', '4', '--rw-alphas', '2', '16', '--rw-betas', '1', '8',
-            '--cfg-options'] + [f'{k}={json.dumps(v)}' for k, v in opts.items()]
-    assert _load_tool().main(argv) == 0
+            *extra, '--cfg-options'] + [f'{k}={json.dumps(v)}' for k, v in opts.items()]
+    assert _load_tool().main(argv) == status
     with open(out / f'selection_{sweep}.json') as f:
         return json.load(f)
 
@@ -209,3 +209,22 @@ def test_demo_selects_on_training_images_and_scores_the_validation_images(tiny_s
     assert all('/gtFine/val/' in p for p in evaluation)
     with pytest.raises(ValueError, match='num-images'):
         demo.split_options(0)
+
+
+def test_cams_of_another_cam_checkpoint_are_not_reused(tiny_synthetic_root, checkpoints,
+                                                       tmp_path, capsys):
+    """A sweep into a folder whose CAM cache came from another --cam-checkpoint scored the
+    old model's CAMs (exit 0). It stops before any work naming the folder and the stage;
+    --overwrite recomputes the CAMs: the result of a clean run."""
+    from test_pseudo_label_provenance import other_weights
+    out = tmp_path / 'out'
+    first = _select(tiny_synthetic_root, checkpoints, out, 'affinity')
+    other = (other_weights(checkpoints[0], tmp_path / 'cam2.pth'), checkpoints[1])
+    capsys.readouterr()
+    assert _select(tiny_synthetic_root, other, out, 'affinity', status=2) == first
+    err = capsys.readouterr().err
+    assert f'the folder {out} holds results of other inputs' in err
+    assert "stage 'cams' was made from other inputs (cam_checkpoint: sha256:" in err
+    again = _select(tiny_synthetic_root, other, out, 'affinity', '--overwrite')
+    clean = _select(tiny_synthetic_root, other, tmp_path / 'clean', 'affinity')
+    assert again == clean and again['candidates'] != first['candidates']

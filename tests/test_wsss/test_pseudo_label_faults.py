@@ -1,6 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The PSA pseudo-label runner under faults: NaN checkpoints, corrupt CAM caches, read-only or
-full output folders, bad image files (issue 12)."""
+full output folders, bad image files."""
 import errno
 import json
 import os
@@ -44,8 +44,29 @@ def _with_nan_weight(path, out_path):
 
 
 @pytest.mark.parametrize('which', ['cam', 'aff'])
-def test_nan_weight_fails_every_image_clearly(tiny_synthetic_root, checkpoints, tmp_path,
-                                              monkeypatch, which):
+def test_nan_weight_is_refused_before_any_image(tiny_synthetic_root, checkpoints, tmp_path,
+                                                monkeypatch, capsys, which):
+    """A checkpoint with a NaN weight stops the run at load, naming the argument, the file and
+    the tensor; no label is written."""
+    cam, aff = checkpoints
+    if which == 'cam':
+        cam = bad = _with_nan_weight(cam, tmp_path / 'cam_nan.pth')
+    else:
+        aff = bad = _with_nan_weight(aff, tmp_path / 'aff_nan.pth')
+    out = tmp_path / 'out'
+    monkeypatch.setattr(sys, 'argv', _argv(tiny_synthetic_root, cam, aff, out, '--no-crf'))
+    with pytest.raises(SystemExit) as exit_info:
+        _load_tool().main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f'--{which}-checkpoint: checkpoint {bad} holds non-finite weights: backbone.' in err
+    assert '(1 NaN, 0 inf of' in err and '--allow-nonfinite-weights' in err
+    assert not [f for f in _outputs(str(out)) if f.endswith('.png')]
+
+
+@pytest.mark.parametrize('which', ['cam', 'aff'])
+def test_allowed_nan_weight_fails_every_image_clearly(tiny_synthetic_root, checkpoints,
+                                                      tmp_path, monkeypatch, which):
     cam, aff = checkpoints
     if which == 'cam':
         cam = _with_nan_weight(cam, tmp_path / 'cam_nan.pth')
@@ -54,7 +75,8 @@ def test_nan_weight_fails_every_image_clearly(tiny_synthetic_root, checkpoints, 
         aff = _with_nan_weight(aff, tmp_path / 'aff_nan.pth')
         expected = 'the affinities contain'
     out = tmp_path / 'out'
-    monkeypatch.setattr(sys, 'argv', _argv(tiny_synthetic_root, cam, aff, out, '--no-crf'))
+    monkeypatch.setattr(sys, 'argv', _argv(tiny_synthetic_root, cam, aff, out, '--no-crf',
+                                           '--allow-nonfinite-weights'))
     assert _load_tool().main() == 1
     failures = open(out / 'failures.txt').read().splitlines()
     assert len(failures) == 6

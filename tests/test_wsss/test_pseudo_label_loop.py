@@ -17,6 +17,7 @@ import torch
 from helpers import tiny_synthetic_overrides
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
+from PIL import Image
 from tool_runner import load_tool
 
 import mmaffseg  # noqa: F401
@@ -133,7 +134,8 @@ def test_outputs_recomputed_from_the_cached_cams(reference, tiny_synthetic_root,
     """Every output PNG equals its recomputation from the cached CAMs with the library
     functions and the config's settings (alphas, beta, t, radius, stride, bg score, CRF), the
     class-id map written out naively, and the RGB image read here; the cached CAMs equal a
-    fresh multi-scale CAM pass."""
+    fresh multi-scale CAM pass whose scales are resized as the reference does (PIL bicubic on
+    the uint8 image, then normalised)."""
     from mmaffseg.postprocessing import DenseCRF
     from mmaffseg.utils import load_checkpoint_file
     from mmaffseg.wsss import add_background, multi_scale_cam, random_walk_cams
@@ -167,11 +169,19 @@ def test_outputs_recomputed_from_the_cached_cams(reference, tiny_synthetic_root,
             written = {s: cv2.imread(osp.join(out, s, rel), cv2.IMREAD_UNCHANGED)
                        for s in ALL_STAGES}
             rgb = np.ascontiguousarray(cv2.imread(info['img_path'], cv2.IMREAD_COLOR)[..., ::-1])
-            x = ((torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() - mean) / std)[None]
+            def normalised(array):
+                return ((torch.from_numpy(array.copy()).permute(2, 0, 1).float() - mean) /
+                        std)[None]
+
+            def pil_scaled(size, image=Image.fromarray(rgb)):  # the reference's PIL bicubic
+                return normalised(np.asarray(image.resize((size[1], size[0]), Image.BICUBIC)))
+
+            x = normalised(rgb)
             with torch.no_grad():
                 labels = torch.as_tensor(ds[index]['data_samples'].gt_class_labels)
                 fresh, fresh_ids = multi_scale_cam(cam_model.forward_cam, x, labels,
-                                                   settings.cam_scales, settings.cam_flip)
+                                                   settings.cam_scales, settings.cam_flip,
+                                                   scaled_input=pil_scaled)
                 aff = aff_model.predict_affinity(x)
             np.testing.assert_array_equal(fresh_ids.numpy(), class_ids)
             torch.testing.assert_close(fresh.half().float(), cams, rtol=0, atol=2e-3)

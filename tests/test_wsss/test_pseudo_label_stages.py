@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from benchmarks.dense_random_walk import dense_random_walk
 
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 from mmaffseg.postprocessing import DenseCRF
-from mmaffseg.wsss.dense_random_walk import dense_random_walk
 from mmaffseg.wsss.pseudo_label_stages import pseudo_label_stages, stage_labels
 
 RADIUS, STRIDE = 2, 8

@@ -5,19 +5,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from benchmarks import random_walk as walk_benchmark
+from benchmarks.dense_random_walk import (
+    dense_affinity_matrix,
+    dense_random_walk,
+    dense_transition,
+)
+from benchmarks.random_walk import transition_matrix
 from golden import assert_close, case_paths, load_case
-from tool_runner import load_tool
 
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 from mmaffseg.wsss import random_walk_kernel
 from mmaffseg.wsss.cam import add_background, stack_to_label
-from mmaffseg.wsss.dense_random_walk import (
-    dense_affinity_matrix,
-    dense_random_walk,
-    dense_transition,
-)
-from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
+from mmaffseg.wsss.random_walk import random_walk, random_walk_cams
 
 WALK_CASES = case_paths('psa', 'random_walk_*')
 
@@ -254,7 +255,7 @@ def test_walk_on_gpu_matches_cpu():
 
 
 def test_benchmark_tool_runs_on_a_small_image():
-    tool = load_tool('analysis_tools/benchmark_random_walk.py')
+    tool = walk_benchmark
     runs = {m: tool.walk_case(m, 96, 128, 8, 4, 1, 1, 'cpu') for m in ('dense', 'mmaffseg')}
     assert runs['mmaffseg']['labels'].shape == (96, 128)
     np.testing.assert_array_equal(runs['mmaffseg']['labels'], runs['dense']['labels'])

@@ -60,3 +60,50 @@ def test_multi_scale_errors():
         multi_scale_cam(ramp_cam, torch.rand(2, 3, 8, 8), torch.ones(3))
     with pytest.raises(ValueError, match='cam_fn gives 3 classes but class_labels has 4'):
         multi_scale_cam(ramp_cam, torch.rand(3, 8, 8), torch.ones(4))
+
+
+@pytest.mark.parametrize('shape', [(37, 51), (50, 33)])
+def test_scaled_inputs_are_the_official_multi_scale_images(shape):
+    """voc12/data.VOC12ClsDatasetMSF: every scale resizes the decoded RGB image with PIL's
+    CUBIC filter to (round(w * s), round(h * s)), then resnet38d.Normalize; the CAM network
+    gets exactly those images (and their flips) through pil_scaled_inputs and the PSA
+    config's data preprocessor."""
+    import os.path as osp
+    from types import SimpleNamespace
+
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from PIL import Image
+    from psa_crop_reference import official_normalize
+
+    from mmaffseg.wsss.pseudo_label_stages import pil_scaled_inputs
+    init_default_scope('mmseg')
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(repo, 'configs', 'psa',
+                                   'psa-cam_resnet38-d8_4xb4-10k_voc12aug-448x448.py'))
+    model = SimpleNamespace(data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
+    rgb = np.random.default_rng(shape[0]).integers(0, 256, shape + (3, ), dtype=np.uint8)
+    data = dict(inputs=torch.from_numpy(rgb[..., ::-1].copy()).permute(2, 0, 1).contiguous(),
+                data_samples=SegDataSample())  # as PackSegInputs packs a BGR image
+    img_norm = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)['inputs']
+    seen = []
+
+    def cam_fn(x):
+        seen.append(x)
+        return ramp_cam(x)
+
+    multi_scale_cam(cam_fn, img_norm, torch.tensor([1., 1., 0.]),
+                    scaled_input=pil_scaled_inputs(model, data))
+    pil = Image.fromarray(rgb)
+    height, width = shape
+    for scale, batch in zip((1, 0.5, 1.5, 2.0), seen):
+        size = (round(width * scale), round(height * scale))
+        resized = pil.resize(size, resample=Image.BICUBIC)  # the reference's CUBIC (same filter)
+        expected = official_normalize(np.asarray(resized))
+        expected = torch.from_numpy(expected).permute(2, 0, 1)
+        torch.testing.assert_close(batch[0], expected, rtol=0, atol=2e-5)
+        torch.testing.assert_close(batch[1], expected.flip(-1), rtol=0, atol=2e-5)

@@ -1,80 +1,21 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Inference speed (images/s) of a config, as mmseg's tools/analysis_tools/benchmark.py.
+"""Benchmarks: mmseg's inference speed test, and one subcommand per mmaffseg target.
 
     python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--num-images 50]
         [--warmup 5] [--repeat-times 1] [--device cpu|cuda] [--cfg-options ...]
+    python tools/analysis_tools/benchmark.py TARGET [--threads N] [--device D] [--size H W]
+        [--repeat N] [--warmup N] [--out FILE] [its options]
+    python tools/analysis_tools/benchmark.py TARGET --help
 
-Images come from the config's test dataloader (the synthetic dataset generates itself). Each
-``test_step`` is timed by :func:`mmaffseg.utils.profiling.measure` (wall and process CPU time);
-the peak memory of a run (CPU: peak RSS; CUDA: peak allocated) is printed with its fps.
+The first form is mmseg's ``benchmark.py`` (its name and arguments). TARGET is one of
+``random-walk``, ``cp-loss``, ``dense-crf``, ``dsrl``, ``context-modules``,
+``instance-embedding``, ``wsss-pipeline``, ``host-syncs``; each takes the shared options it
+uses. The measurements live in the ``benchmarks`` package beside this script (see
+``benchmarks/cli.py``), which is tool code and not installed with mmaffseg.
 """
-import argparse
-from functools import partial
+import sys
 
-import torch
-from mmengine.config import DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
-from mmseg.registry import MODELS
-
-import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
-from mmaffseg.utils import load_model_weights
-from mmaffseg.utils.profiling import measure, read_peak_memory, reset_peak_memory
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark inference speed')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint', nargs='?', help='optional; random weights otherwise')
-    parser.add_argument('--num-images', type=int, default=50)
-    parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--repeat-times', type=int, default=1)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    with config_errors_exit():  # e.g. a misspelt --cfg-options key
-        cfg = load_config(args.config, args.cfg_options)
-    # as mmseg's tools: types of the config resolve in mmseg's (or the config's) scope
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    cfg.test_dataloader.batch_size = 1
-    cfg.test_dataloader.num_workers = 0
-    cfg.test_dataloader.persistent_workers = False
-    with registry_error_hints():
-        loader = Runner.build_dataloader(cfg.test_dataloader)
-        model = MODELS.build(cfg.model).to(args.device).eval()
-    if args.checkpoint:
-        load_model_weights(model, args.checkpoint)
-    fps_runs = []
-    for run in range(args.repeat_times):
-        done, elapsed, cpu = 0, 0.0, 0.0
-        _, peak_source = reset_peak_memory(args.device)
-        for i, data in enumerate(loader):
-            with torch.no_grad():
-                step = measure(partial(model.test_step, data), warmup=0, repeat=1,
-                               device=args.device, memory=False)
-            if i >= args.warmup:
-                elapsed += step['wall_s']
-                cpu += step['cpu_s']
-                done += 1
-                if done % 10 == 0:
-                    print(f'run {run + 1}: {done}/{args.num_images} images, '
-                          f'{done / elapsed:.2f} img/s')
-            if done >= args.num_images:
-                break
-        if done == 0:
-            raise RuntimeError(f'the test set has too few images for --warmup {args.warmup}')
-        fps_runs.append(done / elapsed)
-        print(f'run {run + 1}: overall fps {fps_runs[-1]:.2f} img/s ({done} images, '
-              f'{args.device}); {cpu / done:.3f} s process CPU time per image; peak memory '
-              f'{read_peak_memory(peak_source, args.device):.0f} MiB')
-    if len(fps_runs) > 1:
-        print(f'average fps over {len(fps_runs)} runs: {sum(fps_runs) / len(fps_runs):.2f}')
-
+from benchmarks.cli import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

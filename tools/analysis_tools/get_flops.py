@@ -11,12 +11,11 @@ import argparse
 
 import torch
 from mmengine.analysis import get_model_complexity_info
-from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config, registry_error_hints
 
 
 def parse_args() -> argparse.Namespace:
@@ -24,7 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('--shape', type=int, nargs='+', default=[512, 1024],
                         help='input H W (one value: square)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

@@ -56,12 +56,12 @@ done
 # The AffinityNet quick-start trains on labels made by the CAM step (configs/psa/README.md);
 # its --amp run on ground-truth labels is in the tests above.
 
-step bench-cp-loss-cuda python tools/analysis_tools/benchmark_host_syncs.py --device cuda --model
-step bench-cp-loss-cpu python tools/analysis_tools/benchmark_host_syncs.py --device cpu --model
-step bench-random-walk-cuda python tools/analysis_tools/benchmark_random_walk.py --device cuda
-step bench-context-modules-cuda python tools/analysis_tools/benchmark_context_modules.py --device cuda
-step bench-dsrl-cuda python tools/analysis_tools/benchmark_dsrl.py --device cuda
-step bench-instance-embedding-cuda python tools/analysis_tools/benchmark_instance_embedding.py --device cuda
+step bench-cp-loss-cuda python tools/analysis_tools/benchmark.py host-syncs --device cuda --model
+step bench-cp-loss-cpu python tools/analysis_tools/benchmark.py host-syncs --device cpu --model
+step bench-random-walk-cuda python tools/analysis_tools/benchmark.py random-walk --device cuda
+step bench-context-modules-cuda python tools/analysis_tools/benchmark.py context-modules --device cuda
+step bench-dsrl-cuda python tools/analysis_tools/benchmark.py dsrl --device cuda
+step bench-instance-embedding-cuda python tools/analysis_tools/benchmark.py instance-embedding --device cuda
 
 echo; echo "=== gpu_check summary (logs in $OUT/)"
 printf '%s\n' "${SUMMARY[@]}"

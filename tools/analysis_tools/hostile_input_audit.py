@@ -1,12 +1,14 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Hostile-input and fault audit: runs the real tools on bad inputs and under kills.
 
-Rerun of the audit behind issue 12. On a tiny synthetic dataset (6 training and 3 validation
+The project's hostile-input audit. On a tiny synthetic dataset (6 training and 3 validation
 images of 64x128) it runs ``tools/train.py``, ``tools/test.py``, ``tools/make_pseudo_labels.py``,
 ``tools/deployment/pytorch2onnx.py`` and ``mmseg.apis.init_model`` (mmaffseg's safe loading,
 imported through the config) as subprocesses, as a user would, against bad checkpoints,
-configs, data and output folders, and injects faults (SIGKILL mid-run, truncated files,
-corrupted CAM caches). Every bad input is classified as
+configs, data and output folders, reruns into output folders made from other checkpoints or
+settings and runs into folders another run writes (the provenance and lock cases, also for
+``tools/select_psa_params.py`` and ``tools/benchmark_suite.py``), and injects faults (SIGKILL
+mid-run, truncated files, corrupted CAM caches). Every bad input is classified as
 
 * ``clear error``: non-zero exit, a message naming the file or argument after the last
   traceback (if any) printed;
@@ -48,11 +50,23 @@ for _p in (osp.join(TESTS, 'test_wsss'), osp.join(TESTS, 'test_apis'), TESTS, RE
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from payloads import FilePayload, save_payload, serve_folder  # noqa: E402
+from payloads import (  # noqa: E402
+    FilePayload,
+    ObjectPointerArray,
+    ZeroStrideArray,
+    save_payload,
+    save_zip_bomb,
+    serve_folder,
+    zero_stride_tensor,
+)
 from test_checkpoint_tools import _bad_checkpoints  # noqa: E402
 from test_pseudo_label_faults import _argv, _with_nan_weight  # noqa: E402
-from test_pseudo_label_loop import make_psa_checkpoints  # noqa: E402
+from test_pseudo_label_loop import PL_CFG, make_psa_checkpoints  # noqa: E402
+from test_pseudo_label_provenance import other_weights  # noqa: E402
 from test_tools_round_trip import QUICKSTART, _options  # noqa: E402
+
+from mmaffseg.utils.folder_lock import LOCK_NAME  # noqa: E402
+from mmaffseg.utils.provenance import RECORD_NAME  # noqa: E402
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
            PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get('PYTHONPATH')) if p))
@@ -179,7 +193,8 @@ def tree_files(folder: str, skip=('log', )) -> dict:
     for dirpath, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if osp.relpath(osp.join(dirpath, d), folder) not in skip]
         for f in files:
-            found[osp.relpath(osp.join(dirpath, f), folder)] = osp.join(dirpath, f)
+            if f != LOCK_NAME:  # the pid of the last run, not an output
+                found[osp.relpath(osp.join(dirpath, f), folder)] = osp.join(dirpath, f)
     return found
 
 
@@ -276,7 +291,7 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
     ]
     # data: copies of the dataset with every training image/label broken the same way. The
     # synthetic dataset generates itself where it is missing: auto_generate=False audits the
-    # checks a real dataset gets. (No spaces in paths: mmengine's --cfg-options drops them.)
+    # checks a real dataset gets.
     no_generate = [f'{loader}.dataset.auto_generate=False'
                    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
     missing_root = osp.join(w, 'no_such_data_root')
@@ -355,7 +370,184 @@ def bad_input_cases(w: str, root: str, good: str, cam: str, aff: str, url: str) 
              ['tools/deployment/pytorch2onnx.py', QUICKSTART, good, '--shape', '64', '128',
               '--out', osp.join(under, 'm.onnx')], [under]),
     ]
-    return cases
+    cases += work_dir_cases(w, root, osp.dirname(good))
+    cases += image_label_config_cases(w, root, work, no_generate)
+    return cases + checkpoint_loader_cases(w, root, good, url)
+
+
+# ------------------------------------------------------------------------------ cases: the
+# checkpoint loader (download cache, numpy state, resource bombs)
+
+
+def checkpoint_loader_cases(w: str, root: str, good: str, url: str) -> List[Case]:
+    """A poisoned download cache, numpy state that crashed the process, and checkpoints far
+    larger once loaded than on disk (``url``: the served payload, whose folder serves more)."""
+    work = lambda name: osp.join(w, 'runs', name)  # noqa: E731
+    folder = osp.join(w, 'loader')
+    os.makedirs(folder, exist_ok=True)
+    checkpoint = torch.load(good, map_location='cpu', weights_only=False)
+
+    def resume_file(name: str, payload) -> str:
+        """The good checkpoint with ``payload`` in the message hub's runtime info (which
+        resuming deep-copies)."""
+        path = osp.join(folder, f'{name}.pth')
+        hub = dict(checkpoint['message_hub'])
+        hub['runtime_info'] = dict(hub['runtime_info'], crafted=payload)
+        hub['resumed_keys'] = dict(hub['resumed_keys'], crafted=True)
+        torch.save(dict(checkpoint, message_hub=hub), path)
+        return path
+
+    def meta_file(name: str, payload) -> str:
+        path = osp.join(folder, f'{name}.pth')
+        torch.save(dict(checkpoint, meta=dict(checkpoint['meta'], note=payload)), path)
+        return path
+
+    pointer_resume = resume_file('object_pointer_resume', ObjectPointerArray())
+    pointer_meta = meta_file('object_pointer_meta', ObjectPointerArray())
+    strided_tensor = resume_file('zero_stride_tensor', zero_stride_tensor())
+    strided_array = meta_file('zero_stride_array', ZeroStrideArray())
+    bomb = osp.join(folder, 'zip_bomb.pth')
+    save_zip_bomb(bomb, inflated=1 << 30)  # 1 GiB of pickle in about 1 MiB
+    # the download cache: b/model.pth (a payload) refused first, then a/model.pth trusted
+    base, served = url.rsplit('/', 1)[0], osp.join(w, 'served')
+    marker_b = osp.join(w, 'marker_cache')
+    os.makedirs(osp.join(served, 'a'), exist_ok=True)
+    os.makedirs(osp.join(served, 'b'), exist_ok=True)
+    shutil.copy(good, osp.join(served, 'a', 'model.pth'))
+    save_payload(osp.join(served, 'b', 'model.pth'), FilePayload(marker_b))
+    cache_env = dict(TORCH_HOME=osp.join(w, 'torch_home_cache'))
+    code, _ = run_python(test_argv(f'{base}/b/model.pth', root, work('cache_b')), cache_env)
+    assert code == 2, f'the refused download of b/model.pth exited {code}'
+    trusted_a = dict(cache_env, MMAFFSEG_TRUSTED_CHECKPOINTS=f'{base}/a/model.pth')
+    return [
+        Case('checkpoint', 'train.py --resume numpy dtype with an object field (was SIGSEGV)',
+             train_argv(work('resume_pointer'), root, 3, '--resume', pointer_resume),
+             [pointer_resume, '--resume']),
+        Case('checkpoint', 'test.py CKPT numpy dtype with an object field in meta (was exit 0)',
+             test_argv(pointer_meta, root, work('test_pointer')), [pointer_meta, 'CHECKPOINT']),
+        Case('checkpoint', 'train.py --resume zero-stride 2 GiB tensor (8 bytes on disk)',
+             train_argv(work('resume_strided'), root, 3, '--resume', strided_tensor),
+             [strided_tensor, '--resume']),
+        Case('checkpoint', 'test.py CKPT zero-stride 2 GiB numpy array in meta',
+             test_argv(strided_array, root, work('test_strided')),
+             [strided_array, 'CHECKPOINT']),
+        Case('checkpoint', 'test.py CKPT zip bomb (1 GiB data.pkl in 1 MiB)',
+             test_argv(bomb, root, work('test_bomb')), [bomb, 'CHECKPOINT']),
+        Case('checkpoint', 'test.py trusted http a/model.pth after a refused b/model.pth '
+             '(was: b unpickled from the cache)',
+             test_argv(f'{base}/a/model.pth', root, work('cache_a')), [], marker=marker_b,
+             ok=lambda code, out: code == 0, env=trusted_a),
+    ]
+
+
+# ----------------------------------------------- images, labels, configs and arguments
+
+
+def image_label_config_cases(w: str, root: str, work: Callable[[str], str],
+                             no_generate: List[str]) -> List[Case]:
+    """Oversized, 16-bit, EXIF-rotated and all-ignore data, symlink loops, broken configs,
+    mistyped settings and export sizes (docs/datasets.md, "Limits of the loaders")."""
+    from hostile_data import add_symlink_loop, write_16bit_label, write_exif_jpeg, write_png_bomb
+
+    from mmaffseg.datasets.synthetic_cityscapes import MARKER
+
+    def dataset(name: str, kind: str, write: Callable[[str], None]) -> str:
+        dst = copy_dataset(root, osp.join(w, 'data_' + name))
+        for path in split_files(dst, 'train', kind):
+            write(path)
+        return dst
+
+    def folder(dst: str, kind: str) -> str:
+        return osp.join(dst, 'leftImg8bit' if kind == 'img' else 'gtFine', 'train')
+
+    def train(name: str, dst: str, *options: str, iters: int = 1) -> list:
+        return train_argv(work(name), dst, iters, options=no_generate + list(options))
+
+    def all_ignore(path: str) -> None:
+        cv2.imwrite(path, np.full_like(cv2.imread(path, cv2.IMREAD_UNCHANGED), 255))
+
+    def as_jpeg(orientation: int) -> Callable[[str], None]:
+        def write(path: str) -> None:
+            rgb = cv2.imread(path)[..., ::-1]
+            os.remove(path)
+            write_exif_jpeg(path[:-len('.png')] + '.jpg', rgb, orientation)
+        return write
+
+    bomb_file = write_png_bomb(osp.join(w, 'bomb.png'), 30000, 30000, level=9)  # 875 KB
+    bomb = dataset('bomb', 'img', lambda p: shutil.copyfile(bomb_file, p))
+    deep = dataset('16bit', 'ann', lambda p: write_16bit_label(
+        p, cv2.imread(p, cv2.IMREAD_UNCHANGED).astype(np.uint16) + 256))
+    exif6 = dataset('exif6', 'img', as_jpeg(6))
+    jpeg_suffix = ['train_dataloader.dataset.img_suffix=_leftImg8bit.jpg']
+    exif3 = write_exif_jpeg(osp.join(w, 'exif3.jpg'),
+                            cv2.imread(split_files(root, 'train', 'img')[0])[..., ::-1], 3)
+    void = dataset('void', 'ann', all_ignore)
+    one_void = copy_dataset(root, osp.join(w, 'data_one_void'))
+    void_file = split_files(one_void, 'train', 'ann')[0]
+    all_ignore(void_file)
+    looped = copy_dataset(root, osp.join(w, 'data_looped'))
+    link = add_symlink_loop(osp.dirname(split_files(looped, 'train', 'img')[0]))
+    up_looped = copy_dataset(root, osp.join(w, 'data_up_looped'))
+    up_link = osp.join(osp.dirname(split_files(up_looped, 'train', 'img')[0]), 'up')
+    os.symlink('..', up_link)
+    missing_base = osp.join(w, 'missing_base.py')
+    open(missing_base, 'w').write("_base_ = ['./no_such_base.py']\n")
+    syntax = osp.join(w, 'syntax_error.py')
+    open(syntax, 'w').write('a = 1\nmodel = dict(type="X",\nb = 2\n')
+    spaced = osp.join(w, 'with space', 'synthetic')  # generated there by the dataset
+    loader_check = (  # the loader the tools use, on the stored pixels or rotated?
+        'import cv2, numpy as np\nimport mmaffseg\nfrom mmseg.registry import TRANSFORMS\n'
+        f'path = {exif3!r}\n'
+        'load = TRANSFORMS.build(dict(type="LoadCheckedImageFromFile"))\n'
+        'img = load(dict(img_path=path))["img"]\n'
+        'same = np.array_equal(img, cv2.imread(path, cv2.IMREAD_UNCHANGED))\n'
+        'print("decoded: the stored grid" if same else "decoded: rotated by the EXIF tag")\n')
+    export = ['tools/deployment/pytorch2onnx.py', QUICKSTART, osp.join(w, 'none.pth')]
+    return [
+        Case('data', 'train.py 30000x30000 PNG bomb images (875 KB each)',
+             train('bomb', bomb), [folder(bomb, 'img'), '900000000 pixels',
+                                  'MMAFFSEG_MAX_IMAGE_PIXELS']),
+        Case('data', 'train.py 16-bit label maps (stored 256 + k)',
+             train('16bit', deep), [folder(deep, 'ann'), '16-bit']),
+        Case('data', 'train.py JPEGs with EXIF orientation 6 (stored grid = label grid)',
+             train('exif6', exif6, *jpeg_suffix), [], ok=lambda code, out: code == 0),
+        Case('data', 'LoadCheckedImageFromFile on a JPEG with EXIF orientation 3',
+             ['-c', loader_check], [exif3],
+             ok=lambda code, out: 'decoded: the stored grid' in out, api=True),
+        Case('data', 'train.py every label map all ignore (255)',
+             train('void', void), [folder(void, 'ann'), 'ignore index 255']),
+        Case('data', 'train.py one label map all ignore: warned, named',
+             train('one_void', one_void, iters=3), [],  # 3 x 2: every training image
+             ok=lambda code, out: code == 0 and f'{void_file} holds only the ignore' in out),
+        Case('data', 'train.py symlink loop (a -> b -> a) in the train folder',
+             train('loop', looped), [link, 'loop of symbolic links']),
+        Case('data', 'train.py symlink to a parent folder in the train folder',
+             train('up_loop', up_looped), [up_link, 'loop of symbolic links']),
+        Case('config', 'train.py missing _base_ file',
+             ['tools/train.py', missing_base, '--work-dir', work('missing_base')],
+             [osp.join(w, 'no_such_base.py')]),
+        Case('config', 'train.py config syntax error',
+             ['tools/train.py', syntax, '--work-dir', work('syntax')], [syntax, 'line 2']),
+        Case('config', 'train.py negative lr',
+             train('neg_lr', root, 'optim_wrapper.optimizer.lr=-0.01'),
+             ['optim_wrapper.optimizer.lr']),
+        Case('config', 'train.py train_cfg.max_iters=1O (letter O)',
+             train('max_iters', root, 'train_cfg.max_iters=1O'), ['train_cfg.max_iters', '1O']),
+        Case('config', 'train.py train_dataloader.batchsize=1 (no type)',
+             train('batchsize', root, 'train_dataloader.batchsize=1'),
+             ['train_dataloader.batchsize', 'batch_size']),
+        Case('config', 'train.py randomness.seeds=1 (no type)',
+             train('seeds', root, 'randomness.seeds=1'), ['randomness.seeds', 'seed']),
+        Case('config', 'train.py crop 64x128 > data_preprocessor.size 32x64',
+             train('crop', root, 'model.data_preprocessor.size=[32,64]'),
+             ['crop_size', 'model.data_preprocessor.size']),
+        Case('config', 'pytorch2onnx --shape 0 0', export + ['--shape', '0', '0'], ['--shape']),
+        Case('config', 'pytorch2onnx --shape 64 -8', export + ['--shape', '64', '-8'],
+             ['--shape']),
+        Case('config', 'train.py --cfg-options data_root with a space (synthetic)',
+             train_argv(work('spaced'), spaced, 1), [],
+             ok=lambda code, out: code == 0 and osp.isfile(osp.join(spaced, MARKER))),
+    ]
 
 
 # ------------------------------------------------------------------------------ faults
@@ -465,7 +657,7 @@ def faults(w: str, root: str, ref_work: str, cam: str, aff: str, ref_pl: str,
         flipped[len(flipped) // 2] ^= 0xFF
         open(caches[2], 'wb').write(bytes(flipped))
         for rel, path in tree_files(out).items():
-            if not rel.startswith('cams'):
+            if not rel.startswith('cams') and rel != RECORD_NAME:
                 os.remove(path)  # every output is remade from the (broken) caches
         code, log = run_python(pl_argv(root, cam, aff, out) + pl_extra)
         if code != 0:
@@ -507,7 +699,208 @@ def faults(w: str, root: str, ref_work: str, cam: str, aff: str, ref_pl: str,
     record('SIGKILL make_pseudo_labels mid-run, rerun (byte-identical)', pl_kill)
     record('truncated/empty/bit-flipped CAM caches, rerun (byte-identical)', cache_corrupt)
     record('SIGKILL during the CRF stage: no orphan workers, rerun (byte-identical)', crf_kill)
+    work_dir_faults(w, root, ref_work, record, resume_and_compare)
     return results
+
+
+# ------------------------------------------------------------------------------ work dirs
+# tools/train.py's and tools/test.py's work-dir integrity: one writer per work dir, resume only on
+# the settings it was made with, no non-finite model trained on, saved or tested, SIGTERM and a
+# full disk while a checkpoint is written (README, "Reliability"). In-process faults (a stalled
+# or failing checkpoint write, a small disk) go through the tests' driver.
+
+HOLD_LOCK = """
+import os, sys, time
+from mmaffseg.utils.folder_lock import FolderLock
+FolderLock(sys.argv[1], '--work-dir').acquire()
+parent = os.getppid()
+while os.getppid() == parent:  # until the audit ends
+    time.sleep(0.5)
+"""
+
+
+def work_dir_cases(w: str, root: str, ref_work: str) -> List[Case]:
+    from test_tools.test_train_integrity import _driver
+    work = lambda name: osp.join(w, 'runs', name)  # noqa: E731
+    busy = work('wd_busy')
+    os.makedirs(busy, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, busy], cwd=REPO, env=ENV)
+    while not osp.exists(osp.join(busy, '.mmaffseg.lock')) and holder.poll() is None:
+        time.sleep(0.1)
+    copies = {}
+    for name in ('wd_other_settings', 'wd_resume_other'):
+        copies[name] = work(name)
+        shutil.copytree(ref_work, copies[name])
+    good = osp.join(ref_work, 'iter_4.pth')
+    data = torch.load(good, map_location='cpu', weights_only=False)
+    data['state_dict']['decode_head.conv_seg.weight'][0, 0, 0, 0] = float('nan')
+    nan_ckpt = osp.join(w, 'nan_weight.pth')
+    torch.save(data, nan_ckpt)
+    return [
+        Case('work dir', 'train.py into a work dir another run holds',
+             train_argv(busy, root, 1), [busy, 'in use', f'pid {holder.pid}']),
+        Case('work dir', 'train.py afresh over checkpoints of other settings',
+             train_argv(copies['wd_other_settings'], root, 4,
+                        options=['optim_wrapper.optimizer.lr=0.01']),
+             [copies['wd_other_settings'], 'optim_wrapper.optimizer.lr', '--overwrite']),
+        Case('work dir', 'train.py --resume with other settings',
+             train_argv(copies['wd_resume_other'], root, 4, '--resume',
+                        options=['model.decode_head.dropout_ratio=0.5']),
+             [copies['wd_resume_other'], 'dropout_ratio', '--accept-config-change']),
+        Case('work dir', 'train.py lr=1e12 (NaN loss from iteration 2)',
+             train_argv(work('wd_diverge'), root, 4,
+                        options=['optim_wrapper.optimizer.lr=1e12']),
+             ['training diverged at iteration', 'non-finite loss', 'last_checkpoint']),
+        Case('work dir', 'test.py CKPT with a NaN weight', test_argv(nan_ckpt, root,
+                                                                     work('wd_nan_test')),
+             [nan_ckpt, 'decode_head.conv_seg.weight', '--allow-nonfinite-weights']),
+        Case('work dir', 'train.py with room for no checkpoint (1 MiB free)',
+             _driver('small_disk', train_argv(work('wd_small'), root, 2)),
+             [work('wd_small'), 'MiB needed for one checkpoint']),
+    ]
+
+
+def work_dir_faults(w: str, root: str, ref_work: str, record: Callable,
+                    resume_and_compare: Callable[[str], str]) -> None:
+    from test_tools.test_train_integrity import _driver
+
+    def temp_files(work: str) -> list:
+        return [n for n in os.listdir(work) if n.endswith('.tmp')]
+
+    def sigterm() -> str:
+        work = osp.join(w, 'f_sigterm')
+        proc = subprocess.Popen([sys.executable] + _driver('slow_write', train_argv(
+            work, root, 4)), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        if not any(line.strip() == 'WRITING' for line in proc.stdout):
+            return 'the run ended before writing iter_2.pth'
+        proc.send_signal(signal.SIGTERM)
+        proc.stdout.read()
+        proc.wait()
+        if temp_files(work):
+            return f'left {temp_files(work)}'
+        return resume_and_compare(work)
+
+    def swept() -> str:
+        work = osp.join(w, 'f_swept')
+        shutil.copytree(ref_work, work)
+        for i in (3, 4):
+            os.remove(osp.join(work, f'iter_{i}.pth'))
+        with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+            f.write(osp.join(work, 'iter_2.pth'))
+        stale = osp.join(work, '.iter_3.pth.k1ll3d_x.tmp')  # what a SIGKILL leaves
+        shutil.copyfile(osp.join(ref_work, 'iter_3.pth'), stale)
+        os.utime(stale, (time.time() - 3600, ) * 2)
+        lost = resume_and_compare(work)
+        return lost or (f'left {temp_files(work)}' if temp_files(work) else '')
+
+    def disk_full() -> str:
+        work = osp.join(w, 'f_disk_full')
+        code, out = run_python(_driver('no_space', train_argv(work, root, 4)))
+        lines = [line for line in out.splitlines() if ': error: ' in line]
+        if code != 2 or 'Traceback' in out or not lines or 'MiB free' not in lines[0]:
+            return f'exit {code}, not one line naming the free space: {out.splitlines()[-1]}'
+        if temp_files(work) or osp.exists(osp.join(work, 'iter_2.pth')):
+            return 'a partial iter_2.pth was left'
+        return resume_and_compare(work)
+
+    record('SIGTERM while iter_2.pth is written: no temporary file, --resume to 4 '
+           '(== uninterrupted)', sigterm)
+    record('a SIGKILLed write\'s temporary file: swept by --resume to 4 (== uninterrupted)',
+           swept)
+    record('disk full while iter_2.pth is written: one line, --resume to 4 (== uninterrupted)',
+           disk_full)
+
+
+# ------------------------------------------------------------------ provenance and locks
+# Reruns into an output folder made from other inputs, and two runs into one folder: each must
+# stop before any work (exit 2) naming the folder and the stage or the holder, never mix.
+
+HOLD = ('import sys, time\nfrom mmaffseg.utils.folder_lock import FolderLock\n'
+        'FolderLock(sys.argv[1], "--out").acquire()\nprint("held", flush=True)\n'
+        'time.sleep(3600)\n')
+
+
+def hold_folder(folder: str) -> subprocess.Popen:
+    """A process holding ``folder``'s lock until it is killed."""
+    proc = subprocess.Popen([sys.executable, '-c', HOLD, folder], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'held'
+    return proc
+
+
+def killed_after_two_images(ref_pl: str, out: str) -> str:
+    """A copy of a finished pseudo-label folder as a run killed after two images leaves it."""
+    shutil.copytree(ref_pl, out, ignore=shutil.ignore_patterns('log', 'table1.md',
+                                                              'metrics.json'))
+    stems = sorted({osp.basename(rel).split('_gtFine')[0] for rel in tree_files(out)
+                    if rel.startswith('cam' + os.sep)})
+    for rel, path in tree_files(out).items():
+        if rel != RECORD_NAME and not osp.basename(path).startswith(tuple(stems[:2])):
+            os.remove(path)
+    return out
+
+
+def provenance_cases(w: str, root: str, cam: str, aff: str, ref_pl: str, pl_extra: list,
+                     holders: list) -> List[Case]:
+    """The reruns and concurrent runs; ``holders`` gets the lock-holding processes (kill
+    them after the cases ran)."""
+    other_cam = other_weights(cam, osp.join(w, 'cam_other.pth'))
+    copy = lambda name: shutil.copytree(  # noqa: E731
+        ref_pl, osp.join(w, name), ignore=shutil.ignore_patterns('log'))
+    new_cam, killed = copy('pv_newcam'), killed_after_two_images(ref_pl, osp.join(w, 'pv_kill'))
+    sel, busy = copy('pv_select'), copy('pv_busy')
+    options = pl_argv(root, cam, None, sel)  # the tiny dataset's --cfg-options
+    holders.append(hold_folder(busy))
+    suite_busy = osp.join(w, 'pv_suite_busy')
+    holders.append(hold_folder(suite_busy))
+    foreign = osp.join(w, 'pv_suite_foreign', 'deeplabv3plus', 'seed0')
+    os.makedirs(foreign)
+    open(osp.join(foreign, 'notes.txt'), 'w').write('not a run of the suite')
+    suite = ['tools/benchmark_suite.py', 'synthetic', '--tiny', '--data-root', root, '--seeds',
+             '0', '--methods', 'deeplabv3plus', '--work-dir']
+    return [
+        Case('provenance', 'make_pseudo_labels rerun with another --cam-checkpoint (cams/ kept)',
+             pl_argv(root, other_cam, aff, new_cam) + pl_extra,
+             [new_cam, "stage 'cams'", 'cam_checkpoint', '--overwrite']),
+        Case('provenance', 'make_pseudo_labels killed, rerun with other rw_beta / cam_bg_score',
+             pl_argv(root, cam, aff, killed) + pl_extra +
+             ['test_cfg.rw_beta=2', 'test_cfg.cam_bg_score=0.05'],
+             [killed, "stage 'cam'", 'cam_bg_score', "stage 'rw'", 'rw_beta']),
+        Case('provenance', 'make_pseudo_labels into a folder another run writes',
+             pl_argv(root, cam, aff, busy) + pl_extra, [busy, f'pid {holders[0].pid}']),
+        Case('provenance', 'select_psa_params with another --cam-checkpoint (cams/ kept)',
+             ['tools/select_psa_params.py', PL_CFG, '--sweep', 'affinity', '--cam-checkpoint',
+              other_cam, '--out', sel, '--work-dir', osp.join(w, 'runs', 'pv_select')] +
+             options[options.index('--cfg-options'):] + pl_extra,
+             [sel, "stage 'cams'", '--overwrite']),
+        Case('provenance', 'benchmark_suite into a --work-dir another suite writes',
+             suite + [suite_busy], [suite_busy, f'pid {holders[1].pid}']),
+        Case('provenance', 'benchmark_suite --work-dir with a foreign folder as a run',
+             suite + [osp.dirname(osp.dirname(foreign))],
+             ["stage 'deeplabv3plus/seed0'", 'no provenance record', '--overwrite']),
+    ]
+
+
+def provenance_faults(w: str, root: str, cam: str, aff: str, ref_pl: str,
+                      pl_extra: list) -> List[Result]:
+    """--overwrite after a new CAM checkpoint gives the files of a clean run with it."""
+    start = time.time()
+    other_cam = other_weights(cam, osp.join(w, 'cam_other2.pth'), seed=2)
+    out, clean = osp.join(w, 'pv_overwrite'), osp.join(w, 'pv_overwrite_clean')
+    shutil.copytree(ref_pl, out, ignore=shutil.ignore_patterns('log'))
+    lost = ''
+    for argv in (pl_argv(root, other_cam, aff, out, '--overwrite') + pl_extra,
+                 pl_argv(root, other_cam, aff, clean) + pl_extra):
+        code, log = run_python(argv)
+        if code != 0:
+            lost = f'exit {code}: {log.strip().splitlines()[-1][:160]}'
+            break
+    lost = lost or same_tree(out, clean)
+    result = Result('fault', '--overwrite after a new CAM checkpoint (== a clean run with it)',
+                    'lost' if lost else 'survived', lost, time.time() - start)
+    print(f'  [{result.outcome}] {result.name} ({result.seconds:.0f} s)', flush=True)
+    return [result]
 
 
 # ------------------------------------------------------------------------------ main
@@ -567,6 +960,8 @@ def main() -> int:
             code, out = run_python(pl_argv(root, cam, aff, ref_pl) + pl_extra)
             assert code == 0, out[-3000:]
         results = []
+        holders: List[subprocess.Popen] = []  # processes holding folder locks, for the cases
+        stack.callback(lambda: [(p.kill(), p.wait()) for p in holders])
         if args.only != 'faults':
             served = osp.join(w, 'served')
             os.makedirs(served, exist_ok=True)
@@ -575,6 +970,7 @@ def main() -> int:
             with serve_folder(served) as base:
                 cases = bad_input_cases(w, root, osp.join(ref_work, 'iter_4.pth'), cam, aff,
                                         f'{base}/payload.pth')
+                cases += provenance_cases(w, root, cam, aff, ref_pl, pl_extra, holders)
                 os.makedirs(osp.join(w, 'logs'), exist_ok=True)
                 for i, case in enumerate(cases):
                     case.log = osp.join(w, 'logs', f'{i:02d}.txt')
@@ -588,6 +984,7 @@ def main() -> int:
         if args.only != 'inputs':
             print('faults', flush=True)
             results += faults(w, root, ref_work, cam, aff, ref_pl, pl_extra)
+            results += provenance_faults(w, root, cam, aff, ref_pl, pl_extra)
     print()
     print(table(results))
     print()

@@ -24,13 +24,12 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
 from mmaffseg.instance_embedding import oracle_seeds, seed_class_targets
 from mmaffseg.structures.instance_map import instance_classes
 from mmaffseg.utils import load_model_weights
@@ -46,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--num-train', type=int, default=16, help='training crops')
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0, help='seed of the training pipeline')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

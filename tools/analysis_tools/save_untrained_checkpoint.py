@@ -13,13 +13,12 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config, registry_error_hints
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config, registry_error_hints
 
 
 def parse_args() -> argparse.Namespace:
@@ -27,7 +26,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('out', help='output .pth file')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

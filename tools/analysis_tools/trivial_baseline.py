@@ -15,7 +15,6 @@ import argparse
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.evaluation import IoUMetric
@@ -23,7 +22,7 @@ from mmseg.registry import DATASETS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('--max-train', type=int, default=0,
                         help='training images used for the statistics (0: all)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

@@ -24,15 +24,16 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import (
+    CfgOptionsAction,
     checkpoint_errors_exit,
     config_errors_exit,
     load_config,
+    positive_int,
     registry_error_hints,
     report_error,
 )
@@ -44,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export a segmentor to ONNX')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--shape', type=int, nargs=2, required=True, metavar=('H', 'W'),
+    parser.add_argument('--shape', type=positive_int, nargs=2, required=True, metavar=('H', 'W'),
                         help='input height and width (the traced and, without --dynamic, the '
                         'only size)')
     parser.add_argument('--dynamic', action='store_true',
@@ -53,13 +54,13 @@ def parse_args() -> argparse.Namespace:
                         'current directory)')
     parser.add_argument('--verify', action='store_true',
                         help='compare ONNX Runtime with PyTorch on a random input')
-    parser.add_argument('--verify-shape', type=int, nargs=2, metavar=('H', 'W'),
+    parser.add_argument('--verify-shape', type=positive_int, nargs=2, metavar=('H', 'W'),
                         help='second size checked with --dynamic (default: H + 8, W - 8)')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
     parser.add_argument('--atol', type=float, default=1e-3,
                         help='--verify fails above this max abs difference relative to the '
                         'largest |logit| (default 1e-3)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args()
 
 

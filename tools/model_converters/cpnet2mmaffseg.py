@@ -5,11 +5,11 @@ Usage::
 
     python tools/model_converters/cpnet2mmaffseg.py SRC.pth DST.pth [--trust]
 
-The key mapping lives in :mod:`mmaffseg.models.utils.cpnet_converter`; the result loads into the
+The key mapping lives in ``converters/cpnet_converter.py``; the result loads into the
 ``configs/cpnet`` models.
 """
-from mmaffseg.models.utils.checkpoint_conversion import converter_main
-from mmaffseg.models.utils.cpnet_converter import convert_official_cpnet
+from converters.checkpoint_conversion import converter_main
+from converters.cpnet_converter import convert_official_cpnet
 
 if __name__ == '__main__':
     converter_main(convert_official_cpnet, 'Convert official ContextPrior weights to mmaffseg')

@@ -8,10 +8,10 @@ Usage::
 Checkpoints written by ``tools/train.py`` load safely (docs/checkpoints.md). The result loads
 strictly into the same DSRL config with ``model.sr_decoder=None``, which holds only the test
 path (backbone, heads, SSSR); the logic is
-:func:`mmaffseg.models.utils.dsrl_baseline.strip_training_branches`.
+:func:`converters.dsrl_converter.strip_training_branches`.
 """
-from mmaffseg.models.utils.checkpoint_conversion import converter_main
-from mmaffseg.models.utils.dsrl_baseline import strip_training_branches
+from converters.checkpoint_conversion import converter_main
+from converters.dsrl_converter import strip_training_branches
 
 if __name__ == '__main__':
     converter_main(strip_training_branches, 'Strip DSRL training-only branches')

@@ -7,11 +7,11 @@ Usage::
 
 SRC is a PyTorch state dict of the reference code: the ImageNet backbone (made from the MXNet
 ``.params`` file by the reference's ``convert_mxnet_to_torch``), ``res38_cls.pth`` (CAM network)
-or the trained AffinityNet. The key mapping lives in :mod:`mmaffseg.models.utils.psa_converter`;
+or the trained AffinityNet. The key mapping lives in ``converters/psa_converter.py``;
 the result loads into ``CAMClassifier`` / ``AffinityNet`` models with a ``ResNet38`` backbone.
 """
-from mmaffseg.models.utils.checkpoint_conversion import converter_main
-from mmaffseg.models.utils.psa_converter import convert_official_psa
+from converters.checkpoint_conversion import converter_main
+from converters.psa_converter import convert_official_psa
 
 if __name__ == '__main__':
     converter_main(convert_official_psa, 'Convert official PSA ResNet-38 weights to mmaffseg')

@@ -20,10 +20,13 @@ wsss_meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_sha
                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
                   'gt_class_labels')
 # PSA's classifier augmentation (official train_cls.py): long side resized to a random integer
-# in 256..512 (PIL bicubic), horizontal flip, ColorJitter(0.3, 0.3, 0.3, 0.1), random 448 crop;
-# the data preprocessor pads smaller images to 448 with zeros after normalisation (the
-# reference's padding too). int(256 * U[1, 513/256)) is uniform over the integers 256..512.
-# No masks: the labels come from the label file.
+# in 256..512 (PIL bicubic), horizontal flip, ColorJitter(0.3, 0.3, 0.3, 0.1), random 448 crop
+# (imutils.RandomCrop: an axis shorter than 448 lands at a random offset in a zero canvas).
+# The reference normalises before cropping, so its canvas is 0 after normalisation: the
+# canvas here is the data preprocessor's mean pixel, in the loaded BGR order (the model configs'
+# mean=[123.675, 116.28, 103.53] in RGB). int(256 * U[1, 513/256)) is uniform over the integers
+# 256..512. No masks: the labels come from the label file.
+psa_mean_bgr = (103.53, 116.28, 123.675)
 cam_train_pipeline = [
     dict(type='LoadImageFromFile'),
     image_labels,
@@ -31,7 +34,7 @@ cam_train_pipeline = [
          backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     psa_color_jitter,
-    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomCanvasCrop', crop_size=crop_size, img_pad_val=psa_mean_bgr),
     dict(type='PackSegInputs', meta_keys=wsss_meta_keys)
 ]
 # whole images at their own size (CAM validation and the pseudo-label runner)

@@ -4,8 +4,9 @@
 Aksoy, Oh, Paris, Pollefeys and Matusik, "Semantic Soft Segmentation", ACM Transactions on
 Graphics (Proc. SIGGRAPH), 2018.
 
-Every tapped level goes through its own convolution (the paper: input image -> 4 channels 1x1,
-pool1 -> 124 1x1, res3b3 -> 128 1x1, res4b22 -> 256 3x3, res5c -> 512 3x3), is resized
+Every tapped level goes through its own convolution (input image -> 4 channels, pool1 -> 124,
+res3b3 -> 128, res4b22 -> 256, res5c -> 512; kernels 1x1, 1x1, 1x1, 3x3, 3x3 as the official
+code, where the paper's supplement describes 3x3 for all), is resized
 bilinearly to the output resolution (the input's, by default), and the 1024 concatenated
 channels pass a ReLU and two per-pixel layers, 1024 -> 512 (ReLU) -> 128, with dropout 0.5
 before each of the two in training. The result is a d = 128 embedding per pixel, trained with
@@ -48,7 +49,7 @@ class HypercolumnHead(BaseDecodeHead):
         tap_channels (Sequence[int]): Output channels of each tap convolution. Defaults to
             ``(4, 124, 128, 256, 512)`` (1024 in all).
         tap_kernel_sizes (Sequence[int]): Kernel size of each tap convolution. Defaults to
-            ``(1, 1, 1, 3, 3)``.
+            ``(1, 1, 1, 3, 3)`` (the official code's; the supplement's: all 3).
         output_stride (int): Output resolution is the first tapped input's divided by this
             (rounded up). Defaults to 1 (the input resolution, as the paper).
         dropout_ratio (float): Per-pixel dropout before each of the two last layers.

@@ -53,7 +53,7 @@ class SSSRUpsample(nn.Module):
 
     def forward(self, logits: Tensor, input_size: Tuple[int, int],
                 out_size: Tuple[int, int]) -> Tensor:
-        """(B, K, h, w) logits of a network input of ``input_size`` -> (B, K, *out_size)."""
+        """``(B, K, h, w)`` logits of a network input of ``input_size`` -> ``(B, K, *out_size)``."""
         if self.upsample is None:
             return self._resize(logits, out_size)
         return self._resize(self.upsample(self._resize(logits, input_size)), out_size)

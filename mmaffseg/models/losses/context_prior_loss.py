@@ -42,9 +42,9 @@ place), small enough on CPU (2**18 elements) to stay in the cache between the pa
 temporaries would be paged in by the kernel for every block and operation, which cost more than
 the arithmetic. The floor (one log per entry forward, one division per entry into a new
 gradient backward, or the memory traffic, whichever is slower) and our ratio to it are printed
-by ``tools/analysis_tools/benchmark_cp_loss.py``.
+by ``tools/analysis_tools/benchmark.py cp-loss``.
 :func:`context_prior_loss_materialised` is the direct O(N^2) version that tests and
-``tools/analysis_tools/benchmark_cp_loss.py`` compare against.
+``tools/analysis_tools/benchmark.py cp-loss`` compare against.
 
 Mixed precision: the loss runs in float32 with autocast off whatever the caller's precision
 (:func:`~mmaffseg.ops.precision.float32_math`; the autograd Function is also declared

@@ -27,12 +27,19 @@ running over all ``N**2`` ordered pairs, the diagonal included; it costs 0 in bo
   ``1 / |P|``, not ``1 / |P|**2``: the loss grows with N, and each point's gradient is the
   mean (times 2) of its pair gradients, whatever N. This is ``normalization='points'``.
 
-- ``form='sigmoid'``, the official code's variant (its ``reduce_mean``: the plain mean over the
-  ``N**2`` pairs, ``normalization='pairs'``), with
-  ``sigma = 2 / (1 + exp(|f_p - f_q|^2 / temperature))`` (temperature 64)::
+- ``form='sigmoid'``, the logistic form of the official repository's ``lossfunction``
+  (``deeplab_resnet/hc_deeplab.py``; the plain mean over the ``N**2`` pairs,
+  ``normalization='pairs'``), with ``sigma = 2 / (1 + exp(|f_p - f_q|^2 / temperature))``
+  (temperature 64)::
 
       same segment:       -pos_weight * log(sigma)          (pos_weight 3)
       different segments: -neg_weight * log(1 - sigma)      (neg_weight 1)
+
+  It is not the loss the released model was trained with: that repository ships the feature
+  extractor only (its README: "the training code is not included"); ``lossfunction`` and
+  ``train`` are marked deprecated there, and that ``train`` optimises only the weight decay,
+  never calling ``lossfunction``. So neither form is a verified "official" training loss; the
+  sigmoid form is the one written in that code.
 
   ``-log(1 - sigma)`` is computed as ``-log(tanh(x / 2))`` with ``tanh`` clamped at 1e-6, so
   two different-segment pixels with identical features cost 13.8 instead of infinity.
@@ -41,11 +48,17 @@ running over all ``N**2`` ordered pairs, the diagonal included; it costs 0 in bo
 ``1 / N**2``); the two differ by the factor N (3000 at the paper's 3 x 1000 samples), which an
 SGD learning rate has to absorb.
 
-Zero-loss contract: an image with fewer than two segments (everything ignored, or a single
-segment) has no different-segment pair and contributes nothing. The batch loss is the mean
-over the images that do contribute, in the whole distributed batch (see
-:class:`NPairL2Loss`); when none does, the loss is an exact 0 that is still
-connected to the embedding (zero gradients, never NaN).
+Which images contribute: those with at least ``min_segments`` segments (ignored pixels are
+not a segment). The default is ``num_instances``, the official rule (its training loop skips an
+image whose label map holds fewer than ``NINST = 3`` distinct values; it then always draws
+exactly ``NINST`` segments); ``min_segments=2`` also trains on images with fewer segments than
+``num_instances``, drawing all of them. The official count includes every value of the map
+(its ignore / padding value too); ours does not. An image with fewer than two segments never
+contributes (it has no different-segment pair).
+
+Zero-loss contract: the batch loss is the mean over the images that contribute, in the whole
+distributed batch (see :class:`NPairL2Loss`); when none does, the loss is an exact 0 that is
+still connected to the embedding (zero gradients, never NaN).
 """
 import math
 from typing import Optional, Tuple
@@ -188,7 +201,8 @@ class NPairL2Loss(nn.Module):
         num_pixels (int): Pixels drawn per segment (P_pix; the official code uses 500).
             Defaults to 1000.
         num_resamples (int): Draws per image whose losses are averaged. Defaults to 10.
-        form (str): ``'paper'`` or ``'sigmoid'`` (official code). Defaults to ``'paper'``.
+        form (str): ``'paper'`` or ``'sigmoid'`` (the official repository's deprecated
+            ``lossfunction``; see the module docstring). Defaults to ``'paper'``.
         distance_scale (float, optional): Paper form's distance scale. Defaults to
             ``1 / embed_dims``.
         temperature (float): Sigmoid form's squared-distance divisor. Defaults to 64.
@@ -196,6 +210,9 @@ class NPairL2Loss(nn.Module):
         neg_weight (float, optional): Different-segment weight. Defaults to 1.
         normalization (str, optional): ``'points'`` (1 / N, the paper's) or ``'pairs'``
             (1 / N**2, the official code's mean). Defaults to the form's source.
+        min_segments (int, optional): Segments (ignored pixels excluded) an image needs to
+            contribute; >= 2. Defaults to ``num_instances``, the official rule (images with
+            fewer labels are skipped).
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         loss_name (str): Name in the log; must start with ``loss_`` to be summed by mmseg.
             Defaults to ``'loss_npair'``.
@@ -213,6 +230,7 @@ class NPairL2Loss(nn.Module):
                  pos_weight: Optional[float] = None,
                  neg_weight: Optional[float] = None,
                  normalization: Optional[str] = None,
+                 min_segments: Optional[int] = None,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_npair',
                  reduce_across_ranks: bool = True) -> None:
@@ -229,7 +247,13 @@ class NPairL2Loss(nn.Module):
         if num_instances < 2:
             raise ValueError('NPairL2Loss num_instances must be >= 2 (a draw needs a '
                              f'different-segment pair), got {num_instances}')
+        if min_segments is None:
+            min_segments = num_instances
+        if not (isinstance(min_segments, int) and min_segments >= 2):
+            raise ValueError('NPairL2Loss min_segments must be an int >= 2 (an image needs a '
+                             f'different-segment pair), got {min_segments!r}')
         self.num_instances = num_instances
+        self.min_segments = min_segments
         self.num_pixels = num_pixels
         self.num_resamples = num_resamples
         self.form = form
@@ -280,7 +304,7 @@ class NPairL2Loss(nn.Module):
         # batched (B, R, N, N) pass would be no faster, and on a CPU it leaves the cache.
         per_image = []
         for b, num_segments in enumerate(drawn.num_segments_list):
-            if num_segments < 2:  # no different-segment pair: the image does not contribute
+            if num_segments < self.min_segments:  # the image does not contribute
                 continue
             n = min(num_segments, self.num_instances) * self.num_pixels
             loss = npair_l2_pair_loss(points[b, :, :n], drawn.segment[b, :, :n], self.form,

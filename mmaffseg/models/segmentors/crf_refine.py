@@ -45,13 +45,14 @@ Test-time augmentation: mmseg's ``SegTTAModel`` (``tools/test.py --tta``) recomp
 CRF result; run TTA with the plain config.
 """
 import copy
+import logging
 from typing import List, Optional, Tuple
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
@@ -59,6 +60,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from ...postprocessing.dense_crf import DenseCRF
+from ...utils.image_io import read_image
 from ..utils.preprocessing import to_rgb, unnormalize, unpad
 
 _SEGMENTOR_PREFIX = 'segmentor.'
@@ -87,8 +89,12 @@ class CRFRefineSegmentor(BaseSegmentor):
             Defaults to ``'inputs'``.
         train_cfg (dict, optional): If given, replaces the wrapped segmentor's ``train_cfg``.
         test_cfg (dict, optional): If given, replaces the wrapped segmentor's ``test_cfg``.
-        data_preprocessor (dict, optional): If given, replaces the wrapped segmentor's data
-            preprocessor config. The wrapper always uses the wrapped model's preprocessor.
+        data_preprocessor (dict, optional): The wrapped segmentor's preprocessor when its own
+            config has none. When it has one, that one is used and a different
+            ``data_preprocessor`` given here is ignored with a warning: mmengine's ``Runner``
+            passes the config's top-level ``data_preprocessor`` to every model dict without one,
+            which is what the wrapper's dict gets from mmseg's configs (e.g. their
+            ``size=(512, 1024)``). Change the preprocessor under ``model.segmentor``.
         pretrained (str, optional): If given, passed to the wrapped segmentor.
         init_cfg (dict | list[dict], optional): Initialisation config of the wrapper.
     """
@@ -111,10 +117,10 @@ class CRFRefineSegmentor(BaseSegmentor):
                              f'got {image_source!r}')
         segmentor = ConfigDict(copy.deepcopy(segmentor))  # attribute access, as from a file
         for key, value in (('train_cfg', train_cfg), ('test_cfg', test_cfg),
-                           ('data_preprocessor', data_preprocessor),
                            ('pretrained', pretrained)):
             if value is not None:
                 segmentor[key] = value
+        _merge_data_preprocessor(segmentor, data_preprocessor)
         self.segmentor = MODELS.build(segmentor)
         # The runner preprocesses with model.data_preprocessor: make it the wrapped one.
         self.data_preprocessor = self.segmentor.data_preprocessor
@@ -225,14 +231,48 @@ class CRFRefineSegmentor(BaseSegmentor):
         if path is None:
             raise ValueError("CRFRefineSegmentor: image_source='img_path' but the sample has no "
                              "img_path (in-memory input?); use image_source='inputs'")
-        img = mmcv.imread(path, channel_order='rgb')
-        if img is None:
-            raise FileNotFoundError(f'CRFRefineSegmentor: could not read image {path}')
+        # the loaders' pixel limit and EXIF policy (mmaffseg.utils.image_io): the image the
+        # model saw
+        img = read_image(path, channel_order='rgb')
         if img.shape[:2] != tuple(out_hw):
             raise ValueError(f'CRFRefineSegmentor: image {path} is {img.shape[:2]} but the '
                              f'prediction is {tuple(out_hw)} (ori_shape); use '
                              "image_source='inputs'")
         return img
+
+
+def _merge_data_preprocessor(segmentor: ConfigDict, data_preprocessor: OptConfigType) -> None:
+    """Give ``segmentor`` the wrapper's ``data_preprocessor`` unless it has its own.
+
+    The wrapped segmentor's own preprocessor wins. A given one with a setting that the own one
+    lacks or sets differently (in mmseg's configs: the top-level ``data_preprocessor`` that
+    mmengine's ``Runner`` adds to a model dict without one, e.g. ``size=(512, 1024)``) is
+    reported in one warning naming both.
+    """
+    if data_preprocessor is None:
+        return
+    own = segmentor.get('data_preprocessor')
+    if own is None:
+        segmentor['data_preprocessor'] = data_preprocessor
+        return
+    own_settings, given = _settings(own), _settings(data_preprocessor)
+    ignored = {k: v for k, v in given.items() if k not in own_settings or own_settings[k] != v}
+    if ignored:
+        print_log(
+            'CRFRefineSegmentor: uses the wrapped segmentor\'s data_preprocessor '
+            f'{own_settings}; the one the wrapper was given (mmengine\'s Runner gives the '
+            "config's top-level data_preprocessor to a model dict without one) sets "
+            f'{ignored} differently and is ignored: to change the preprocessing, set '
+            'model.segmentor.data_preprocessor', logger='current', level=logging.WARNING)
+
+
+def _settings(cfg) -> dict:
+    """A preprocessor config as a plain dict, without mmengine's ``_scope_`` tag."""
+    if isinstance(cfg, ConfigDict):
+        cfg = cfg.to_dict()
+    if not isinstance(cfg, dict):  # an already built module
+        return {'module': cfg}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if k != '_scope_'}
 
 
 def _drop_segmentor_prefix(module, state_dict, prefix, local_metadata):

@@ -103,6 +103,8 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
+        auxiliary_head (None): Not supported; accepted as None so that a config built on an
+            mmseg model with an auxiliary head can drop it with ``auxiliary_head=None``.
     """
 
     def __init__(self,
@@ -116,7 +118,12 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  pretrained: Optional[str] = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = None,
+                 auxiliary_head: None = None) -> None:
+        if auxiliary_head is not None:
+            raise ValueError('InstanceEmbeddingSegmentor has no auxiliary head, got '
+                             f'auxiliary_head={auxiliary_head!r}: set auxiliary_head=None (in a '
+                             'config, model=dict(auxiliary_head=None))')
         train_cfg = {**_TRAIN_DEFAULTS, **(train_cfg or {})}
         test_cfg = {**_TEST_DEFAULTS, **(test_cfg or {})}
         if test_cfg['mode'] != 'whole':

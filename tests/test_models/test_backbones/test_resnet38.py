@@ -6,13 +6,13 @@ import sys
 
 import pytest
 import torch
+from benchmarks.dense_random_walk import dense_affinity_matrix
+from converters.psa_converter import convert_official_psa
 from golden import assert_close, case_paths, load_case
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.models.backbones import ResNet38
-from mmaffseg.models.utils.psa_converter import convert_official_psa
-from mmaffseg.wsss import dense_affinity_matrix
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 MODEL_CASES = case_paths('psa', 'resnet38_*')

@@ -2,6 +2,7 @@
 """AffinityNet head: golden affinities, brute-force pairs, training through AffinityNet."""
 import pytest
 import torch
+from benchmarks.dense_random_walk import dense_affinity_matrix
 from golden import assert_close, case_paths, load_case
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
@@ -12,7 +13,6 @@ import mmaffseg  # noqa: F401
 from mmaffseg.models.decode_heads import AffinityHead
 from mmaffseg.ops import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import pair_indices
-from mmaffseg.wsss import dense_affinity_matrix
 
 AFFINITY_CASES = case_paths('psa', 'affinity_*')
 R18_D8 = dict(type='ResNetV1c', depth=18, num_stages=4, out_indices=(0, 1, 2, 3),

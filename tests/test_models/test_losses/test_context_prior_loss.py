@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from benchmarks.profiling import count_aten_ops
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
@@ -17,7 +18,6 @@ from mmaffseg.models.losses import (
     context_prior_loss_materialised,
 )
 from mmaffseg.models.utils.counting import count_occurrences
-from mmaffseg.utils.profiling import count_aten_ops
 
 
 def _labels(batch, h, w, num_classes, seed, ignore_ratio=0.2):

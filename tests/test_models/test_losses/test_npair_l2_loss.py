@@ -1,6 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 import math
 
+import numpy as np
 import pytest
 import torch
 from mmseg.registry import MODELS
@@ -218,3 +219,30 @@ def test_registered_and_validates_arguments():
         NPairL2Loss(form='contrastive')
     with pytest.raises(ValueError, match=r'same size, got \(1, 4, 5, 5\) and \(1, 6, 6\)'):
         loss(torch.zeros(1, 4, 5, 5), torch.zeros(1, 6, 6, dtype=torch.long))
+
+
+def _official_trains_on(labelmap: np.ndarray, ninst: int = 3) -> bool:
+    """The official training loop's test (iyah4888/SIGGRAPH18SSS, ``hc_deeplab.train``): an
+    image is skipped when its label map holds fewer than ``NINST`` distinct values."""
+    return not len(np.unique(labelmap)) < ninst
+
+
+@pytest.mark.parametrize('num_segments', [1, 2, 3, 4, 5])
+def test_images_contribute_by_the_official_rule(num_segments):
+    """Label maps without ignored pixels (where the official count and ours agree): an image
+    contributes to the default loss exactly when the official loop would train on it."""
+    gen = torch.Generator().manual_seed(num_segments)
+    labels = torch.randint(0, num_segments, (1, 12, 10), generator=gen)
+    labels[0, 0, :num_segments] = torch.arange(num_segments)  # every id present
+    emb = torch.randn(1, 4, 12, 10, generator=gen)
+    value = NPairL2Loss(num_pixels=5, num_resamples=2)(emb, labels, generator=gen)
+    assert (value.item() != 0) == _official_trains_on(labels[0].numpy())
+    # min_segments=2 also trains on two-segment images
+    loose = NPairL2Loss(num_pixels=5, num_resamples=2, min_segments=2)(emb, labels)
+    assert (loose.item() != 0) == (num_segments >= 2)
+
+
+def test_min_segments_is_validated():
+    assert NPairL2Loss(num_instances=4).min_segments == 4
+    with pytest.raises(ValueError, match='min_segments must be an int >= 2'):
+        NPairL2Loss(min_segments=1)

@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 import torch
+from benchmarks.profiling import count_aten_ops
 from gloo_processes import run_in_gloo_processes
 
 from mmaffseg.models.losses import InstanceEmbeddingLoss, NPairL2Loss, npair_l2_pair_loss
 from mmaffseg.models.utils.segment_sampling import sample_segment_pixels_batched
-from mmaffseg.utils.profiling import count_aten_ops
 
 
 def _draw_one_image(labels, num_instances, num_pixels, num_resamples, gen, ignore=255):
@@ -119,7 +119,7 @@ def test_npair_loss_in_expectation_equals_one_image_at_a_time_when_counts_differ
     # standard error (the per-draw losses vary by ~10 %).
     labels = torch.cat([_label_batch(1, n, seed=n) for n in (5, 3, 2)])
     emb = torch.randn(3, 4, 10, 12, generator=torch.Generator().manual_seed(0))
-    loss = NPairL2Loss(num_instances=3, num_pixels=4, num_resamples=1)
+    loss = NPairL2Loss(num_instances=3, num_pixels=4, num_resamples=1, min_segments=2)
     batched, one_by_one = [], []
     for seed in range(200):
         batched.append(loss(emb, labels, generator=torch.Generator().manual_seed(seed)).item())
@@ -188,6 +188,7 @@ def _ddp_batch():
 def _losses_and_grads(model, x, labels, reduce_across_ranks):
     results = {}
     for name, loss_fn in (('npair', NPairL2Loss(num_instances=4, num_pixels=3, num_resamples=2,
+                                                 min_segments=2,
                                                  reduce_across_ranks=reduce_across_ranks)),
                           ('emb', InstanceEmbeddingLoss(num_points=3,
                                                         reduce_across_ranks=reduce_across_ranks))):

@@ -189,6 +189,45 @@ def test_training_and_tensor_mode_are_the_wrapped_models():
     torch.testing.assert_close(model(x, mode='tensor'), model.segmentor(x, mode='tensor'))
 
 
+def _built_with(monkeypatch, segmentor, data_preprocessor):
+    """The wrapper built with ``data_preprocessor`` and the warnings it printed."""
+    import mmaffseg.models.segmentors.crf_refine as crf_refine
+    printed = []
+    monkeypatch.setattr(crf_refine, 'print_log', lambda msg, **kw: printed.append(msg))
+    model = MODELS.build(dict(type='CRFRefineSegmentor', segmentor=segmentor,
+                              data_preprocessor=data_preprocessor))
+    return model, printed
+
+
+def test_wrapped_preprocessor_wins_over_the_runners_top_level_one(monkeypatch):
+    """mmengine's Runner gives a model dict without ``data_preprocessor`` the config's top-level
+    one: mmseg's ``size=(512, 1024)`` must not replace the wrapped segmentor's own."""
+    own = _segmentor_cfg()
+    own['data_preprocessor']['size'] = (24, 32)
+    top = dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1], bgr_to_rgb=True,
+               size=(512, 1024))
+    model, printed = _built_with(monkeypatch, own, top)
+    assert model.data_preprocessor is model.segmentor.data_preprocessor
+    assert tuple(model.data_preprocessor.size) == (24, 32)
+    torch.testing.assert_close(model.data_preprocessor.mean.flatten(), torch.tensor(MEAN))
+    x = torch.zeros(3, 20, 30, dtype=torch.uint8)
+    batch = model.data_preprocessor(dict(inputs=[x], data_samples=[SegDataSample()]), True)
+    assert tuple(batch['inputs'].shape[-2:]) == (24, 32)
+    (warning, ) = printed
+    assert "wrapped segmentor's data_preprocessor" in warning and '[24, 32]' in warning
+    assert "'size': [512, 1024]" in warning and 'model.segmentor.data_preprocessor' in warning
+
+
+def test_wrapper_preprocessor_fills_in_a_missing_one_and_equal_ones_are_quiet(monkeypatch):
+    own = _segmentor_cfg()
+    given = own.pop('data_preprocessor')
+    model, printed = _built_with(monkeypatch, own, dict(given, size=(24, 32)))
+    assert tuple(model.segmentor.data_preprocessor.size) == (24, 32) and not printed
+    # the top-level one of our own configs: the same settings (less the size the model adds)
+    model, printed = _built_with(monkeypatch, _segmentor_cfg(), dict(given, _scope_='mmseg'))
+    assert not printed
+
+
 def test_overrides_go_to_the_wrapped_segmentor():
     model = MODELS.build(
         dict(type='CRFRefineSegmentor', segmentor=_segmentor_cfg(), train_cfg=None,

@@ -4,6 +4,8 @@ import copy
 
 import pytest
 import torch
+from benchmarks.dsrl import baseline_model_cfg
+from converters.dsrl_converter import strip_training_branches
 from fa_reference import naive_fa
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import ConfigDict
@@ -14,7 +16,6 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmaffseg.models.segmentors import DSRLEncoderDecoder
-from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg, strip_training_branches
 
 NUM_CLASSES = 5
 NORM = dict(type='BN', requires_grad=True)
@@ -304,7 +305,7 @@ def test_fa_on_reconstructed_image_and_sssr_only_variants():
 
 
 def test_strip_tool_output_loads_into_the_lean_model(tmp_path):
-    from mmaffseg.models.utils.checkpoint_conversion import converter_main
+    from converters.checkpoint_conversion import converter_main
     model = build(tiny_cfg())
     src, dst = str(tmp_path / 'dsrl.pth'), str(tmp_path / 'lean.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=1)), src)

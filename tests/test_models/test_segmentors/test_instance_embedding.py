@@ -347,6 +347,14 @@ def test_errors():
         _build(test_cfg=dict(mode='slide'))
 
 
+def test_auxiliary_head_none_drops_a_base_models_auxiliary_head():
+    """The drop-in card sets auxiliary_head=None over an mmseg model that may have one."""
+    assert not _build(auxiliary_head=None).with_auxiliary_head
+    with pytest.raises(ValueError, match='has no auxiliary head.*set auxiliary_head=None'):
+        _build(auxiliary_head=dict(type='FCNHead', in_channels=256, channels=64,
+                                   num_classes=19))
+
+
 @pytest.mark.slow
 def test_runner_trains_and_evaluates_on_the_tiny_dataset(tiny_synthetic_root, tmp_path):
     from helpers import tiny_synthetic_overrides

@@ -1,13 +1,13 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """DSRL's cost: training and inference against the same network at full and at half input.
 
-    python tools/analysis_tools/benchmark_dsrl.py [CONFIG] [--size H W] [--batch-size 2]
-        [--warmup 1] [--repeat 3] [--threads 2] [--device cpu|cuda] [--cfg-options ...]
+    python tools/analysis_tools/benchmark.py dsrl [CONFIG] [--size H W] [--batch-size 2]
+        [--warmup 1] [--repeat 3] [--threads 1] [--device cpu|cuda] [--cfg-options ...]
 
 CONFIG is a DSRLEncoderDecoder config (default: the DSRL quick-start). ``--size`` is the
 ORIGINAL image size; DSRL's network sees ``downsample_factor`` times it. Random weights and
-random images; every case runs in its own subprocess (:func:`mmaffseg.utils.profiling.run_case`)
-so that the peak memory (:func:`mmaffseg.utils.profiling.measure`; CPU: peak RSS of that process;
+random images; every case runs in its own subprocess (:func:`benchmarks.profiling.run_case`)
+so that the peak memory (:func:`benchmarks.profiling.measure`; CPU: peak RSS of that process;
 CUDA: peak allocated) belongs to that case alone. On CPU the time reported is the
 process CPU time (all threads), which stays meaningful on a shared, oversubscribed machine where
 wall time does not; wall time is printed too. Use ``--threads 1`` for the most stable numbers.
@@ -21,42 +21,56 @@ Cases:
     infer half   baseline test step on one H/2 x W/2 image, prediction resized to HxW
 """
 import argparse
+import inspect
 
 import torch
-from mmengine.config import ConfigDict, DictAction
+from mmengine.config import ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
+from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config
-from mmaffseg.models.utils.dsrl_baseline import baseline_model_cfg
-from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
-from mmaffseg.utils.random_batch import random_seg_batch
+from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
+
+from .cli import command
+from .profiling import emit_result, measure, ratio_table, run_case
+from .random_batch import random_seg_batch
 
 DEFAULT_CONFIG = 'configs/dsrl/dsrl-deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py'
 CASES = ('train-dsrl', 'train-full', 'train-half', 'infer-dsrl', 'infer-full', 'infer-half')
+SHARED = dict(size=[256, 512], warmup=1, repeat=3, threads=1, device='cpu')
+SHARED_HELP = dict(size="original image H W (DSRL's network sees downsample_factor times it)")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark DSRL against full / half input')
+def baseline_model_cfg(cfg: dict) -> dict:
+    """The plain ``EncoderDecoder`` config with the same backbone, neck and heads as a DSRL one.
+
+    Drops every DSRL-only key (``sr_decoder``, ``loss_fa``, ``downsample_factor``...), so that
+    the baseline is trained and tested on whatever resolution its data pipeline gives it.
+
+    Args:
+        cfg (dict): A ``DSRLEncoderDecoder`` model config.
+
+    Returns:
+        dict: A new ``EncoderDecoder`` config (nested values are shared, not copied).
+    """
+    accepted = inspect.signature(EncoderDecoder.__init__).parameters
+    out = {k: v for k, v in cfg.items() if k in accepted}
+    out['type'] = 'EncoderDecoder'
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG)
-    parser.add_argument('--size', type=int, nargs=2, default=[256, 512],
-                        help='original image H W')
     parser.add_argument('--batch-size', type=int, default=2, help='training batch size')
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--case', choices=CASES, help=argparse.SUPPRESS)  # worker mode
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
 
 
 def measure_case(args: argparse.Namespace) -> dict:
     """Build the model of ``args.case`` and measure it; returns seconds and MiB."""
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     init_default_scope('mmseg')
     with config_errors_exit():  # e.g. a misspelt --cfg-options key
@@ -97,17 +111,15 @@ def measure_case(args: argparse.Namespace) -> dict:
     return result
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> int:
     if args.case:  # worker: one case, result as the last stdout line
         emit_result(measure_case(args))
-        return
+        return 0
     results = {}
     for case in CASES:
-        cmd = [__file__, args.config, '--case', case, '--size',
-               *map(str, args.size), '--batch-size', str(args.batch_size), '--warmup',
-               str(args.warmup), '--repeat', str(args.repeat), '--threads', str(args.threads),
-               '--device', args.device]
+        cmd = command('dsrl', args.config, '--case', case, '--size', *args.size, '--batch-size',
+                      args.batch_size, '--warmup', args.warmup, '--repeat', args.repeat,
+                      '--threads', args.threads, '--device', args.device)
         if args.cfg_options:
             cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
         results[case] = run_case(cmd)
@@ -125,6 +137,4 @@ def main() -> None:
                                 ('infer-dsrl', 'infer-full'), ('infer-dsrl', 'infer-half')],
                       {'time': 'seconds', 'memory': 'step_mb'}))
     print('(memory: peak above the built model, i.e. activations, gradients and optimizer state)')
-
-if __name__ == '__main__':
-    main()
+    return 0

@@ -1,11 +1,11 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""The benchmark harness: peak memory of a known allocation, JSON cases in fresh processes."""
+"""The benchmark harness (benchmarks.profiling): peak memory of a known allocation, JSON cases
+in fresh processes."""
 import sys
 
 import pytest
 import torch
-
-from mmaffseg.utils.profiling import (
+from benchmarks.profiling import (
     CaseError,
     call_in_fresh_process,
     cpu_seconds,
@@ -24,7 +24,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'),
 # peak (the harness measures benchmark cases in fresh processes for the same reason).
 PEAK_CASE = '''
 import numpy as np
-from mmaffseg.utils.profiling import emit_result, measure, peak_memory, reset_peak_memory
+from benchmarks.profiling import emit_result, measure, peak_memory, reset_peak_memory
 
 def allocate_and_free(mib):
     block = np.ones(mib * 2**20 // 8)  # touched: every page becomes resident
@@ -85,7 +85,7 @@ if sys.argv[1] == 'no-json':
     print('not json')
     sys.exit(0)
 import numpy as np
-from mmaffseg.utils.profiling import emit_result, measure
+from benchmarks.profiling import emit_result, measure
 r = measure(lambda: np.ones(2**20), warmup=0, repeat=1)
 emit_result(dict(r, case=sys.argv[1], arr=np.arange(3), n=np.int64(7)))
 '''
@@ -151,7 +151,7 @@ def test_cpu_seconds_counts_running_child_processes():
 # 32 MiB as 512 blocks of 64 KiB (below glibc's mmap threshold: they live on the C heap); freed
 # blocks stay resident and a second round reuses them.
 HEAP_REUSE_CASE = '''
-from mmaffseg.utils.profiling import emit_result, peak_memory
+from benchmarks.profiling import emit_result, peak_memory
 
 def heap_blocks():
     blocks = [bytearray(64 * 1024) for _ in range(512)]

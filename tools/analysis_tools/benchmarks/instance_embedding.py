@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Inference time per image of an InstanceEmbeddingSegmentor, network vs seed post-processing.
 
-    python tools/analysis_tools/benchmark_instance_embedding.py [CONFIG] [CHECKPOINT]
+    python tools/analysis_tools/benchmark.py instance-embedding [CONFIG] [CHECKPOINT]
         [--size 512 1024] [--threads 2] [--warmup 1] [--repeat 5] [--device cpu|cuda]
         [--cfg-options ...]
 
@@ -10,44 +10,41 @@ and both heads; ``predict`` adds seed selection, mask growing and resizing the m
 image, i.e. everything ``model.predict`` does. With random weights the seeds are as many as
 ``test_cfg.num_seeds`` allows, so the post-processing time is an upper bound. Times are medians
 of ``--repeat`` calls (wall and process CPU time) and memory the peak of each stage, both from
-:func:`mmaffseg.utils.profiling.measure` (CPU: peak RSS, and ``work`` above the built model;
+:func:`benchmarks.profiling.measure` (CPU: peak RSS, and ``work`` above the built model;
 CUDA: peak allocated).
 """
 import argparse
 import json
 
 import torch
-from mmengine.config import DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import config_errors_exit, load_config
+from mmaffseg.apis import (
+    CfgOptionsAction,
+    checkpoint_errors_exit,
+    config_errors_exit,
+    load_config,
+)
 from mmaffseg.utils import load_model_weights
-from mmaffseg.utils.profiling import measure
+
+from .profiling import measure
 
 DEFAULT_CONFIG = \
     'configs/instance_embedding/instance-embedding_r18-fpn_quickstart_synthetic-128x256.py'
+SHARED = dict(size=[512, 1024], threads=2, warmup=1, repeat=5, device='cpu')
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark instance-embedding inference')
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG)
     parser.add_argument('checkpoint', nargs='?', help='optional; random weights otherwise')
-    parser.add_argument('--size', type=int, nargs=2, default=[512, 1024], help='image H W')
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--repeat', type=int, default=5)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
+def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     with config_errors_exit():  # e.g. a misspelt --cfg-options key
         cfg = load_config(args.config, args.cfg_options)
@@ -55,7 +52,8 @@ def main() -> None:
     cfg.model.pretrained = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if args.checkpoint:
-        load_model_weights(model, args.checkpoint)
+        with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
+            load_model_weights(model, args.checkpoint)
     model = model.to(args.device).eval()
     size = tuple(args.size)
     image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, device=args.device)
@@ -77,7 +75,4 @@ def main() -> None:
         network_work_mb=round(network['work_mb'], 1), predict_peak_mb=round(predict['peak_mb'], 1),
         predict_work_mb=round(predict['work_mb'], 1), peak_source=predict['peak_source']),
         indent=1))
-
-
-if __name__ == '__main__':
-    main()
+    return 0

@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Random walk: mmaffseg vs the PSA reference's dense walk, and against its memory-traffic floor.
 
-    python tools/analysis_tools/benchmark_random_walk.py [--threads 1] [--repeat 3]
+    python tools/analysis_tools/benchmark.py random-walk [--threads 1] [--repeat 3]
         [--channels 21] [--device cpu] [--skip-large] [--large-size 1024 2048]
         [--large-stride 8] [--large-channels 21]
 
@@ -9,7 +9,7 @@ Part 1, same argmax: a 375 x 500 image at stride 8 (grid 47 x 63, N = 2961), PSA
 (background, pooling, walk, upsampling) with the reference's dense walk (dense ``N x N``
 transition matrix squared ``logt`` times, as ``infer_aff.py`` does) and with mmaffseg's walk,
 each case in its own fresh process: median wall and process-CPU time, peak memory of the walk
-alone and of the whole step (:mod:`mmaffseg.utils.profiling`), the speed-up of CPU times and the
+alone and of the whole step (:mod:`benchmarks.profiling`), the speed-up of CPU times and the
 argmax agreement. Inputs are a synthetic scene (ellipses; CAMs that cover only the object
 centres; affinities from noisy per-region features), so the walk has work to do; the mIoU of the
 CAM and walk labels against the scene (mmseg's ``IoUMetric``) is a sanity check.
@@ -34,19 +34,47 @@ import functools
 import glob
 import time
 import warnings
+from typing import Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmseg.evaluation.metrics import IoUMetric
 
+from mmaffseg.apis import report_error
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import neighbour_offsets
-from mmaffseg.utils.profiling import call_in_fresh_process, format_table, measure, peak_memory
 from mmaffseg.wsss.cam import add_background
-from mmaffseg.wsss.dense_random_walk import dense_random_walk
-from mmaffseg.wsss.random_walk import random_walk, random_walk_cams, transition_matrix
+from mmaffseg.wsss.random_walk import (
+    csr_transition,
+    random_walk,
+    random_walk_cams,
+    transition_rows,
+)
 from mmaffseg.wsss.random_walk_kernel import compiled_library
+
+from .dense_random_walk import dense_random_walk
+from .profiling import call_in_fresh_process, format_table, measure, peak_memory
+
+SHARED = dict(threads=1, repeat=3, device='cpu')
+SHARED_HELP = dict(threads='torch CPU threads (all cases)')
+
+
+def transition_matrix(aff: torch.Tensor, size: Tuple[int, int], radius: int = 5,
+                      beta: float = 8) -> torch.Tensor:
+    """Sparse row-stochastic ``T = D^-1 A^beta``, block diagonal over the batch: the CSR form of
+    :func:`~mmaffseg.wsss.random_walk.transition_rows` (its slots with a partner).
+
+    Args:
+        aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid.
+        size (tuple[int, int]): The grid ``(H, W)``.
+        radius (int): Pair radius. Default: 5.
+        beta (float): Power applied to the affinities. Default: 8.
+
+    Returns:
+        Tensor: Sparse CSR ``(B * H * W, B * H * W)`` on the device of ``aff``.
+    """
+    return csr_transition(*transition_rows(aff, size, radius, beta))
 
 
 def csr_random_walk(scores: torch.Tensor, aff: torch.Tensor, radius: int = 5, beta: float = 8,
@@ -213,23 +241,21 @@ def load() -> str:
         return ' '.join(f.read().split()[:3])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description='Random walk benchmark: vs the dense reference '
-                                     'and vs its memory-traffic floor')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (all cases)')
-    parser.add_argument('--repeat', type=int, default=3, help='timed runs (median reported)')
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--channels', type=int, default=21,
                         help='score channels walked at 375x500 (the reference walks all 21)')
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--skip-large', action='store_true', help='skip part 2 (the floor)')
     parser.add_argument('--large-size', type=int, nargs=2, default=(1024, 2048),
                         metavar=('H', 'W'), help='image size of part 2')
     parser.add_argument('--large-stride', type=int, default=8, help='feature stride of part 2')
     parser.add_argument('--large-channels', type=int, default=21,
                         help='score channels of part 2')
-    args = parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> int:
     if args.channels < 4:
-        parser.error('the synthetic scene has 3 objects: use at least 4 channels')
+        return report_error('--channels: the synthetic scene has 3 objects and a background, '
+                            f'so at least 4 channels, got {args.channels}')
 
     h, w, s = 375, 500, 8
     n = -(-h // s) * -(-w // s)
@@ -276,7 +302,7 @@ def main() -> None:
           f'mmaffseg {miou(ours["labels"], truth.numpy()):.3f}, dense '
           f'{miou(dense["labels"], truth.numpy()):.3f}')
     if args.skip_large:
-        return
+        return 0
 
     (h, w), s, c = args.large_size, args.large_stride, args.large_channels
     start = time.perf_counter()
@@ -327,7 +353,4 @@ def main() -> None:
     gb = r['n'] * r['n'] * 4 / 1e9
     print(f'dense would need N x N float32 = {gb:.1f} GB per matrix; the reference holds the '
           f'affinity, the transition matrix and a matmul product at once: ~{3 * gb:.0f} GB')
-
-
-if __name__ == '__main__':
-    main()
+    return 0

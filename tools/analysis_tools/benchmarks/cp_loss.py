@@ -1,15 +1,15 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Context prior affinity loss: ours (factorised) against its floor and the materialised A.
 
-    python tools/analysis_tools/benchmark_cp_loss.py [--prior-sizes 64 96 128] [--batch 2]
+    python tools/analysis_tools/benchmark.py cp-loss [--prior-sizes 64 96 128] [--batch 2]
         [--num-classes 19] [--threads 1] [--form official] [--repeat 3] [--block-elems N]
         [--max-gb auto] [--omp-wait-policy passive] [--out F.json]
 
 Inputs, the same in every case: ``P = sigmoid(randn)`` (B, N, N), N = prior_size^2, and
 Cityscapes-like labels on the prior grid (class blocks of 8 x 8 cells drawn from
 ``--num-classes``, 10 % of the blocks ignore = 255). Every case runs in a fresh process
-(:func:`mmaffseg.utils.profiling.run_case`) and is measured by
-:func:`mmaffseg.utils.profiling.measure` (median of ``--repeat`` forward + backward calls after a
+(:func:`benchmarks.profiling.run_case`) and is measured by
+:func:`benchmarks.profiling.measure` (median of ``--repeat`` forward + backward calls after a
 warm-up at prior size 8; wall and process CPU time; peak memory):
 
 * ``ours``: :func:`context_prior_loss`. In the same process, before it, the **floor**:
@@ -49,8 +49,14 @@ import time
 
 import torch
 
-from mmaffseg.utils.profiling import CaseError, emit_result, measure, run_case
+from .cli import command
+from .profiling import CaseError, emit_result, measure, run_case
 
+SHARED = dict(threads=1, repeat=3, out=None)
+SHARED_HELP = dict(
+    repeat='timed calls of ours and of each floor pass (median); the materialised reference '
+    'runs once',
+    out='also write the results (without gradient samples) as JSON')
 VARIANTS = ('ours', 'materialised')
 NUM_SAMPLES = 100_000
 
@@ -110,7 +116,6 @@ def measure_floor(prior: torch.Tensor, block_elems: int, repeat: int,
 def run_variant(args: argparse.Namespace) -> dict:
     """Worker: forward + backward of one variant (and the floor for ours); its measurements."""
     from mmaffseg.models.losses import context_prior_loss, context_prior_loss_materialised
-    torch.set_num_threads(args.threads)
     kwargs = dict(form=args.form)
     if args.variant == 'ours':
         fn = context_prior_loss
@@ -152,10 +157,9 @@ def available_gb() -> float:
 
 
 def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
-    cmd = [os.path.abspath(__file__), '--worker', variant, '--prior-sizes', str(prior_size),
-           '--batch', str(args.batch), '--num-classes', str(args.num_classes), '--threads',
-           str(args.threads), '--form', args.form, '--repeat', str(args.repeat),
-           '--copy-mib', str(args.copy_mib)]
+    cmd = command('cp-loss', '--worker', variant, '--prior-sizes', prior_size, '--batch',
+                  args.batch, '--num-classes', args.num_classes, '--threads', args.threads,
+                  '--form', args.form, '--repeat', args.repeat, '--copy-mib', args.copy_mib)
     if args.block_elems:
         cmd += ['--block-elems', str(args.block_elems)]
     env = dict(os.environ)
@@ -182,16 +186,11 @@ def compare(ours: dict, ref: dict) -> dict:
                               ('work', 'work_mb'), ('loss_mem', 'loss_mb'))})
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark the context prior affinity loss')
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--prior-sizes', type=int, nargs='+', default=[64, 96, 128])
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--num-classes', type=int, default=19)
-    parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--form', default='official', choices=['official', 'paper'])
-    parser.add_argument('--repeat', type=int, default=3,
-                        help='timed calls of ours and of each floor pass (median); the '
-                        'materialised reference runs once')
     parser.add_argument('--block-elems', type=int, default=None,
                         help="ours' block_elems (default: the loss's default)")
     parser.add_argument('--copy-mib', type=int, default=1024,
@@ -201,18 +200,14 @@ def parse_args() -> argparse.Namespace:
                         '(default: 85%% of MemAvailable)')
     parser.add_argument('--omp-wait-policy', default='default', choices=['default', 'passive'],
                         help='OMP_WAIT_POLICY of the workers (see the module docstring)')
-    parser.add_argument('--out', help='also write the results (without gradient samples) as '
-                        'JSON')
     parser.add_argument('--worker', choices=VARIANTS, help=argparse.SUPPRESS)
-    return parser.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> int:
     if args.worker:
         args.variant, args.prior_size = args.worker, args.prior_sizes[0]
         emit_result(run_variant(args))
-        return
+        return 0
     max_gb = args.max_gb or 0.85 * available_gb()
     print(f'B={args.batch}, {args.num_classes} classes, form={args.form}, {args.threads} '
           f'threads, OMP wait policy {args.omp_wait_policy}, forward + backward on CPU, '
@@ -272,7 +267,4 @@ def main() -> None:
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(everything, f, indent=1)
-
-
-if __name__ == '__main__':
-    main()
+    return 0

@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Steps per second of the losses before and after their batched rewrites, in one run.
 
-    python tools/analysis_tools/benchmark_host_syncs.py [--baseline-rev c301291]
+    python tools/analysis_tools/benchmark.py host-syncs [--baseline-rev c301291]
         [--sampler-baseline-rev 27f7fc1] [--steps 20] [--threads 1] [--device cpu] [--model]
 
 The "before" implementation is the file ``mmaffseg/models/losses/context_prior_loss.py`` at
@@ -31,28 +31,41 @@ each loss plugged into the head. ``--device cuda`` gives the GPU rows.
 import argparse
 import os.path as osp
 import subprocess
-import sys
 import types
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmaffseg
+from mmaffseg.apis import report_error
+from mmaffseg.models.losses.context_prior_loss import context_prior_loss
+
+from .profiling import count_aten_ops, measure
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 LOSS_PATH = 'mmaffseg/models/losses/context_prior_loss.py'
 CPNET_CFG = osp.join(REPO, 'configs', 'cpnet', 'cpnet_r50-d8-slim_quickstart_synthetic-128x256.py')
-
-
 NPAIR_PATH = 'mmaffseg/models/losses/npair_l2_loss.py'
 EMBEDDING_PATH = 'mmaffseg/models/losses/instance_embedding_loss.py'
+#: Modules the "before" files import (relative to ``mmaffseg.models.losses``) that have moved
+#: since, and where they are now.
+MOVED_MODULES = {
+    '..layers.pairwise': 'mmaffseg.ops.pairwise',
+    '..layers.embedding_similarity': 'mmaffseg.ops.embedding_similarity',
+    '..utils.precision': 'mmaffseg.ops.precision',
+}
 
 
 def load_baseline(rev: str, path: str = LOSS_PATH, drop: str = '',
                   **names) -> types.ModuleType:
     """The loss module ``path`` as it was at ``rev`` (its registry decorator dropped, so it does
     not clash with the current class of the same name; relative imports resolve in the current
-    package). ``drop``: a line of the source to remove, whose ``names`` are given instead."""
+    package, or in today's home of a module that has moved, :data:`MOVED_MODULES`). ``drop``: a
+    line of the source to remove, whose ``names`` are given instead."""
     source = subprocess.run(['git', '-C', REPO, 'show', f'{rev}:{path}'], check=True,
                             capture_output=True, text=True).stdout
     source = source.replace('@MODELS.register_module()\n', '')
+    for old, new in MOVED_MODULES.items():
+        source = source.replace(f'from {old} import', f'from {new} import')
     if drop:
         source = source.replace(drop, '')
     module = types.ModuleType(osp.splitext(osp.basename(path))[0] + '_baseline')
@@ -132,7 +145,8 @@ def model_step_fn(fn, device: str):
     from mmseg.registry import MODELS
 
     from mmaffseg.apis import load_config
-    from mmaffseg.utils.random_batch import random_seg_batch
+
+    from .random_batch import random_seg_batch
     cfg = load_config(CPNET_CFG)
     init_default_scope('mmseg')
     torch.manual_seed(0)
@@ -152,8 +166,10 @@ def model_step_fn(fn, device: str):
     return step
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+SHARED = dict(threads=1, device='cpu')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--baseline-rev', default='c301291',
                         help='git revision of the "before" loss (default: the last commit '
                         'before the batched rewrite)')
@@ -162,14 +178,14 @@ def main() -> None:
                         '(default: the last commit before the batched sampler)')
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--steps', type=int, default=20)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--model', action='store_true', help='also time a full CPNet step')
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    sys.path.insert(0, REPO)
-    from mmaffseg.models.losses.context_prior_loss import context_prior_loss
-    from mmaffseg.utils.profiling import count_aten_ops, measure
+
+
+def run(args: argparse.Namespace) -> int:
+    if osp.realpath(osp.dirname(mmaffseg.__file__)) != osp.realpath(osp.join(REPO, 'mmaffseg')):
+        return report_error(f'host-syncs times this checkout\'s losses against their git history, '
+                            f'but imported mmaffseg from {osp.dirname(mmaffseg.__file__)}; run '
+                            f'it with PYTHONPATH={REPO}')
     variants = dict(before=load_baseline(args.baseline_rev).context_prior_loss,
                     after=context_prior_loss)
     prior, label = make_inputs(args.batch, device=args.device)
@@ -205,7 +221,4 @@ def main() -> None:
                   f'{syncs:6d} {loss:10.5f}')
         print(f'{what:<18} ratio after / before: {speed["after"] / speed["before"]:.2f}x '
               f'(CPU time: {cpu_speed["after"] / cpu_speed["before"]:.2f}x)')
-
-
-if __name__ == '__main__':
-    main()
+    return 0

@@ -17,7 +17,7 @@ dCRF             the dense CRF of the walked scores, serial, and the ``rw_crf`` 
 I/O              decoding the JPEG image, writing the three label PNGs and the CAM cache
 ===============  ===============================================================================
 
-    OMP_NUM_THREADS=1 python tools/analysis_tools/benchmark_wsss_pipeline.py \\
+    OMP_NUM_THREADS=1 python tools/analysis_tools/benchmark.py wsss-pipeline \\
         configs/psa/psa-pseudo-labels_resnet38-d8_voc12aug.py \\
         configs/psa/psa-pseudo-labels_r50-d8_voc12aug.py --size 375 500 --images 2
 
@@ -30,7 +30,6 @@ import argparse
 import os
 import os.path as osp
 import statistics
-import sys
 import tempfile
 from functools import partial
 from typing import Dict
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from mmaffseg.utils.profiling import CaseError, emit_result, run_case
+from mmaffseg.apis import exit_with_error
 from mmaffseg.wsss.pseudo_label_stages import (
     compute_cams,
     crf_stage_labels,
@@ -48,25 +47,24 @@ from mmaffseg.wsss.pseudo_label_stages import (
     stage_labels,
 )
 
+from .cli import command
+from .profiling import emit_result, measure, run_case
+
 STAGES = ('CAM', 'affinity', 'random walk', 'dCRF', 'I/O')
 #: The images a run is extrapolated to.
 RUN_IMAGES = 10_000
+SHARED = dict(size=[375, 500], threads=1)
+SHARED_HELP = dict(size='synthetic image size (375 x 500: a VOC image)')
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Per-stage time and memory of the PSA '
-                                     'pseudo-label pipeline')
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('configs', nargs='+', help='pseudo-label configs (PseudoLabelLoop)')
-    parser.add_argument('--size', type=int, nargs=2, default=[375, 500], metavar=('H', 'W'),
-                        help='synthetic image size (default: 375 500, a VOC image)')
     parser.add_argument('--images', type=int, default=2, help='images per config (default 2)')
     parser.add_argument('--classes', type=int, default=2,
                         help='image-level classes present per image (default 2)')
-    parser.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
     parser.add_argument('--in-process', action='store_true',
                         help='measure in this process (default: one process per config)')
     parser.add_argument('--json', action='store_true', help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
 
 
 def _sample(img_bgr: np.ndarray) -> dict:
@@ -117,14 +115,13 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
 
     from mmaffseg.apis import load_config
     from mmaffseg.postprocessing import DenseCRF
-    from mmaffseg.utils.profiling import measure
     from mmaffseg.wsss.label_store import PseudoLabelStore
     from mmaffseg.wsss.psa_defaults import PSA_DEFAULTS, psa_crf_args
     cfg = load_config(config)
     loop = cfg.test_cfg
     if loop.get('type') != 'PseudoLabelLoop':
-        raise SystemExit(f'benchmark_wsss_pipeline.py: error: {config} is not a pseudo-label '
-                         "config (test_cfg.type must be 'PseudoLabelLoop')")
+        exit_with_error(f"{config}: not a pseudo-label config (test_cfg.type must be "
+                        f"'PseudoLabelLoop', got {loop.get('type')!r})")
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     aff_cfg = loop.aff_model
     aff_cfg = Config.fromfile(aff_cfg).model if isinstance(aff_cfg, str) else aff_cfg
@@ -186,33 +183,19 @@ def format_table(results: Dict[str, Dict[str, dict]], size, images: int, threads
     return '\n'.join(lines)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     results = {}
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(args.threads)
-        for config in args.configs:
-            if args.in_process or len(args.configs) == 1 and args.json:
-                results[config] = measure_config(config, args.size, args.images, args.classes)
-                continue
-            # a fresh process per config: the peak memory is that config's alone
-            case = [osp.abspath(__file__), config, '--size', *map(str, args.size), '--images',
-                    str(args.images), '--classes', str(args.classes), '--threads',
-                    str(args.threads), '--json']
-            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-            try:
-                results[config] = run_case(case, env=env)[config]
-            except CaseError as e:
-                print(e, file=sys.stderr)
-                return e.returncode or 1
-    finally:
-        torch.set_num_threads(threads)
+    for config in args.configs:
+        if args.in_process or len(args.configs) == 1 and args.json:
+            results[config] = measure_config(config, args.size, args.images, args.classes)
+            continue
+        # a fresh process per config: the peak memory is that config's alone
+        case = command('wsss-pipeline', config, '--size', *args.size, '--images', args.images,
+                       '--classes', args.classes, '--threads', args.threads, '--json')
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        results[config] = run_case(case, env=env)[config]
     if args.json:
         emit_result(results)
     else:
         print(format_table(results, args.size, args.images, args.threads))
     return 0
-
-if __name__ == '__main__':
-    sys.exit(main())

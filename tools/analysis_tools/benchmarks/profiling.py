@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""The benchmark harness of mmaffseg: every tool in ``tools/analysis_tools`` measures with it.
+"""The benchmark harness: every target of ``tools/analysis_tools/benchmark.py`` measures with it.
 
 Three pieces:
 
@@ -29,9 +29,6 @@ Peak memory, one definition everywhere:
 
 ``peak_mb`` is that peak, ``work_mb`` the peak above the memory held just before the first call
 (the memory the work itself needed, without the built model and the Python runtime).
-
-(Over 300 lines on purpose: this is the one measurement module every benchmark tool imports;
-its three pieces share the peak-memory and CPU-time definitions above.)
 """
 import ctypes
 import ctypes.util
@@ -244,18 +241,6 @@ def measure(fn: Callable[[], Any],
         peak = read_peak_memory(source, device)
         result.update(peak_mb=peak, work_mb=peak - base, peak_source=source)
     return result
-
-
-def time_fn(fn: Callable[[], object], warmup: int = 2, repeat: int = 5) -> Dict[str, float]:
-    """Median, mean and minimum wall time of ``fn()`` in seconds, synchronising CUDA if used.
-
-    Args:
-        fn (Callable): The work to time; its result is discarded.
-        warmup (int): Untimed calls first. Default: 2.
-        repeat (int): Timed calls. Default: 5.
-    """
-    times = sorted(_timed_calls(fn, warmup, repeat)[0])
-    return dict(median=times[len(times) // 2], mean=sum(times) / len(times), min=times[0])
 
 
 # ---------------------------------------------------------------------------- fresh processes

@@ -1,14 +1,14 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """The context modules against their mmseg baselines: params, FLOPs, latency, peak memory.
 
-    python tools/analysis_tools/benchmark_context_modules.py [--size 512 1024] [--threads 2]
+    python tools/analysis_tools/benchmark.py context-modules [--size 512 1024] [--threads 2]
         [--warmup 1] [--repeat 2] [--device cpu|cuda] [--models hanet spnet ...] [--out F.json]
 
 Every model is the repository's (or mmseg's) Cityscapes R-50-D8 config at ``--size`` input,
 batch 1 for inference and ``--train-batch`` (default 2, the configs' per-GPU batch) for
 training, random weights, without the auxiliary head (it is the same FCN head for all of them, so
 dropping it compares the decode heads). Each measurement runs in its own subprocess
-(:func:`mmaffseg.utils.profiling.run_case`) so that a peak memory belongs to that case alone:
+(:func:`benchmarks.profiling.run_case`) so that a peak memory belongs to that case alone:
 
 * ``infer``: ``model(inputs, mode='tensor')`` under ``no_grad`` (backbone + decode head, no
   resize, as mmseg's ``get_flops.py`` counts it), its FLOPs (multiply-adds) and parameters;
@@ -17,7 +17,7 @@ dropping it compares the decode heads). Each measurement runs in its own subproc
 
 Times are medians of ``--repeat`` calls; on CPU both wall and process CPU time are printed (CPU
 time is the stable one on a shared machine). Memory is measured by
-:func:`mmaffseg.utils.profiling.measure`: the peak RSS of the process on CPU (what ``top`` shows,
+:func:`benchmarks.profiling.measure`: the peak RSS of the process on CPU (what ``top`` shows,
 including the built model and the Python runtime) and the increase over the built model
 ("+work"); on CUDA the peak allocated memory and its increase over the built model. The table
 ends with each module's ratios to its baseline(s), all measured in this one run.
@@ -34,8 +34,10 @@ from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
 from mmaffseg.apis import load_config
-from mmaffseg.utils.profiling import emit_result, measure, ratio_table, run_case
-from mmaffseg.utils.random_batch import random_seg_batch
+
+from .cli import command, options
+from .profiling import emit_result, measure, ratio_table, run_case
+from .random_batch import random_seg_batch
 
 # name -> (config, baselines it is compared with)
 MODELS_TO_RUN: Dict[str, tuple] = {
@@ -52,20 +54,15 @@ MODELS_TO_RUN: Dict[str, tuple] = {
 }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark context modules vs mmseg baselines')
-    parser.add_argument('--size', type=int, nargs=2, default=[512, 1024], help='input H W')
+SHARED = dict(size=[512, 1024], threads=2, warmup=1, repeat=2, device='cpu', out=None)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--train-batch', type=int, default=2, help='training batch size')
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--repeat', type=int, default=2)
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--models', nargs='+', choices=list(MODELS_TO_RUN),
                         default=list(MODELS_TO_RUN),
                         help='subset to run (baselines of a chosen module are added)')
-    parser.add_argument('--out', help='also write the results as JSON')
     parser.add_argument('--case', help=argparse.SUPPRESS)  # worker mode: "<model>:<infer|train>"
-    return parser.parse_args()
 
 
 def build_model(name: str, size: List[int], device: str) -> torch.nn.Module:
@@ -83,7 +80,6 @@ def build_model(name: str, size: List[int], device: str) -> torch.nn.Module:
 
 def measure_case(args: argparse.Namespace) -> dict:
     """Measure one ``<model>:<infer|train>`` case in this process."""
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     init_default_scope('mmseg')
     name, stage = args.case.split(':')
@@ -118,16 +114,16 @@ def measure_case(args: argparse.Namespace) -> dict:
 
 
 def run_in_subprocess(args: argparse.Namespace, case: str) -> dict:
-    return run_case([__file__, '--case', case, '--size', *map(str, args.size), '--threads',
-                     str(args.threads), '--train-batch', str(args.train_batch), '--warmup',
-                     str(args.warmup), '--repeat', str(args.repeat), '--device', args.device])
+    return run_case(command('context-modules', '--case', case, '--size', *args.size,
+                            '--threads', args.threads, '--train-batch', args.train_batch,
+                            '--warmup', args.warmup, '--repeat', args.repeat, '--device',
+                            args.device))
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> int:
     if args.case:  # worker: one case, result as the last stdout line
         emit_result(measure_case(args))
-        return
+        return 0
     names = []
     for name in args.models:
         for n in (*MODELS_TO_RUN[name][1], name):
@@ -164,8 +160,5 @@ def main() -> None:
         print('\n(time ratios use process CPU time; memory ratios use peak RSS)')
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump(dict(args=vars(args), results=results), f, indent=1)
-
-
-if __name__ == '__main__':
-    main()
+            json.dump(dict(args=options(args), results=results), f, indent=1)
+    return 0

@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Throughput of mmaffseg's DenseCRF: serial vs a pool of W workers, in one run.
 
-    python tools/analysis_tools/benchmark_dense_crf.py [--size 375 500] [--labels 3 21]
+    python tools/analysis_tools/benchmark.py dense-crf [--size 375 500] [--labels 3 21]
         [--images 8] [--batches 2] [--workers auto] [--iterations 10]
         [--start-method fork|spawn|forkserver]
 
@@ -11,7 +11,7 @@ load hits both alike. The pool is started by an untimed first batch (its time is
 "pool start + 1st batch") and reused, as :meth:`DenseCRF.batch` reuses it across the batches of
 a run. Printed per W: images/s from the median wall time of a batch, the speed-up over serial
 and its ratio to W (the goal: >= 0.8 on a quiet machine with W <= the cores), and the CPU time
-per image of the parent plus its worker processes (:func:`mmaffseg.utils.profiling.measure`
+per image of the parent plus its worker processes (:func:`benchmarks.profiling.measure`
 with ``children=True``): pooled / serial CPU is the pool's overhead (pickling, IPC), which
 stays meaningful on a loaded machine where wall time does not. The load average before and
 after is printed: on a machine with more runnable processes than cores the wall-time speed-up
@@ -26,14 +26,17 @@ from functools import partial
 
 import numpy as np
 
+from mmaffseg.apis import report_error
 from mmaffseg.postprocessing import DenseCRF
 from mmaffseg.postprocessing.worker_pool import available_cpus
-from mmaffseg.utils.profiling import format_table, measure
+
+from .profiling import format_table, measure
+
+SHARED = dict(size=[375, 500])
+SHARED_HELP = dict(size='image size')
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Benchmark the dense CRF worker pool.')
-    parser.add_argument('--size', type=int, nargs=2, default=[375, 500], metavar=('H', 'W'))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--labels', type=int, nargs='+', default=[3, 21])
     parser.add_argument('--images', type=int, default=None,
                         help='images per batch (default: 2 x the largest W)')
@@ -43,12 +46,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--iterations', type=int, default=10)
     parser.add_argument('--start-method', default=None,
                         help='multiprocessing start method of the pool (default: platform)')
-    args = parser.parse_args()
-    args.workers = [available_cpus() if w == 'auto' else int(w) for w in args.workers]
-    if min(args.workers) < 2:
-        parser.error('--workers: a pool has at least 2 workers (1 is the serial run)')
-    args.images = args.images or 2 * max(args.workers)
-    return args
 
 
 def random_batch(num_images: int, num_labels: int, h: int, w: int, seed: int = 0) -> tuple:
@@ -114,8 +111,16 @@ def pool_overhead(size: int, start_method, repeat: int = 5) -> tuple:
     return kept, fresh
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> int:
+    try:
+        args.workers = [available_cpus() if w == 'auto' else int(w) for w in args.workers]
+    except ValueError:
+        return report_error(f"--workers: expected pool sizes or 'auto', got "
+                            f"{' '.join(args.workers)}")
+    if min(args.workers) < 2:
+        return report_error(f'--workers: a pool has at least 2 workers (1 is the serial run), '
+                            f'got {min(args.workers)}')
+    args.images = args.images or 2 * max(args.workers)
     h, w = args.size
     print(f'{args.images} images of {h}x{w} per batch, {args.iterations} iterations, median of '
           f'{args.batches} batches; {available_cpus()} cores available, load average '
@@ -130,7 +135,4 @@ def main() -> None:
               f'pool, {fresh * 1e3:.0f} ms with a pool started per batch')
     print(f'load average at the end {os.getloadavg()[0]:.2f} (1 min) on {available_cpus()} '
           f'cores; wall-time figures are meaningful only with a load below the core count')
-
-
-if __name__ == '__main__':
-    main()
+    return 0

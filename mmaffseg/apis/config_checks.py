@@ -1,0 +1,199 @@
+# Copyright (c) mmaffseg contributors. All rights reserved.
+"""Checks that stop a tool on a config that cannot work, before anything is built.
+
+Each raises a one-line :class:`~mmaffseg.utils.ConfigCheckError` (or
+:class:`~mmaffseg.utils.ConfigFileError`) naming the file or the setting, which the tools
+report with exit status 2 (:func:`mmaffseg.apis.cli_errors.config_errors_exit`):
+
+* :func:`read_config_file`: a ``_base_`` file that does not exist, a syntax error (file and
+  line) in the config or one of its bases;
+* :func:`check_untyped_settings`: a misspelt key in a dict without a ``type`` that mmengine
+  unpacks into a call (``train_dataloader.batchsize``, ``randomness.seeds``), which is
+  otherwise a ``TypeError`` deep in the runner;
+* :func:`check_train_settings`: a learning rate that is negative or not a finite number, and a
+  training crop size that is not ``model.data_preprocessor.size`` (mmseg pads each crop to
+  that size; a larger crop stops training mid-epoch with "stack expects each tensor to be
+  equal size").
+"""
+import ast
+import difflib
+import math
+import os.path as osp
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from ..utils.config_errors import ConfigCheckError, ConfigFileError
+
+
+def _syntax_error_file(path: str, seen: Optional[set] = None) -> Optional[Tuple[str, SyntaxError]]:
+    """The first file with a syntax error among ``path`` and its local ``_base_`` files."""
+    seen = set() if seen is None else seen
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as e:
+        return path, e
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], 'id', None) == '_base_'):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            for base in [bases] if isinstance(bases, str) else list(bases):
+                if isinstance(base, str) and '::' not in base:
+                    found = _syntax_error_file(osp.normpath(osp.join(osp.dirname(path), base)),
+                                               seen)
+                    if found:
+                        return found
+    return None
+
+
+def read_config_file(path: str) -> Config:
+    """``Config.fromfile`` whose errors in the files name them.
+
+    Raises:
+        ConfigFileError: A ``_base_`` file (or another file the config reads) does not exist.
+        ConfigCheckError: A syntax error, with the file and the line.
+    """
+    try:
+        return Config.fromfile(path)
+    except FileNotFoundError as e:
+        missing = osp.normpath(e.filename) if e.filename else str(e)
+        raise ConfigFileError(f'{path} reads {missing}, which does not exist (check its '
+                              '_base_ list: paths are relative to the config\'s folder)') from e
+    except SyntaxError as e:
+        where, error = _syntax_error_file(osp.abspath(path)) or (path, e)
+        text = (error.text or '').strip()
+        raise ConfigCheckError(f'config {where}, line {error.lineno}: {error.msg}'
+                               f'{": " + text if text else ""}') from e
+
+
+def _dataloader_keys() -> set:
+    from torch.utils.data import DataLoader
+    names = _parameters(DataLoader.__init__)
+    # popped by mmengine's Runner.build_dataloader before it calls DataLoader
+    return names | {'num_batch_per_epoch', 'disable_subprocess_warning'}
+
+
+def _randomness_keys() -> set:
+    from mmengine.runner import Runner
+    return _parameters(Runner.set_randomness)
+
+
+def _env_cfg_keys() -> set:
+    return {'cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit'}  # Runner.setup_env
+
+
+def _parameters(function: Callable) -> set:
+    import inspect
+    return {p for p in inspect.signature(function).parameters if p != 'self'}
+
+
+#: Top-level dicts without a ``type`` -> (what reads them, the keys it accepts).
+UNTYPED_SETTINGS: Dict[str, Tuple[str, Callable[[], set]]] = {
+    'train_dataloader': ('torch\'s DataLoader, through mmengine', _dataloader_keys),
+    'val_dataloader': ('torch\'s DataLoader, through mmengine', _dataloader_keys),
+    'test_dataloader': ('torch\'s DataLoader, through mmengine', _dataloader_keys),
+    'randomness': ('mmengine Runner.set_randomness', _randomness_keys),
+    'env_cfg': ('mmengine Runner.setup_env', _env_cfg_keys),
+}
+
+
+def check_untyped_settings(cfg: Config) -> None:
+    """Raise :class:`ConfigCheckError` on a key of a :data:`UNTYPED_SETTINGS` dict that what
+    reads it does not take, naming the closest accepted keys."""
+    for name, (reader, keys) in UNTYPED_SETTINGS.items():
+        settings = cfg.get(name)
+        if not isinstance(settings, dict) or 'type' in settings:
+            continue
+        accepted = keys()
+        for key in settings:
+            if key in accepted:
+                continue
+            close = difflib.get_close_matches(str(key), sorted(accepted), n=3, cutoff=0.6)
+            hint = (f'did you mean {" or ".join(f"{name}.{c}" for c in close)}?' if close else
+                    f'it takes {", ".join(sorted(accepted))}')
+            raise ConfigCheckError(f'{name}.{key}: no such setting ({name} goes to {reader}, '
+                                   f'which takes no argument {key!r}); {hint}')
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_lr(cfg: Config) -> None:
+    wrapper = cfg.get('optim_wrapper')
+    if not isinstance(wrapper, dict):
+        return
+    # one optimizer, or a dict of them (mmengine's OptimWrapperDict configs)
+    wrappers = ([('optim_wrapper', wrapper)] if 'optimizer' in wrapper or 'type' in wrapper
+                else [(f'optim_wrapper.{k}', v) for k, v in wrapper.items()
+                      if isinstance(v, dict)])
+    for name, ow in wrappers:
+        optimizer = ow.get('optimizer')
+        if not isinstance(optimizer, dict) or 'lr' not in optimizer:
+            continue
+        lr = optimizer['lr']
+        if not _number(lr) or not math.isfinite(lr) or lr < 0:
+            raise ConfigCheckError(
+                f'{name}.optimizer.lr = {lr!r}: the learning rate must be a finite number >= 0 '
+                '(a negative one climbs the loss); e.g. '
+                f'--cfg-options {name}.optimizer.lr=0.01')
+
+
+def dataset_configs(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    """(config key, dataset cfg) of every dataloader, looking through dataset wrappers."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader or 'dataset' not in loader:
+            continue
+        stack = [(f'{key}.dataset', loader['dataset'])]
+        while stack:
+            name, ds = stack.pop()
+            if 'dataset' in ds:
+                stack.append((f'{name}.dataset', ds['dataset']))
+            for i, sub in enumerate(ds.get('datasets', [])):
+                stack.append((f'{name}.datasets[{i}]', sub))
+            yield name, ds
+
+
+def _hw(value) -> Optional[Tuple[int, int]]:
+    if _number(value):
+        return int(value), int(value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_number, value)):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def _check_crop_size(cfg: Config) -> None:
+    preprocessor = (cfg.get('model') or {}).get('data_preprocessor') or {}
+    size = _hw(preprocessor.get('size'))
+    if size is None:
+        return
+    crops: List[Tuple[str, Tuple[int, int]]] = []
+    for name, ds in dataset_configs(cfg):
+        if not name.startswith('train_dataloader'):
+            continue
+        for i, transform in enumerate(ds.get('pipeline') or []):
+            crop = _hw(transform.get('crop_size')) if isinstance(transform, dict) else None
+            if crop is not None:
+                crops.append((f'{name}.pipeline.{i}.crop_size ({transform.get("type")})', crop))
+    for where, crop in crops:
+        if crop != size:
+            raise ConfigCheckError(
+                f'{where} is {crop} but model.data_preprocessor.size is {size}: each training '
+                'crop is padded to that size, and a crop larger than it stops training with '
+                '"stack expects each tensor to be equal size"; set both to the same (h, w)')
+
+
+def check_train_settings(cfg: Config) -> None:
+    """Raise :class:`ConfigCheckError` on a training setting that cannot work (module
+    docstring): a bad learning rate, a crop size that disagrees with the preprocessor's."""
+    _check_lr(cfg)
+    _check_crop_size(cfg)
