@@ -8,13 +8,12 @@ Writes the painted image (the input's size) to ``--out-file``, or shows it in a 
 no ``--out-file`` is given. Every mmaffseg family is painted: label maps, instances with their
 class names and scores, embeddings as their PCA picture. The checkpoint is loaded safely and
 strictly (docs/checkpoints.md). A missing or unreadable IMG, CONFIG or CHECKPOINT exits with
-status 2 and a one-line message naming it.
+status 2 and a one-line message naming it. IMG is read as mmaffseg's loaders read images: an
+image above the pixel limit is refused before decoding, and EXIF orientation is ignored (the
+painted image has the stored pixel grid; docs/datasets.md).
 """
 from argparse import ArgumentParser, Namespace
 from typing import Optional, Sequence
-
-import cv2
-import mmcv
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import exit_with_error, show_result_pyplot
@@ -26,6 +25,8 @@ from mmaffseg.apis.inference_cli import (
     inference_or_exit,
     load_model_or_exit,
 )
+from mmaffseg.utils.config_errors import DataFileError
+from mmaffseg.utils.image_io import decode_image
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Namespace:
@@ -46,9 +47,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     check_opacity(args.opacity)
     check_input_file(args.img, 'IMG', 'image file')
+    with open(args.img, 'rb') as f:
+        content = f.read()
     try:
-        image = mmcv.imread(args.img)  # BGR, as mmseg reads it
-    except cv2.error:  # an empty file
+        # BGR, as mmseg reads it; under the pixel limit, on the stored grid (EXIF orientation
+        # ignored), as mmaffseg's loaders read images (docs/datasets.md)
+        image = decode_image(content, args.img)
+    except DataFileError as e:  # above the pixel limit, refused before decoding
+        exit_with_error(f'IMG: {e}')
+    except Exception:  # noqa: BLE001 - an empty or undecodable file (cv2.error, ...)
         image = None
     if image is None:
         exit_with_error(f'IMG: {args.img} is not an image file OpenCV can read; give a PNG, '

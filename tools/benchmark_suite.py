@@ -84,6 +84,7 @@ from mmaffseg.apis import (
     check_cfg_options,
     exit_with_error,
     load_config,
+    normalize_cfg_options,
 )
 from mmaffseg.apis.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
@@ -224,7 +225,7 @@ def method_config(suite: Config, suite_path: str, method: str, seed: int, data_r
             check_cfg_options(cfg, cfg_options)
         except ConfigCheckError as e:
             raise SuiteError(str(e)) from e
-        cfg.merge_from_dict(cfg_options)
+        cfg.merge_from_dict(normalize_cfg_options(cfg, cfg_options))
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
 

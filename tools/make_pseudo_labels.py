@@ -78,9 +78,9 @@ def main() -> int:
     except (FileNotFoundError, ValueError) as e:
         return report_error(str(e))
     checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
-    with checkpoint_errors_exit(checkpoints):
+    with checkpoint_errors_exit(checkpoints), config_errors_exit():
         runner = build_runner(cfg)  # torchrun on a machine without CUDA: gloo
-        with registry_error_hints(), config_errors_exit():
+        with registry_error_hints():
             try:
                 runner.test()
             except OutputDirError as e:  # in use, other inputs, read-only or full

@@ -78,9 +78,9 @@ def main(argv=None) -> int:
                 high_ratio=args.high_ratio, rw_alphas=args.rw_alphas, rw_betas=args.rw_betas,
                 select_on=args.select_on, result_file=args.result)
     checkpoints = {args.cam_checkpoint: '--cam-checkpoint', args.aff_checkpoint: '--aff-checkpoint'}
-    with checkpoint_errors_exit(checkpoints):
+    with checkpoint_errors_exit(checkpoints), config_errors_exit():
         runner = build_runner(cfg)
-        with registry_error_hints(), config_errors_exit():
+        with registry_error_hints():
             try:
                 runner.test()
             except OutputDirError as e:  # in use, other inputs, read-only or full

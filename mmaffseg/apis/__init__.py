@@ -3,7 +3,7 @@
 and :func:`init_model` / :func:`show_result_pyplot` (mmseg's arguments) for inference with
 every mmaffseg model."""
 
-from .cfg_options import CfgOptionsAction, check_cfg_options
+from .cfg_options import CfgOptionsAction, check_cfg_options, normalize_cfg_options
 from .cli_errors import (
     checkpoint_errors_exit,
     config_errors_exit,
@@ -58,6 +58,7 @@ __all__ = [
     'init_model',
     'launch_rank',
     'load_config',
+    'normalize_cfg_options',
     'parse_launcher_args',
     'positive_int',
     'prepare_pseudo_label_cfg',

@@ -14,14 +14,21 @@ default), so :func:`check_cfg_options` rejects only a key that
   message lists.
 
 It also rejects a value that replaces a number or a boolean of the config with text
-(``train_cfg.max_iters=1O``: the letter O). :class:`CfgOptionsAction` parses the command line:
+(``train_cfg.max_iters=1O``: the letter O), a number with a boolean (``max_iters=true``, which
+mmengine trains as 1) and an integer with a fraction (``max_iters=2.5``);
+:func:`normalize_cfg_options` keeps a whole float given for an integer as that integer and text
+with commas given for text as that text (mmengine makes ``data_root=/data/a,b`` a list).
+:class:`CfgOptionsAction` parses the command line:
 mmengine's ``DictAction`` deletes every space of a value (``data_root=/data/my data`` becomes
-``/data/mydata``); this one keeps a value with spaces as given, and refuses a list item with one.
+``/data/mydata``); this one keeps a value with spaces as given, refuses a list item with one,
+and strips the spaces around a key (``' train_cfg.max_iters=2'`` made a new top-level key
+``' train_cfg'`` that mmengine could not even print).
 """
 import argparse
 import copy
 import difflib
 import inspect
+import math
 import re
 from typing import Any, List, Mapping, Optional, Sequence
 
@@ -110,13 +117,56 @@ def _flatten(options: Mapping, prefix: str = '') -> dict:
 
 
 def _check_value(full_key: str, old: Any, new: Any) -> None:
-    """A number or boolean of the config replaced by text: a typo such as ``1O``."""
-    if not isinstance(new, str) or old is None or not isinstance(old, (bool, int, float)):
+    """A number or boolean of the config replaced by text (a typo such as ``1O``), a number
+    replaced by a boolean (``max_iters=true`` trains 1 iteration: ``True`` is 1) or an
+    integer by a fraction (``max_iters=2.5``)."""
+    if old is None or not isinstance(old, (bool, int, float)):
         return
     kind = 'true or false' if isinstance(old, bool) else (
         'an integer' if isinstance(old, int) else 'a number')
+    if isinstance(new, str):
+        got = f'the text {new!r}'
+    elif isinstance(new, bool) and not isinstance(old, bool):
+        got = f'the boolean {new!r}'
+    elif (isinstance(new, float) and isinstance(old, int) and not isinstance(old, bool)
+          and not (math.isfinite(new) and new == int(new))):
+        got = f'the fraction {new!r}'
+    else:
+        return
     raise ConfigCheckError(f'--cfg-options {full_key}={new}: expected {kind} (the config has '
-                           f'{old!r}), got the text {new!r}')
+                           f'{old!r}), got {got}')
+
+
+def _config_value(root: Mapping, full_key: str) -> Any:
+    """The value a dotted key names in the config (``_MISSING`` when absent)."""
+    node: Any = root
+    for key in full_key.split('.'):
+        node = _child(node, key)
+        if node is _MISSING:
+            break
+    return node
+
+
+def normalize_cfg_options(cfg: Config, options: Optional[Mapping]) -> dict:
+    """``options`` (flat ``--cfg-options``, as :class:`CfgOptionsAction` parses them) with two
+    values kept as the config means them, to merge instead of the parsed ones:
+
+    * a whole float given for an integer of the config is that integer (``batch_size=2.0``,
+      ``max_iters=1e3``: torch's DataLoader refuses the float);
+    * text with commas but no brackets given for text of the config is that text
+      (``data_root=/data/a,b``; mmengine makes it the list ``['/data/a', 'b']``). A list is
+      written with brackets (``[a,b]``).
+    """
+    root = {key: cfg[key] for key in cfg.keys()}
+    normalized = dict(options or {})
+    for full_key, new in normalized.items():
+        old = _config_value(root, full_key)
+        if (isinstance(new, float) and isinstance(old, int) and not isinstance(old, bool)
+                and math.isfinite(new) and new == int(new)):
+            normalized[full_key] = int(new)
+        elif isinstance(new, _CommaList):
+            normalized[full_key] = new.text if isinstance(old, str) else list(new)
+    return normalized
 
 
 def check_cfg_options(cfg: Config, options: Optional[Mapping]) -> None:
@@ -150,6 +200,25 @@ def check_cfg_options(cfg: Config, options: Optional[Mapping]) -> None:
 _LIST_SPACE = re.compile(r'\s*([\[\](),])\s*')
 
 
+class _CommaList(list):
+    """A list mmengine's parser made of text with commas and no brackets (``a,b``); ``text``
+    is that text (:func:`normalize_cfg_options` keeps it where the config has text)."""
+
+    def __init__(self, items=(), text: str = '') -> None:
+        super().__init__(items)
+        self.text = text
+
+
+def _parsed(text: str) -> Any:
+    """mmengine's ``DictAction`` parsing of one value; a list made of bare commas is a
+    :class:`_CommaList` carrying the text."""
+    value = DictAction._parse_iterable(text)
+    inner = text.strip().strip('\'"')
+    if isinstance(value, list) and not inner.startswith(('[', '(')):
+        return _CommaList(value, inner)
+    return value
+
+
 def parse_cfg_option_value(key: str, value: str) -> Any:
     """The value of one ``KEY=VALUE`` of ``--cfg-options``: mmengine's ``DictAction`` parsing
     (numbers, ``True``/``False``/``None``, ``[a,b]`` lists, ``(a,b)`` tuples) when the value
@@ -161,13 +230,13 @@ def parse_cfg_option_value(key: str, value: str) -> Any:
     """
     inner = value.strip().strip('\'"')
     if not any(c.isspace() for c in inner):  # at most around the value: mmengine's parsing
-        return DictAction._parse_iterable(value.strip())
+        return _parsed(value.strip())
     if inner.startswith(('[', '(')) or ',' in inner:
         packed = _LIST_SPACE.sub(r'\1', inner.strip())
         if any(c.isspace() for c in packed):
             raise ValueError(f'--cfg-options {key}={value}: an item of the list holds a space, '
                              'which --cfg-options cannot keep; set it in the config file')
-        return DictAction._parse_iterable(packed)
+        return _parsed(packed)
     return inner
 
 
@@ -183,6 +252,9 @@ class CfgOptionsAction(DictAction):
             if '=' not in word:
                 parser.error(f'{option_string}: {word!r} is not KEY=VALUE')
             key, value = word.split('=', maxsplit=1)
+            key = key.strip()  # ' train_cfg.max_iters' would be a new top-level key
+            if not key or any(c.isspace() for c in key):
+                parser.error(f'{option_string}: {word!r}: the key {key!r} holds a space')
             try:
                 options[key] = parse_cfg_option_value(key, value)
             except ValueError as e:

@@ -121,11 +121,54 @@ def _registry_names() -> list:
     return sorted(names)
 
 
+class ConfigArgumentError(ConfigCheckError, TypeError):
+    """A class built from the config was given an argument it does not take (a misspelt key
+    of a dict with a ``type``, in the config file); the message names the class, the key and
+    the closest arguments. A ``TypeError`` too, as the error it replaces."""
+
+
+_UNEXPECTED_ARGUMENT = re.compile(r"(\S+)\(\) got an unexpected keyword argument '([^']+)'")
+
+
+def _built_class(tb) -> object:
+    """The class that the innermost ``build_from_cfg`` on a traceback was building."""
+    built = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == 'build_from_cfg':
+            built = tb.tb_frame.f_locals.get('obj_cls', built)
+        tb = tb.tb_next
+    return built
+
+
+def _argument_error(error: TypeError) -> ConfigArgumentError:
+    """mmengine's raw "got an unexpected keyword argument" as one line with the closest
+    arguments of the class being built."""
+    from .cfg_options import _arguments
+    match = _UNEXPECTED_ARGUMENT.search(str(error))
+    key = match.group(2)
+    built = _built_class(error.__traceback__)
+    name = getattr(built, '__name__', None) or match.group(1).split('.')[0]
+    arguments = _arguments(built) if built is not None else None
+    close = difflib.get_close_matches(key, sorted(arguments or ()), n=3, cutoff=0.6)
+    hint = f'; did you mean {" or ".join(close)}?' if close else ''
+    return ConfigArgumentError(
+        f'the config gives {name} the setting {key!r}, which it does not take ({match.group(0)}): '
+        f'a misspelt key of its dict in the config file{hint}')
+
+
 @contextlib.contextmanager
 def registry_error_hints() -> Iterator[None]:
-    """Re-raise mmengine's "X is not in the Y registry" KeyError with the closest names."""
+    """Re-raise mmengine's "X is not in the Y registry" KeyError with the closest names, and
+    a class built from the config that gets an argument it does not take (a ``TypeError``) as
+    a one-line :class:`ConfigArgumentError` (a :class:`ConfigCheckError`, which
+    :func:`config_errors_exit` reports) with the class's closest arguments."""
     try:
         yield
+    except TypeError as e:
+        if (isinstance(e, ConfigCheckError) or _UNEXPECTED_ARGUMENT.search(str(e)) is None
+                or _built_class(e.__traceback__) is None):
+            raise
+        raise _argument_error(e) from e
     except KeyError as e:
         match = re.search(r'(\S+) is not in the (\S+) registry', str(e))
         if match is None:

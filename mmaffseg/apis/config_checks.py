@@ -5,20 +5,22 @@ Each raises a one-line :class:`~mmaffseg.utils.ConfigCheckError` (or
 :class:`~mmaffseg.utils.ConfigFileError`) naming the file or the setting, which the tools
 report with exit status 2 (:func:`mmaffseg.apis.cli_errors.config_errors_exit`):
 
-* :func:`read_config_file`: a ``_base_`` file that does not exist, a syntax error (file and
-  line) in the config or one of its bases;
+* :func:`read_config_file`: a ``_base_`` file that does not exist or is a folder, ``_base_``
+  files that inherit each other in a circle, a syntax error (file and line) in the config or
+  one of its bases;
 * :func:`check_untyped_settings`: a misspelt key in a dict without a ``type`` that mmengine
   unpacks into a call (``train_dataloader.batchsize``, ``randomness.seeds``), which is
   otherwise a ``TypeError`` deep in the runner;
-* :func:`check_train_settings`: a learning rate that is negative or not a finite number, and a
-  training crop size that is not ``model.data_preprocessor.size`` (mmseg pads each crop to
-  that size; a larger crop stops training mid-epoch with "stack expects each tensor to be
-  equal size").
+* :func:`check_train_settings`: a learning rate that is negative or not a finite number, a
+  ``train_cfg.max_iters`` / ``max_epochs`` that is not a whole number >= 1, and a training
+  crop size larger than ``model.data_preprocessor.size`` (mmseg pads each crop to that size;
+  a larger crop stops training mid-epoch with "stack expects each tensor to be equal size").
 """
 import ast
 import difflib
 import math
 import os.path as osp
+import re
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -54,19 +56,63 @@ def _syntax_error_file(path: str, seen: Optional[set] = None) -> Optional[Tuple[
     return None
 
 
+def _local_bases(path: str) -> List[str]:
+    """The local ``_base_`` files a config file names (absolute paths; package-scoped
+    ``mmseg::`` entries and unreadable files give none)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], 'id', None) == '_base_'):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            bases = [bases] if isinstance(bases, str) else list(bases)
+            return [osp.normpath(osp.join(osp.dirname(path), base)) for base in bases
+                    if isinstance(base, str) and '::' not in base]
+    return []
+
+
+def _base_cycle(path: str, chain: Tuple[str, ...] = ()) -> Optional[List[str]]:
+    """A cycle of ``_base_`` files reached from ``path`` (the files, the first repeated at
+    the end), or None."""
+    if path in chain:
+        return list(chain[chain.index(path):]) + [path]
+    for base in _local_bases(path):
+        cycle = _base_cycle(base, chain + (path, ))
+        if cycle:
+            return cycle
+    return None
+
+
 def read_config_file(path: str) -> Config:
     """``Config.fromfile`` whose errors in the files name them.
 
     Raises:
-        ConfigFileError: A ``_base_`` file (or another file the config reads) does not exist.
-        ConfigCheckError: A syntax error, with the file and the line.
+        ConfigFileError: A ``_base_`` file (or another file the config reads) does not exist
+            or is a folder.
+        ConfigCheckError: A syntax error, with the file and the line; ``_base_`` files that
+            inherit each other in a circle.
     """
+    cycle = _base_cycle(osp.abspath(path))
+    if cycle:  # mmengine would recurse until Python's limit (RecursionError)
+        raise ConfigCheckError(f'config {path}: its _base_ files inherit each other in a '
+                               f'circle: {" -> ".join(cycle)}; remove one of these _base_ '
+                               'entries')
     try:
         return Config.fromfile(path)
     except FileNotFoundError as e:
-        missing = osp.normpath(e.filename) if e.filename else str(e)
-        raise ConfigFileError(f'{path} reads {missing}, which does not exist (check its '
-                              '_base_ list: paths are relative to the config\'s folder)') from e
+        # mmengine's check_file_exist gives only a message: 'file "X" does not exist'
+        named = re.search(r'file "(.*)" does not exist', str(e))
+        missing = osp.normpath(e.filename or (named.group(1) if named else '')) or str(e)
+        problem = ('is a folder, not a config file' if osp.isdir(missing) else
+                   'does not exist')
+        raise ConfigFileError(f'{path} reads {missing}, which {problem} (check its _base_ '
+                              'list: paths are relative to the config\'s folder)') from e
     except SyntaxError as e:
         where, error = _syntax_error_file(osp.abspath(path)) or (path, e)
         text = (error.text or '').strip()
@@ -171,6 +217,21 @@ def _hw(value) -> Optional[Tuple[int, int]]:
     return None
 
 
+def _crop_sizes(pipeline, where: str) -> Iterator[Tuple[str, Tuple[int, int]]]:
+    """(config key, (h, w)) of every ``crop_size`` of a pipeline, also inside wrapping
+    transforms (``RandomChoice``, ``RandomApply``: their ``transforms``)."""
+    for i, transform in enumerate(pipeline or []):
+        if isinstance(transform, (list, tuple)):
+            yield from _crop_sizes(transform, f'{where}.{i}')
+        if not isinstance(transform, dict):
+            continue
+        crop = _hw(transform.get('crop_size'))
+        if crop is not None:
+            yield f'{where}.{i}.crop_size ({transform.get("type")})', crop
+        if isinstance(transform.get('transforms'), (list, tuple)):
+            yield from _crop_sizes(transform['transforms'], f'{where}.{i}.transforms')
+
+
 def _check_crop_size(cfg: Config) -> None:
     preprocessor = (cfg.get('model') or {}).get('data_preprocessor') or {}
     size = _hw(preprocessor.get('size'))
@@ -178,22 +239,38 @@ def _check_crop_size(cfg: Config) -> None:
         return
     crops: List[Tuple[str, Tuple[int, int]]] = []
     for name, ds in dataset_configs(cfg):
-        if not name.startswith('train_dataloader'):
-            continue
-        for i, transform in enumerate(ds.get('pipeline') or []):
-            crop = _hw(transform.get('crop_size')) if isinstance(transform, dict) else None
-            if crop is not None:
-                crops.append((f'{name}.pipeline.{i}.crop_size ({transform.get("type")})', crop))
+        if name.startswith('train_dataloader'):
+            crops += _crop_sizes(ds.get('pipeline'), f'{name}.pipeline')
     for where, crop in crops:
-        if crop != size:
+        # a smaller crop is padded up to the size (mmseg's stack_batch), a larger one is not
+        if crop[0] > size[0] or crop[1] > size[1]:
             raise ConfigCheckError(
                 f'{where} is {crop} but model.data_preprocessor.size is {size}: each training '
                 'crop is padded to that size, and a crop larger than it stops training with '
-                '"stack expects each tensor to be equal size"; set both to the same (h, w)')
+                '"stack expects each tensor to be equal size"; make the size at least the '
+                'crop (usually both the same (h, w))')
+
+
+def _check_schedule(cfg: Config) -> None:
+    """``train_cfg.max_iters`` / ``max_epochs``: a whole number >= 1 (mmengine trains nothing
+    for 0 or -1 and exits 0, takes ``True`` as 1 and stops on 2.5 with an AssertionError)."""
+    train_cfg = cfg.get('train_cfg')
+    if not isinstance(train_cfg, dict):
+        return
+    for key in ('max_iters', 'max_epochs'):
+        if key not in train_cfg:
+            continue
+        value = train_cfg[key]
+        if not _number(value) or not math.isfinite(value) or value != int(value) or value < 1:
+            raise ConfigCheckError(
+                f'train_cfg.{key} = {value!r}: the length of training must be a whole number '
+                f'>= 1; e.g. --cfg-options train_cfg.{key}=1000')
 
 
 def check_train_settings(cfg: Config) -> None:
     """Raise :class:`ConfigCheckError` on a training setting that cannot work (module
-    docstring): a bad learning rate, a crop size that disagrees with the preprocessor's."""
+    docstring): a bad learning rate or length of training, a crop size larger than the
+    preprocessor's."""
     _check_lr(cfg)
+    _check_schedule(cfg)
     _check_crop_size(cfg)

@@ -71,7 +71,8 @@ def load_model_or_exit(args: argparse.Namespace) -> nn.Module:
     or exit 2 with one line naming CONFIG or CHECKPOINT."""
     with config_errors_exit():
         cfg = load_config(args.config)
-    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}), registry_error_hints():
+    with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}), config_errors_exit(), \
+            registry_error_hints():
         check_checkpoint_file(args.checkpoint)
         return init_model(cfg, args.checkpoint, device=args.device, strict=not args.non_strict,
                           opt_out='--non-strict',

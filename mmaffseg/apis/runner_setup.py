@@ -1,6 +1,9 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Config preparation and runner construction for mmaffseg's tools, following mmseg 1.x."""
+import errno
+import os
 import os.path as osp
+import stat
 from typing import Optional, Tuple
 
 import torch
@@ -15,9 +18,10 @@ from ..utils.checkpoint import is_readable_checkpoint
 from ..utils.compat import scoped_config_path
 from ..utils.config_errors import (
     ConfigFileError,
+    DataFileError,
     DataRootError,
 )
-from .cfg_options import check_cfg_options
+from .cfg_options import check_cfg_options, normalize_cfg_options
 from .cli_errors import registry_error_hints
 from .config_checks import check_train_settings, check_untyped_settings, read_config_file
 from .config_checks import dataset_configs as _datasets
@@ -45,7 +49,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     cfg = read_config_file(path)  # a missing _base_, a syntax error: naming the file
     if cfg_options:
         check_cfg_options(cfg, cfg_options)  # a misspelt key: ConfigCheckError naming it
-        cfg.merge_from_dict(cfg_options)
+        cfg.merge_from_dict(normalize_cfg_options(cfg, cfg_options))
     check_untyped_settings(cfg)  # e.g. train_dataloader.batchsize
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
@@ -198,23 +202,76 @@ def prepare_test_cfg(cfg: Config,
     return cfg
 
 
+#: Image file name endings whose dangling symbolic links :func:`check_data_roots` reports.
+_IMAGE_ENDINGS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm',
+                  '.pgm', '.jp2', '.hdr', '.exr', '.avif')
+
+
+def _dangling_image_link(folder: str, above: Tuple[str, ...] = ()) -> Optional[str]:
+    """The first symbolic link to a missing file, named like an image, under ``folder``,
+    walked as mmengine lists a dataset's images (hidden names skipped, linked folders
+    followed), which skips such a link without a word.
+
+    Raises:
+        OSError: ``ELOOP`` for a link that leads to itself or to a folder above it (what
+            mmengine's listing meets later, repeating the folder up to 40 times first).
+    """
+    above = above + (osp.realpath(folder), )
+    for entry in os.scandir(folder):
+        if entry.name.startswith('.'):
+            continue
+        if entry.is_symlink():
+            try:
+                target = os.stat(entry.path)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise
+                if entry.name.lower().endswith(_IMAGE_ENDINGS):
+                    return entry.path
+                continue
+            if stat.S_ISDIR(target.st_mode) and osp.realpath(entry.path) in above:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), entry.path)
+        if entry.is_dir():
+            found = _dangling_image_link(entry.path, above)
+            if found:
+                return found
+    return None
+
+
 def check_data_roots(cfg: Config, keys: Tuple[str, ...] = ('train', 'val', 'test')) -> None:
     """Raise a clear FileNotFoundError when a dataloader's ``data_root`` does not exist.
 
     Datasets that generate themselves on first use are skipped (unless their
-    ``auto_generate`` is off). Raises :class:`DataRootError`.
+    ``auto_generate`` is off). Raises :class:`DataRootError`; a :class:`DataFileError` for a
+    symbolic link to a missing image in an image folder (mmengine's listing would leave the
+    image out of the dataset without a word).
     """
     for name, ds in _datasets(cfg):
-        if 'data_root' not in ds or name.split('_', 1)[0] not in keys or (
-                ds.get('type') in _AUTO_GENERATED_DATASETS and ds.get('auto_generate', True)):
+        if 'data_root' not in ds or name.split('_', 1)[0] not in keys:
             continue
         root = ds['data_root']
-        if root and not osp.isdir(root):
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise DataRootError(f'{name}.data_root = {root!r} is not a path (a folder name '
+                                f'is text): --cfg-options {name}.data_root=/path/to/data')
+        if root and osp.exists(root) and not osp.isdir(root):
+            raise DataRootError(f'{name}.data_root = {root!r} is a file, not a folder: point '
+                                f'data_root at the dataset\'s folder: --cfg-options '
+                                f'{name}.data_root=/path/to/data')
+        generated = ds.get('type') in _AUTO_GENERATED_DATASETS and ds.get('auto_generate', True)
+        if root and not osp.isdir(root) and not generated:  # generated: made on first use
             raise DataRootError(
                 f'{name}.data_root = {root!r} does not exist (type {ds.get("type")}). Prepare '
                 'the dataset as mmseg documents (e.g. Cityscapes: leftImg8bit/ and gtFine/ with '
                 '*_labelTrainIds.png from tools/dataset_converters/cityscapes.py), or point '
                 f'data_root at it: --cfg-options {name}.data_root=/path/to/data')
+        prefix = (ds.get('data_prefix') or {}).get('img_path')
+        folder = osp.join(root or '', prefix) if isinstance(prefix, str) else None
+        dangling = _dangling_image_link(folder) if folder and osp.isdir(folder) else None
+        if dangling:
+            raise DataFileError(
+                f'image {dangling} is a symbolic link to {os.readlink(dangling)}, which does '
+                'not exist: the dataset would leave it out without a word; restore its target '
+                'or remove the link')
 
 
 def use_checked_image_loading(cfg: Config) -> None:
@@ -225,10 +282,30 @@ def use_checked_image_loading(cfg: Config) -> None:
     ``MMSegInferencer`` finds them by these exact names); in mmaffseg's tools the same arguments
     go to ``LoadCheckedImageFromFile`` / ``LoadCheckedAnnotations``, so an empty, truncated,
     oversized or undecodable file is reported by name (:class:`~mmaffseg.utils.DataFileError`)
-    instead of a bare ``cv2.error``, and EXIF orientation is ignored (docs/datasets.md).
+    instead of a bare ``cv2.error``, and EXIF orientation is ignored (docs/datasets.md). A
+    renamed ``LoadAnnotations`` checks label values against the dataset's classes (its
+    ``metainfo.classes``, else its class's ``METAINFO``) unless it sets ``num_classes``
+    (``num_classes=None`` switches the check off).
     """
     for _, ds in _datasets(cfg):
-        use_checked_loaders(ds.get('pipeline') or [])
+        use_checked_loaders(ds.get('pipeline') or [], _num_classes(ds), ds.get('ignore_index'))
+
+
+def _num_classes(ds: dict) -> Optional[int]:
+    """The number of classes of a dataset config (``metainfo.classes``, else the
+    ``METAINFO`` of its registered class); None when unknown."""
+    metainfo = ds.get('metainfo')
+    classes = metainfo.get('classes') if isinstance(metainfo, dict) else None
+    if classes is None and isinstance(ds.get('type'), str):
+        from mmseg.registry import DATASETS
+        try:
+            dataset_class = DATASETS.get(ds['type'])
+        except Exception:  # noqa: BLE001 - an unknown type is reported when it is built
+            dataset_class = None
+        classes = (getattr(dataset_class, 'METAINFO', None) or {}).get('classes')
+    elif classes is None and isinstance(ds.get('type'), type):
+        classes = (getattr(ds['type'], 'METAINFO', None) or {}).get('classes')
+    return len(classes) if isinstance(classes, (list, tuple)) and classes else None
 
 
 def build_runner(cfg: Config) -> Runner:

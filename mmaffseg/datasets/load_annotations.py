@@ -4,6 +4,7 @@
 Both loaders decode with :func:`mmaffseg.utils.image_io.decode_image`: a pixel limit checked
 before decoding, EXIF orientation ignored (images decode to the grid their label maps are on).
 """
+import errno
 import logging
 import os.path as osp
 from typing import List, Optional, Set
@@ -62,7 +63,9 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
         except Exception as e:  # noqa: BLE001 - re-raised with the file name and the cause
             if self.ignore_empty:
                 return None
-            if isinstance(e, FileNotFoundError) or (self.backend_args is None
+            if isinstance(e, OSError) and e.errno == errno.ELOOP:
+                problem = 'the path is a loop of symbolic links; remove or fix the link'
+            elif isinstance(e, FileNotFoundError) or (self.backend_args is None
                                                     and not osp.exists(path)):
                 problem = 'the file does not exist'
             elif self.backend_args is None and osp.isfile(path) and osp.getsize(path) == 0:
@@ -88,10 +91,11 @@ class LoadCheckedAnnotations(LoadAnnotations):
 
     mmseg's loader fails deep inside numpy on a corrupt PNG, silently misaligns a label map
     whose size differs from its image, squeezes a label map one pixel high or wide to 1-D,
-    reads a 16-bit label map modulo 256 (a stored 256 + k becomes class k) and leaves values
-    beyond the classes to crash the loss with a bare ``IndexError`` (a device-side assert on
-    GPU). This one raises a :class:`DataFileError` (a ``ValueError``) naming the file, what was
-    expected and what was found, refuses label maps above the pixel limit before decoding them
+    reads a 16-bit label map modulo 256 (a stored 256 + k becomes class k), a floating-point
+    one truncated (3.5 becomes class 3, nan class 0) and leaves values beyond the classes to
+    crash the loss with a bare ``IndexError`` (a device-side assert on GPU). This one raises a
+    :class:`DataFileError` (a ``ValueError``) naming the file, what was expected and what was
+    found, refuses label maps above the pixel limit before decoding them
     (as :class:`LoadCheckedImageFromFile` does images), and warns once per file about a label
     map that holds only ``ignore_index`` (the sample trains nothing: loss 0, accuracy 100 %),
     with the number of such files met so far. Use it in place of ``LoadAnnotations`` (same
@@ -153,9 +157,19 @@ class LoadCheckedAnnotations(LoadAnnotations):
         except DataFileError:
             raise  # above the pixel limit
         except Exception as e:  # noqa: BLE001 - re-raised with the file name
-            raise DataFileError(f'could not decode the label map {path}: the file is corrupt, '
-                                f'empty or not an image ({type(e).__name__}: {e})') from e
+            problem = ('the path is a loop of symbolic links; remove or fix the link'
+                       if isinstance(e, OSError) and e.errno == errno.ELOOP else
+                       'the file is corrupt, empty or not an image')
+            raise DataFileError(f'could not decode the label map {path}: {problem} '
+                                f'({type(e).__name__}: {e})') from e
         raw = self._checked_shape(np.squeeze(raw), results)
+        if raw.dtype.kind in 'fc' and raw.size:  # a float map (TIFF 'F'): only whole numbers
+            inexact = ~np.isfinite(raw) | (raw != np.round(raw))
+            if inexact.any():
+                self._refuse_values(raw, inexact, path,
+                                    f'a floating-point ({raw.dtype}) label map holding values '
+                                    'that are not whole class indices, which mmseg would read '
+                                    'truncated (3.5 as class 3, nan as class 0)')
         if raw.dtype != np.uint8 and raw.size and (raw.min() < 0 or raw.max() > 255):
             self._refuse_values(raw, (raw < 0) | (raw > 255), path,
                                 f'a {raw.dtype.itemsize * 8}-bit label map holding values '
@@ -247,10 +261,34 @@ CHECKED_LOADERS = {'LoadImageFromFile': 'LoadCheckedImageFromFile',
                    'LoadAnnotations': 'LoadCheckedAnnotations'}
 
 
-def use_checked_loaders(pipeline: List) -> List:
+def use_checked_loaders(pipeline: List,
+                        num_classes: Optional[int] = None,
+                        ignore_index: Optional[int] = None) -> List:
     """Rename the ``LoadImageFromFile`` and ``LoadAnnotations`` transform configs of
-    ``pipeline`` (a list of dicts, changed in place and returned) to the checked loaders."""
+    ``pipeline`` (a list of dicts, changed in place and returned) to the checked loaders,
+    also inside wrapping transforms (``TestTimeAug``, ``RandomChoice``: their ``transforms``).
+
+    Args:
+        pipeline (list): Transform configs.
+        num_classes (int, optional): The dataset's number of classes, given to each renamed
+            ``LoadAnnotations`` that does not set ``num_classes``: its label values are then
+            checked (mmseg's loader leaves a value beyond the classes to crash the loss, or to
+            be dropped silently by ``IoUMetric``). Defaults to None (not checked).
+        ignore_index (int, optional): The dataset's ignore index, given with ``num_classes``
+            when the transform sets none. Defaults to None (255).
+    """
     for transform in pipeline:
-        if isinstance(transform, dict) and transform.get('type') in CHECKED_LOADERS:
+        if isinstance(transform, (list, tuple)):
+            use_checked_loaders(transform, num_classes, ignore_index)
+            continue
+        if not isinstance(transform, dict):
+            continue
+        if transform.get('type') in CHECKED_LOADERS:
+            if transform['type'] == 'LoadAnnotations' and num_classes is not None:
+                transform.setdefault('num_classes', num_classes)
+                if ignore_index is not None:
+                    transform.setdefault('ignore_index', ignore_index)
             transform['type'] = CHECKED_LOADERS[transform['type']]
+        if isinstance(transform.get('transforms'), (list, tuple)):
+            use_checked_loaders(transform['transforms'], num_classes, ignore_index)
     return pipeline

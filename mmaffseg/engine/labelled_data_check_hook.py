@@ -7,7 +7,8 @@ warns once per such file while loading; when every label map of a dataset is lik
 converted with the wrong ``label_map`` or ``reduce_zero_label``, an exporter that wrote only
 255) this hook stops the run before the first iteration. It reads label maps in dataset order
 until one labels a pixel: one file for a usable dataset. ``tools/train.py`` adds it to every
-training run (``prepare_train_cfg``).
+training run (``prepare_train_cfg``), ``tools/test.py`` to every test, unless the test only
+writes predictions (every test evaluator has ``format_only=True``).
 """
 from typing import Iterator, Optional
 
@@ -59,10 +60,12 @@ def check_labelled_pixels(dataset, where: str) -> None:
             ignore_only += 1
             first = first or (info['seg_map_path'], loader.ignore_index)
     if checked:
+        effect = ('train on nothing (loss 0, mIoU nan)' if where.startswith('train') else
+                  'evaluate nothing (mIoU nan)')
         raise DataFileError(
             f'every one of the {ignore_only} label maps of the {where} dataset '
             f'({type(dataset).__name__}) holds only the ignore index {first[1]} (e.g. '
-            f'{first[0]}): it would train on nothing (loss 0, mIoU nan). Check the label '
+            f'{first[0]}): it would {effect}. Check the label '
             'files and their conversion (Cityscapes: *_labelTrainIds.png; the dataset\'s '
             'label_map and reduce_zero_label)')
 
@@ -80,4 +83,10 @@ class LabelledDataCheckHook(Hook):
             check_labelled_pixels(runner.val_loop.dataloader.dataset, 'val_dataloader')
 
     def before_test(self, runner) -> None:
+        """A test whose evaluators only write predictions (``format_only=True``, e.g. a
+        Cityscapes test-server submission, whose test label maps are all ignore) reads no
+        label and is not checked."""
+        metrics = getattr(getattr(runner.test_loop, 'evaluator', None), 'metrics', None) or []
+        if metrics and all(getattr(m, 'format_only', False) for m in metrics):
+            return
         check_labelled_pixels(runner.test_loop.dataloader.dataset, 'test_dataloader')

@@ -35,7 +35,7 @@ def main() -> None:
     with config_errors_exit():  # e.g. a misspelt --cfg-options key
         cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    with registry_error_hints():
+    with config_errors_exit(), registry_error_hints():
         model = MODELS.build(cfg.model).eval()
     inputs = torch.zeros(1, 3, *shape)
     with torch.no_grad():

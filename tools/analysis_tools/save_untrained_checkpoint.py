@@ -36,7 +36,7 @@ def main() -> None:
         cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     set_random_seed(args.seed)
-    with registry_error_hints():
+    with config_errors_exit(), registry_error_hints():
         model = MODELS.build(cfg.model)
     model.init_weights()
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

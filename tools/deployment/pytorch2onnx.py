@@ -16,7 +16,8 @@ size (``--verify-shape``, default ``H + 8, W - 8``).
 
 The checkpoint is loaded safely and strictly, as by ``tools/test.py`` (docs/checkpoints.md).
 Exit status: 0; 1 when the export is refused (the message says why) or the check fails; 2 for
-a missing config, an unusable checkpoint or an output folder that cannot be made.
+a missing config, an unusable checkpoint, an output folder that cannot be made or a size above
+the image loaders' pixel limit (``MMAFFSEG_MAX_IMAGE_PIXELS`` raises it).
 """
 import argparse
 import os
@@ -32,6 +33,7 @@ from mmaffseg.apis import (
     CfgOptionsAction,
     checkpoint_errors_exit,
     config_errors_exit,
+    exit_with_error,
     load_config,
     positive_int,
     registry_error_hints,
@@ -39,6 +41,7 @@ from mmaffseg.apis import (
 )
 from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx
 from mmaffseg.utils import load_model_weights
+from mmaffseg.utils.image_io import MAX_PIXELS_ENV, max_image_pixels
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,12 +67,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def check_shapes(args: argparse.Namespace) -> None:
+    """Exit 2 on a ``--shape`` / ``--verify-shape`` above the loaders' pixel limit (the traced
+    input of 20000 x 20000 pixels alone is 4.8 GB, its activations many times that)."""
+    try:
+        limit = max_image_pixels()
+    except ValueError as e:
+        exit_with_error(str(e))
+    for name, shape in (('--shape', args.shape), ('--verify-shape', args.verify_shape)):
+        if shape and shape[0] * shape[1] > limit:
+            exit_with_error(f'{name} {shape[0]} {shape[1]}: {shape[0] * shape[1]} pixels, above '
+                            f'the pixel limit of {limit} (that of the image loaders); give a '
+                            f'smaller size, or raise the limit with {MAX_PIXELS_ENV}')
+
+
 def main() -> int:
     args = parse_args()
+    check_shapes(args)
     with config_errors_exit():
         cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    with registry_error_hints():
+    with config_errors_exit(), registry_error_hints():
         model = MODELS.build(cfg.model)
     with checkpoint_errors_exit({args.checkpoint: 'CHECKPOINT'}):
         load_model_weights(model, args.checkpoint)

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.test_dataloader.batch_size = 1
     cfg.test_dataloader.num_workers = 0
     cfg.test_dataloader.persistent_workers = False
-    with registry_error_hints():
+    with config_errors_exit(), registry_error_hints():
         loader = Runner.build_dataloader(cfg.test_dataloader)
         model = MODELS.build(cfg.model).to(args.device).eval()
     if args.checkpoint:
