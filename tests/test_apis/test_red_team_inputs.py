@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Red-team round on images, labels, configs and arguments (issue 23, items 4-10): each test
+"""Red-team round on images, labels, configs and arguments: each test
 is one finding that passed the fixes of that issue (payloads built here, nothing downloaded)."""
 import argparse
 import errno
