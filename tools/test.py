@@ -25,6 +25,7 @@ from mmaffseg.apis import (
     prepare_test_cfg,
     registry_error_hints,
 )
+from mmaffseg.apis.inference_cli import add_weight_loading_args
 from mmaffseg.utils import check_output_folder
 
 
@@ -41,14 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='dir to save painted predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between shows')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument(
-        '--non-strict', action='store_true',
-        help='load a checkpoint whose weights do not fit the model (missing, unexpected or '
-        'mis-sized keys stay as initialised) instead of stopping with an error')
-    parser.add_argument(
-        '--allow-nonfinite-weights', action='store_true',
-        help='test a checkpoint with NaN/inf weights (a diverged training) instead of stopping '
-        'with an error naming the first such tensor')
+    add_weight_loading_args(parser, 'test')
     add_launcher_args(parser)
     return parse_launcher_args(parser)
 

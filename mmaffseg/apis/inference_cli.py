@@ -37,14 +37,26 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('checkpoint', help='Checkpoint file')
     parser.add_argument('--device', default=default_device(),
                         help='Device used for inference (default: cuda:0 if available, else cpu)')
+    add_weight_loading_args(parser)
+
+
+def add_weight_loading_args(parser: argparse.ArgumentParser, verb: str = 'load') -> None:
+    """Add ``--non-strict`` and ``--allow-nonfinite-weights``, the two ways out of the strict,
+    finite checkpoint loading of the tools that test or run a model.
+
+    Args:
+        parser (ArgumentParser): The tool's parser.
+        verb (str): What the tool does with the checkpoint, for the help (``'load'``,
+            ``'test'``).
+    """
     parser.add_argument(
         '--non-strict', action='store_true',
         help='load a checkpoint whose weights do not fit the model (missing, unexpected or '
         'mis-sized keys stay as initialised) instead of stopping with an error')
     parser.add_argument(
         '--allow-nonfinite-weights', action='store_true',
-        help='load a checkpoint with NaN/inf weights (a diverged training) instead of stopping '
-        'with an error naming the first such tensor')
+        help=f'{verb} a checkpoint with NaN/inf weights (a diverged training) instead of '
+        'stopping with an error naming the first such tensor')
 
 
 def check_opacity(opacity: float) -> None:
