@@ -105,6 +105,8 @@ def read_config_file(path: str) -> Config:
                                'entries')
     try:
         return Config.fromfile(path)
+    except ConfigFileError:
+        raise  # already names the file (e.g. a missing ``mmaffseg::`` config in a checkout)
     except FileNotFoundError as e:
         # mmengine's check_file_exist gives only a message: 'file "X" does not exist'
         named = re.search(r'file "(.*)" does not exist', str(e))
