@@ -13,86 +13,16 @@ classes: a network has to use shape and context.
 A scene is a pure function of ``(seed, index)``: image ``i`` is the same whatever the number of
 images generated.
 
-Length (~400 lines): one renderer, one method per kind of object sharing the canvas and the
-perspective helpers; split across files, each drawing method would lose its context.
+The layers painted together and the texture helpers are in
+:mod:`~mmaffseg.datasets.street_scene_canvas`.
 """
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List
 
 import cv2
 import numpy as np
 
-from .cityscapes_labels import CITYSCAPES_CLASSES, IGNORE_INDEX, TRAIN_ID_TO_LABEL_ID, VOID_LABEL_ID
-
-_ID = {c.name: c.train_id for c in CITYSCAPES_CLASSES}
-
-
-class Scene(NamedTuple):
-    """One rendered scene.
-
-    Attributes:
-        image (np.ndarray): (H, W, 3) uint8, RGB.
-        label_train_ids (np.ndarray): (H, W) uint8 Cityscapes trainIds, 255 = void.
-        label_ids (np.ndarray): (H, W) uint8 Cityscapes labelIds, 0 = void.
-        instance_ids (np.ndarray): (H, W) int32 in Cityscapes' instanceIds encoding.
-    """
-    image: np.ndarray
-    label_train_ids: np.ndarray
-    label_ids: np.ndarray
-    instance_ids: np.ndarray
-
-
-def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
-    """Zero-mean noise of unit-ish amplitude correlated over ``cell`` pixels."""
-    small = rng.standard_normal((max(2, h // cell + 2), max(2, w // cell + 2)))
-    return cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-class _Canvas:
-    """Image, label and instance layers painted together, shape by shape."""
-
-    def __init__(self, rng: np.random.Generator, h: int, w: int):
-        self.rng, self.h, self.w = rng, h, w
-        self.image = np.zeros((h, w, 3), np.float32)
-        self.label = np.full((h, w), IGNORE_INDEX, np.uint8)
-        self.instance = np.zeros((h, w), np.int32)  # 0 = no instance, else 1-based per class
-        self.next_instance = {}
-        # Noise fields shared by every texture of this scene.
-        self.fine = rng.standard_normal((h, w)).astype(np.float32)
-        self.mid = _smooth_noise(rng, h, w, 6)
-        self.coarse = _smooth_noise(rng, h, w, 40)
-
-    def new_instance(self, cls: str) -> int:
-        self.next_instance[cls] = self.next_instance.get(cls, 0) + 1
-        return self.next_instance[cls]
-
-    def mask(self) -> np.ndarray:
-        return np.zeros((self.h, self.w), np.uint8)
-
-    def paint(self, mask: np.ndarray, cls: str, colour, texture: float = 0.12,
-              pattern: Optional[np.ndarray] = None, instance: int = 0) -> None:
-        """Give the pixels of ``mask`` the class ``cls`` and a textured colour."""
-        m = mask.astype(bool)
-        if not m.any():
-            return
-        shade = 1 + texture * (0.5 * self.mid[m] + 0.3 * self.coarse[m] + 0.2 * self.fine[m])
-        if pattern is not None:
-            shade = shade * pattern[m]
-        self.image[m] = np.asarray(colour, np.float32)[None] * shade[:, None]
-        self.label[m] = _ID[cls]
-        self.instance[m] = instance
-
-
-def _jitter(rng: np.random.Generator, colour, amount: float = 25) -> np.ndarray:
-    return np.clip(np.asarray(colour, np.float32) + rng.uniform(-amount, amount, 3), 0, 255)
-
-
-def _grid_pattern(h: int, w: int, x0: int, y0: int, cell: Tuple[int, int], frac: float,
-                  dark: float) -> np.ndarray:
-    """Multiplicative pattern: rectangles (windows, bricks) of relative brightness ``dark``."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    cy, cx = cell
-    inside = (((yy - y0) % cy) < cy * frac) & (((xx - x0) % cx) < cx * frac)
-    return np.where(inside, dark, 1.0).astype(np.float32)
+from .cityscapes_labels import CITYSCAPES_CLASSES, TRAIN_ID_TO_LABEL_ID, VOID_LABEL_ID
+from .street_scene_canvas import TRAIN_ID_BY_NAME, Canvas, Scene, grid_pattern, jitter
 
 
 class StreetSceneGenerator:
@@ -113,7 +43,7 @@ class StreetSceneGenerator:
     def render(self, seed: int, index: int) -> Scene:
         """Render scene ``index`` of the stream seeded by ``seed``."""
         rng = np.random.default_rng([seed, index])
-        c = _Canvas(rng, self.h, self.w)
+        c = Canvas(rng, self.h, self.w)
         h, w = self.h, self.w
         horizon = int(h * rng.uniform(0.38, 0.5))
         vx = w * rng.uniform(0.35, 0.65)
@@ -127,25 +57,25 @@ class StreetSceneGenerator:
             draw()
         return self._finish(c)
 
-    def _sky(self, c: _Canvas, horizon: int) -> None:
+    def _sky(self, c: Canvas, horizon: int) -> None:
         rng = c.rng
-        top, bottom = _jitter(rng, (110, 160, 225), 30), _jitter(rng, (200, 215, 235), 20)
+        top, bottom = jitter(rng, (110, 160, 225), 30), jitter(rng, (200, 215, 235), 20)
         t = np.linspace(0, 1, c.h, dtype=np.float32)[:, None, None]
         gradient = (1 - t) * top + t * bottom
         clouds = np.clip(c.coarse * 0.8 + 0.3 * c.mid, 0, None)[..., None]
         c.image[:] = gradient + 45 * clouds
-        c.label[:] = _ID['sky']
+        c.label[:] = TRAIN_ID_BY_NAME['sky']
 
     def _road_edges(self, horizon: int, vx: float, rng: np.random.Generator):
         left = self.w * rng.uniform(-0.35, 0.15)
         right = self.w * rng.uniform(0.85, 1.35)
         return left, right
 
-    def _ground(self, c: _Canvas, horizon: int, vx: float) -> None:
+    def _ground(self, c: Canvas, horizon: int, vx: float) -> None:
         rng, h, w = c.rng, c.h, c.w
         m = c.mask()
         m[horizon:] = 1
-        c.paint(m, 'terrain', _jitter(rng, (110, 125, 70), 25), texture=0.3)
+        c.paint(m, 'terrain', jitter(rng, (110, 125, 70), 25), texture=0.3)
         left, right = self._road_edges(horizon, vx, rng)
         self.road = (left, right, vx, horizon)
         apex = w * 0.015
@@ -156,8 +86,8 @@ class StreetSceneGenerator:
                                                     horizon], [vx, horizon]], np.int32)
             m = c.mask()
             cv2.fillPoly(m, [pts], 1)
-            brick = _grid_pattern(h, w, 0, 0, (6, 12), 0.85, 1.08)
-            c.paint(m, 'sidewalk', _jitter(rng, (150, 140, 130), 25), texture=0.15,
+            brick = grid_pattern(h, w, 0, 0, (6, 12), 0.85, 1.08)
+            c.paint(m, 'sidewalk', jitter(rng, (150, 140, 130), 25), texture=0.15,
                     pattern=brick)
         m = c.mask()
         pts = np.array([[left, h], [right, h], [vx + apex, horizon], [vx - apex, horizon]],
@@ -169,9 +99,9 @@ class StreetSceneGenerator:
                  max(1, w // 160))
         dashes = ((np.arange(h) // max(4, h // 24)) % 2 == 0)[:, None]
         marks[(lane > 0) & dashes] = 2.0
-        c.paint(m, 'road', _jitter(rng, (105, 100, 105), 20), texture=0.15, pattern=marks)
+        c.paint(m, 'road', jitter(rng, (105, 100, 105), 20), texture=0.15, pattern=marks)
 
-    def _buildings(self, c: _Canvas, horizon: int) -> None:
+    def _buildings(self, c: Canvas, horizon: int) -> None:
         rng, h, w = c.rng, c.h, c.w
         x = int(-rng.uniform(0, 0.1) * w)
         palettes = [(150, 150, 150), (170, 150, 120), (140, 90, 70), (190, 185, 170),
@@ -186,13 +116,13 @@ class StreetSceneGenerator:
             m = c.mask()
             m[top:bottom, max(0, x):max(0, x + bw)] = 1
             cell = (int(rng.integers(10, 18)), int(rng.integers(10, 20)))
-            windows = _grid_pattern(h, w, x + 3, top + 4, cell, rng.uniform(0.4, 0.6),
+            windows = grid_pattern(h, w, x + 3, top + 4, cell, rng.uniform(0.4, 0.6),
                                     rng.uniform(0.35, 0.6))
-            colour = _jitter(rng, palettes[rng.integers(len(palettes))], 20)
+            colour = jitter(rng, palettes[rng.integers(len(palettes))], 20)
             c.paint(m, 'building', colour, texture=0.1, pattern=windows)
             x += bw
 
-    def _walls_and_fences(self, c: _Canvas, horizon: int) -> None:
+    def _walls_and_fences(self, c: Canvas, horizon: int) -> None:
         rng, h, w = c.rng, c.h, c.w
         for _ in range(rng.integers(0, 3)):
             cls = 'wall' if rng.random() < 0.5 else 'fence'
@@ -203,13 +133,13 @@ class StreetSceneGenerator:
             m = c.mask()
             m[top:bottom, x0:x1] = 1
             if cls == 'wall':
-                c.paint(m, 'wall', _jitter(rng, (135, 130, 125), 25), texture=0.2)
+                c.paint(m, 'wall', jitter(rng, (135, 130, 125), 25), texture=0.2)
             else:
-                bars = _grid_pattern(h, w, x0, top, (5, 5), 0.6, 0.55)
-                c.paint(m, 'fence', _jitter(rng, (120, 105, 85), 25), texture=0.1,
+                bars = grid_pattern(h, w, x0, top, (5, 5), 0.6, 0.55)
+                c.paint(m, 'fence', jitter(rng, (120, 105, 85), 25), texture=0.1,
                         pattern=bars)
 
-    def _trees(self, c: _Canvas, horizon: int) -> None:
+    def _trees(self, c: Canvas, horizon: int) -> None:
         rng, h, w = c.rng, c.h, c.w
         for _ in range(rng.integers(1, 6)):
             cx = int(rng.uniform(0, 1) * w)
@@ -219,7 +149,7 @@ class StreetSceneGenerator:
             cv2.ellipse(m, (cx, cy), (rx, ry), 0, 0, 360, 1, -1)
             m[cy:horizon + int(0.03 * h), cx - max(1, w // 200):cx + max(2, w // 200)] = 1
             foliage = 1 + 0.35 * np.sign(c.fine) * (np.abs(c.fine) > 1.0)
-            c.paint(m, 'vegetation', _jitter(rng, (60, 105, 45), 25), texture=0.35,
+            c.paint(m, 'vegetation', jitter(rng, (60, 105, 45), 25), texture=0.35,
                     pattern=foliage.astype(np.float32))
 
     # -- objects ------------------------------------------------------------------------------
@@ -239,7 +169,7 @@ class StreetSceneGenerator:
         offset = rng.uniform(0.02, 0.2) * self.w * t
         return edge - offset if edge < vx else edge + offset
 
-    def _place_objects(self, c: _Canvas, horizon: int, vx: float) -> List[tuple]:
+    def _place_objects(self, c: Canvas, horizon: int, vx: float) -> List[tuple]:
         rng, h = c.rng, c.h
         objs = []
 
@@ -266,7 +196,7 @@ class StreetSceneGenerator:
                 objs.append((y, self._thing_factory(c, cls, x, y, horizon)))
         return objs
 
-    def _pole_factory(self, c: _Canvas, x: float, y: float, horizon: int):
+    def _pole_factory(self, c: Canvas, x: float, y: float, horizon: int):
         def draw():
             rng, h = c.rng, c.h
             s = self._scale(y, horizon)
@@ -275,12 +205,12 @@ class StreetSceneGenerator:
             top = int(y) - height
             m = c.mask()
             m[max(0, top):int(y), max(0, int(x) - half):int(x) + half] = 1
-            c.paint(m, 'pole', _jitter(rng, (95, 95, 100), 20), texture=0.1)
+            c.paint(m, 'pole', jitter(rng, (95, 95, 100), 20), texture=0.1)
             size = max(3, int(h * 0.05 * (0.4 + s)))
             m = c.mask()
             if rng.random() < 0.5:
                 cv2.circle(m, (int(x), top + size), size, 1, -1)
-                c.paint(m, 'traffic sign', _jitter(rng, [(200, 40, 40), (40, 70, 190),
+                c.paint(m, 'traffic sign', jitter(rng, [(200, 40, 40), (40, 70, 190),
                                                           (230, 200, 40)][rng.integers(3)], 20),
                         texture=0.05)
             else:
@@ -290,17 +220,17 @@ class StreetSceneGenerator:
                 cv2.circle(lit, (int(x), top + size // 2 + size * int(rng.integers(0, 3))),
                            max(1, size // 3), 1, -1)
                 pattern = np.where(lit > 0, 4.0, 1.0).astype(np.float32)
-                c.paint(m, 'traffic light', _jitter(rng, (45, 45, 40), 10), texture=0.1,
+                c.paint(m, 'traffic light', jitter(rng, (45, 45, 40), 10), texture=0.1,
                         pattern=pattern)
         return draw
 
-    def _thing_factory(self, c: _Canvas, cls: str, x: float, y: float, horizon: int):
+    def _thing_factory(self, c: Canvas, cls: str, x: float, y: float, horizon: int):
         def draw():
             s = self._scale(y, horizon)
             getattr(self, f'_draw_{cls}')(c, x, y, s)
         return draw
 
-    def _vehicle_body(self, c: _Canvas, cls: str, x: float, y: float, height: float,
+    def _vehicle_body(self, c: Canvas, cls: str, x: float, y: float, height: float,
                       width: float, colour, window_rows: int = 1) -> None:
         """A box with a window band and dark wheels, all labelled ``cls`` (one instance)."""
         h, w = c.h, c.w
@@ -329,26 +259,26 @@ class StreetSceneGenerator:
         palette = [(200, 200, 205), (30, 30, 35), (120, 120, 125), (150, 30, 30),
                    (30, 60, 140), (190, 170, 120)]
         self._vehicle_body(c, 'car', x, y, height, height * c.rng.uniform(1.5, 2.3),
-                           _jitter(c.rng, palette[c.rng.integers(len(palette))], 15))
+                           jitter(c.rng, palette[c.rng.integers(len(palette))], 15))
 
     def _draw_truck(self, c, x, y, s):
         height = c.h * 0.5 * s + 4
         self._vehicle_body(c, 'truck', x, y, height, height * c.rng.uniform(1.6, 2.2),
-                           _jitter(c.rng, (170, 165, 150), 40))
+                           jitter(c.rng, (170, 165, 150), 40))
 
     def _draw_bus(self, c, x, y, s):
         height = c.h * 0.55 * s + 4
         palette = [(220, 190, 40), (40, 110, 190), (200, 50, 40)]
         self._vehicle_body(c, 'bus', x, y, height, height * c.rng.uniform(2.2, 3.0),
-                           _jitter(c.rng, palette[c.rng.integers(len(palette))], 15),
+                           jitter(c.rng, palette[c.rng.integers(len(palette))], 15),
                            window_rows=2)
 
     def _draw_train(self, c, x, y, s):
         height = c.h * 0.5 * s + 5
         self._vehicle_body(c, 'train', x, y, height, height * c.rng.uniform(4.0, 6.0),
-                           _jitter(c.rng, (150, 160, 170), 25), window_rows=1)
+                           jitter(c.rng, (150, 160, 170), 25), window_rows=1)
 
-    def _person_shape(self, c: _Canvas, cls: str, x: float, top: float, height: float,
+    def _person_shape(self, c: Canvas, cls: str, x: float, top: float, height: float,
                       legs: bool, inst: int) -> None:
         """Head, torso and (optionally) legs of a person-like figure, all one instance."""
         rng = c.rng
@@ -365,7 +295,7 @@ class StreetSceneGenerator:
                 lx = int(x + dx * height)
                 m[y_hip:int(top + height), lx - leg_w:lx + leg_w] = 1
         clothes = [(40, 40, 60), (150, 40, 40), (60, 90, 150), (180, 170, 150), (50, 80, 50)]
-        c.paint(m, cls, _jitter(rng, clothes[rng.integers(len(clothes))], 20), texture=0.2,
+        c.paint(m, cls, jitter(rng, clothes[rng.integers(len(clothes))], 20), texture=0.2,
                 instance=inst)
 
     def _draw_person(self, c, x, y, s):
@@ -388,13 +318,13 @@ class StreetSceneGenerator:
         if vehicle == 'motorcycle':
             cv2.rectangle(m, (int(x - 0.2 * height), int(y - 2.2 * r)),
                           (int(x + 0.2 * height), int(y - r)), 1, -1)
-        colour = (40, 40, 45) if vehicle == 'bicycle' else _jitter(rng, (90, 30, 30), 40)
+        colour = (40, 40, 45) if vehicle == 'bicycle' else jitter(rng, (90, 30, 30), 40)
         c.paint(m, vehicle, colour, texture=0.1, instance=inst)
         self._person_shape(c, 'rider', x, y - r - 0.75 * height, 0.75 * height, False,
                            c.new_instance('rider'))
 
     # -- output -------------------------------------------------------------------------------
-    def _finish(self, c: _Canvas) -> Scene:
+    def _finish(self, c: Canvas) -> Scene:
         rng = c.rng
         gain, bias = rng.uniform(0.7, 1.2), rng.uniform(-20, 20)
         img = c.image * gain + bias + self.noise_std * rng.standard_normal(c.image.shape)
