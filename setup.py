@@ -104,6 +104,11 @@ def model_index() -> str:
         f'- {path}\n' for path in metafiles)
 
 
+#: Files of the ``mmaffseg`` package that are not Python modules (globs relative to it): the
+#: configs, tools and model index mim finds (links made by the editable install) and the
+#: random walk's C++ kernel source, compiled on first use.
+PACKAGE_DATA = ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml', 'wsss/*.cpp']
+
 if __name__ == '__main__':
     add_mim_extension()
     setup(
@@ -116,7 +121,7 @@ if __name__ == '__main__':
         keywords='computer vision, semantic segmentation, affinity, attention, weak supervision',
         packages=packages(),
         include_package_data=True,
-        package_data={'mmaffseg': ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml']},
+        package_data={'mmaffseg': PACKAGE_DATA},
         python_requires='>=3.8',
         classifiers=[
             'Programming Language :: Python :: 3',

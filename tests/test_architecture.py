@@ -136,6 +136,20 @@ def test_wheel_holds_no_benchmark_or_conversion_code():
                              'tools/model_converters/converters)')
 
 
+def test_wheel_ships_every_data_file_the_package_reads():
+    """Every file of the package that is not Python (the walk's C++ source) matches a
+    ``package_data`` glob of ``setup.py``, so a wheel install has it."""
+    import fnmatch
+    setup = runpy.run_path(str(ROOT.parent / 'setup.py'), run_name='mmaffseg_setup')
+    data = [path.relative_to(ROOT).as_posix() for path in sorted(ROOT.rglob('*'))
+            if path.is_file() and path.suffix not in ('.py', '.pyc')
+            and '.mim' not in path.parts and '__pycache__' not in path.parts]
+    assert 'wsss/random_walk_kernel.cpp' in data
+    missing = [rel for rel in data
+               if not any(fnmatch.fnmatch(rel, glob) for glob in setup['PACKAGE_DATA'])]
+    assert missing == [], f'package files a wheel would not install: {missing}'
+
+
 @pytest.mark.parametrize('source, expect', [
     ('from mmaffseg.wsss import cam\n', 'imports mmaffseg.wsss'),
     ('def f():\n    from ...wsss.cam import x\n', 'imports mmaffseg.wsss.cam'),
