@@ -75,8 +75,6 @@ Facts to know before using it:
   (:mod:`mmaffseg.postprocessing.worker_pool`).
 * pydensecrf itself is an optional dependency (``pip install pydensecrf2==1.1``, module
   ``pydensecrf``); it is imported on first use, with an install hint if missing.
-
-(Just over 300 lines: about 75 are this documentation; the code is one class.)
 """
 import multiprocessing
 from typing import List, Optional, Sequence, Union
