@@ -1,6 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Hostile image and label files, built on the spot by the tests and the hostile-input audit
-(``tools/analysis_tools/hostile_input_audit.py``)."""
+(``tests/hostile_input_audit.py``)."""
 import os
 import struct
 import zlib

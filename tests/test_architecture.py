@@ -136,6 +136,29 @@ def test_wheel_holds_no_benchmark_or_conversion_code():
                              'tools/model_converters/converters)')
 
 
+def _test_helper_names() -> set:
+    tests = ROOT.parent / 'tests'
+    return {path.stem for path in tests.rglob('*.py')} - {'__init__', 'conftest'}
+
+
+def test_no_tool_depends_on_the_tests():
+    """Scripts under ``tools/`` and ``demo/`` import nothing from ``tests/`` and put no test
+    folder on ``sys.path`` (test machinery such as the hostile-input audit lives in tests/)."""
+    helpers, errors = _test_helper_names(), []
+    for folder in ('tools', 'demo'):
+        for path in sorted((ROOT.parent / folder).rglob('*.py')):
+            text = path.read_text()
+            rel = path.relative_to(ROOT.parent)
+            if re.search(r"['\"]tests['\"]", text):
+                errors.append(f'{rel}: names the tests folder')
+            for node in ast.walk(ast.parse(text)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+                errors += [f'{rel}:{node.lineno}: imports {n}' for n in names
+                           if n.split('.')[0] in helpers | {'tests'}]
+    assert errors == [], '\n'.join(errors)
+
+
 def test_wheel_ships_every_data_file_the_package_reads():
     """Every file of the package that is not Python (the walk's C++ source) matches a
     ``package_data`` glob of ``setup.py``, so a wheel install has it."""

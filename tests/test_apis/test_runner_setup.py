@@ -81,7 +81,7 @@ def test_option_errors(tmp_path):
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])
 def test_tools_name_a_missing_config(tool, tmp_path, monkeypatch, capsys):
     """A missing CONFIG was a raw FileNotFoundError traceback (found by
-    tools/analysis_tools/hostile_input_audit.py): exit 2 and one line naming it."""
+    tests/hostile_input_audit.py): exit 2 and one line naming it."""
     import runpy
     import sys
     missing = str(tmp_path / 'no_such_config.py')

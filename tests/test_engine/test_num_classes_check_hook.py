@@ -40,7 +40,7 @@ def test_head_num_classes_must_match_the_dataset(tiny_synthetic_root, tmp_path, 
 
 def test_train_tool_reports_it_in_one_line(tiny_synthetic_root, tmp_path, monkeypatch, capsys):
     """tools/train.py printed the check's message only in a raw traceback (found by
-    tools/analysis_tools/hostile_input_audit.py): exit 2 and one ``error:`` line."""
+    tests/hostile_input_audit.py): exit 2 and one ``error:`` line."""
     import runpy
     import sys
 

@@ -3,7 +3,6 @@
 import sys
 
 import pytest
-from tool_runner import load_tool
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 from mmaffseg.apis.cli_errors import exit_with_error
@@ -22,7 +21,7 @@ def _torchrun_output(error_file: str) -> str:
 
 
 def test_torchrun_root_cause_decides_the_audit_verdict(tmp_path, monkeypatch):
-    audit = load_tool('analysis_tools/hostile_input_audit.py')
+    import hostile_input_audit as audit
     case = audit.Case('config', 'SyncBN under torchrun', [], ['synchronised BatchNorm'])
     # the worker wrote no error file (tools before exit_with_error): torchrun's report only says
     # "To enable traceback see ..."; the message printed above it is not the last word

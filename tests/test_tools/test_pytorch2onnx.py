@@ -174,7 +174,7 @@ def test_tool_refuses_dynamic_cpnet(tmp_path, monkeypatch, capsys):
 
 def test_tool_names_bad_checkpoint_and_out_folder(tmp_path, monkeypatch, capsys):
     """A random-bytes checkpoint and an --out under a regular file were raw tracebacks (found
-    by tools/analysis_tools/hostile_input_audit.py): exit 2 naming the argument."""
+    by tests/hostile_input_audit.py): exit 2 naming the argument."""
     ckpt = tmp_path / 'random.pth'
     ckpt.write_bytes(torch.randint(0, 256, (4096, ), dtype=torch.uint8,
                                    generator=torch.Generator().manual_seed(0)).numpy().tobytes())

@@ -163,7 +163,7 @@ def test_model_converters_read_mmengine_checkpoints_without_trust(mmengine_check
 
 def test_bit_flip_in_tensor_data_is_named_not_loaded(tmp_path):
     """torch.load ignores the zip's CRC-32s: a flipped byte in a weight loaded silently as a
-    different weight (found by tools/analysis_tools/hostile_input_audit.py)."""
+    different weight (found by tests/hostile_input_audit.py)."""
     path = str(tmp_path / 'flipped.pth')
     weight = torch.arange(4096, dtype=torch.float32)
     torch.save(dict(state_dict=dict(w=weight)), path)

@@ -213,7 +213,7 @@ def test_empty_and_tiny_image_files_are_named(tiny_synthetic_root, checkpoints, 
 def test_checkpoint_of_another_model_names_the_argument(tiny_synthetic_root, checkpoints,
                                                         tmp_path, monkeypatch, capsys):
     """The CAM classifier given as --aff-checkpoint was a raw ValueError traceback (found by
-    tools/analysis_tools/hostile_input_audit.py): exit 2 naming the argument and the file."""
+    tests/hostile_input_audit.py): exit 2 naming the argument and the file."""
     cam, _ = checkpoints
     monkeypatch.setattr(sys, 'argv', _argv(tiny_synthetic_root, cam, cam, tmp_path / 'out',
                                            '--no-crf'))

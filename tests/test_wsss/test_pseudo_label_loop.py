@@ -49,7 +49,7 @@ def _options(root: str, **extra) -> dict:
 
 def make_psa_checkpoints(folder) -> list:
     """Save a randomly initialised (seed 0) CAM classifier and AffinityNet of the demo configs
-    in ``folder``; returns their paths (also used by tools/analysis_tools/hostile_input_audit)."""
+    in ``folder``; returns their paths (also used by tests/hostile_input_audit.py)."""
     init_default_scope('mmseg')
     paths = []
     torch.manual_seed(0)

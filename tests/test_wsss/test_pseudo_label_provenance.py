@@ -72,7 +72,7 @@ def _error(output: str) -> str:
 
 def other_weights(path: str, out_path: str, seed: int = 1) -> str:
     """A copy of a checkpoint with noise on its weights (a local generator): another model of
-    the same architecture (also used by tools/analysis_tools/hostile_input_audit.py)."""
+    the same architecture (also used by tests/hostile_input_audit.py)."""
     ckpt = torch.load(path, weights_only=True)
     gen = torch.Generator().manual_seed(seed)
     for key, value in ckpt['state_dict'].items():

@@ -20,10 +20,11 @@ mid-run, truncated files, corrupted CAM caches). Every bad input is classified a
 and every fault as ``survived`` (the rerun completes, outputs identical to an uninterrupted
 run) or ``lost``. Prints a table and the totals; takes several minutes on 2 CPU cores::
 
-    OMP_NUM_THREADS=1 python tools/analysis_tools/hostile_input_audit.py [--work-dir D] [-j 2]
+    OMP_NUM_THREADS=1 python tests/hostile_input_audit.py [--work-dir D] [-j 2]
 
-It reuses the test suite's helpers (``tests/payloads.py`` for the pickled payloads, the tiny
-dataset overrides, the bad-checkpoint builders), so it runs from a source checkout.
+It is part of the test suite's machinery, not a tool: it reuses the tests' helpers
+(``tests/payloads.py`` for the pickled payloads, the tiny dataset overrides, the bad-checkpoint
+builders) and runs from a source checkout. Each problem it found is pinned by a test.
 """
 import argparse
 import concurrent.futures
@@ -41,8 +42,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TESTS = osp.join(REPO, 'tests')
+TESTS = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(TESTS)
 for _p in (osp.join(TESTS, 'test_wsss'), osp.join(TESTS, 'test_apis'), TESTS, REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
