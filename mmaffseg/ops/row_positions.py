@@ -13,7 +13,9 @@ mmaffseg recovers the same numbers from the metainfo instead of carrying a map:
   height ``round(ori_h * scale_h)``,
 - ``crop_offset`` (from :class:`~mmaffseg.datasets.RandomCropWithOffset`) where the crop
   starts in the resized image (negative when the image sits below the top of a padded canvas),
-- ``flip``/``flip_direction`` (from ``RandomFlip``) a vertical flip applied after the crop,
+- ``flip``/``flip_direction`` (from ``RandomFlip``) a flip applied after the crop: ``vertical``
+  and ``diagonal`` (both axes) reverse the rows, ``horizontal`` keeps them; any other
+  direction is refused (:class:`ValueError`), since its effect on rows is unknown,
 - ``row_positions`` (set by :class:`~mmaffseg.models.segmentors.HANetEncoderDecoder` for each
   sliding window) overrides all of the above.
 
@@ -38,6 +40,8 @@ from torch import Tensor
 NUM_ROW_BINS = 128
 # the official map's value for padded rows (the dataset pads it with 128, one past the bins)
 PAD_ROW_BIN = NUM_ROW_BINS
+#: ``flip_direction`` of mmcv's ``RandomFlip`` -> whether it reverses the rows.
+FLIP_REVERSES_ROWS = {'horizontal': False, 'vertical': True, 'diagonal': True}
 
 
 def pil_nearest_rows(src_rows: int, dst_rows: int, count: Optional[int] = None) -> np.ndarray:
@@ -95,8 +99,13 @@ def row_positions_from_meta(meta: dict, height: int) -> Optional[Tensor]:
     else:
         top = 0
     rows = torch.arange(height, dtype=torch.long, device='cpu')
-    if meta.get('flip') and meta.get('flip_direction') == 'vertical':
-        rows = img_h - 1 - rows
+    if meta.get('flip'):
+        direction = meta.get('flip_direction')
+        if direction not in FLIP_REVERSES_ROWS:
+            raise ValueError(f'HANet row positions: unknown flip_direction {direction!r} in the '
+                             f'sample metainfo; known: {sorted(FLIP_REVERSES_ROWS)}')
+        if FLIP_REVERSES_ROWS[direction]:
+            rows = img_h - 1 - rows
     resized_rows = rows + top
     inside = (resized_rows >= 0) & (resized_rows < resized_h)
     last = int(resized_rows[inside].max()) + 1 if bool(inside.any()) else 0

@@ -51,6 +51,25 @@ def test_vertical_flip_after_crop():
     assert torch.equal(row_positions_from_meta(meta, 200), _brute_force(600, 0.75, 120, 200))
 
 
+def test_flip_directions_of_mmcv_random_flip():
+    """Every direction mmcv's RandomFlip offers: the positions follow what it does to the rows
+    (diagonal flips both axes, so it reverses the rows as vertical does)."""
+    import pytest
+    from mmcv.transforms import RandomFlip
+    rows = np.repeat(np.arange(200, dtype=np.uint8)[:, None, None], 3, axis=2).repeat(4, axis=1)
+    for direction in ('horizontal', 'vertical', 'diagonal'):
+        results = RandomFlip(prob=1.0, direction=direction)(dict(img=rows.copy()))
+        reversed_rows = results['img'][0, 0, 0] == 199
+        meta = dict(ori_shape=(600, 800), img_shape=(200, 4), scale_factor=(0.75, 0.75),
+                    crop_offset=(120, 0), flip=results['flip'],
+                    flip_direction=results['flip_direction'])
+        expected = _brute_force(600, 0.75, 120, 200, flip_h=200 if reversed_rows else None)
+        assert torch.equal(row_positions_from_meta(meta, 200), expected), direction
+    meta['flip_direction'] = 'sideways'
+    with pytest.raises(ValueError, match="unknown flip_direction 'sideways'"):
+        row_positions_from_meta(meta, 200)
+
+
 def test_unrecorded_crop_is_unknown():
     cropped = dict(ori_shape=(1024, 2048), img_shape=(512, 1024), scale_factor=(1.0, 1.0))
     assert row_positions_from_meta(cropped, 512) is None
