@@ -7,6 +7,9 @@
 For an ``InstanceEmbeddingSegmentor`` (Fathi et al., arXiv:1703.10277), at the heads'
 resolution, with the model in eval mode:
 
+The heads run on the features of the model's pyramid, as it was trained and tests:
+``test_cfg.scales`` on validation images, ``train_cfg.scales`` on training crops (both printed).
+
 - on the first ``--num-val`` validation images, for every thing instance: the IoU of the mask
   grown from its oracle seed (:func:`mmaffseg.instance_embedding.oracle_seeds`: its best own
   pixel and tau), whether the seediness classifier names the instance's class at that seed and
@@ -55,7 +58,8 @@ def _heads_and_maps(model, dataset, i: int, training: bool):
     data = model.data_preprocessor(
         dict(inputs=[item['inputs']], data_samples=[item['data_samples']]), training)
     with torch.no_grad():
-        embedding, logits = model.head_outputs(data['inputs'])
+        scales = model.train_cfg['scales'] if training else model.test_cfg['scales']
+        embedding, logits = model.head_outputs(data['inputs'], scales=scales)
     inst, sem = model.gt_maps_at(data['data_samples'], embedding.shape[-2:])
     return embedding[0], logits[0].softmax(1).flatten(2), inst[0], sem[0]
 
@@ -135,7 +139,8 @@ def main() -> None:
     header = (f'{"instances":<16} {"n":>5} {"oracle IoU":>10} {"IoU > 0.5":>10} '
               f'{"cls right":>10} {"seedy inside":>12}')
     lines = [f'validation: {len(rows)} thing instances in {args.num_val} images '
-             '(sizes in pixels at the heads\' resolution)', header]
+             '(sizes in pixels at the heads\' resolution; features of the pyramid '
+             f'{tuple(model.test_cfg["scales"])})', header]
     for lo, hi in SIZE_BINS:
         chosen = [r for r in rows if r[1] >= lo and (hi is None or r[1] < hi)]
         if chosen:
@@ -151,7 +156,8 @@ def main() -> None:
     lines.append(f'max seediness outside instances, mean over images: {np.mean(outside):.3f}')
     rates = target_rates(model, DATASETS.build(cfg.train_dataloader.dataset), args.num_train)
     taus = ', '.join(f'{t:g}' for t in model.seediness_head.taus.tolist())
-    lines.append(f'training crops: {rates["points"]} sampled points; per tau ({taus}):')
+    lines.append(f'training crops: {rates["points"]} sampled points (features of the pyramid '
+                 f'{tuple(model.train_cfg["scales"])}); per tau ({taus}):')
     lines.append('  object target    ' + ' '.join(f'{v:6.3f}' for v in rates['target']))
     lines.append('  object predicted ' + ' '.join(f'{v:6.3f}' for v in rates['predicted']))
     print('\n'.join(lines))

@@ -162,12 +162,20 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
         self.num_classes = self.seediness_head.num_classes
         self.cls_loss_weight = float(cls_loss_weight)
 
-    def head_outputs(self, inputs: Tensor):
+    def head_outputs(self, inputs: Tensor, scales: Optional[Sequence[float]] = None):
         """Embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the images.
 
-        The network's raw outputs (also ``forward(inputs, mode='tensor')``), for analysis tools.
+        The network's raw outputs (also ``forward(inputs, mode='tensor')``), for analysis tools:
+        the heads on the features of the pyramid ``scales`` (averaged as in training), so that
+        they see the features they were trained on.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            scales (Sequence[float], optional): The pyramid; ``(1.0,)`` for one pass.
+                Default: ``test_cfg.scales``.
         """
-        return self._heads_from_features(self.extract_feat(inputs))
+        scales = self.test_cfg['scales'] if scales is None else scales
+        return self._heads_from_features(self.pyramid_features(inputs, scales))
 
     def _heads_from_features(self, x: Sequence[Tensor]):
         """Both heads on extracted features ``x``."""
@@ -206,18 +214,19 @@ class InstanceEmbeddingSegmentor(EncoderDecoder):
             return embedding, logits.softmax(2)
         others = [f for f in self.test_cfg['scales'] if f != 1.0]
         # Ours: average the heads' outputs at the size of the scale-1 outputs.
-        embedding, logits = self.head_outputs(inputs)
+        embedding, logits = self.head_outputs(inputs, scales=(1.0, ))
         probs = logits.softmax(2)
         size = embedding.shape[-2:]
         for factor in others:
-            emb, lgt = self.head_outputs(self._scaled(inputs, factor))
+            emb, lgt = self.head_outputs(self._scaled(inputs, factor), scales=(1.0, ))
             embedding = embedding + self._resize(emb, size)
             probs = probs + self._resize(lgt.softmax(2).flatten(1, 2), size).view_as(probs)
         num = len(others) + 1
         return embedding / num, probs / num
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
-        """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w)."""
+        """Raw outputs: embedding (B, d, h, w) and seediness logits (B, T, C+1, h, w) of the
+        heads on the features of the pyramid ``test_cfg.scales`` (what FLOP counters run)."""
         return self.head_outputs(inputs)
 
     def gt_maps_at(self, data_samples: SampleList, size) -> Tuple[Tensor, Tensor]:

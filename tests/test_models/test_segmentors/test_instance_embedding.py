@@ -36,13 +36,17 @@ def _load(path):
     return Config.fromfile(path)
 
 
-def _build(path=QUICKSTART, **overrides):
+def _build(path=QUICKSTART, seed=0, **overrides):
+    """The model of ``path`` with ``overrides``, its weights initialised from ``seed`` (the
+    global RNG is left as it was: no test depends on the order tests run in)."""
     cfg = copy.deepcopy(_load(path))
     init_default_scope('mmseg')
     cfg.model.data_preprocessor.size = TINY
     cfg.model.pretrained = None
     cfg.model.update(overrides)
-    return revert_sync_batchnorm(MODELS.build(cfg.model))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return revert_sync_batchnorm(MODELS.build(cfg.model))
 
 
 def _sample(kind, size=TINY):
@@ -121,7 +125,7 @@ def test_empty_and_single_instance_images_give_no_nan(kinds):
 def test_predict_outputs_at_the_original_size():
     model = _build(test_cfg=dict(mode='whole', num_seeds=7, alpha=0.3, mask_chunk=3))
     model.eval()
-    inputs = torch.randn(2, 3, *TINY)
+    inputs = torch.randn(2, 3, *TINY, generator=torch.Generator().manual_seed(1))
     samples = [_sample('two'), _sample('one')]
     # the second image was 40x72, padded to TINY, flipped, and originally 60x90
     samples[1].set_metainfo(dict(img_shape=(40, 72), ori_shape=(60, 90),
@@ -231,6 +235,26 @@ def test_cityscapes_config_uses_the_papers_pyramid():
     assert quick.train_cfg['scales'] == quick.test_cfg['scales'] == (1.0, )
 
 
+def test_tensor_mode_runs_the_configured_pyramid():
+    """forward(mode='tensor') and head_outputs (what FLOP counters and the diagnostics tool run)
+    give the heads the pyramid's averaged features, the features they were trained on."""
+    model = _build(train_cfg=dict(scales=(0.5, 1.0, 2.0)),
+                   test_cfg=dict(mode='whole', num_seeds=5, scales=(0.5, 1.0, 2.0)))
+    model.eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-2:]))
+    inputs = torch.randn(1, 3, *TINY, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        emb, logits = model(inputs, mode='tensor')
+        seen_tensor_mode = sorted(tuple(s) for s in seen)
+        expect = _paper_pyramid(model, inputs, (0.5, 1.0, 2.0))
+        single = model.head_outputs(inputs, scales=(1.0, ))
+    assert seen_tensor_mode == [(TINY[0] // 2, TINY[1] // 2), TINY, (TINY[0] * 2, TINY[1] * 2)]
+    torch.testing.assert_close(emb, expect[0])
+    torch.testing.assert_close(logits.softmax(2), expect[1])
+    assert (single[0] - emb).abs().max() > 1e-4  # one pass differs from the pyramid
+
+
 def test_multi_scale_option_averages_head_outputs():
     single = _build(test_cfg=dict(mode='whole', num_seeds=5))
     multi = _build(test_cfg=dict(mode='whole', num_seeds=5, scales=(0.5, 1.0, 2.0),
@@ -242,7 +266,8 @@ def test_multi_scale_option_averages_head_outputs():
         emb, probs = single._multi_scale_outputs(inputs)
         expect_emb, expect_probs = emb.clone(), probs.clone()
         for size in [(TINY[0] // 2, TINY[1] // 2), (TINY[0] * 2, TINY[1] * 2)]:
-            e, lg = single.head_outputs(F.interpolate(inputs, size, mode='bilinear'))
+            e, lg = single.head_outputs(F.interpolate(inputs, size, mode='bilinear'),
+                                        scales=(1.0, ))
             expect_emb += F.interpolate(e, emb.shape[-2:], mode='bilinear')
             expect_probs += F.interpolate(lg.softmax(2).flatten(1, 2), emb.shape[-2:],
                                           mode='bilinear').view_as(probs)
@@ -263,7 +288,7 @@ def test_optional_mask_nms_drops_overlapping_masks():
     nms = _build(test_cfg=dict(mode='whole', num_seeds=20, alpha=0.3, mask_nms_thr=0.3))
     nms.load_state_dict(plain.state_dict())
     plain.eval(), nms.eval()
-    inputs = torch.randn(1, 3, *TINY)
+    inputs = torch.randn(1, 3, *TINY, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = plain.predict(inputs, [_sample('two')])[0].pred_instances
         after = nms.predict(inputs, [_sample('two')])[0].pred_instances
