@@ -18,6 +18,20 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
 from helpers import TINY_HW  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fixed_global_rng():
+    """Every test starts from the same global RNG state (torch, numpy, random), so that a test
+    that draws from them (model initialisation does) gives the same result whatever ran
+    before it; tests of random behaviour still use their own seeded generators."""
+    import random
+
+    import numpy as np
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    yield
+
+
 @pytest.fixture(scope='session', autouse=True)
 def private_hash_cache(tmp_path_factory):
     """Checkpoint digests (``mmaffseg.utils.provenance``) cached in a temporary folder, not in
