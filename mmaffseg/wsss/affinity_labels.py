@@ -17,7 +17,9 @@ Supervised Semantic Segmentation", CVPR 2018.
 
 Difference from the reference: it crops and block-averages the two CRF *score* maps and takes
 the argmax afterwards; here the label map is cropped (padding = ignore) and then reduced by a
-majority vote, so that the labels can travel through mmseg's data pipeline as a seg map.
+majority vote, so that the labels can travel through mmseg's data pipeline as a seg map. At the
+border of a crop's zero canvas the reference keeps a block's class when it holds any image
+pixel; here a block at least half canvas (ignore) becomes unknown, so its pairs leave the loss.
 """
 from typing import Optional, Union
 
