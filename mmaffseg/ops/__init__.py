@@ -1,6 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Pure tensor functions shared by models, metrics and method code (a leaf: imports nothing
-else of mmaffseg)."""
+"""Pure tensor functions shared by models, metrics and method code, and the PSA settings that
+every layer reads (a leaf: imports nothing else of mmaffseg)."""
 from .affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
 from .embedding_similarity import grow_masks, log_dissimilarity, log_similarity, similarity
 from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, pair_indices
@@ -11,6 +11,7 @@ from .pairwise import (
     pairwise_squared_distances,
 )
 from .precision import autocast_disabled, float32_math, upcast
+from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults, psa_crf_args
 from .row_positions import (
     NUM_ROW_BINS,
     PAD_ROW_BIN,
@@ -22,6 +23,9 @@ from .row_positions import (
 __all__ = [
     'NUM_ROW_BINS',
     'PAD_ROW_BIN',
+    'PSA_CRF',
+    'PSA_DEFAULTS',
+    'PSADefaults',
     'affinity_pair_labels',
     'autocast_disabled',
     'batch_row_positions',
@@ -40,6 +44,7 @@ __all__ = [
     'pairwise_mask_iou',
     'pairwise_squared_distances',
     'pil_nearest_rows',
+    'psa_crf_args',
     'row_positions_from_meta',
     'similarity',
     'upcast',

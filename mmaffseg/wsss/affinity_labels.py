@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS, psa_crf_args
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 
 from .cam import add_background, stack_to_label
-from .psa_defaults import PSA_DEFAULTS, psa_crf_args
 
 
 def affinity_label_from_cams(img: np.ndarray,

@@ -64,6 +64,7 @@ from mmseg.registry import LOOPS, MODELS
 from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import table1_report
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS, psa_crf_args
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.checkpoint import load_local_weights
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
@@ -77,7 +78,6 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
     leaf_dataset,
     read_png,
 )
-from .psa_defaults import PSA_DEFAULTS, psa_crf_args
 from .pseudo_label_provenance import check_image_record, pseudo_label_provenance
 from .pseudo_label_stages import (
     WALK_STAGES,
@@ -129,7 +129,7 @@ class PseudoLabelLoop(BaseLoop):
     """Make PSA pseudo labels (and affinity labels) for every image of a dataset.
 
     The defaults of ``cam_scales`` ... ``rw_logt`` and the CRF settings are PSA's,
-    :data:`~mmaffseg.wsss.psa_defaults.PSA_DEFAULTS` (shared with :func:`stage_labels`).
+    :data:`~mmaffseg.ops.psa_defaults.PSA_DEFAULTS` (shared with :func:`stage_labels`).
 
     Args:
         runner (Runner): The runner; its ``model`` is the CAM classifier (e.g.

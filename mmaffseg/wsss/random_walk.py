@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 
 from .cam import add_background
-from .psa_defaults import PSA_DEFAULTS
 from .random_walk_kernel import compiled_library, compiled_walk, kernel_choice, unavailable_reason
 
 

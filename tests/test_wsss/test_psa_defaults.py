@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""PSA's hyper-parameters are defined once (mmaffseg/wsss/psa_defaults.py): the pseudo-label
+"""PSA's hyper-parameters are defined once (mmaffseg/ops/psa_defaults.py): the pseudo-label
 loop, the stage function and the lower-level functions take their defaults from it, and it
 holds the official recipe's numbers.
 
@@ -16,7 +16,7 @@ from mmaffseg.wsss import (
     random_walk_cams,
     stage_labels,
 )
-from mmaffseg.wsss.psa_defaults import PSA_DEFAULTS, psa_crf_args
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS, psa_crf_args
 
 # The official recipe, written out from /work/shared/docs/methods.md, section "PSA / AffinityNet
 # weakly supervised pipeline (Ahn & Kwak CVPR 2018; ref jiwoon-ahn/psa)":

@@ -116,7 +116,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
     from mmaffseg.apis import load_config
     from mmaffseg.postprocessing import DenseCRF
     from mmaffseg.wsss.label_store import PseudoLabelStore
-    from mmaffseg.wsss.psa_defaults import PSA_DEFAULTS, psa_crf_args
+    from mmaffseg.ops.psa_defaults import PSA_DEFAULTS, psa_crf_args
     cfg = load_config(config)
     loop = cfg.test_cfg
     if loop.get('type') != 'PseudoLabelLoop':
