@@ -11,7 +11,7 @@ from .pairwise import (
     pairwise_squared_distances,
 )
 from .precision import autocast_disabled, float32_math, upcast
-from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults, psa_crf_args
+from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults
 from .row_positions import (
     NUM_ROW_BINS,
     PAD_ROW_BIN,
@@ -44,7 +44,6 @@ __all__ = [
     'pairwise_mask_iou',
     'pairwise_squared_distances',
     'pil_nearest_rows',
-    'psa_crf_args',
     'row_positions_from_meta',
     'similarity',
     'upcast',

@@ -226,7 +226,7 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
             inputs['crf'] = crf_inputs(self.crf)
         if self.sweep == 'walk':
             inputs.update(walk_inputs(self.aff_checkpoint, self._aff_model()),
-                          rw_logt=self.rw_kwargs['logt'])
+                          rw_logt=self.stage_settings['rw_logt'])
         return prov.stage(f'selection_{self.sweep}', inputs, [CAMS_STAGE])
 
     def _regenerated_files(self) -> List[str]:
@@ -319,5 +319,5 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
         aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
         return walk_sweep_areas(
             cams, class_ids, aff, img_rgb, gt, self.candidates, num_classes, head.radius,
-            head.label_stride, self.rw_kwargs['logt'],
+            head.label_stride, self.stage_settings['rw_logt'],
             self.crf if self.select_on == 'rw_crf' else None, self.ignore_index)

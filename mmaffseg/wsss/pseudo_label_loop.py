@@ -64,7 +64,7 @@ from mmseg.registry import LOOPS, MODELS
 from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import table1_report
-from mmaffseg.ops.psa_defaults import PSA_DEFAULTS, psa_crf_args
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.checkpoint import load_local_weights
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
@@ -219,13 +219,11 @@ class PseudoLabelLoop(BaseLoop):
         self.aff_checkpoint = aff_checkpoint
         self.aff_model_cfg = aff_model
         self.cam_kwargs = dict(scales=tuple(cam_scales), flip=cam_flip)
-        self.cam_bg_score = cam_bg_score
-        self.low_alpha, self.high_alpha = low_alpha, high_alpha
-        self.rw_kwargs = dict(alpha=rw_alpha, beta=rw_beta, logt=rw_logt)
-        self.stage_kwargs = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
-                                 high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
-                                 rw_logt=rw_logt, aff_hint=aff_checkpoint)
-        self.crf = DenseCRF(**psa_crf_args(crf))
+        #: The settings of the stages (:func:`stage_labels` arguments), the loop's one copy.
+        self.stage_settings = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
+                                   high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
+                                   rw_logt=rw_logt)
+        self.crf = DenseCRF(**(crf or {}))  # PSA's CRF, updated by the config's crf
         self.chunk_size = chunk_size or max(1, self.crf.workers)
         self.save_cams = save_cams
         self.num_threads = num_threads
@@ -355,7 +353,7 @@ class PseudoLabelLoop(BaseLoop):
         stages and report) declared."""
         cfg = self.runner.cfg
         cam_model = cfg.get('model') or dict(type=type(self.runner.model).__name__)
-        settings = dict(self.stage_kwargs, cam_scales=list(self.cam_kwargs['scales']),
+        settings = dict(self.stage_settings, cam_scales=list(self.cam_kwargs['scales']),
                         cam_flip=self.cam_kwargs['flip'], ignore_index=self.ignore_index)
         images = None if stages is not None else [
             self._paths(dataset, index)[0] for index in range(len(dataset))]
@@ -447,14 +445,13 @@ class PseudoLabelLoop(BaseLoop):
             stages = [s for s in image.todo if (s in WALK_STAGES) == walk]
             if not stages:
                 continue
-            aff, head = None, None
-            if walk:
+            aff, grid = None, {}
+            if walk:  # the affinities and the grid they were predicted on
                 head = aff_model.decode_head
                 aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
-            labels, unaries = stage_labels(
-                cams, class_ids, stages, aff,
-                radius=getattr(head, 'radius', PSA_DEFAULTS.radius),
-                stride=getattr(head, 'label_stride', PSA_DEFAULTS.stride), **self.stage_kwargs)
+                grid = dict(radius=head.radius, stride=head.label_stride)
+            labels, unaries = stage_labels(cams, class_ids, stages, aff, **grid,
+                                           aff_hint=self.aff_checkpoint, **self.stage_settings)
             for stage, label in labels.items():
                 self._write(image, stage, label)
             image.crf_inputs.update(unaries)

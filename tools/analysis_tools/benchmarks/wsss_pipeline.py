@@ -114,9 +114,9 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
     from mmseg.registry import MODELS
 
     from mmaffseg.apis import load_config
+    from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
     from mmaffseg.postprocessing import DenseCRF
     from mmaffseg.wsss.label_store import PseudoLabelStore
-    from mmaffseg.ops.psa_defaults import PSA_DEFAULTS, psa_crf_args
     cfg = load_config(config)
     loop = cfg.test_cfg
     if loop.get('type') != 'PseudoLabelLoop':
@@ -130,7 +130,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
         cam_model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
         aff_model = revert_sync_batchnorm(MODELS.build(aff_cfg)).eval()
     head = aff_model.decode_head
-    crf = DenseCRF(**psa_crf_args(dict(loop.get('crf') or {}, workers=0)))  # serial
+    crf = DenseCRF(**dict(loop.get('crf') or {}, workers=0))  # PSA's CRF, serial
     stage_kwargs = {k: loop[k] for k in ('cam_bg_score', 'low_alpha', 'high_alpha', 'rw_alpha',
                                          'rw_beta', 'rw_logt') if k in loop}
     cam_kwargs = dict(scales=tuple(loop.get('cam_scales', PSA_DEFAULTS.cam_scales)),
