@@ -37,6 +37,7 @@ from mmseg.registry import LOOPS
 from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import iou_from_areas, label_areas
+from mmaffseg.ops.psa_stages import CRF_STAGES, WALK_STAGES
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.config_errors import OutputDirError
@@ -49,7 +50,6 @@ from .label_store import leaf_dataset
 from .pseudo_label_loop import PseudoLabelLoop
 from .pseudo_label_provenance import (
     CAMS_STAGE,
-    CRF_STAGES,
     IMAGE_RECORD,
     crf_inputs,
     image_list_inputs,
@@ -182,8 +182,8 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                  result_file: Optional[str] = None, **kwargs) -> None:
         if sweep not in SWEEPS:
             raise ValueError(f'sweep must be one of {SWEEPS}, got {sweep!r}')
-        if select_on not in ('rw', 'rw_crf'):
-            raise ValueError(f"select_on must be 'rw' or 'rw_crf', got {select_on!r}")
+        if select_on not in WALK_STAGES:
+            raise ValueError(f'select_on must be one of {WALK_STAGES}, got {select_on!r}')
         kwargs['stages'] = ('affinity_labels', ) if sweep == 'affinity' else (select_on, )
         super().__init__(runner, dataloader, None, **kwargs)
         self.sweep = sweep
@@ -320,4 +320,4 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
         return walk_sweep_areas(
             cams, class_ids, aff, img_rgb, gt, self.candidates, num_classes, head.radius,
             head.label_stride, self.stage_settings['rw_logt'],
-            self.crf if self.select_on == 'rw_crf' else None, self.ignore_index)
+            self.crf if self.select_on in CRF_STAGES else None, self.ignore_index)

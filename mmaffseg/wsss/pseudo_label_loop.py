@@ -65,13 +65,13 @@ from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import table1_report
 from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
+from mmaffseg.ops.psa_stages import EVALUATED_STAGES, WALK_STAGES
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.checkpoint import load_local_weights
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
 from mmaffseg.utils.provenance import Provenance
 
 from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exported)
-    STAGE_DIRS,
     OutputFolderError,
     PseudoLabelStore,
     label_relpath,
@@ -80,7 +80,6 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
 )
 from .pseudo_label_provenance import check_image_record, pseudo_label_provenance
 from .pseudo_label_stages import (
-    WALK_STAGES,
     batch_crf,
     check_cam_size,
     compute_cams,
@@ -90,9 +89,6 @@ from .pseudo_label_stages import (
     preprocess_sample,
     stage_labels,
 )
-
-#: Stages whose labels are scored against the ground truth.
-EVALUATED_STAGES = ('cam', 'rw', 'rw_crf')
 
 
 def shard_indices(num_items: int, rank: int, world_size: int) -> List[int]:
@@ -141,9 +137,11 @@ class PseudoLabelLoop(BaseLoop):
         evaluator (Evaluator | dict | list, optional): Typically
             ``dict(type='PseudoLabelMetric')``. Default: None (no evaluation).
         out_dir (str, optional): Output root. Default: ``<work_dir>/pseudo_labels``.
-        stages (Sequence[str]): Outputs to make, from ``cam``, ``affinity_labels``, ``rw``,
-            ``rw_crf``. Default: ('cam', 'rw', 'rw_crf'); ('cam', 'affinity_labels') makes
-            the AffinityNet training labels (no AffinityNet needed).
+        stages (Sequence[str]): Outputs to make, from
+            :data:`~mmaffseg.ops.psa_stages.PSA_STAGES` (``cam``, ``affinity_labels``, ``rw``,
+            ``rw_crf``). Default: the evaluated stages (``cam``, ``rw``, ``rw_crf``);
+            ``('cam', 'affinity_labels')`` makes the AffinityNet training labels (no
+            AffinityNet needed).
         cam_checkpoint (str): Checkpoint of the CAM classifier.
         aff_checkpoint (str, optional): Checkpoint of the AffinityNet (``rw``/``rw_crf``).
         aff_model (dict | str, optional): AffinityNet model config, or the path of a config
@@ -178,7 +176,7 @@ class PseudoLabelLoop(BaseLoop):
                  dataloader,
                  evaluator: Union[Evaluator, dict, list, None] = None,
                  out_dir: Optional[str] = None,
-                 stages: Sequence[str] = ('cam', 'rw', 'rw_crf'),
+                 stages: Sequence[str] = EVALUATED_STAGES,
                  cam_checkpoint: Optional[str] = None,
                  aff_checkpoint: Optional[str] = None,
                  aff_model: Union[dict, str, None] = None,
@@ -201,7 +199,7 @@ class PseudoLabelLoop(BaseLoop):
         self.store = PseudoLabelStore(out_dir or osp.join(runner.work_dir, 'pseudo_labels'),
                                       stages)
         self.stages = self.store.stages  # pipeline order
-        self.needs_affinity_net = bool({'rw', 'rw_crf'} & set(self.stages))
+        self.needs_affinity_net = bool(set(WALK_STAGES) & set(self.stages))
         if not cam_checkpoint or not osp.isfile(cam_checkpoint):
             raise FileNotFoundError(
                 f'the CAM classifier checkpoint {cam_checkpoint!r} does not exist; pass '
@@ -213,8 +211,9 @@ class PseudoLabelLoop(BaseLoop):
                     f'{aff_checkpoint!r} does not exist; pass --aff-checkpoint '
                     '(test_cfg.aff_checkpoint), or make only affinity labels (--affinity-labels)')
             if aff_model is None:
-                raise ValueError('stages rw / rw_crf need test_cfg.aff_model: the AffinityNet '
-                                 'model config (a dict, or the path of its training config)')
+                raise ValueError(f'stages {" / ".join(WALK_STAGES)} need test_cfg.aff_model: the '
+                                 'AffinityNet model config (a dict, or the path of its training '
+                                 'config)')
         self.cam_checkpoint = cam_checkpoint
         self.aff_checkpoint = aff_checkpoint
         self.aff_model_cfg = aff_model

@@ -33,14 +33,12 @@ from PIL import Image
 from torch import Tensor
 
 from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
+from mmaffseg.ops.psa_stages import WALK_STAGES
 
 from ..models.utils.preprocessing import to_rgb
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
 from .random_walk import random_walk_cams
-
-#: The stages that need the AffinityNet's affinities.
-WALK_STAGES = ('rw', 'rw_crf')
 
 
 def check_finite(x: Tensor, what: str, hint: str) -> None:
