@@ -29,9 +29,11 @@ The table sits in this leaf package so that every layer can read it: the pair fu
 (:data:`PSA_CRF`), :class:`~mmaffseg.models.decode_heads.AffinityHead` (``radius``,
 ``stride``) and the functions and loops of :mod:`mmaffseg.wsss`. None of them writes a number
 of its own, so a config value travels one path to its use: e.g. ``test_cfg.rw_beta`` ->
-:class:`~mmaffseg.wsss.PseudoLabelLoop` -> :func:`~mmaffseg.wsss.stage_labels` ->
+:class:`~mmaffseg.wsss.PseudoLabelLoop` (``stage_settings``) ->
+:class:`~mmaffseg.wsss.image_step.ImageStep` -> :func:`~mmaffseg.wsss.stage_labels` ->
 :func:`~mmaffseg.wsss.random_walk_cams` -> :func:`~mmaffseg.wsss.random_walk`, and
-``test_cfg.crf`` -> ``DenseCRF(**crf)``.
+``test_cfg.crf`` -> ``DenseCRF(**crf)``; the walk's ``radius`` and ``stride`` come from the
+AffinityNet's head (read by the image step).
 """
 from dataclasses import dataclass, field
 from types import MappingProxyType

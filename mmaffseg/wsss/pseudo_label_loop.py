@@ -10,10 +10,11 @@ builds the AffinityNet from ``aff_model``. For every image of ``test_dataloader.
 writes, under ``out_dir``, the label maps of the requested ``stages`` (``cam``,
 ``affinity_labels``, ``rw``, ``rw_crf``; what each holds:
 :mod:`mmaffseg.wsss.pseudo_label_stages`) and caches the CAMs; the folders and file names, in
-mmseg's seg-map layout, are :mod:`mmaffseg.wsss.label_store`'s. The code is in three parts:
-this loop (sharding, hooks, failures, progress, report), the stages of one image on tensors
-(:func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`) and the files
-(:class:`~mmaffseg.wsss.label_store.PseudoLabelStore`).
+mmseg's seg-map layout, are :mod:`mmaffseg.wsss.label_store`'s. The code is in four parts:
+this loop (sharding, hooks, failures, progress, report), the step of one image through the
+networks (:class:`~mmaffseg.wsss.image_step.ImageStep`, shared with the parameter selection),
+the stages of one image on tensors (:func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`)
+and the files (:class:`~mmaffseg.wsss.label_store.PseudoLabelStore`).
 
 Behaviour:
 
@@ -49,7 +50,9 @@ mmengine passes to one constructor.)
 """
 import logging
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from functools import partial
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -71,6 +74,7 @@ from mmaffseg.utils.checkpoint import load_local_weights
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
 from mmaffseg.utils.provenance import Provenance
 
+from .image_step import ImageStep
 from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exported)
     OutputFolderError,
     PseudoLabelStore,
@@ -79,16 +83,7 @@ from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exporte
     read_png,
 )
 from .pseudo_label_provenance import check_image_record, pseudo_label_provenance
-from .pseudo_label_stages import (
-    batch_crf,
-    check_cam_size,
-    compute_cams,
-    crf_stage_labels,
-    packed_image_rgb,
-    pil_scaled_inputs,
-    preprocess_sample,
-    stage_labels,
-)
+from .pseudo_label_stages import batch_crf, compute_cams, crf_stage_labels
 
 
 def shard_indices(num_items: int, rank: int, world_size: int) -> List[int]:
@@ -281,38 +276,62 @@ class PseudoLabelLoop(BaseLoop):
 
     # --------------------------------------------------------------------------- the run
     def run(self) -> dict:
-        """Make the outputs of this rank's images, then evaluate and report."""
+        """Make the outputs of this rank's images, then evaluate and report.
+
+        The frame of both PSA loops: the hooks, the output folder checked
+        (:meth:`_check_outputs`) and claimed, then :meth:`_work` on the dataset.
+        """
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
-        free = self.store.check()
+        free = self._check_outputs()
         dataset = self.dataloader.dataset
         dataset.full_init()
         with self._claim_out_dir(dataset):
-            print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB '
-                      'free)', logger='current')
-            metrics = self._make_labels(dataset)
+            metrics = self._work(dataset, free)
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
 
-    def _make_labels(self, dataset) -> dict:
-        """Make this rank's outputs, evaluate and report; return the metrics."""
+    def _check_outputs(self) -> int:
+        """Check the outputs can be written before any work; return the free bytes."""
+        return self.store.check()
+
+    def _work(self, dataset, free: int) -> dict:
+        """The work on the claimed ``out_dir``; returns the metrics."""
+        print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB free)',
+                  logger='current')
+        return self._make_labels(dataset)
+
+    @contextmanager
+    def _inference(self, with_affinity_net: bool) -> Iterator[tuple]:
+        """``(cam_model, aff_model)`` loaded for inference (``aff_model`` None without
+        ``with_affinity_net``), with ``num_threads`` torch threads and autograd off."""
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
-        aff_model = self._affinity_net(device) if self.needs_affinity_net else None
-        rank, world_size = get_dist_info()
-        indices = shard_indices(len(dataset), rank, world_size)
-        self.failures, self.processed, self.skipped = [], [], []
-        bar = ProgressBar(len(indices)) if rank == 0 and indices else None
+        aff_model = self._affinity_net(device) if with_affinity_net else None
         threads = torch.get_num_threads()
         try:
             torch.set_num_threads(self.num_threads or threads)
             with torch.no_grad():
-                for start in range(0, len(indices), self.chunk_size):
-                    self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
-                                    aff_model, bar)
+                yield cam_model, aff_model
         finally:
             torch.set_num_threads(threads)
+
+    def _step(self, cam_model, aff_model) -> ImageStep:
+        """The per-image step of these models with this loop's CAMs and settings."""
+        return ImageStep(cam_model, aff_model, partial(self._cams, cam_model),
+                         self.cam_kwargs['scales'], self.stage_settings, self.aff_checkpoint)
+
+    def _make_labels(self, dataset) -> dict:
+        """Make this rank's outputs, evaluate and report; return the metrics."""
+        rank, world_size = get_dist_info()
+        indices = shard_indices(len(dataset), rank, world_size)
+        self.failures, self.processed, self.skipped = [], [], []
+        bar = ProgressBar(len(indices)) if rank == 0 and indices else None
+        with self._inference(self.needs_affinity_net) as (cam_model, aff_model):
+            for start in range(0, len(indices), self.chunk_size):
+                self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
+                                aff_model, bar)
         self.failures = sorted(f for part in all_gather_object(self.failures) for f in part)
         metrics = {}
         if self.evaluator is not None:
@@ -410,50 +429,27 @@ class PseudoLabelLoop(BaseLoop):
 
     def _model_pass(self, dataset, image: _Image, cache: str, cam_model, aff_model) -> None:
         """Load the sample, compute CAMs / walk, write the outputs that need no CRF."""
-        # prepare_data, not dataset[i]: BaseDataset would swap in a random other image when
-        # the pipeline returns None. Unreadable images and missing labels raise here.
-        dataset, index = leaf_dataset(dataset, image.index)
-        data = dataset.prepare_data(index)
-        if data is None:
-            raise ValueError('the data pipeline dropped the image (returned None)')
-        sample = data['data_samples']
-        if 'gt_sem_seg' in sample:
-            image.gt = sample.gt_sem_seg.data[0].cpu().numpy()
+        step = self._step(cam_model, aff_model)
+        sample = step.load(dataset, image.index)  # unreadable images raise here
+        image.gt = sample.gt
         if not image.todo:
             return
-        labels = sample.get('gt_class_labels')
-        if labels is None:
+        if sample.class_labels is None:
             raise _ConfigError(
                 f'the dataset sample of {image.img_path} has no gt_class_labels: add '
                 'LoadImageLevelLabels to the pseudo-label pipeline and pack it with '
                 "PackSegInputs(meta_keys=(..., 'gt_class_labels'))")
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.float32).flatten()
-        if not labels.any():
-            raise ValueError('the image has no image-level labels (gt_class_labels is all '
-                             'zero): there is no class to localise; fix its labels or leave it '
-                             'out of the dataset')
-        check_cam_size(data['inputs'].shape[-2:], self.cam_kwargs['scales'])
+        step.cams(sample, cache)
+        image.img_rgb, image.class_ids = sample.img_rgb, sample.class_ids
         self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
-        img_norm = preprocess_sample(cam_model, data)
-        image.img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
-                                     pil_scaled_inputs(cam_model, data))
-        image.class_ids = class_ids
         # the stages without the walk first: their labels are written even if the walk fails
         for walk in (False, True):
             stages = [s for s in image.todo if (s in WALK_STAGES) == walk]
-            if not stages:
-                continue
-            aff, grid = None, {}
-            if walk:  # the affinities and the grid they were predicted on
-                head = aff_model.decode_head
-                aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
-                grid = dict(radius=head.radius, stride=head.label_stride)
-            labels, unaries = stage_labels(cams, class_ids, stages, aff, **grid,
-                                           aff_hint=self.aff_checkpoint, **self.stage_settings)
-            for stage, label in labels.items():
-                self._write(image, stage, label)
-            image.crf_inputs.update(unaries)
+            if stages:
+                labels, unaries = step.stage_labels(sample, stages)
+                for stage, label in labels.items():
+                    self._write(image, stage, label)
+                image.crf_inputs.update(unaries)
 
     def _crf_pass(self, image: _Image, refined: Dict[str, np.ndarray]) -> None:
         for stage, label in crf_stage_labels(refined, image.class_ids,

@@ -181,3 +181,20 @@ def test_config_values_reach_the_walk_and_the_crf(tiny_synthetic_root, checkpoin
     assert {k: getattr(loop.crf, k) for k in OFFICIAL_CRF if k != 'bilateral_srgb'} == \
         {k: v for k, v in OFFICIAL_CRF.items() if k != 'bilateral_srgb'}
     assert loop.crf.workers == 0
+
+
+def test_selection_walks_each_candidate_with_the_configs_settings(tiny_synthetic_root,
+                                                                  checkpoints, tmp_path,
+                                                                  monkeypatch):
+    """The walk sweep goes down the same path: each candidate's alpha / beta, the config's
+    ``rw_logt`` and the AffinityNet's radius / stride reach the walk of every selection image."""
+    from test_wsss.test_param_selection import _select
+    calls = _walk_spy(monkeypatch)
+    result = _select(tiny_synthetic_root, checkpoints, tmp_path / 'out', 'walk', '--rw-alphas',
+                     '3', '--rw-betas', '2', '5', '--select-on', 'rw')  # rw_logt=3
+    assert [row['rw_beta'] for row in result['candidates']] == [2.0, 5.0]
+    walks = [kwargs for name, kwargs in calls if name == 'random_walk_cams']
+    assert walks == [dict(alpha=3.0, beta=beta, logt=3, radius=5, stride=4)
+                     for _ in range(3) for beta in (2.0, 5.0)]  # 3 images, 2 candidates
+    weights = [kwargs for name, kwargs in calls if name != 'random_walk_cams']
+    assert [w['beta'] for w in weights] == [2.0, 5.0] * 3 and {w['radius'] for w in weights} == {5}
