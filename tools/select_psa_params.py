@@ -35,7 +35,7 @@ from mmaffseg.apis import (
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.ops.psa_stages import WALK_STAGES
 from mmaffseg.utils.config_errors import OutputDirError
-from mmaffseg.wsss.param_selection import SWEEPS
+from mmaffseg.wsss.param_selection import AFFINITY_STAGE, SWEEPS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    stages = ['affinity_labels'] if args.sweep == 'affinity' else [args.select_on]
+    stages = [AFFINITY_STAGE] if args.sweep == 'affinity' else [args.select_on]
     try:
         cfg = load_config(args.config, args.cfg_options)
         prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,
