@@ -39,6 +39,7 @@ from mmaffseg.apis import (
     report_error,
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.ops.psa_stages import STAGE_NAMES
 from mmaffseg.utils.config_errors import OutputDirError
 
 
@@ -53,7 +54,7 @@ def parse_args() -> argparse.Namespace:
                         help='make the AffinityNet training labels (stages cam, '
                         'affinity_labels) instead of pseudo labels')
     parser.add_argument('--stages', nargs='+',
-                        choices=['cam', 'affinity_labels', 'rw', 'rw_crf'],
+                        choices=STAGE_NAMES,
                         help='stages to run (default: the config\'s)')
     parser.add_argument('--no-crf', action='store_true', help='skip the dense CRF stage')
     parser.add_argument('--overwrite', action='store_true',

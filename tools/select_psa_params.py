@@ -33,8 +33,9 @@ from mmaffseg.apis import (
     report_error,
 )
 from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.ops.psa_stages import WALK_STAGES
 from mmaffseg.utils.config_errors import OutputDirError
-from mmaffseg.wsss.param_selection import SWEEPS
+from mmaffseg.wsss.param_selection import AFFINITY_STAGE, SWEEPS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='high alpha = ratio x low alpha (PSA: 32 / 4 = 8)')
     parser.add_argument('--rw-alphas', type=float, nargs='+', default=[2, 4, 8, 16])
     parser.add_argument('--rw-betas', type=float, nargs='+', default=[4, 8, 16])
-    parser.add_argument('--select-on', choices=['rw', 'rw_crf'], default='rw_crf',
+    parser.add_argument('--select-on', choices=WALK_STAGES, default='rw_crf',
                         help='walk criterion: the walk + dCRF labels (default) or the walk\'s')
     parser.add_argument('--work-dir', help='dir for the logs')
     parser.add_argument('--overwrite', action='store_true',
@@ -64,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    stages = ['affinity_labels'] if args.sweep == 'affinity' else [args.select_on]
+    stages = [AFFINITY_STAGE] if args.sweep == 'affinity' else [args.select_on]
     try:
         cfg = load_config(args.config, args.cfg_options)
         prepare_pseudo_label_cfg(cfg, args.config, args.cam_checkpoint, args.aff_checkpoint,

@@ -5,10 +5,9 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from .runner_setup import default_work_dir
+from mmaffseg.ops.psa_stages import CAM_STAGES, EVALUATED_STAGES, WALK_STAGES
 
-#: Stages made by ``--affinity-labels``: the AffinityNet training labels (and CAM labels).
-AFFINITY_LABEL_STAGES = ('cam', 'affinity_labels')
+from .runner_setup import default_work_dir
 
 
 def prepare_pseudo_label_cfg(cfg: Config,
@@ -55,13 +54,13 @@ def prepare_pseudo_label_cfg(cfg: Config,
     if affinity_labels and stages:
         raise ValueError('give either --affinity-labels or --stages, not both')
     if affinity_labels:
-        stages = AFFINITY_LABEL_STAGES
-    stages = list(stages or loop.get('stages', ('cam', 'rw', 'rw_crf')))
+        stages = CAM_STAGES  # what the CAMs alone make: the AffinityNet's training labels
+    stages = list(stages or loop.get('stages', EVALUATED_STAGES))
     if no_crf:
         stages = [s for s in stages if s != 'rw_crf']
     if not cam_checkpoint or not osp.isfile(cam_checkpoint):
         raise FileNotFoundError(f'--cam-checkpoint {cam_checkpoint!r} does not exist')
-    if {'rw', 'rw_crf'} & set(stages):
+    if set(WALK_STAGES) & set(stages):
         if not aff_checkpoint:
             raise FileNotFoundError(
                 f'stages {stages} include the random walk, which needs --aff-checkpoint (the '

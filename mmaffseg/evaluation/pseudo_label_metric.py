@@ -28,8 +28,11 @@ from mmengine.logging import print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-#: (stage key, Table 1 row name): stage keys are the output folders of the PSA runner.
-TABLE1_ROWS = (('cam', 'CAM'), ('rw', 'CAM + RW'), ('rw_crf', 'CAM + RW + dCRF'))
+from mmaffseg.ops.psa_stages import PSA_STAGES
+
+#: (stage, Table 1 row name) of the evaluated stages of
+#: :data:`~mmaffseg.ops.psa_stages.PSA_STAGES`, in Table 1 order.
+TABLE1_ROWS = tuple((s.name, s.table1_row) for s in PSA_STAGES if s.evaluated)
 _ROW_NAMES = dict(TABLE1_ROWS)
 
 

@@ -1,6 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""Pure tensor functions shared by models, metrics and method code (a leaf: imports nothing
-else of mmaffseg)."""
+"""Pure tensor functions shared by models, metrics and method code, and PSA's settings and
+stage tables that every layer reads (a leaf: imports nothing else of mmaffseg)."""
 from .affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
 from .embedding_similarity import grow_masks, log_dissimilarity, log_similarity, similarity
 from .neighbour_offsets import from_window, neighbour_offsets, neighbour_pairs, pair_indices
@@ -11,6 +11,8 @@ from .pairwise import (
     pairwise_squared_distances,
 )
 from .precision import autocast_disabled, float32_math, upcast
+from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults
+from .psa_stages import PSA_STAGES, PSAStage
 from .row_positions import (
     NUM_ROW_BINS,
     PAD_ROW_BIN,
@@ -22,6 +24,11 @@ from .row_positions import (
 __all__ = [
     'NUM_ROW_BINS',
     'PAD_ROW_BIN',
+    'PSA_CRF',
+    'PSA_DEFAULTS',
+    'PSA_STAGES',
+    'PSADefaults',
+    'PSAStage',
     'affinity_pair_labels',
     'autocast_disabled',
     'batch_row_positions',

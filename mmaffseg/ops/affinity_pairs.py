@@ -17,14 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .neighbour_offsets import neighbour_pairs
+from .psa_defaults import PSA_DEFAULTS
 
 
-def pairwise_affinity(feat: Tensor, radius: int = 5) -> Tensor:
+def pairwise_affinity(feat: Tensor, radius: int = PSA_DEFAULTS.radius) -> Tensor:
     """Affinities ``exp(-mean_c |f_from - f_to|)`` of every radius pair.
 
     Args:
         feat (Tensor): Features ``(B, C, H, W)``.
-        radius (int): Pair radius on the feature grid. Default: 5.
+        radius (int): Pair radius on the feature grid. Default: PSA's ``radius``.
 
     Returns:
         Tensor: ``(B, K, P)`` in the pair order of
@@ -59,7 +60,7 @@ def downsample_label(label: Tensor, stride: int, ignore_index: int = 255) -> Ten
     return out.view(*label.shape[:-2], *out.shape[-2:])
 
 
-def affinity_pair_labels(label: Tensor, radius: int = 5,
+def affinity_pair_labels(label: Tensor, radius: int = PSA_DEFAULTS.radius,
                          ignore_index: int = 255) -> Tuple[Tensor, Tensor, Tensor]:
     """Pair targets of AffinityNet from a label map on the feature grid.
 
@@ -70,7 +71,7 @@ def affinity_pair_labels(label: Tensor, radius: int = 5,
 
     Args:
         label (Tensor): Integer labels ``(..., h, w)`` (0 background, ``ignore_index`` unknown).
-        radius (int): Pair radius. Default: 5.
+        radius (int): Pair radius. Default: PSA's ``radius``.
         ignore_index (int): Unknown label. Default: 255.
 
     Returns:

@@ -82,6 +82,8 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from mmaffseg.ops.psa_defaults import PSA_CRF
+
 from .worker_pool import PersistentPool, WorkerTaskError, cpus_per_rank
 
 #: Raised by :meth:`DenseCRF.batch` for an image that failed in a worker (``.index``).
@@ -130,19 +132,17 @@ class DenseCRF:
     """Dense CRF (pydensecrf) over class probabilities, one image or a batch in a process pool.
 
     Build from config with ``DenseCRF(**cfg)``. See the module docstring for the energy, the
-    published settings, speed and the trusted-input caveat.
+    published settings, speed and the trusted-input caveat. The six kernel and iteration
+    settings default to PSA's (:data:`~mmaffseg.ops.psa_defaults.PSA_CRF`, the module
+    docstring's first row), so ``DenseCRF(workers=4)`` is PSA's CRF.
 
     Args:
-        iterations (int): Mean-field iterations. Defaults to 10.
+        iterations (int): Mean-field iterations.
         gaussian_sxy (float): Spatial std of the Gaussian (smoothness) kernel, pixels.
-            Defaults to 3.
-        gaussian_compat (float): Weight of the Gaussian kernel (Potts). Defaults to 3.
+        gaussian_compat (float): Weight of the Gaussian kernel (Potts).
         bilateral_sxy (float): Spatial std of the bilateral (appearance) kernel, pixels.
-            Defaults to 80 (PSA; DeepLab v1 uses 121, v2 67 / 65).
         bilateral_srgb (float): Colour std of the bilateral kernel, in 0-255 units.
-            Defaults to 13 (PSA; DeepLab v1 uses 5, v2 3).
-        bilateral_compat (float): Weight of the bilateral kernel (Potts). Defaults to 10
-            (PSA; DeepLab v1 and v2 use 4).
+        bilateral_compat (float): Weight of the bilateral kernel (Potts).
         scale_factor (float): Both spatial stds are divided by it. Defaults to 1.
         workers (int | str): Processes used by :meth:`batch`; 0 or 1 runs serially in this
             process; ``'auto'``: one per core this process may run on, shared among the ranks
@@ -153,12 +153,12 @@ class DenseCRF:
     """
 
     def __init__(self,
-                 iterations: int = 10,
-                 gaussian_sxy: float = 3.0,
-                 gaussian_compat: float = 3.0,
-                 bilateral_sxy: float = 80.0,
-                 bilateral_srgb: float = 13.0,
-                 bilateral_compat: float = 10.0,
+                 iterations: int = PSA_CRF['iterations'],
+                 gaussian_sxy: float = PSA_CRF['gaussian_sxy'],
+                 gaussian_compat: float = PSA_CRF['gaussian_compat'],
+                 bilateral_sxy: float = PSA_CRF['bilateral_sxy'],
+                 bilateral_srgb: float = PSA_CRF['bilateral_srgb'],
+                 bilateral_compat: float = PSA_CRF['bilateral_compat'],
                  scale_factor: float = 1.0,
                  workers: Union[int, str] = 0,
                  start_method: Optional[str] = None) -> None:

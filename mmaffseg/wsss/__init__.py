@@ -3,15 +3,11 @@ from .affinity_labels import affinity_label_from_cams, affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
 from .label_store import PseudoLabelStore, label_relpath
 from .param_selection import PSAParamSelectionLoop, select_best
-from .psa_defaults import PSA_CRF, PSA_DEFAULTS, PSADefaults, psa_crf_args
 from .pseudo_label_loop import PseudoLabelLoop, shard_indices
 from .pseudo_label_stages import stage_labels
 from .random_walk import random_walk, random_walk_cams
 
 __all__ = [
-    'PSA_CRF',
-    'PSA_DEFAULTS',
-    'PSADefaults',
     'PSAParamSelectionLoop',
     'PseudoLabelLoop',
     'PseudoLabelStore',
@@ -20,7 +16,6 @@ __all__ = [
     'affinity_label_from_crf',
     'label_relpath',
     'multi_scale_cam',
-    'psa_crf_args',
     'random_walk',
     'random_walk_cams',
     'select_best',

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 
 from .cam import add_background, stack_to_label
-from .psa_defaults import PSA_DEFAULTS, psa_crf_args
 
 
 def affinity_label_from_cams(img: np.ndarray,
@@ -62,7 +62,7 @@ def affinity_label_from_cams(img: np.ndarray,
     if cams.dim() != 3 or cams.shape[0] != class_ids.numel():
         raise ValueError(f'cams must be (K, H, W) with K = len(class_ids) = {class_ids.numel()}, '
                          f'got shape {tuple(cams.shape)}')
-    crf = DenseCRF(**psa_crf_args()) if crf is None else crf
+    crf = DenseCRF() if crf is None else crf
     stacks = [add_background(cams, alpha).numpy() for alpha in (low_alpha, high_alpha)]
     return affinity_label_from_crf(*crf.batch(stacks, [img, img]), class_ids, ignore_index)
 

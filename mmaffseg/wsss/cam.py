@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .psa_defaults import PSA_DEFAULTS
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 
 
 def add_background(cams: Tensor, alpha: float) -> Tensor:

@@ -47,14 +47,14 @@ from mmengine.dataset import ConcatDataset
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmaffseg.ops.psa_stages import STAGE_DIRS
 from mmaffseg.utils.atomic_io import atomic_write_bytes, remove_stale_temp_files
 from mmaffseg.utils.config_errors import OutputDirError
 from mmaffseg.utils.output_folder import check_output_folder
 
 from .pseudo_label_stages import check_finite
 
-#: Stage -> output folder.
-STAGE_DIRS = dict(cam='cam', affinity_labels='affinity_labels', rw='rw', rw_crf='rw_crf')
+#: The folder of the CAM cache under ``out_dir``.
 CAM_CACHE_DIR = 'cams'
 #: The run does not start with less free space than this in ``out_dir``.
 MIN_FREE_BYTES = 64 * 2**20
@@ -149,7 +149,7 @@ class PseudoLabelStore:
     Args:
         out_dir (str): Output root.
         stages (Sequence[str]): The stages whose label files are made (keys of
-            :data:`STAGE_DIRS`).
+            :data:`~mmaffseg.ops.psa_stages.STAGE_DIRS`).
     """
 
     def __init__(self, out_dir: str, stages: Sequence[str]) -> None:
@@ -185,7 +185,8 @@ class PseudoLabelStore:
 
     def image_files(self, dataset, index: int) -> Tuple[List[str], List[str]]:
         """The input files of item ``index`` (its image and mask) and every output of it under
-        ``out_dir`` (the CAM cache and a label per stage of :data:`STAGE_DIRS`)."""
+        ``out_dir`` (the CAM cache and a label per stage of
+        :data:`~mmaffseg.ops.psa_stages.STAGE_DIRS`)."""
         info, rel = self._item(dataset, index)
         inputs = [info['img_path']] + ([info['seg_map_path']] if info.get('seg_map_path')
                                        else [])
@@ -194,7 +195,8 @@ class PseudoLabelStore:
         return inputs, outputs
 
     def stage_folders(self) -> Dict[str, str]:
-        """The folder of every stage (all of :data:`STAGE_DIRS`) and of the CAM cache."""
+        """The folder of every stage (all of :data:`~mmaffseg.ops.psa_stages.STAGE_DIRS`) and
+        of the CAM cache."""
         folders = {CAM_CACHE_DIR: osp.join(self.out_dir, CAM_CACHE_DIR)}
         folders.update({s: osp.join(self.out_dir, d) for s, d in STAGE_DIRS.items()})
         return folders

@@ -21,7 +21,10 @@ The CAMs come from the runner's cache (``out_dir/cams``), the affinities are pre
 per image and every candidate is walked from them, so a sweep costs little more than one
 pseudo-label pass. :class:`PSAParamSelectionLoop` runs a sweep over its ``test_dataloader``
 (nothing else is read) and writes the scores of every candidate and the chosen one to a JSON
-file; ``tools/select_psa_params.py`` is its command line.
+file; ``tools/select_psa_params.py`` is its command line. It is the pseudo-label loop's frame
+(output folder, record, hooks) around another body: each image goes through the same
+per-image step (:class:`~mmaffseg.wsss.image_step.ImageStep`), and each walk candidate's
+labels are :func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`' with its alpha and beta.
 """
 import errno
 import json
@@ -29,7 +32,6 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
@@ -37,6 +39,7 @@ from mmseg.registry import LOOPS
 from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import iou_from_areas, label_areas
+from mmaffseg.ops.psa_stages import CRF_STAGES, WALK_STAGES
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.config_errors import OutputDirError
@@ -44,21 +47,21 @@ from mmaffseg.utils.folder_lock import LOCK_NAME
 from mmaffseg.utils.provenance import RECORD_NAME, Provenance
 
 from .affinity_labels import affinity_label_from_crf
-from .cam import add_background, stack_to_label
-from .label_store import leaf_dataset
+from .cam import add_background
+from .image_step import ImageStep
 from .pseudo_label_loop import PseudoLabelLoop
 from .pseudo_label_provenance import (
     CAMS_STAGE,
-    CRF_STAGES,
     IMAGE_RECORD,
     crf_inputs,
     image_list_inputs,
     walk_inputs,
 )
-from .pseudo_label_stages import packed_image_rgb, pil_scaled_inputs, preprocess_sample
-from .random_walk import random_walk_cams
+from .pseudo_label_stages import batch_crf, crf_stage_labels, stage_labels
 
 SWEEPS = ('affinity', 'walk')
+#: The stage whose labels the affinity sweep scores.
+AFFINITY_STAGE = 'affinity_labels'
 
 
 def mean_iou(areas: np.ndarray) -> float:
@@ -136,19 +139,22 @@ def walk_sweep_areas(cams: Tensor, class_ids: Tensor, aff: Tensor, img_rgb: Opti
     Returns:
         dict: ``{'rw': {candidate: areas}, 'rw_crf': {...}}`` (``rw_crf`` only with ``crf``).
     """
-    out = dict(rw={}, rw_crf={}) if crf is not None else dict(rw={})
-    probs = []
-    for alpha, beta in candidates:
-        scores = random_walk_cams(cams[None].to(aff.device), aff, alpha=alpha, beta=beta,
-                                  logt=logt, radius=radius, stride=stride)[0]
-        label = stack_to_label(scores.argmax(0), class_ids).cpu().numpy()
-        out['rw'][(alpha, beta)] = label_areas(label, gt, num_classes, ignore_index)
-        if crf is not None:
-            probs.append((scores / scores.sum(0, keepdim=True).clamp_min(1e-5)).cpu().numpy())
-    if crf is not None:
-        for cand, q in zip(candidates, crf.batch(probs, [img_rgb] * len(probs))):
-            label = stack_to_label(torch.from_numpy(q.argmax(0)), class_ids.cpu()).numpy()
-            out['rw_crf'][cand] = label_areas(label, gt, num_classes, ignore_index)
+    stages = [s for s in WALK_STAGES if crf is not None or s not in CRF_STAGES]
+    outputs = [stage_labels(cams, class_ids, stages, aff, radius=radius, stride=stride,
+                            rw_alpha=alpha, rw_beta=beta, rw_logt=logt)
+               for alpha, beta in candidates]
+    out: Dict[str, Dict[tuple, np.ndarray]] = {}
+    for cand, (labels, _) in zip(candidates, outputs):
+        for stage, label in labels.items():
+            out.setdefault(stage, {})[cand] = label_areas(label.cpu().numpy(), gt, num_classes,
+                                                          ignore_index)
+    if crf is not None:  # every candidate's CRF in one batch
+        refined = batch_crf(crf, [unaries for _, unaries in outputs], [img_rgb] * len(outputs),
+                            fallback=False)
+        for cand, q in zip(candidates, refined):
+            for stage, label in crf_stage_labels(q, class_ids, ignore_index).items():
+                out.setdefault(stage, {})[cand] = label_areas(label.numpy(), gt, num_classes,
+                                                              ignore_index)
     return out
 
 
@@ -182,9 +188,9 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                  result_file: Optional[str] = None, **kwargs) -> None:
         if sweep not in SWEEPS:
             raise ValueError(f'sweep must be one of {SWEEPS}, got {sweep!r}')
-        if select_on not in ('rw', 'rw_crf'):
-            raise ValueError(f"select_on must be 'rw' or 'rw_crf', got {select_on!r}")
-        kwargs['stages'] = ('affinity_labels', ) if sweep == 'affinity' else (select_on, )
+        if select_on not in WALK_STAGES:
+            raise ValueError(f'select_on must be one of {WALK_STAGES}, got {select_on!r}')
+        kwargs['stages'] = (AFFINITY_STAGE, ) if sweep == 'affinity' else (select_on, )
         super().__init__(runner, dataloader, None, **kwargs)
         self.sweep = sweep
         if sweep == 'affinity':
@@ -195,25 +201,26 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
             self.names = ('rw_alpha', 'rw_beta')
         if not self.candidates:
             raise ValueError('PSAParamSelectionLoop: no candidates to compare')
-        self.select_on = select_on if sweep == 'walk' else 'affinity_labels'
+        self.select_on = select_on if sweep == 'walk' else AFFINITY_STAGE
         self.result_file = result_file or osp.join(self.out_dir, f'selection_{sweep}.json')
         self.result: dict = {}
 
     def run(self) -> dict:
-        """Score every candidate on the selection set; write and return the result."""
-        self.runner.call_hook('before_test')
-        self.runner.call_hook('before_test_epoch')
+        """Score every candidate on the selection set; write the result, return the chosen
+        values (the frame is :meth:`PseudoLabelLoop.run`'s)."""
+        super().run()
+        return self.result['selected']
+
+    def _check_outputs(self) -> int:
         if get_dist_info()[1] > 1:
             raise RuntimeError('PSAParamSelectionLoop runs in one process (no --launcher)')
-        self.store.check()
+        free = super()._check_outputs()
         self._check_result_file()
-        dataset = self.dataloader.dataset
-        dataset.full_init()
-        with self._claim_out_dir(dataset):
-            self._select(dataset)
-        self.runner.call_hook('after_test_epoch', metrics={})
-        self.runner.call_hook('after_test')
-        return self.result['selected']
+        return free
+
+    def _work(self, dataset, free: int) -> dict:
+        self._select(dataset)
+        return {}  # no metrics: the result is the file
 
     def _provenance(self, dataset, stages=None) -> Provenance:
         """The record of ``out_dir``: the CAM cache and this sweep's result."""
@@ -226,7 +233,7 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
             inputs['crf'] = crf_inputs(self.crf)
         if self.sweep == 'walk':
             inputs.update(walk_inputs(self.aff_checkpoint, self._aff_model()),
-                          rw_logt=self.rw_kwargs['logt'])
+                          rw_logt=self.stage_settings['rw_logt'])
         return prov.stage(f'selection_{self.sweep}', inputs, [CAMS_STAGE])
 
     def _regenerated_files(self) -> List[str]:
@@ -246,28 +253,21 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                 f'output folder {self.out_dir}, which the run keeps; name another file')
 
     def _select(self, dataset) -> None:
-        cam_model = self._cam_model()
-        device = next(cam_model.parameters()).device
-        aff_model = self._affinity_net(device) if self.sweep == 'walk' else None
         num_classes = len(dataset.metainfo['classes'])
         totals: Dict[str, Dict[tuple, np.ndarray]] = {}
         images = []
         bar = ProgressBar(len(dataset)) if len(dataset) else None
-        threads = torch.get_num_threads()
-        try:
-            torch.set_num_threads(self.num_threads or threads)
-            with torch.no_grad():
-                for index in range(len(dataset)):
-                    images.append(self._paths(dataset, index)[0])
-                    areas = self._image_areas(dataset, index, cam_model, aff_model, num_classes)
-                    for stage, per_cand in areas.items():
-                        for cand, a in per_cand.items():
-                            stage_totals = totals.setdefault(stage, {})
-                            stage_totals[cand] = stage_totals.get(cand, 0) + a
-                    if bar is not None:
-                        bar.update()
-        finally:
-            torch.set_num_threads(threads)
+        with self._inference(self.needs_affinity_net) as (cam_model, aff_model):
+            step = self._step(cam_model, aff_model)
+            for index in range(len(dataset)):
+                images.append(self._paths(dataset, index)[0])
+                for stage, per_cand in self._image_areas(dataset, index, step,
+                                                         num_classes).items():
+                    for cand, a in per_cand.items():
+                        stage_totals = totals.setdefault(stage, {})
+                        stage_totals[cand] = stage_totals.get(cand, 0) + a
+                if bar is not None:
+                    bar.update()
         if not images:
             raise ValueError('the selection set (test_dataloader.dataset) is empty')
         best, scores = select_best(totals[self.select_on])
@@ -288,36 +288,26 @@ class PSAParamSelectionLoop(PseudoLabelLoop):
                   f'\nselected {self.result["selected"]} ({scores[best]:.2f} mIoU); written '
                   f'to {self.result_file}', logger='current')
 
-    def _image_areas(self, dataset, index: int, cam_model, aff_model,
+    def _image_areas(self, dataset, index: int, step: ImageStep,
                      num_classes: int) -> Dict[str, Dict[tuple, np.ndarray]]:
+        """The areas of every candidate's labels of one selection image."""
         img_path, cache, _ = self._paths(dataset, index)
-        leaf, leaf_index = leaf_dataset(dataset, index)
-        data = leaf.prepare_data(leaf_index)
-        if data is None:
-            raise ValueError(f'{img_path}: the data pipeline dropped the image')
-        sample = data['data_samples']
-        if 'gt_sem_seg' not in sample or sample.get('gt_class_labels') is None:
-            raise ValueError(f'{img_path}: a selection image needs its mask (LoadAnnotations) '
-                             'and image-level labels (LoadImageLevelLabels) in the pipeline')
-        gt = sample.gt_sem_seg.data[0].cpu().numpy()
-        labels = torch.as_tensor(np.asarray(sample.gt_class_labels),
-                                 dtype=torch.float32).flatten()
-        if not labels.any():
-            raise ValueError(f'{img_path}: no image-level labels; leave it out of the selection '
-                             'set')
-        img_norm = preprocess_sample(cam_model, data)
-        img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        # the CAM cache is shared with make_pseudo_labels: compute the CAMs as it does (PIL's
-        # resize for the other scales), or a folder would mix CAMs of both resizes
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
-                                     pil_scaled_inputs(cam_model, data))
+        try:
+            image = step.load(dataset, index)
+            if image.gt is None or image.class_labels is None:
+                raise ValueError('a selection image needs its mask (LoadAnnotations) and '
+                                 'image-level labels (LoadImageLevelLabels) in the pipeline')
+            # the CAM cache is shared with make_pseudo_labels: the step computes them as it does
+            step.cams(image, cache)
+        except ValueError as e:
+            raise ValueError(f'{img_path}: {e}') from None
         if self.sweep == 'affinity':
-            return dict(affinity_labels=affinity_sweep_areas(
-                cams.cpu(), class_ids.cpu(), img_rgb, gt, self.candidates, self.crf,
-                num_classes, self.ignore_index))
-        head = aff_model.decode_head
-        aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
+            return {AFFINITY_STAGE: affinity_sweep_areas(
+                image.cams.cpu(), image.class_ids.cpu(), image.img_rgb, image.gt,
+                self.candidates, self.crf, num_classes, self.ignore_index)}
+        aff, grid = step.affinities(image)
         return walk_sweep_areas(
-            cams, class_ids, aff, img_rgb, gt, self.candidates, num_classes, head.radius,
-            head.label_stride, self.rw_kwargs['logt'],
-            self.crf if self.select_on == 'rw_crf' else None, self.ignore_index)
+            image.cams, image.class_ids, aff, image.img_rgb, image.gt, self.candidates,
+            num_classes, **grid, logt=self.stage_settings['rw_logt'],
+            crf=self.crf if self.select_on in CRF_STAGES else None,
+            ignore_index=self.ignore_index)

@@ -10,10 +10,11 @@ builds the AffinityNet from ``aff_model``. For every image of ``test_dataloader.
 writes, under ``out_dir``, the label maps of the requested ``stages`` (``cam``,
 ``affinity_labels``, ``rw``, ``rw_crf``; what each holds:
 :mod:`mmaffseg.wsss.pseudo_label_stages`) and caches the CAMs; the folders and file names, in
-mmseg's seg-map layout, are :mod:`mmaffseg.wsss.label_store`'s. The code is in three parts:
-this loop (sharding, hooks, failures, progress, report), the stages of one image on tensors
-(:func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`) and the files
-(:class:`~mmaffseg.wsss.label_store.PseudoLabelStore`).
+mmseg's seg-map layout, are :mod:`mmaffseg.wsss.label_store`'s. The code is in four parts:
+this loop (sharding, hooks, failures, progress, report), the step of one image through the
+networks (:class:`~mmaffseg.wsss.image_step.ImageStep`, shared with the parameter selection),
+the stages of one image on tensors (:func:`~mmaffseg.wsss.pseudo_label_stages.stage_labels`)
+and the files (:class:`~mmaffseg.wsss.label_store.PseudoLabelStore`).
 
 Behaviour:
 
@@ -49,7 +50,9 @@ mmengine passes to one constructor.)
 """
 import logging
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from functools import partial
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -64,35 +67,23 @@ from mmseg.registry import LOOPS, MODELS
 from torch import Tensor
 
 from mmaffseg.evaluation.pseudo_label_metric import table1_report
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
+from mmaffseg.ops.psa_stages import EVALUATED_STAGES, WALK_STAGES
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.checkpoint import load_local_weights
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
 from mmaffseg.utils.provenance import Provenance
 
+from .image_step import ImageStep
 from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exported)
-    STAGE_DIRS,
     OutputFolderError,
     PseudoLabelStore,
     label_relpath,
     leaf_dataset,
     read_png,
 )
-from .psa_defaults import PSA_DEFAULTS, psa_crf_args
 from .pseudo_label_provenance import check_image_record, pseudo_label_provenance
-from .pseudo_label_stages import (
-    WALK_STAGES,
-    batch_crf,
-    check_cam_size,
-    compute_cams,
-    crf_stage_labels,
-    packed_image_rgb,
-    pil_scaled_inputs,
-    preprocess_sample,
-    stage_labels,
-)
-
-#: Stages whose labels are scored against the ground truth.
-EVALUATED_STAGES = ('cam', 'rw', 'rw_crf')
+from .pseudo_label_stages import batch_crf, compute_cams, crf_stage_labels
 
 
 def shard_indices(num_items: int, rank: int, world_size: int) -> List[int]:
@@ -129,7 +120,7 @@ class PseudoLabelLoop(BaseLoop):
     """Make PSA pseudo labels (and affinity labels) for every image of a dataset.
 
     The defaults of ``cam_scales`` ... ``rw_logt`` and the CRF settings are PSA's,
-    :data:`~mmaffseg.wsss.psa_defaults.PSA_DEFAULTS` (shared with :func:`stage_labels`).
+    :data:`~mmaffseg.ops.psa_defaults.PSA_DEFAULTS` (shared with :func:`stage_labels`).
 
     Args:
         runner (Runner): The runner; its ``model`` is the CAM classifier (e.g.
@@ -141,9 +132,11 @@ class PseudoLabelLoop(BaseLoop):
         evaluator (Evaluator | dict | list, optional): Typically
             ``dict(type='PseudoLabelMetric')``. Default: None (no evaluation).
         out_dir (str, optional): Output root. Default: ``<work_dir>/pseudo_labels``.
-        stages (Sequence[str]): Outputs to make, from ``cam``, ``affinity_labels``, ``rw``,
-            ``rw_crf``. Default: ('cam', 'rw', 'rw_crf'); ('cam', 'affinity_labels') makes
-            the AffinityNet training labels (no AffinityNet needed).
+        stages (Sequence[str]): Outputs to make, from
+            :data:`~mmaffseg.ops.psa_stages.PSA_STAGES` (``cam``, ``affinity_labels``, ``rw``,
+            ``rw_crf``). Default: the evaluated stages (``cam``, ``rw``, ``rw_crf``);
+            ``('cam', 'affinity_labels')`` makes the AffinityNet training labels (no
+            AffinityNet needed).
         cam_checkpoint (str): Checkpoint of the CAM classifier.
         aff_checkpoint (str, optional): Checkpoint of the AffinityNet (``rw``/``rw_crf``).
         aff_model (dict | str, optional): AffinityNet model config, or the path of a config
@@ -178,7 +171,7 @@ class PseudoLabelLoop(BaseLoop):
                  dataloader,
                  evaluator: Union[Evaluator, dict, list, None] = None,
                  out_dir: Optional[str] = None,
-                 stages: Sequence[str] = ('cam', 'rw', 'rw_crf'),
+                 stages: Sequence[str] = EVALUATED_STAGES,
                  cam_checkpoint: Optional[str] = None,
                  aff_checkpoint: Optional[str] = None,
                  aff_model: Union[dict, str, None] = None,
@@ -201,7 +194,7 @@ class PseudoLabelLoop(BaseLoop):
         self.store = PseudoLabelStore(out_dir or osp.join(runner.work_dir, 'pseudo_labels'),
                                       stages)
         self.stages = self.store.stages  # pipeline order
-        self.needs_affinity_net = bool({'rw', 'rw_crf'} & set(self.stages))
+        self.needs_affinity_net = bool(set(WALK_STAGES) & set(self.stages))
         if not cam_checkpoint or not osp.isfile(cam_checkpoint):
             raise FileNotFoundError(
                 f'the CAM classifier checkpoint {cam_checkpoint!r} does not exist; pass '
@@ -213,19 +206,18 @@ class PseudoLabelLoop(BaseLoop):
                     f'{aff_checkpoint!r} does not exist; pass --aff-checkpoint '
                     '(test_cfg.aff_checkpoint), or make only affinity labels (--affinity-labels)')
             if aff_model is None:
-                raise ValueError('stages rw / rw_crf need test_cfg.aff_model: the AffinityNet '
-                                 'model config (a dict, or the path of its training config)')
+                raise ValueError(f'stages {" / ".join(WALK_STAGES)} need test_cfg.aff_model: the '
+                                 'AffinityNet model config (a dict, or the path of its training '
+                                 'config)')
         self.cam_checkpoint = cam_checkpoint
         self.aff_checkpoint = aff_checkpoint
         self.aff_model_cfg = aff_model
         self.cam_kwargs = dict(scales=tuple(cam_scales), flip=cam_flip)
-        self.cam_bg_score = cam_bg_score
-        self.low_alpha, self.high_alpha = low_alpha, high_alpha
-        self.rw_kwargs = dict(alpha=rw_alpha, beta=rw_beta, logt=rw_logt)
-        self.stage_kwargs = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
-                                 high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
-                                 rw_logt=rw_logt, aff_hint=aff_checkpoint)
-        self.crf = DenseCRF(**psa_crf_args(crf))
+        #: The settings of the stages (:func:`stage_labels` arguments), the loop's one copy.
+        self.stage_settings = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
+                                   high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
+                                   rw_logt=rw_logt)
+        self.crf = DenseCRF(**(crf or {}))  # PSA's CRF, updated by the config's crf
         self.chunk_size = chunk_size or max(1, self.crf.workers)
         self.save_cams = save_cams
         self.num_threads = num_threads
@@ -284,38 +276,62 @@ class PseudoLabelLoop(BaseLoop):
 
     # --------------------------------------------------------------------------- the run
     def run(self) -> dict:
-        """Make the outputs of this rank's images, then evaluate and report."""
+        """Make the outputs of this rank's images, then evaluate and report.
+
+        The frame of both PSA loops: the hooks, the output folder checked
+        (:meth:`_check_outputs`) and claimed, then :meth:`_work` on the dataset.
+        """
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
-        free = self.store.check()
+        free = self._check_outputs()
         dataset = self.dataloader.dataset
         dataset.full_init()
         with self._claim_out_dir(dataset):
-            print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB '
-                      'free)', logger='current')
-            metrics = self._make_labels(dataset)
+            metrics = self._work(dataset, free)
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
 
-    def _make_labels(self, dataset) -> dict:
-        """Make this rank's outputs, evaluate and report; return the metrics."""
+    def _check_outputs(self) -> int:
+        """Check the outputs can be written before any work; return the free bytes."""
+        return self.store.check()
+
+    def _work(self, dataset, free: int) -> dict:
+        """The work on the claimed ``out_dir``; returns the metrics."""
+        print_log(f'pseudo labels: writing to {self.out_dir} ({free / 2**30:.1f} GiB free)',
+                  logger='current')
+        return self._make_labels(dataset)
+
+    @contextmanager
+    def _inference(self, with_affinity_net: bool) -> Iterator[tuple]:
+        """``(cam_model, aff_model)`` loaded for inference (``aff_model`` None without
+        ``with_affinity_net``), with ``num_threads`` torch threads and autograd off."""
         cam_model = self._cam_model()
         device = next(cam_model.parameters()).device
-        aff_model = self._affinity_net(device) if self.needs_affinity_net else None
-        rank, world_size = get_dist_info()
-        indices = shard_indices(len(dataset), rank, world_size)
-        self.failures, self.processed, self.skipped = [], [], []
-        bar = ProgressBar(len(indices)) if rank == 0 and indices else None
+        aff_model = self._affinity_net(device) if with_affinity_net else None
         threads = torch.get_num_threads()
         try:
             torch.set_num_threads(self.num_threads or threads)
             with torch.no_grad():
-                for start in range(0, len(indices), self.chunk_size):
-                    self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
-                                    aff_model, bar)
+                yield cam_model, aff_model
         finally:
             torch.set_num_threads(threads)
+
+    def _step(self, cam_model, aff_model) -> ImageStep:
+        """The per-image step of these models with this loop's CAMs and settings."""
+        return ImageStep(cam_model, aff_model, partial(self._cams, cam_model),
+                         self.cam_kwargs['scales'], self.stage_settings, self.aff_checkpoint)
+
+    def _make_labels(self, dataset) -> dict:
+        """Make this rank's outputs, evaluate and report; return the metrics."""
+        rank, world_size = get_dist_info()
+        indices = shard_indices(len(dataset), rank, world_size)
+        self.failures, self.processed, self.skipped = [], [], []
+        bar = ProgressBar(len(indices)) if rank == 0 and indices else None
+        with self._inference(self.needs_affinity_net) as (cam_model, aff_model):
+            for start in range(0, len(indices), self.chunk_size):
+                self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
+                                aff_model, bar)
         self.failures = sorted(f for part in all_gather_object(self.failures) for f in part)
         metrics = {}
         if self.evaluator is not None:
@@ -355,7 +371,7 @@ class PseudoLabelLoop(BaseLoop):
         stages and report) declared."""
         cfg = self.runner.cfg
         cam_model = cfg.get('model') or dict(type=type(self.runner.model).__name__)
-        settings = dict(self.stage_kwargs, cam_scales=list(self.cam_kwargs['scales']),
+        settings = dict(self.stage_settings, cam_scales=list(self.cam_kwargs['scales']),
                         cam_flip=self.cam_kwargs['flip'], ignore_index=self.ignore_index)
         images = None if stages is not None else [
             self._paths(dataset, index)[0] for index in range(len(dataset))]
@@ -413,51 +429,27 @@ class PseudoLabelLoop(BaseLoop):
 
     def _model_pass(self, dataset, image: _Image, cache: str, cam_model, aff_model) -> None:
         """Load the sample, compute CAMs / walk, write the outputs that need no CRF."""
-        # prepare_data, not dataset[i]: BaseDataset would swap in a random other image when
-        # the pipeline returns None. Unreadable images and missing labels raise here.
-        dataset, index = leaf_dataset(dataset, image.index)
-        data = dataset.prepare_data(index)
-        if data is None:
-            raise ValueError('the data pipeline dropped the image (returned None)')
-        sample = data['data_samples']
-        if 'gt_sem_seg' in sample:
-            image.gt = sample.gt_sem_seg.data[0].cpu().numpy()
+        step = self._step(cam_model, aff_model)
+        sample = step.load(dataset, image.index)  # unreadable images raise here
+        image.gt = sample.gt
         if not image.todo:
             return
-        labels = sample.get('gt_class_labels')
-        if labels is None:
+        if sample.class_labels is None:
             raise _ConfigError(
                 f'the dataset sample of {image.img_path} has no gt_class_labels: add '
                 'LoadImageLevelLabels to the pseudo-label pipeline and pack it with '
                 "PackSegInputs(meta_keys=(..., 'gt_class_labels'))")
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.float32).flatten()
-        if not labels.any():
-            raise ValueError('the image has no image-level labels (gt_class_labels is all '
-                             'zero): there is no class to localise; fix its labels or leave it '
-                             'out of the dataset')
-        check_cam_size(data['inputs'].shape[-2:], self.cam_kwargs['scales'])
+        step.cams(sample, cache)
+        image.img_rgb, image.class_ids = sample.img_rgb, sample.class_ids
         self.store.clear_interrupted([image.paths[stage] for stage in image.todo])
-        img_norm = preprocess_sample(cam_model, data)
-        image.img_rgb = packed_image_rgb(cam_model, data['inputs'])
-        cams, class_ids = self._cams(cam_model, img_norm, labels, cache,
-                                     pil_scaled_inputs(cam_model, data))
-        image.class_ids = class_ids
         # the stages without the walk first: their labels are written even if the walk fails
         for walk in (False, True):
             stages = [s for s in image.todo if (s in WALK_STAGES) == walk]
-            if not stages:
-                continue
-            aff, head = None, None
-            if walk:
-                head = aff_model.decode_head
-                aff = aff_model.predict_affinity(preprocess_sample(aff_model, data))
-            labels, unaries = stage_labels(
-                cams, class_ids, stages, aff,
-                radius=getattr(head, 'radius', PSA_DEFAULTS.radius),
-                stride=getattr(head, 'label_stride', PSA_DEFAULTS.stride), **self.stage_kwargs)
-            for stage, label in labels.items():
-                self._write(image, stage, label)
-            image.crf_inputs.update(unaries)
+            if stages:
+                labels, unaries = step.stage_labels(sample, stages)
+                for stage, label in labels.items():
+                    self._write(image, stage, label)
+                image.crf_inputs.update(unaries)
 
     def _crf_pass(self, image: _Image, refined: Dict[str, np.ndarray]) -> None:
         for stage, label in crf_stage_labels(refined, image.class_ids,

@@ -46,6 +46,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
+from mmaffseg.ops.psa_stages import CRF_STAGES, PSA_STAGES, STAGE_NAMES, WALK_STAGES
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.provenance import (
@@ -56,8 +57,7 @@ from mmaffseg.utils.provenance import (
     files_sha256,
 )
 
-from .label_store import CAM_CACHE_DIR, OUT_DIR_ARGUMENT, STAGE_DIRS
-from .pseudo_label_stages import WALK_STAGES
+from .label_store import CAM_CACHE_DIR, OUT_DIR_ARGUMENT
 
 #: How the user asks to recompute mismatching stages.
 OVERWRITE_HINT = '--overwrite (test_cfg.overwrite=True)'
@@ -66,15 +66,8 @@ CAMS_STAGE = CAM_CACHE_DIR
 #: The record's stage of the files every run rewrites (the evaluation, the failures).
 REPORT_STAGE = 'report'
 #: The loop settings each stage's files depend on (besides checkpoints and configs).
-STAGE_SETTINGS = {
-    CAMS_STAGE: ('cam_scales', 'cam_flip'),
-    'cam': ('cam_bg_score', ),
-    'affinity_labels': ('low_alpha', 'high_alpha', 'ignore_index'),
-    'rw': ('rw_alpha', 'rw_beta', 'rw_logt'),
-    'rw_crf': ('rw_alpha', 'rw_beta', 'rw_logt'),
-}
-#: Stages refined by the dense CRF.
-CRF_STAGES = ('affinity_labels', 'rw_crf')
+STAGE_SETTINGS = {CAMS_STAGE: ('cam_scales', 'cam_flip'),
+                  **{stage.name: stage.settings for stage in PSA_STAGES}}
 #: Model config keys without effect once a checkpoint is loaded strictly.
 MODEL_KEYS_WITHOUT_EFFECT = ('init_cfg', 'pretrained', 'train_cfg')
 #: Dataset config keys that choose or load images without changing any image's outputs.
@@ -159,7 +152,7 @@ def pseudo_label_provenance(out_dir: str,
     Args:
         out_dir (str): The output root.
         stages (Sequence[str]): The label stages this run writes (keys of
-            :data:`~mmaffseg.wsss.label_store.STAGE_DIRS`); ``cams`` is always declared.
+            :data:`~mmaffseg.ops.psa_stages.STAGE_NAMES`); ``cams`` is always declared.
         settings (Mapping): The loop's settings named in :data:`STAGE_SETTINGS`.
         cam_checkpoint (str): The CAM classifier's checkpoint.
         cam_model (Mapping): Its model config.
@@ -186,7 +179,7 @@ def pseudo_label_provenance(out_dir: str,
     if set(WALK_STAGES) & set(stages):
         walk = walk_inputs(aff_checkpoint, aff_model)
         models.update({stage: walk for stage in WALK_STAGES})
-    for stage in (CAMS_STAGE, ) + tuple(s for s in STAGE_DIRS if s in stages):
+    for stage in (CAMS_STAGE, ) + tuple(s for s in STAGE_NAMES if s in stages):
         inputs = dict(models.get(stage, {}))
         inputs.update({name: settings[name] for name in STAGE_SETTINGS[stage]})
         if stage in CRF_STAGES:
@@ -194,7 +187,7 @@ def pseudo_label_provenance(out_dir: str,
         prov.stage(stage, inputs, () if stage == CAMS_STAGE else (CAMS_STAGE, ))
     if scored_images is not None:
         prov.stage(REPORT_STAGE, image_list_inputs(scored_images),
-                   [s for s in STAGE_DIRS if s in stages])
+                   [s for s in STAGE_NAMES if s in stages])
     return prov
 
 

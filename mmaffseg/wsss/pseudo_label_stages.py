@@ -32,14 +32,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
+from mmaffseg.ops.psa_stages import WALK_STAGES
+
 from ..models.utils.preprocessing import to_rgb
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
-from .psa_defaults import PSA_DEFAULTS
 from .random_walk import random_walk_cams
-
-#: The stages that need the AffinityNet's affinities.
-WALK_STAGES = ('rw', 'rw_crf')
 
 
 def check_finite(x: Tensor, what: str, hint: str) -> None:
@@ -158,7 +157,7 @@ def stage_labels(cams: Tensor,
     """The labels of ``stages`` that need no CRF, and the unaries of those that do.
 
     The defaults of ``radius`` ... ``rw_logt`` are PSA's,
-    :data:`~mmaffseg.wsss.psa_defaults.PSA_DEFAULTS` (shared with
+    :data:`~mmaffseg.ops.psa_defaults.PSA_DEFAULTS` (shared with
     :class:`~mmaffseg.wsss.PseudoLabelLoop`).
 
     Args:

@@ -36,22 +36,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 
 from .cam import add_background
-from .psa_defaults import PSA_DEFAULTS
 from .random_walk_kernel import compiled_library, compiled_walk, kernel_choice, unavailable_reason
 
 
-def pair_weights(aff: Tensor, size: Tuple[int, int], radius: int = 5,
-                 beta: float = 8) -> Tuple[Tensor, Tensor]:
+def pair_weights(aff: Tensor, size: Tuple[int, int], radius: int,
+                 beta: float) -> Tuple[Tensor, Tensor]:
     """``A^beta`` of every pair, stored at its from-pixel on the full grid.
 
     Args:
         aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid, e.g. from
             :func:`mmaffseg.models.decode_heads.affinity_head.pairwise_affinity`.
         size (tuple[int, int]): The grid ``(H, W)``.
-        radius (int): Pair radius. Default: 5.
-        beta (float): Power applied to the affinities. Default: 8.
+        radius (int): Pair radius.
+        beta (float): Power applied to the affinities.
 
     Returns:
         tuple[Tensor, Tensor]: ``(B, K, H, W)`` weights of the pairs ``(y, x) -> (y + dy_k, x +
@@ -74,16 +74,16 @@ def pair_weights(aff: Tensor, size: Tuple[int, int], radius: int = 5,
     return pair_weight, is_from
 
 
-def transition_rows(aff: Tensor, size: Tuple[int, int], radius: int = 5,
-                    beta: float = 8) -> Tuple[Tensor, Tensor, Tensor]:
+def transition_rows(aff: Tensor, size: Tuple[int, int], radius: int,
+                    beta: float) -> Tuple[Tensor, Tensor, Tensor]:
     """Row-stochastic ``T = D^-1 A^beta`` with ``S = 2K + 1`` slots per row (ELLPACK).
 
     Args:
         aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid, e.g. from
             :func:`mmaffseg.ops.affinity_pairs.pairwise_affinity`.
         size (tuple[int, int]): The grid ``(H, W)``.
-        radius (int): Pair radius. Default: 5.
-        beta (float): Power applied to the affinities. Default: 8.
+        radius (int): Pair radius.
+        beta (float): Power applied to the affinities.
 
     Returns:
         tuple[Tensor, Tensor, Tensor]: For the ``B * H * W`` rows (images one after the other,
@@ -130,16 +130,17 @@ def csr_transition(cols: Tensor, weight: Tensor, exists: Tensor) -> Tensor:
 EMBEDDING_BAG_MIN_CHANNELS = 16
 
 
-def random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
-                logt: int = 8, kernel: Optional[str] = None) -> Tensor:
+def random_walk(scores: Tensor, aff: Tensor, radius: int = PSA_DEFAULTS.radius,
+                beta: float = PSA_DEFAULTS.rw_beta, logt: int = PSA_DEFAULTS.rw_logt,
+                kernel: Optional[str] = None) -> Tensor:
     """Propagate scores on the affinity grid ``t = 2 ** logt`` steps.
 
     Args:
         scores (Tensor): ``(B, C, H, W)`` scores on the grid of the affinities.
         aff (Tensor): ``(B, K, P)`` pair affinities of that grid.
-        radius (int): Pair radius. Default: 5.
-        beta (float): Affinity power. Default: 8.
-        logt (int): log2 of the number of steps. Default: 8 (256 steps).
+        radius (int): Pair radius. Default: PSA's ``radius``.
+        beta (float): Affinity power. Default: PSA's ``rw_beta``.
+        logt (int): log2 of the number of steps. Default: PSA's ``rw_logt``.
         kernel (str, optional): ``'auto'``: the compiled CPU kernel of
             :mod:`mmaffseg.wsss.random_walk_kernel` for float32/float64 CPU scores when it
             builds, else the PyTorch kernels; ``'compiled'``: that kernel or an error;

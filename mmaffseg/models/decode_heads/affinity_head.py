@@ -22,6 +22,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from ...ops.affinity_pairs import affinity_pair_labels, downsample_label, pairwise_affinity
+from ...ops.psa_defaults import PSA_DEFAULTS
 
 
 @MODELS.register_module()
@@ -38,8 +39,9 @@ class AffinityHead(BaseDecodeHead):
         branch_channels (Sequence[int]): Output channels of the per-level 1x1 convs.
             Default: (64, 128, 256).
         channels (int): Channels of the affinity features (the mixing 1x1 conv). Default: 448.
-        radius (int): Pair radius on the feature grid. Default: 5.
-        label_stride (int): Ratio between the label map and the feature grid. Default: 8.
+        radius (int): Pair radius on the feature grid. Default: PSA's ``radius``.
+        label_stride (int): Ratio between the label map and the feature grid. Default: PSA's
+            ``stride``.
         num_classes (int): Classes of the affinity labels; only stored (mmseg segmentors read
             it). Default: 21.
         in_index (Sequence[int]): Indices of the backbone outputs read. Default: (0, 1, 2).
@@ -57,8 +59,8 @@ class AffinityHead(BaseDecodeHead):
                  in_channels: Sequence[int] = (512, 1024, 4096),
                  branch_channels: Sequence[int] = (64, 128, 256),
                  channels: int = 448,
-                 radius: int = 5,
-                 label_stride: int = 8,
+                 radius: int = PSA_DEFAULTS.radius,
+                 label_stride: int = PSA_DEFAULTS.stride,
                  num_classes: int = 21,
                  in_index: Sequence[int] = (0, 1, 2),
                  act_cfg: ConfigType = dict(type='ELU'),  # noqa: B006

@@ -13,15 +13,16 @@ import torch
 from torch import Tensor
 
 from mmaffseg.ops.neighbour_offsets import neighbour_offsets, pair_indices
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 
 
-def dense_affinity_matrix(aff: Tensor, size: tuple, radius: int = 5) -> Tensor:
+def dense_affinity_matrix(aff: Tensor, size: tuple, radius: int = PSA_DEFAULTS.radius) -> Tensor:
     """Dense symmetric affinity matrix with a unit diagonal, from one image's pair affinities.
 
     Args:
         aff (Tensor): ``(K, P)`` or ``(1, K, P)`` pair affinities on an ``H x W`` grid.
         size (tuple[int, int]): The grid ``(H, W)``.
-        radius (int): Pair radius. Default: 5.
+        radius (int): Pair radius. Default: PSA's ``radius``.
 
     Returns:
         Tensor: ``(N, N)``, N = H * W: ``aff`` at (from, to) and (to, from), 1 on the diagonal.
@@ -36,13 +37,14 @@ def dense_affinity_matrix(aff: Tensor, size: tuple, radius: int = 5) -> Tensor:
     return dense
 
 
-def dense_transition(aff_dense: Tensor, beta: float = 8, logt: int = 8) -> Tensor:
+def dense_transition(aff_dense: Tensor, beta: float = PSA_DEFAULTS.rw_beta,
+                     logt: int = PSA_DEFAULTS.rw_logt) -> Tensor:
     """``T^(2^logt)`` with ``T = aff_dense^beta`` normalised by its column sums.
 
     Args:
         aff_dense (Tensor): ``(N, N)`` from :func:`dense_affinity_matrix`.
-        beta (float): Affinity power. Default: 8.
-        logt (int): Number of squarings. Default: 8.
+        beta (float): Affinity power. Default: PSA's ``rw_beta``.
+        logt (int): Number of squarings. Default: PSA's ``rw_logt``.
 
     Returns:
         Tensor: ``(N, N)`` column-stochastic matrix; scores propagate as ``x (C, N) @ T``.
@@ -54,16 +56,17 @@ def dense_transition(aff_dense: Tensor, beta: float = 8, logt: int = 8) -> Tenso
     return trans
 
 
-def dense_random_walk(scores: Tensor, aff: Tensor, radius: int = 5, beta: float = 8,
-                      logt: int = 8) -> Tensor:
+def dense_random_walk(scores: Tensor, aff: Tensor, radius: int = PSA_DEFAULTS.radius,
+                      beta: float = PSA_DEFAULTS.rw_beta,
+                      logt: int = PSA_DEFAULTS.rw_logt) -> Tensor:
     """Dense counterpart of :func:`mmaffseg.wsss.random_walk.random_walk`, one image.
 
     Args:
         scores (Tensor): ``(1, C, H, W)`` or ``(C, H, W)`` scores on the affinity grid.
         aff (Tensor): ``(1, K, P)`` or ``(K, P)`` pair affinities of that grid.
-        radius (int): Pair radius. Default: 5.
-        beta (float): Affinity power. Default: 8.
-        logt (int): Number of squarings. Default: 8.
+        radius (int): Pair radius. Default: PSA's ``radius``.
+        beta (float): Affinity power. Default: PSA's ``rw_beta``.
+        logt (int): Number of squarings. Default: PSA's ``rw_logt``.
 
     Returns:
         Tensor: Propagated scores, shaped like ``scores``.

@@ -44,6 +44,7 @@ from mmseg.evaluation.metrics import IoUMetric
 from mmaffseg.apis import report_error
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import neighbour_offsets
+from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
 from mmaffseg.wsss.cam import add_background
 from mmaffseg.wsss.random_walk import (
     csr_transition,
@@ -60,16 +61,17 @@ SHARED = dict(threads=1, repeat=3, device='cpu')
 SHARED_HELP = dict(threads='torch CPU threads (all cases)')
 
 
-def transition_matrix(aff: torch.Tensor, size: Tuple[int, int], radius: int = 5,
-                      beta: float = 8) -> torch.Tensor:
+def transition_matrix(aff: torch.Tensor, size: Tuple[int, int],
+                      radius: int = PSA_DEFAULTS.radius,
+                      beta: float = PSA_DEFAULTS.rw_beta) -> torch.Tensor:
     """Sparse row-stochastic ``T = D^-1 A^beta``, block diagonal over the batch: the CSR form of
     :func:`~mmaffseg.wsss.random_walk.transition_rows` (its slots with a partner).
 
     Args:
         aff (Tensor): ``(B, K, P)`` pair affinities on an ``H x W`` grid.
         size (tuple[int, int]): The grid ``(H, W)``.
-        radius (int): Pair radius. Default: 5.
-        beta (float): Power applied to the affinities. Default: 8.
+        radius (int): Pair radius. Default: PSA's ``radius``.
+        beta (float): Power applied to the affinities. Default: PSA's ``rw_beta``.
 
     Returns:
         Tensor: Sparse CSR ``(B * H * W, B * H * W)`` on the device of ``aff``.
@@ -77,8 +79,9 @@ def transition_matrix(aff: torch.Tensor, size: Tuple[int, int], radius: int = 5,
     return csr_transition(*transition_rows(aff, size, radius, beta))
 
 
-def csr_random_walk(scores: torch.Tensor, aff: torch.Tensor, radius: int = 5, beta: float = 8,
-                    logt: int = 8) -> torch.Tensor:
+def csr_random_walk(scores: torch.Tensor, aff: torch.Tensor, radius: int = PSA_DEFAULTS.radius,
+                    beta: float = PSA_DEFAULTS.rw_beta,
+                    logt: int = PSA_DEFAULTS.rw_logt) -> torch.Tensor:
     """mmaffseg's previous walk, kept as a before row: ``2 ** logt`` CSR products ``T @ x``."""
     batch, channels, height, width = scores.shape
     trans = transition_matrix(aff.to(scores.dtype), (height, width), radius, beta)
@@ -196,7 +199,8 @@ def last_level_cache_bytes() -> int:
 
 
 def floor_case(height: int, width: int, stride: int, channels: int, threads: int, repeat: int,
-               device: str, radius: int = 5, logt: int = 8, copy_gib: float = 1.0,
+               device: str, radius: int = PSA_DEFAULTS.radius,
+               logt: int = PSA_DEFAULTS.rw_logt, copy_gib: float = 1.0,
                matmul_size: int = 2048) -> dict:
     """The walk alone at a large size vs its memory-traffic and compute floors (fresh process)."""
     torch.set_num_threads(threads)

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from mmaffseg.apis import exit_with_error
+from mmaffseg.ops.psa_stages import EVALUATED_STAGES
 from mmaffseg.wsss.pseudo_label_stages import (
     compute_cams,
     crf_stage_labels,
@@ -91,7 +92,7 @@ class _Image:
 
     def walk(self, radius: int, stride: int, stage_kwargs: dict) -> None:
         self.stage_labels, self.unaries = stage_labels(
-            self.cams.float(), self.ids, ('cam', 'rw', 'rw_crf'), self.aff, radius=radius,
+            self.cams.float(), self.ids, EVALUATED_STAGES, self.aff, radius=radius,
             stride=stride, **stage_kwargs)
 
     def dcrf(self, cam_model, crf) -> None:
@@ -114,9 +115,9 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
     from mmseg.registry import MODELS
 
     from mmaffseg.apis import load_config
+    from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
     from mmaffseg.postprocessing import DenseCRF
     from mmaffseg.wsss.label_store import PseudoLabelStore
-    from mmaffseg.wsss.psa_defaults import PSA_DEFAULTS, psa_crf_args
     cfg = load_config(config)
     loop = cfg.test_cfg
     if loop.get('type') != 'PseudoLabelLoop':
@@ -130,7 +131,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
         cam_model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
         aff_model = revert_sync_batchnorm(MODELS.build(aff_cfg)).eval()
     head = aff_model.decode_head
-    crf = DenseCRF(**psa_crf_args(dict(loop.get('crf') or {}, workers=0)))  # serial
+    crf = DenseCRF(**dict(loop.get('crf') or {}, workers=0))  # PSA's CRF, serial
     stage_kwargs = {k: loop[k] for k in ('cam_bg_score', 'low_alpha', 'high_alpha', 'rw_alpha',
                                          'rw_beta', 'rw_logt') if k in loop}
     cam_kwargs = dict(scales=tuple(loop.get('cam_scales', PSA_DEFAULTS.cam_scales)),
@@ -140,7 +141,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
     times = {s: [] for s in STAGES}
     peaks = {s: 0.0 for s in STAGES}
     with tempfile.TemporaryDirectory() as tmp:
-        store = PseudoLabelStore(tmp, ('cam', 'rw', 'rw_crf'))
+        store = PseudoLabelStore(tmp, EVALUATED_STAGES)
         for i in range(images):
             img = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
             img_file = osp.join(tmp, f'img_{i}.jpg')

@@ -1,12 +1,12 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""PSA's hyper-parameters, written once: the defaults of every wsss function and loop.
+"""PSA's hyper-parameters, written once: every default of every layer reads them from here.
 
 Ahn & Kwak, "Learning Pixel-level Semantic Affinity with Image-level Supervision for Weakly
 Supervised Semantic Segmentation", CVPR 2018 (official code: jiwoon-ahn/psa).
 
-The values (in :class:`PSADefaults` below, nowhere else) are the official recipe's; where the
-paper and the released code differ, the code's (``high_alpha``: 24 in the paper, 32 in the
-code):
+The values (in :class:`PSADefaults` and :data:`PSA_CRF` below, nowhere else) are the official
+recipe's; where the paper and the released code differ, the code's (``high_alpha``: 24 in the
+paper, 32 in the code):
 
 ==================  ==========================================================================
 setting             meaning
@@ -24,16 +24,22 @@ setting             meaning
 ``crf``             the dense CRF of the affinity labels and of ``rw_crf`` (:data:`PSA_CRF`)
 ==================  ==========================================================================
 
-:class:`~mmaffseg.wsss.PseudoLabelLoop`, :func:`~mmaffseg.wsss.stage_labels`,
-:func:`~mmaffseg.wsss.random_walk_cams`, :func:`~mmaffseg.wsss.affinity_label_from_cams` and
-:func:`~mmaffseg.wsss.multi_scale_cam` take their defaults from :data:`PSA_DEFAULTS`, so they
-cannot drift apart.
+The table sits in this leaf package so that every layer can read it: the pair functions of
+:mod:`mmaffseg.ops.affinity_pairs` (``radius``), :class:`~mmaffseg.postprocessing.DenseCRF`
+(:data:`PSA_CRF`), :class:`~mmaffseg.models.decode_heads.AffinityHead` (``radius``,
+``stride``) and the functions and loops of :mod:`mmaffseg.wsss`. None of them writes a number
+of its own, so a config value travels one path to its use: e.g. ``test_cfg.rw_beta`` ->
+:class:`~mmaffseg.wsss.PseudoLabelLoop` (``stage_settings``) ->
+:class:`~mmaffseg.wsss.image_step.ImageStep` -> :func:`~mmaffseg.wsss.stage_labels` ->
+:func:`~mmaffseg.wsss.random_walk_cams` -> :func:`~mmaffseg.wsss.random_walk`, and
+``test_cfg.crf`` -> ``DenseCRF(**crf)``; the walk's ``radius`` and ``stride`` come from the
+AffinityNet's head (read by the image step).
 """
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Tuple
 
-#: The dense CRF of PSA (:class:`~mmaffseg.postprocessing.DenseCRF` arguments).
+#: The dense CRF of PSA: the defaults of :class:`~mmaffseg.postprocessing.DenseCRF`.
 PSA_CRF: Mapping[str, float] = MappingProxyType(
     dict(iterations=10, gaussian_sxy=3.0, gaussian_compat=3.0, bilateral_sxy=80.0,
          bilateral_srgb=13.0, bilateral_compat=10.0))
@@ -58,9 +64,3 @@ class PSADefaults:
 
 #: The one instance every default reads.
 PSA_DEFAULTS = PSADefaults()
-
-
-def psa_crf_args(crf: Optional[Mapping] = None) -> dict:
-    """:class:`~mmaffseg.postprocessing.DenseCRF` arguments: PSA's settings updated by
-    ``crf`` (e.g. ``dict(workers=4)`` keeps PSA's kernels and runs 4 processes)."""
-    return {**PSA_DEFAULTS.crf, **(crf or {})}
