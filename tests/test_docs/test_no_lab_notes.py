@@ -19,9 +19,6 @@ SKIP_DIRS = {'.git', '.mim', '__pycache__', '.pytest_cache', '.ruff_cache', 'bui
              'work_dirs', '.eggs', '.venv', 'node_modules', '_build'}
 TEXT_SUFFIXES = ('.py', '.md', '.rst', '.txt', '.yaml', '.yml', '.toml', '.cfg', '.ini', '.sh',
                  '.json')
-# Being rewritten on another branch; their lab notes are removed when that branch is merged.
-# TEMPORARY: delete these entries once the rewrite has landed.
-EXCLUDED_PAGES = {'configs/instance_embedding/benchmarks.md'}
 
 ISSUE = re.compile(r'\bissues?\s*#?\d+|\(#\d{1,4}\)|(?<![\w&/#])#\d{1,4}\b(?![\w-])', re.I)
 LAB_NOTES = {
@@ -96,8 +93,6 @@ def test_the_patterns_catch_lab_notes():
 
 @pytest.mark.parametrize('rel', FILES)
 def test_no_issue_numbers(rel):
-    if rel in EXCLUDED_PAGES:
-        pytest.skip('temporarily excluded: being rewritten on another branch')
     hits = _hits(ISSUE, _read(rel))
     assert not hits, (f'{rel} cites the issue tracker ({"; ".join(hits)}): users cannot see '
                       'it; say what the change is instead of its number')
@@ -105,8 +100,6 @@ def test_no_issue_numbers(rel):
 
 @pytest.mark.parametrize('rel', RESULTS_PAGES + ['CHANGELOG.md'])
 def test_results_pages_state_current_results(rel):
-    if rel in EXCLUDED_PAGES:
-        pytest.skip('temporarily excluded: being rewritten on another branch')
     text = _read(rel)
     problems = [f'{name} at {hit}' for name, pattern in LAB_NOTES.items()
                 if not (rel == 'CHANGELOG.md' and name in ('a history narrative', 'a date'))
