@@ -14,11 +14,15 @@ bfloat16. :class:`AnyDeviceAmpOptimWrapper` is the same wrapper (a subclass: sam
   scaler, ``'dynamic'`` by default as mmseg's ``--amp``.
 
 The scaler is ``torch.amp.GradScaler`` of the device the runner trains on (mmengine's
-``get_device()``).
+``get_device()``), and the autocast region is that of the device of the model's parameters
+(mmengine's uses ``get_device()``, so a model kept on the CPU of a GPU machine would run
+without autocast).
 """
-from typing import Optional, Union
+from contextlib import contextmanager
+from typing import Iterator, Optional, Union
 
 import torch
+import torch.nn as nn
 from mmengine.device import get_device
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
@@ -79,3 +83,14 @@ class AnyDeviceAmpOptimWrapper(AmpOptimWrapper):
         self.cast_dtype = getattr(torch, dtype)
         self._scale_update_param = loss_scale if isinstance(loss_scale, float) else None
         self.loss_scaler = grad_scaler(loss_scale, device)
+
+    @contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        """OptimWrapper's context (gradient accumulation) with autocast to :attr:`cast_dtype`
+        on the device of ``model``'s parameters."""
+        from mmengine.runner.amp import autocast
+        param = next(model.parameters(), None)
+        device = param.device.type if param is not None else get_device()
+        with OptimWrapper.optim_context(self, model), autocast(device_type=device,
+                                                               dtype=self.cast_dtype):
+            yield

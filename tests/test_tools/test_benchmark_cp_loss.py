@@ -1,18 +1,28 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""benchmark.py cp-loss prints ours against its floor and the materialised loss."""
+"""benchmark.py cp-loss prints ours against its floor, the materialised loss and the loss before
+its kernels were merged (the baseline, from the git history): same loss, fewer operations."""
 import re
+import subprocess
 
 import torch
 from benchmarks import cp_loss
-from tool_runner import run_tool
+from tool_runner import REPO, run_tool
+
+
+def _has_revision(rev: str) -> bool:
+    return subprocess.run(['git', '-C', REPO, 'cat-file', '-e', f'{rev}^{{commit}}'],
+                          capture_output=True).returncode == 0
 
 
 def test_benchmark_cp_loss_prints_floor_and_ratios():
+    """The baseline needs the git history of the checkout; without it the run leaves it out."""
+    baseline = _has_revision(cp_loss.BASELINE_REV)
     out = run_tool(['tools/analysis_tools/benchmark.py', 'cp-loss', '--prior-sizes', '12',
-                    '--repeat', '1', '--copy-mib', '8'], timeout=300)
+                    '--repeat', '1', '--copy-mib', '8'] +
+                   ([] if baseline else ['--baseline-rev', 'none']), timeout=300)
     losses = {}
     for size in (12, ):
-        for variant in ('ours', 'materialised'):
+        for variant in ('ours', 'materialised') + (('baseline', ) if baseline else ()):
             row = re.search(rf'^\s+{size}\s+{size * size}\s+{variant}\s+([0-9.]+)\s', out, re.M)
             assert row, out
             losses[size, variant] = float(row[1])
@@ -23,6 +33,13 @@ def test_benchmark_cp_loss_prints_floor_and_ratios():
         mem_floor, pass_fwd, pass_bwd, floor_s, ours_s, ratio = values[1:7]
         assert abs(floor_s - max(mem_floor, pass_fwd + pass_bwd)) <= 0.02  # printed rounded
         assert ours_s >= 0 and (ratio > 0 or ratio != ratio)  # nan: 0 s floor
+    if baseline:  # the same loss with fewer operations than before the kernels were merged
+        assert losses[12, 'baseline'] == losses[12, 'ours']
+        row = re.search(r'^ours / baseline \((\w+)\).*\n.*\n\s+12\s+([0-9.]+)\s+([0-9.]+)\s+'
+                        r'(\d+)\s+(\d+)\s+([0-9.e+-]+)\s+([0-9.e+-]+)\s*$', out, re.M)
+        assert row and row[1] == cp_loss.BASELINE_REV, out
+        assert int(row[4]) < int(row[5]), out
+        assert float(row[6]) == 0 and float(row[7]) < 1e-6  # gradients equal to rounding
     assert 'load average after' in out
 
 

@@ -3,7 +3,7 @@
 
     python tools/analysis_tools/benchmark.py cp-loss [--prior-sizes 64 96 128] [--batch 2]
         [--num-classes 19] [--threads 1] [--form official] [--repeat 3] [--block-elems N]
-        [--max-gb auto] [--omp-wait-policy passive] [--out F.json]
+        [--max-gb auto] [--omp-wait-policy passive] [--baseline-rev REV] [--out F.json]
 
 Inputs, the same in every case: ``P = sigmoid(randn)`` (B, N, N), N = prior_size^2, and
 Cityscapes-like labels on the prior grid (class blocks of 8 x 8 cells drawn from
@@ -27,6 +27,14 @@ warm-up at prior size 8; wall and process CPU time; peak memory):
 
   ``floor`` = max(memory floor, pass floor) in wall time; the CPU-time ratio divides by the pass
   floor's CPU time. The table prints floor, time and their ratio (wall and CPU).
+* ``baseline``: :func:`context_prior_loss` as it was at ``--baseline-rev`` (read with
+  ``git show``, as the host-syncs benchmark reads its "before" files; default
+  :data:`BASELINE_REV`, the row-block loss before its kernels were merged: the two row sums of a
+  block in one call, and the recall / specificity / precision terms and their derivatives as
+  one (3, B, N) tensor instead of three (B, N) ones), timed as ``ours``; the table "ours /
+  baseline" gives the time ratio and the aten operations per forward + backward of each
+  (``torch.profiler``; on a GPU about one kernel launch each, views aside).
+  ``--baseline-rev none`` leaves it out.
 * ``materialised``: :func:`context_prior_loss_materialised` (one-hot L, ``A = L L^T``, PyTorch's
   BCE), the reference for the values, the gradients and the memory; a run whose peak,
   extrapolated from the previous prior size, would exceed ``--max-gb`` is skipped.
@@ -50,15 +58,17 @@ import time
 import torch
 
 from .cli import command
-from .profiling import CaseError, emit_result, measure, run_case
+from .profiling import CaseError, count_aten_ops, emit_result, measure, run_case
 
 SHARED = dict(threads=1, repeat=3, out=None)
 SHARED_HELP = dict(
     repeat='timed calls of ours and of each floor pass (median); the materialised reference '
     'runs once',
     out='also write the results (without gradient samples) as JSON')
-VARIANTS = ('ours', 'materialised')
+VARIANTS = ('ours', 'baseline', 'materialised')
 NUM_SAMPLES = 100_000
+#: The row-block loss before its kernels were merged (see the module docstring).
+BASELINE_REV = '5a693b8'
 
 
 def make_inputs(prior_size: int, batch: int, num_classes: int, seed: int = 0):
@@ -117,8 +127,11 @@ def run_variant(args: argparse.Namespace) -> dict:
     """Worker: forward + backward of one variant (and the floor for ours); its measurements."""
     from mmaffseg.models.losses import context_prior_loss, context_prior_loss_materialised
     kwargs = dict(form=args.form)
-    if args.variant == 'ours':
+    if args.variant in ('ours', 'baseline'):
         fn = context_prior_loss
+        if args.variant == 'baseline':
+            from .host_syncs import load_baseline
+            fn = load_baseline(args.baseline_rev).context_prior_loss
         if args.block_elems:
             kwargs['block_elems'] = args.block_elems
     else:
@@ -139,8 +152,10 @@ def run_variant(args: argparse.Namespace) -> dict:
         out['loss'] = fn(prior, label, **kwargs)
         out['loss'].backward()
 
-    repeat = args.repeat if args.variant == 'ours' else 1
+    repeat = args.repeat if args.variant != 'materialised' else 1
     result.update(measure(step, warmup=0, repeat=repeat))
+    if args.variant != 'materialised':
+        result['aten_ops'] = count_aten_ops(step)[0]
     result['loss_mb'] = result['work_mb'] - prior.numel() * prior.element_size() / 2**20
     grad = prior.grad.flatten()
     idx = torch.randint(0, grad.numel(), (NUM_SAMPLES, ),
@@ -159,7 +174,8 @@ def available_gb() -> float:
 def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
     cmd = command('cp-loss', '--worker', variant, '--prior-sizes', prior_size, '--batch',
                   args.batch, '--num-classes', args.num_classes, '--threads', args.threads,
-                  '--form', args.form, '--repeat', args.repeat, '--copy-mib', args.copy_mib)
+                  '--form', args.form, '--repeat', args.repeat, '--copy-mib', args.copy_mib,
+                  '--baseline-rev', args.baseline_rev)
     if args.block_elems:
         cmd += ['--block-elems', str(args.block_elems)]
     env = dict(os.environ)
@@ -200,6 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: 85%% of MemAvailable)')
     parser.add_argument('--omp-wait-policy', default='default', choices=['default', 'passive'],
                         help='OMP_WAIT_POLICY of the workers (see the module docstring)')
+    parser.add_argument('--baseline-rev', default=BASELINE_REV,
+                        help='git revision of the baseline loss (the "before"; needs this '
+                        'checkout\'s git history), or none (default: %(default)s)')
     parser.add_argument('--worker', choices=VARIANTS, help=argparse.SUPPRESS)
 
 
@@ -217,10 +236,12 @@ def run(args: argparse.Namespace) -> int:
               f'{"peak GB":>8} {"work GB":>8} {"loss GB":>8}')
     print(header)
     print('-' * len(header))
-    rows, floors, last_ref, everything = [], [], None, {}
+    rows, floors, last_ref, everything, against_baseline = [], [], None, {}, []
     for size in args.prior_sizes:
         n = size * size
         results = {'ours': spawn(args, 'ours', size)}
+        if args.baseline_rev != 'none':
+            results['baseline'] = spawn(args, 'baseline', size)
         expected_gb = None
         if last_ref is not None:
             prev_n, prev_peak = last_ref
@@ -240,7 +261,9 @@ def run(args: argparse.Namespace) -> int:
                   f'{r["loss_mb"] / 1024:>8.3f}')
         if 'floor' in results['ours']:
             floors.append((size, results['ours']))
-        if all('error' not in r for r in results.values()):
+        if all('error' not in results.get(k, {}) for k in ('ours', 'baseline')):
+            against_baseline.append((size, results['ours'], results['baseline']))
+        if all('error' not in results[k] for k in ('ours', 'materialised')):
             rows.append((size, compare(results['ours'], results['materialised'])))
         everything[size] = {k: {kk: vv for kk, vv in v.items() if kk != 'grad_samples'}
                             for k, v in results.items()}
@@ -263,6 +286,15 @@ def run(args: argparse.Namespace) -> int:
         print(f'{size:>5} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e} '
               f'{c["grad_norm_rel"]:>15.2e} {c["wall"]:>6.2f} {c["cpu"]:>6.2f} '
               f'{c["peak"]:>6.2f} {c["work"]:>6.2f} {c["loss_mem"]:>8.3f}')
+    if args.baseline_rev != 'none':
+        print(f'\nours / baseline ({args.baseline_rev}), both measured above')
+        print(f'{"prior":>5} {"wall":>6} {"cpu":>6} {"ops ours":>8} {"ops base":>8} '
+              f'{"loss rel diff":>14} {"grad max diff":>14}')
+        for size, ours, base in against_baseline:
+            c = compare(ours, base)
+            print(f'{size:>5} {_ratio(ours["wall_s"], base["wall_s"]):>6.2f} '
+                  f'{_ratio(ours["cpu_s"], base["cpu_s"]):>6.2f} {ours["aten_ops"]:>8} '
+                  f'{base["aten_ops"]:>8} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e}')
     print(f'\nload average after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
     if args.out:
         with open(args.out, 'w') as f:
