@@ -185,13 +185,14 @@ class _ContextPriorLoss(torch.autograd.Function):
         # sum P A' and sum (1 - P)(1 - A), shapes (B, N) and (2, B, N)
         total = prior_map.new_zeros(batch, num_cells)
         sums = prior_map.new_zeros(2, batch, num_cells)
+        row_code, col_code = code[:, :, None], code[:, None, :]  # views made once
         for k, (start, stop) in enumerate(blocks):
             rows = stop - start
             picked, other, miss = work.views(rows)
             # the second and third buffers as one (2, B, nb, N) view: both sums in one call
             hit_miss = work.buffers[1:, :batch * rows * num_cells].view(2, batch, rows,
                                                                         num_cells)
-            torch.ne(code[:, start:stop, None], code[:, None, :], out=other)  # 1 - A
+            torch.ne(row_code[:, start:stop], col_code, out=other)  # 1 - A
             Pb = prior_map[:, start:stop]
             torch.sub(other, Pb, out=picked).abs_()  # A ? P : 1 - P
             torch.mul(picked, other, out=miss)  # (1 - P)(1 - A)
@@ -244,9 +245,10 @@ class _ContextPriorLoss(torch.autograd.Function):
             on_same, on_diff = on_same[:, None, :], on_diff[:, None, :]
         work = _Workspace(prior_map, ctx.block_rows, 3)
         grad = torch.empty_like(prior_map)
+        row_code, col_code = code[:, :, None], code[:, None, :]
         for start, stop in _row_blocks(num_cells, ctx.block_rows):
             same, neg, diff = work.views(stop - start)
-            torch.eq(code[:, start:stop, None], code[:, None, :], out=same)  # A on these rows
+            torch.eq(row_code[:, start:stop], col_code, out=same)  # A on these rows
             Pb = prior_map[:, start:stop]
             # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12), computed as
             # (P - A) / min((P - 1) P, -1e-12) = -that, from P - 1 (the exact negative of 1 - P)

@@ -3,14 +3,15 @@
 ``--channels-last``: time, peak memory and the speed-up over float32, in one run.
 
     python tools/analysis_tools/benchmark.py train-step [--suite cityscapes] [--methods M ...]
-        [--modes fp32 amp amp+cl] [--batch 2] [--device cpu|cuda] [--threads 1] [--warmup 2]
-        [--repeat 5] [--out F.json]
+        [--configs CONFIG ...] [--modes fp32 amp amp+cl] [--batch 2] [--device cpu|cuda]
+        [--threads 1] [--warmup 2] [--repeat 5] [--out F.json]
 
 Each method is the exact config ``tools/benchmark_suite.py SUITE`` trains (seed 0; the CRF
-variants train nothing and are left out), its model built with random weights (SyncBN as BN:
-one process), and one training step is mmengine's ``model.train_step`` on a random batch of
-``--batch`` images of the suite's crop size and its labels: data preprocessor, forward, losses,
-backward, optimizer step, through the optimizer wrapper the suite's options make:
+variants train nothing and are left out), or each of ``--configs`` as it is (e.g. the
+quick-start configs); its model is built with random weights (SyncBN as BN: one process), and
+one training step is mmengine's ``model.train_step`` on a random batch of ``--batch`` images of
+the config's crop size and their labels: data preprocessor, forward, losses, backward,
+optimizer step, through the optimizer wrapper the ``--amp`` / ``--channels-last`` options make:
 
 * ``fp32``: the config as it is;
 * ``amp``: ``--amp`` (:func:`mmaffseg.apis.use_amp`: bfloat16 autocast on CPU and on GPUs that
@@ -63,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='a suite of configs/benchmark/suites or a suite file '
                         '(default: %(default)s)')
     parser.add_argument('--methods', nargs='+', help="a subset of the suite's trained methods")
+    parser.add_argument('--configs', nargs='+', help='configs to time instead of a suite\'s '
+                        'methods (named by their file names)')
     parser.add_argument('--modes', nargs='+', choices=MODES, default=['fp32', 'amp', 'amp+cl'])
     parser.add_argument('--batch', type=int, default=2, help='images per step (default: 2, the '
                         "protocol's per-GPU batch)")
@@ -102,9 +105,14 @@ def measure_mode(cfg, mode: str, args: argparse.Namespace) -> dict:
 def measure_method(args: argparse.Namespace) -> dict:
     """Worker: every mode of one method, in this process."""
     from mmengine.registry import init_default_scope
-    tool = suite_tool()
-    suite, path = tool.load_suite(args.suite)
-    cfg = tool.method_config(suite, path, args.case, 0, 'unused')
+
+    from mmaffseg.apis import load_config
+    if args.case.endswith('.py'):
+        cfg = load_config(args.case)
+    else:
+        tool = suite_tool()
+        suite, path = tool.load_suite(args.suite)
+        cfg = tool.method_config(suite, path, args.case, 0, 'unused')
     cfg.model.pop('pretrained', None)
     cfg.model.backbone.pop('init_cfg', None)
     init_default_scope('mmseg')
@@ -115,15 +123,23 @@ def run(args: argparse.Namespace) -> int:
     if args.case:  # worker: one method, its modes as the last stdout line
         emit_result(measure_method(args))
         return 0
-    tool = suite_tool()
-    suite, _ = tool.load_suite(args.suite)
-    methods = args.methods or trained_methods(suite)
-    unknown = [m for m in methods if m not in trained_methods(suite)]
-    if unknown:
-        return report_error(f'--methods: {unknown} are not trained methods of suite '
-                            f'{args.suite} ({trained_methods(suite)})')
+    if args.configs:
+        missing = [c for c in args.configs if not osp.isfile(c)]
+        if missing or args.methods:
+            return report_error(f'--configs: no such file {missing[0]}' if missing else
+                                '--configs replaces a suite\'s --methods: give one of them')
+        methods, what = [osp.abspath(c) for c in args.configs], 'configs'
+    else:
+        tool = suite_tool()
+        suite, _ = tool.load_suite(args.suite)
+        methods = args.methods or trained_methods(suite)
+        unknown = [m for m in methods if m not in trained_methods(suite)]
+        if unknown:
+            return report_error(f'--methods: {unknown} are not trained methods of suite '
+                                f'{args.suite} ({trained_methods(suite)})')
+        what = f'suite {args.suite}'
     cuda = torch.device(args.device).type == 'cuda'
-    print(f'suite {args.suite}, batch {args.batch} at its crop size, {args.device}'
+    print(f'{what}, batch {args.batch} at the crop size, {args.device}'
           f'{" (" + torch.cuda.get_device_name(args.device) + ")" if cuda else ""}, '
           f'{args.threads} thread(s), median of {args.repeat} steps after {args.warmup}; '
           f'load average before {os.getloadavg()[0]:.2f}\n')
@@ -140,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
         for mode in args.modes:
             m = r[mode]
             speedup = r['fp32'][key] / m[key] if 'fp32' in r and m[key] else None
-            row = [method, mode, m['dtype'], m['wall_s'], m['cpu_s'], round(m['peak_mb']),
-                   round(m['work_mb']), '—' if speedup is None else f'{speedup:.2f}x',
-                   f'{m["loss"]:.4f}']
+            row = [osp.basename(method), mode, m['dtype'], m['wall_s'], m['cpu_s'],
+                   round(m['peak_mb']), round(m['work_mb']),
+                   '—' if speedup is None else f'{speedup:.2f}x', f'{m["loss"]:.4f}']
             print(format_table(header, [row]).splitlines()[-1], flush=True)
     print(f'\nspeed-up: {"wall" if cuda else "CPU"} time of fp32 / of the mode, same method, '
           f'this run; load average after {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
