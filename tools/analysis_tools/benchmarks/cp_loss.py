@@ -3,7 +3,7 @@
 
     python tools/analysis_tools/benchmark.py cp-loss [--prior-sizes 64 96 128] [--batch 2]
         [--num-classes 19] [--threads 1] [--form official] [--repeat 3] [--block-elems N]
-        [--max-gb auto] [--omp-wait-policy passive] [--baseline-rev REV] [--out F.json]
+        [--max-gb auto] [--omp-wait-policy passive] [--no-baseline] [--out F.json]
 
 Inputs, the same in every case: ``P = sigmoid(randn)`` (B, N, N), N = prior_size^2, and
 Cityscapes-like labels on the prior grid (class blocks of 8 x 8 cells drawn from
@@ -27,14 +27,12 @@ warm-up at prior size 8; wall and process CPU time; peak memory):
 
   ``floor`` = max(memory floor, pass floor) in wall time; the CPU-time ratio divides by the pass
   floor's CPU time. The table prints floor, time and their ratio (wall and CPU).
-* ``baseline``: :func:`context_prior_loss` as it was at ``--baseline-rev`` (read with
-  ``git show``, as the host-syncs benchmark reads its "before" files; default
-  :data:`BASELINE_REV`, the row-block loss before its kernels were merged: the two row sums of a
-  block in one call, and the recall / specificity / precision terms and their derivatives as
-  one (3, B, N) tensor instead of three (B, N) ones), timed as ``ours``; the table "ours /
+* ``baseline``: the loss before its kernels were merged (:mod:`.cp_loss_baseline`: the row sums
+  of a block in three calls, and recall / specificity / precision as three (B, N) tensors
+  instead of one (3, B, N) tensor; the same backward), timed as ``ours``; the table "ours /
   baseline" gives the time ratio and the aten operations per forward + backward of each
-  (``torch.profiler``; on a GPU about one kernel launch each, views aside).
-  ``--baseline-rev none`` leaves it out.
+  (``torch.profiler``, views included; on a GPU about one kernel launch per non-view
+  operation). ``--no-baseline`` leaves it out.
 * ``materialised``: :func:`context_prior_loss_materialised` (one-hot L, ``A = L L^T``, PyTorch's
   BCE), the reference for the values, the gradients and the memory; a run whose peak,
   extrapolated from the previous prior size, would exceed ``--max-gb`` is skipped.
@@ -67,8 +65,6 @@ SHARED_HELP = dict(
     out='also write the results (without gradient samples) as JSON')
 VARIANTS = ('ours', 'baseline', 'materialised')
 NUM_SAMPLES = 100_000
-#: The row-block loss before its kernels were merged (see the module docstring).
-BASELINE_REV = '5a693b8'
 
 
 def make_inputs(prior_size: int, batch: int, num_classes: int, seed: int = 0):
@@ -130,8 +126,7 @@ def run_variant(args: argparse.Namespace) -> dict:
     if args.variant in ('ours', 'baseline'):
         fn = context_prior_loss
         if args.variant == 'baseline':
-            from .host_syncs import load_baseline
-            fn = load_baseline(args.baseline_rev).context_prior_loss
+            from .cp_loss_baseline import context_prior_loss_unmerged as fn
         if args.block_elems:
             kwargs['block_elems'] = args.block_elems
     else:
@@ -174,8 +169,7 @@ def available_gb() -> float:
 def spawn(args: argparse.Namespace, variant: str, prior_size: int) -> dict:
     cmd = command('cp-loss', '--worker', variant, '--prior-sizes', prior_size, '--batch',
                   args.batch, '--num-classes', args.num_classes, '--threads', args.threads,
-                  '--form', args.form, '--repeat', args.repeat, '--copy-mib', args.copy_mib,
-                  '--baseline-rev', args.baseline_rev)
+                  '--form', args.form, '--repeat', args.repeat, '--copy-mib', args.copy_mib)
     if args.block_elems:
         cmd += ['--block-elems', str(args.block_elems)]
     env = dict(os.environ)
@@ -216,9 +210,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: 85%% of MemAvailable)')
     parser.add_argument('--omp-wait-policy', default='default', choices=['default', 'passive'],
                         help='OMP_WAIT_POLICY of the workers (see the module docstring)')
-    parser.add_argument('--baseline-rev', default=BASELINE_REV,
-                        help='git revision of the baseline loss (the "before"; needs this '
-                        'checkout\'s git history), or none (default: %(default)s)')
+    parser.add_argument('--no-baseline', action='store_true',
+                        help='leave out the loss before its kernels were merged')
     parser.add_argument('--worker', choices=VARIANTS, help=argparse.SUPPRESS)
 
 
@@ -240,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     for size in args.prior_sizes:
         n = size * size
         results = {'ours': spawn(args, 'ours', size)}
-        if args.baseline_rev != 'none':
+        if not args.no_baseline:
             results['baseline'] = spawn(args, 'baseline', size)
         expected_gb = None
         if last_ref is not None:
@@ -286,8 +279,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'{size:>5} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e} '
               f'{c["grad_norm_rel"]:>15.2e} {c["wall"]:>6.2f} {c["cpu"]:>6.2f} '
               f'{c["peak"]:>6.2f} {c["work"]:>6.2f} {c["loss_mem"]:>8.3f}')
-    if args.baseline_rev != 'none':
-        print(f'\nours / baseline ({args.baseline_rev}), both measured above')
+    if not args.no_baseline:
+        print('\nours / baseline (before the merged kernels), both measured above')
         print(f'{"prior":>5} {"wall":>6} {"cpu":>6} {"ops ours":>8} {"ops base":>8} '
               f'{"loss rel diff":>14} {"grad max diff":>14}')
         for size, ours, base in against_baseline:
