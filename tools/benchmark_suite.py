@@ -3,7 +3,8 @@
 
     python tools/benchmark_suite.py SUITE --data-root D --work-dir W [--seeds 0 1 2]
         [--launcher none|pytorch|slurm] [--gpus N] [--methods M ...] [--tiny] [--tta]
-        [--test-mode protocol|slide] [--cfg-options k=v ...] [--collect-only] [--overwrite]
+        [--test-mode protocol|slide] [--amp [auto|bfloat16|float16]] [--channels-last]
+        [--cfg-options k=v ...] [--collect-only] [--overwrite]
 
 SUITE is a name of ``configs/benchmark/suites`` (``cityscapes``, ``synthetic``) or a suite file:
 the methods (configs of ``configs/benchmark``) and the options every method's config gets.
@@ -32,6 +33,14 @@ with ``--launcher none`` on a GPU node once they finished to evaluate. Evaluatio
 loop, one device), parameters, FLOPs, inference speed and peak memory are measured in this
 process, on the same device for every run. ``--collect-only`` rebuilds ``results.json``,
 ``results.md`` and ``results.png`` from the run folders alone; missing runs are listed.
+
+``--amp`` trains every method with automatic mixed precision (bfloat16 autocast on CPU and on
+CUDA devices that support it, float16 with dynamic loss scaling on older GPUs; the dtype is
+chosen here, from this process's device: name it for ``--launcher slurm``), ``--channels-last``
+in the channels-last memory format; both are the same config settings for every method
+(:func:`mmaffseg.apis.use_amp`, :func:`mmaffseg.apis.use_channels_last`), so they are part of
+each run's recorded settings. Evaluation runs in float32 (in channels-last with
+``--channels-last``).
 
 CRF variants (``eval_only`` in the suite) are not trained: they evaluate the checkpoint of
 their base method's run of the same seed.
@@ -80,11 +89,15 @@ from mmseg.registry import METRICS, MODELS
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import (
     CfgOptionsAction,
+    add_precision_args,
     build_runner,
     check_cfg_options,
     exit_with_error,
     load_config,
     normalize_cfg_options,
+    training_precision,
+    use_amp,
+    use_channels_last,
 )
 from mmaffseg.apis.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
@@ -198,9 +211,11 @@ def _merge(cfg: Config, options: dict) -> None:
 
 def method_config(suite: Config, suite_path: str, method: str, seed: int, data_root: str,
                   tiny: bool = False, cfg_options: Optional[dict] = None,
-                  test_mode: str = 'protocol') -> Config:
+                  test_mode: str = 'protocol', amp: Optional[str] = None,
+                  channels_last: bool = False, device: Optional[str] = None) -> Config:
     """The exact config of one (method, seed) run of ``suite`` (``test_mode``: one of
-    :data:`TEST_MODES`)."""
+    :data:`TEST_MODES`; ``amp``: a choice of :func:`mmaffseg.apis.use_amp` for training on
+    ``device``, or None for float32 training)."""
     if method not in suite.methods:
         raise SuiteError(f'--methods: {method!r} is not a method of the suite, which has '
                          f'{list(suite.methods)}')
@@ -220,6 +235,13 @@ def method_config(suite: Config, suite_path: str, method: str, seed: int, data_r
         cfg.model = ConfigDict(model)
     if test_mode == 'slide':
         _use_slide_test(cfg, path)
+    try:
+        if amp:
+            use_amp(cfg, amp, device)
+    except ConfigCheckError as e:
+        raise SuiteError(f'{path}: {e}') from e
+    if channels_last:
+        use_channels_last(cfg)
     if cfg_options:
         try:
             check_cfg_options(cfg, cfg_options)
@@ -760,6 +782,7 @@ def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
             row['config_hash'] = sorted({r.get('config_hash') for r in runs.values()})
             row['test_mode'] = ', '.join(sorted({r.get('test_mode') or '—'
                                                  for r in runs.values()}))
+            row['training'] = ', '.join(sorted({training_label(r) for r in runs.values()}))
             tta = [r['tta_metrics']['mIoU'] for r in runs.values() if r.get('tta_metrics')]
             if tta:
                 row['tta_mIoU_mean'] = round(statistics.mean(tta), 2)
@@ -770,6 +793,14 @@ def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
     atomic_write_bytes(osp.join(work_dir, 'results.md'), results_markdown(results).encode())
     plot(results, osp.join(work_dir, 'results.png'))
     return results
+
+
+def training_label(done: dict) -> str:
+    """How a run trained, from its ``done.json``: ``fp32``, ``AMP bf16`` or ``AMP fp16``,
+    with ``+ channels-last``."""
+    amp = done.get('amp')
+    label = {None: 'fp32', 'bfloat16': 'AMP bf16', 'float16': 'AMP fp16'}.get(amp, f'AMP {amp}')
+    return label + (' + channels-last' if done.get('channels_last') else '')
 
 
 def _mean(values: list) -> Optional[float]:
@@ -797,14 +828,17 @@ def results_markdown(results: dict) -> str:
         'shown. Train time: wall seconds of the training processes of a run (mean over '
         'seeds). Eval-only variants '
         '(CRF) reuse their base method\'s checkpoint and train time. Test: how the method was '
-        'evaluated, the whole image or sliding windows (size, stride).', '',
+        'evaluated, the whole image or sliding windows (size, stride). Training: its precision '
+        '(fp32, or AMP bf16 / fp16: tools/benchmark_suite.py --amp) and memory format '
+        '(--channels-last); evaluation and fps run in fp32, in the training\'s memory format.',
+        '',
         '| method | mIoU | n | seeds missing | params (M) | GFLOPs whole | GFLOPs per image | '
-        'fps | peak mem (MiB) | train time (s) | test |',
-        '|---|---|---|---|---|---|---|---|---|---|---|',
+        'fps | peak mem (MiB) | train time (s) | test | training |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     for method, r in rows.items():
         if 'mIoU_mean' not in r:
-            lines.append(f'| {method} | missing | 0 | {r["seeds_missing"]} | | | | | | | |')
+            lines.append(f'| {method} | missing | 0 | {r["seeds_missing"]} | | | | | | | | |')
             continue
         miou = f'{r["mIoU_mean"]:.2f}' + (
             f' +- {r["mIoU_std"]:.2f}' if r['mIoU_std'] is not None else '')
@@ -813,7 +847,7 @@ def results_markdown(results: dict) -> str:
             f'{_fmt(r["params_m"])} | {_fmt(r["gflops_whole"])} | '
             f'{_fmt(r["gflops_per_image"])} | {_fmt(r["fps"])} | '
             f'{_fmt(r["peak_memory_mib"], 0)} | {_fmt(r["train_seconds"], 0)} | '
-            f'{r["test_mode"]} |')
+            f'{r["test_mode"]} | {r["training"]} |')
     done = [r for r in rows.values() if 'mIoU_mean' in r]
     if done:
         first = next(iter(done))
@@ -893,6 +927,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='protocol: every method as its config says (the whole image; '
                         'CPNet, which cannot, on sliding windows); slide: every method on the '
                         'protocol\'s sliding windows (part of the config hash)')
+    add_precision_args(parser, 'training of every method')
     parser.add_argument('--flops-shape', type=int, nargs=2, default=[1024, 2048],
                         metavar=('H', 'W'), help='input of the whole-image FLOPs count')
     parser.add_argument('--collect-only', action='store_true',
@@ -934,10 +969,13 @@ def plan_runs(args: argparse.Namespace, suite: Config, suite_path: str,
     eval_only = dict(suite.get('eval_only', {}))
     plan: List[Run] = []
     digests: Dict[Tuple[str, int], str] = {}
+    # the training device: Slurm trains on GPU nodes this process may not see
+    device = 'cuda' if args.launcher == 'slurm' or torch.cuda.is_available() else 'cpu'
     for seed in args.seeds:
         for method in methods:
             cfg = method_config(suite, suite_path, method, seed, args.data_root, args.tiny,
-                                args.cfg_options, args.test_mode)
+                                args.cfg_options, args.test_mode, args.amp,
+                                args.channels_last, device)
             digests[method, seed] = digest = config_hash(cfg)
             run_dir = osp.join(args.work_dir, method, f'seed{seed}')
             base = eval_only.get(method)
@@ -1028,6 +1066,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
                       train_seconds=round(sum(s['seconds'] for s in times['segments']), 1),
                       train_segments=len(times['segments']), suite=args.suite,
                       tiny=args.tiny, test_mode=test_mode_label(cfg),
+                      **training_precision(cfg),
                       finished=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
         _write_json(done_file, result)
         progress.finished()

@@ -1,7 +1,8 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Train a segmentor: mmseg 1.x's tools/train.py with mmaffseg registered.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--overwrite]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+                          [--amp [auto|bfloat16|float16]] [--channels-last] [--overwrite]
                           [--accept-config-change] [--cfg-options k=v ...] [--launcher ...]
 
 Multi-GPU / multi-node training is mmengine's DDP, started by tools/dist_train.sh (torchrun).
@@ -14,13 +15,16 @@ One run at a time writes a work dir (a second one exits with status 2 naming the
 only with the settings its checkpoints were made with (provenance.json): --resume with other
 settings needs --accept-config-change, a fresh run over checkpoints of other settings needs
 --overwrite. A non-finite loss stops training (exit status 1) before a non-finite model is
-saved; see the README, "Reliability".
+saved; see the README, "Reliability". ``--amp`` trains with automatic mixed precision on any
+device (bfloat16 where supported, else float16 with dynamic loss scaling) and
+``--channels-last`` in the channels-last memory format (docs/gpu_and_mixed_precision.md).
 """
 import argparse
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
 from mmaffseg.apis import (
     add_launcher_args,
+    add_precision_args,
     build_runner,
     check_data_roots,
     check_loaded_checkpoint,
@@ -51,8 +55,7 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help='resume training: alone, from the latest checkpoint in the work dir; with a path, '
         'from that checkpoint')
-    parser.add_argument(
-        '--amp', action='store_true', help='enable automatic-mixed-precision training')
+    add_precision_args(parser)
     parser.add_argument(
         '--overwrite', action='store_true',
         help='start afresh in a work dir that holds checkpoints of other settings, deleting '
@@ -80,7 +83,8 @@ def main() -> None:
     work_dir = default_work_dir(cfg, args.config, args.work_dir)
     with checkpoint_errors_exit(named), config_errors_exit(), claim_work_dir(
             work_dir, args.launcher, checkpoint_folder(cfg, work_dir)):
-        prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
+        prepare_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher,
+                          args.channels_last)
         named.setdefault(cfg.load_from or '', '--resume (the latest checkpoint of the work dir)')
         check_data_roots(cfg, keys=('train', 'val'))
         check_work_dir_record(cfg, config_load_from, args.overwrite, args.accept_config_change)

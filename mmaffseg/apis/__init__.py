@@ -34,11 +34,20 @@ from .runner_setup import (
     prepare_train_cfg,
     use_checked_image_loading,
 )
+from .training_precision import (
+    add_precision_args,
+    amp_dtype,
+    training_precision,
+    use_amp,
+    use_channels_last,
+)
 from .work_dir import check_work_dir_record, checkpoint_folder, claim_work_dir
 
 __all__ = [
     'CfgOptionsAction',
     'add_launcher_args',
+    'add_precision_args',
+    'amp_dtype',
     'build_runner',
     'check_cfg_options',
     'check_checkpoint_file',
@@ -68,5 +77,8 @@ __all__ = [
     'setup_cpu_distributed',
     'show_result_pyplot',
     'training_failure_exit',
+    'training_precision',
+    'use_amp',
+    'use_channels_last',
     'use_checked_image_loading',
 ]

@@ -4,7 +4,7 @@ import errno
 import os
 import os.path as osp
 import stat
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -27,6 +27,7 @@ from .config_checks import check_train_settings, check_untyped_settings, read_co
 from .config_checks import dataset_configs as _datasets
 from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
 from .test_outputs import set_test_output_dir
+from .training_precision import AMP_WRAPPER, use_amp, use_channels_last
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
 
@@ -67,8 +68,9 @@ def prepare_train_cfg(cfg: Config,
                       config_path: str,
                       work_dir: Optional[str] = None,
                       resume: Optional[str] = None,
-                      amp: bool = False,
-                      launcher: str = 'none') -> Config:
+                      amp: Union[bool, str, None] = False,
+                      launcher: str = 'none',
+                      channels_last: bool = False) -> Config:
     """Apply tools/train.py's options to ``cfg`` in place and return it.
 
     Args:
@@ -79,8 +81,13 @@ def prepare_train_cfg(cfg: Config,
             (``last_checkpoint``, or the newest readable ``iter_N.pth``/``epoch_N.pth`` when
             that is empty or stale; afresh when there is none), a path resumes from that
             checkpoint, ``None`` starts afresh.
-        amp (bool): Train with automatic mixed precision.
+        amp (bool | str, optional): Train with automatic mixed precision: True or ``'auto'``
+            (bfloat16 where the device supports it, else float16), ``'bfloat16'`` or
+            ``'float16'`` (:func:`~mmaffseg.apis.training_precision.use_amp`); False or None:
+            as the config says.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+        channels_last (bool): Run the model and batches in the channels-last memory format
+            (:func:`~mmaffseg.apis.training_precision.use_channels_last`).
     """
     cfg.launcher = launcher
     cfg.work_dir = default_work_dir(cfg, config_path, work_dir)
@@ -89,15 +96,10 @@ def prepare_train_cfg(cfg: Config,
     check_train_settings(cfg)  # learning rate, crop size vs data_preprocessor.size
     _add_custom_hooks(cfg, 'NumClassesCheckHook', 'LabelledDataCheckHook')
     if amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper == 'AmpOptimWrapper':
-            pass
-        elif wrapper != 'OptimWrapper':
-            raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper or AmpOptimWrapper, '
-                             f'the config has {wrapper}')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        dtype = use_amp(cfg, 'auto' if amp is True else amp)
+        print_log(f'--amp: {AMP_WRAPPER}, {dtype} autocast', logger='current')
+    if channels_last:
+        use_channels_last(cfg)
     if resume is None and cfg.get('resume') and not cfg.get('load_from'):
         resume = 'auto'  # resume=True in the config: mmengine's auto-resume
     if resume == 'auto':

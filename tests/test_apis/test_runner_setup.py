@@ -73,8 +73,9 @@ def test_option_errors(tmp_path):
         prepare_train_cfg(cfg, QUICKSTART, resume=str(tmp_path / 'nope.pth'))
     with pytest.raises(CheckpointError, match='checkpoint .*nope.pth does not exist'):
         prepare_test_cfg(cfg, QUICKSTART, str(tmp_path / 'nope.pth'))
-    prepare_train_cfg(cfg, QUICKSTART, amp=True)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    prepare_train_cfg(cfg, QUICKSTART, amp=True)  # mmseg's --amp, on any device
+    assert cfg.optim_wrapper.type == 'AnyDeviceAmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype in ('bfloat16', 'float16')
     assert cfg.work_dir.endswith('deeplabv3plus_r18-d16_quickstart_synthetic-128x256')
 
 

@@ -253,3 +253,50 @@ def test_suite_progress_lines_and_eta():
     progress.start(3, 'c seed 0')
     progress.say('evaluating')
     assert lines[-1] == '[run 3/3] c seed 0: evaluating | suite: 2/3 runs done, ETA ~0:00:00'
+
+
+def test_amp_and_channels_last_are_settings_of_each_run(fake_suite, tiny_synthetic_root,
+                                                        tmp_path, capsys, monkeypatch):
+    """A run trained in fp32 is not reused for --amp or --channels-last: the rerun stops
+    before any work naming the changed settings; --overwrite retrains; done.json and
+    results.md say how each method trained."""
+    tool, calls = fake_suite
+    work = str(tmp_path / 'suite')
+    run_dir = osp.join(work, METHODS[0], 'seed0')
+
+    def evaluate(cfg, run_dir, checkpoint, *args, **kwargs):
+        calls.append(('evaluate', run_dir))
+        return dict(metrics=dict(mIoU=1.0), per_class_iou={'road': 1.0}, classes=['road'])
+
+    monkeypatch.setattr(tool, 'evaluate', evaluate)
+    tool.main(_fake_args(tiny_synthetic_root, work))
+    assert calls == [('train', run_dir), ('evaluate', run_dir)]
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, '--amp'), capsys)
+    assert f"stage '{METHODS[0]}/seed0' was made from other inputs" in err
+    assert ('optim_wrapper.dtype: "<absent>" -> "bfloat16"; optim_wrapper.loss_scale.enabled: '
+            '"<absent>" -> false; optim_wrapper.type: "OptimWrapper" -> '
+            '"AnyDeviceAmpOptimWrapper"') in err, err
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, '--channels-last'), capsys)
+    assert 'ChannelsLastHook' in err, err
+    assert len(calls) == 2
+
+    tool.main(_fake_args(tiny_synthetic_root, work, '--amp', '--channels-last', '--overwrite'))
+    assert calls[2:] == [('train', run_dir), ('evaluate', run_dir)]  # retrained
+    cfg = tool.Config.fromfile(osp.join(run_dir, 'config.py'))
+    assert cfg.optim_wrapper.type == 'AnyDeviceAmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    with open(osp.join(run_dir, 'done.json')) as f:
+        done = json.load(f)
+    assert (done['amp'], done['channels_last']) == ('bfloat16', True)
+    tool.main(_fake_args(tiny_synthetic_root, work, '--amp', '--channels-last'))  # the same
+    assert len(calls) == 4
+
+    monkeypatch.undo()  # the real collect
+    suite, _ = tool.load_suite('synthetic')
+    results = tool.collect(work, suite, [METHODS[0]], [0], 'synthetic')
+    assert results['methods'][METHODS[0]]['training'] == 'AMP bf16 + channels-last'
+    with open(osp.join(work, 'results.md')) as f:
+        table = f.read()
+    assert '| test | training |' in table and '| whole | AMP bf16 + channels-last |' in table
+    assert tool.training_label({}) == 'fp32'  # done.json of a run made before --amp existed
+    assert tool.training_label(dict(amp='float16')) == 'AMP fp16'

@@ -9,6 +9,7 @@ On the prior grid of N = h * w cells (``prior_size``)::
     V = AggregationModule(x)                                    (B, C_p, h, w)
     P = sigmoid(N(Conv1x1(V)))  read as (B, N, N): P[b, i, j] = channel j at cell i
     intra = P V / N,  inter = (1 - P) V / N                     V as (B, N, C_p)
+                                                                (prior_contexts)
     out = conv_seg(Dropout(ReLU(N(Conv3x3([x, Conv1x1(intra), Conv1x1(inter)])))))
 
 ``P`` predicts the ideal affinity ``A_ij = [label_i == label_j]`` and is supervised by
@@ -38,6 +39,33 @@ from ...ops.precision import float32_math
 from ..layers.aggregation_module import AggregationModule
 
 SIZE_MODES = ('strict', 'resize')
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def prior_contexts(prior_map: Tensor, value: Tensor) -> Tuple[Tensor, Tensor]:
+    """The intra- and inter-class contexts ``P V / N`` and ``(1 - P) V / N``.
+
+    In float32 the inter-class context is ``mean_j V_j - P V / N``: one N x N product, as the
+    official code divides both by N. In half precision (autocast, or half-precision features)
+    that difference of two rounded values loses the inter-class context of the cells of a
+    dominant class, where ``P V`` is most of ``sum_j V_j`` (in bfloat16 a few per cent of it on
+    such rows, where a product is good to 0.4 %), so it is computed directly, ``(1 - P) V / N``,
+    a second product in half precision.
+
+    Args:
+        prior_map (Tensor): (B, N, N) context prior map, float32 probabilities.
+        value (Tensor): (B, N, C) aggregated features.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``intra`` and ``inter``, (B, N, C) each.
+    """
+    num_cells = prior_map.shape[1]
+    intra = torch.bmm(prior_map.to(value.dtype), value) / num_cells
+    if value.dtype in _HALF or torch.is_autocast_enabled(value.device.type):
+        inter = torch.bmm((1 - prior_map).to(value.dtype), value) / num_cells
+    else:  # (1 - P) V = 1 (sum_j V_j) - P V: no second N x N matrix
+        inter = value.sum(1, keepdim=True) / num_cells - intra
+    return intra, inter
 
 
 @MODELS.register_module()
@@ -113,16 +141,12 @@ class CPHead(BaseDecodeHead):
         x = self._transform_inputs(inputs)
         self._check_size(x.shape[2:])
         batch = x.shape[0]
-        num_cells = self.prior_size[0] * self.prior_size[1]
         value = self._resize(self.aggregation(x), self.prior_size)  # (B, C_p, h, w)
         prior_logits = self.prior_conv(value).flatten(2).transpose(1, 2)  # (B, N, N)
         # float32 under autocast: a half-precision sigmoid saturates to exactly 1 at logits
         # above ~8 and the prior loss's BCE gradient of such a wrong cell overflows.
         prior_map = float32_math(torch.sigmoid)(prior_logits)
-        value = value.flatten(2).transpose(1, 2)  # (B, N, C_p)
-        intra = torch.bmm(prior_map.to(value.dtype), value) / num_cells
-        # (1 - P) V = 1 (sum_j V_j) - P V: no second N x N matrix
-        inter = value.sum(1, keepdim=True) / num_cells - intra
+        intra, inter = prior_contexts(prior_map, value.flatten(2).transpose(1, 2))
 
         def to_map(context: Tensor) -> Tensor:  # (B, N, C_p) -> (B, C_p, H, W)
             return context.transpose(1, 2).reshape(batch, -1, *self.prior_size)

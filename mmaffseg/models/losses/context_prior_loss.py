@@ -165,7 +165,9 @@ class _ContextPriorLoss(torch.autograd.Function):
     Per block, forward reads ``P`` once from memory and backward reads it once and writes its
     gradient once; the other passes run on block-sized buffers that stay in the cache. The
     masks are 0/1 floats and every masked value is a product with them, which is exact
-    (``x * 1 = x``, ``x * 0 = 0`` for finite ``x``), so nothing is mixed arithmetically.
+    (``x * 1 = x``, ``x * 0 = 0`` for finite ``x``), so nothing is mixed arithmetically. The
+    kernels per call are few: two row sums of a block in one call, and the three ratios of
+    every unit (recall, specificity, precision) with their derivatives as (3, B, N) tensors.
     """
 
     @staticmethod
@@ -179,14 +181,18 @@ class _ContextPriorLoss(torch.autograd.Function):
         work = _Workspace(prior_map, block_rows, 3)
         # per block and sample: sum of max(log(A ? P : 1 - P), -100)
         unary = prior_map.new_empty(len(blocks), batch)
-        # per sample and unit u (row, or column for the paper form), shape (B, N):
-        total = prior_map.new_zeros(batch, num_cells)  # sum P
-        num = torch.zeros_like(total)  # sum P A'
-        spec_num = torch.zeros_like(total)  # sum (1 - P)(1 - A)
+        # per sample and unit u (row, or column for the paper form): sum P, and stacked
+        # sum P A' and sum (1 - P)(1 - A), shapes (B, N) and (2, B, N)
+        total = prior_map.new_zeros(batch, num_cells)
+        sums = prior_map.new_zeros(2, batch, num_cells)
+        row_code, col_code = code[:, :, None], code[:, None, :]  # views made once
         for k, (start, stop) in enumerate(blocks):
-            other, picked, miss = work.views(stop - start)
-            rows, cols = code[:, start:stop, None], code[:, None, :]
-            torch.ne(rows, cols, out=other)  # 1 - A on these rows, (B, nb, N)
+            rows = stop - start
+            picked, other, miss = work.views(rows)
+            # the second and third buffers as one (2, B, nb, N) view: both sums in one call
+            hit_miss = work.buffers[1:, :batch * rows * num_cells].view(2, batch, rows,
+                                                                        num_cells)
+            torch.ne(row_code[:, start:stop], col_code, out=other)  # 1 - A
             Pb = prior_map[:, start:stop]
             torch.sub(other, Pb, out=picked).abs_()  # A ? P : 1 - P
             torch.mul(picked, other, out=miss)  # (1 - P)(1 - A)
@@ -195,31 +201,29 @@ class _ContextPriorLoss(torch.autograd.Function):
                 # A' = A with the diagonal zeroed (set in the product, so no cancellation)
                 hit.diagonal(offset=start, dim1=1, dim2=2).zero_()
                 torch.sum(Pb, 2, out=total[:, start:stop])
-                torch.sum(hit, 2, out=num[:, start:stop])
-                torch.sum(miss, 2, out=spec_num[:, start:stop])
+                torch.sum(hit_miss, 3, out=sums[:, :, start:stop])
             else:
                 total += Pb.sum(1)
-                num += hit.sum(1)
-                spec_num += miss.sum(1)
+                sums += hit_miss.sum(2)
             # BCE(P, A) with A in {0, 1} is -max(log(A ? P : 1 - P), -100)
             picked.log_().clamp_(min=_LOG_CLAMP)
             torch.sum(picked.view(batch, -1), 1, out=unary[k])
         del work
         n_same = n_same.to(total.dtype)  # size of each cell's class
-        rec_den = n_same - 1 if per_row else n_same
-        spec_den = num_cells - n_same
-        rec_den, spec_den, prec_den = (torch.where(d > 0, d, torch.ones_like(d))
-                                       for d in (rec_den, spec_den, total))
-        recall, spec, prec = num / rec_den, spec_num / spec_den, num / prec_den
-        global_term = (_neg_log(recall).sum(dtype=torch.float64)
-                       + _neg_log(spec).sum(dtype=torch.float64)
-                       + _neg_log(prec).sum(dtype=torch.float64))
-        # d(loss)/dP_ij = alpha_u A'_ij + beta_u (1 - A_ij) + gamma_u, u the row/column
-        d_prec = _bce_one_grad(prec)
-        alpha = _bce_one_grad(recall) / rec_den + d_prec / prec_den
-        beta = -_bce_one_grad(spec) / spec_den
-        gamma = torch.where(total > 0, -d_prec * num / prec_den**2, torch.zeros_like(num))
-        ctx.save_for_backward(prior_map, code, torch.stack([alpha, beta, gamma]))
+        # recall, specificity, precision of every unit: (3, B, N) numerators / denominators
+        nums = torch.cat([sums, sums[:1]])
+        dens = torch.stack([n_same - 1 if per_row else n_same, num_cells - n_same, total])
+        dens = torch.where(dens > 0, dens, 1.0)
+        ratios = nums / dens
+        global_term = _neg_log(ratios).sum(dtype=torch.float64)
+        # d(loss)/dP_ij = alpha_u A'_ij + beta_u (1 - A_ij) + gamma_u, u the row/column, with
+        # alpha = g_rec / den_rec + g_prec / den_prec, beta = -g_spec / den_spec and
+        # gamma = -g_prec num / den_prec^2 (0 where sum P = 0: there num = 0)
+        q = _bce_one_grad(ratios).div_(dens)
+        gamma = q[2] * ratios[2]
+        coeffs = torch.stack([q[0] + q[2], q[1].neg_(), gamma.neg_()])  # alpha, beta, gamma
+        coeffs[:2] += coeffs[2]  # the coefficients of A'_ij = 1 and of (1 - A_ij) = 1
+        ctx.save_for_backward(prior_map, code, coeffs)
         ctx.form, ctx.block_rows = form, block_rows
         loss = (-unary.sum(dtype=torch.float64) / (batch * num_cells**2)
                 + global_term / (batch * num_cells))
@@ -234,24 +238,24 @@ class _ContextPriorLoss(torch.autograd.Function):
         grad_out = grad_out.to(prior_map.dtype)  # a 0-d tensor: no host synchronisation
         # the unary derivative is computed with its sign flipped (see below)
         neg_c_unary = -grad_out / (batch * num_cells**2)
-        alpha, beta, gamma = coeffs * (grad_out / (batch * num_cells))  # each (B, N)
-        on_same, on_diff = alpha + gamma, beta + gamma
+        on_same, on_diff, gamma = coeffs * (grad_out / (batch * num_cells))  # each (B, N)
         if per_row:  # coefficients of the block's rows, broadcast along j
             on_same, on_diff = on_same[:, :, None], on_diff[:, :, None]
         else:  # coefficients of every column, broadcast along i
             on_same, on_diff = on_same[:, None, :], on_diff[:, None, :]
         work = _Workspace(prior_map, ctx.block_rows, 3)
         grad = torch.empty_like(prior_map)
+        row_code, col_code = code[:, :, None], code[:, None, :]
         for start, stop in _row_blocks(num_cells, ctx.block_rows):
             same, neg, diff = work.views(stop - start)
-            torch.eq(code[:, start:stop, None], code[:, None, :], out=same)  # A on these rows
+            torch.eq(row_code[:, start:stop], col_code, out=same)  # A on these rows
             Pb = prior_map[:, start:stop]
             # unary: PyTorch's BCE derivative (P - A) / max((1 - P) P, 1e-12), computed as
             # (P - A) / min((P - 1) P, -1e-12) = -that, from P - 1 (the exact negative of 1 - P)
             torch.sub(Pb, same, out=diff)  # P - A
             torch.sub(Pb, 1, out=neg).mul_(Pb).clamp_(max=-_BCE_EPS)
             diff.div_(neg)
-            # alpha_u where A_ij = 1, beta_u where A_ij = 0: (on_diff - A on_diff) + A on_same
+            # on_same where A_ij = 1, on_diff where A_ij = 0: (on_diff - A on_diff) + A on_same
             # selects exactly (a saturated ratio makes alpha or beta ~1e12 and it must not leak
             # into the other entries, as it would through on_diff + A (on_same - on_diff)).
             row_same = on_same[:, start:stop] if per_row else on_same

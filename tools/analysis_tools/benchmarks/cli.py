@@ -43,6 +43,7 @@ TARGETS: Dict[str, str] = {
     'instance-embedding': 'instance_embedding',
     'wsss-pipeline': 'wsss_pipeline',
     'host-syncs': 'host_syncs',
+    'train-step': 'train_step',
 }
 
 #: The options the targets share (argparse keywords); each target gives the defaults.

@@ -3,7 +3,7 @@
 
     python tools/analysis_tools/benchmark.py cp-loss [--prior-sizes 64 96 128] [--batch 2]
         [--num-classes 19] [--threads 1] [--form official] [--repeat 3] [--block-elems N]
-        [--max-gb auto] [--omp-wait-policy passive] [--out F.json]
+        [--max-gb auto] [--omp-wait-policy passive] [--no-baseline] [--out F.json]
 
 Inputs, the same in every case: ``P = sigmoid(randn)`` (B, N, N), N = prior_size^2, and
 Cityscapes-like labels on the prior grid (class blocks of 8 x 8 cells drawn from
@@ -27,6 +27,12 @@ warm-up at prior size 8; wall and process CPU time; peak memory):
 
   ``floor`` = max(memory floor, pass floor) in wall time; the CPU-time ratio divides by the pass
   floor's CPU time. The table prints floor, time and their ratio (wall and CPU).
+* ``baseline``: the loss before its kernels were merged (:mod:`.cp_loss_baseline`: the row sums
+  of a block in three calls, and recall / specificity / precision as three (B, N) tensors
+  instead of one (3, B, N) tensor; the same backward), timed as ``ours``; the table "ours /
+  baseline" gives the time ratio and the aten operations per forward + backward of each
+  (``torch.profiler``, views included; on a GPU about one kernel launch per non-view
+  operation). ``--no-baseline`` leaves it out.
 * ``materialised``: :func:`context_prior_loss_materialised` (one-hot L, ``A = L L^T``, PyTorch's
   BCE), the reference for the values, the gradients and the memory; a run whose peak,
   extrapolated from the previous prior size, would exceed ``--max-gb`` is skipped.
@@ -50,14 +56,14 @@ import time
 import torch
 
 from .cli import command
-from .profiling import CaseError, emit_result, measure, run_case
+from .profiling import CaseError, count_aten_ops, emit_result, measure, run_case
 
 SHARED = dict(threads=1, repeat=3, out=None)
 SHARED_HELP = dict(
     repeat='timed calls of ours and of each floor pass (median); the materialised reference '
     'runs once',
     out='also write the results (without gradient samples) as JSON')
-VARIANTS = ('ours', 'materialised')
+VARIANTS = ('ours', 'baseline', 'materialised')
 NUM_SAMPLES = 100_000
 
 
@@ -117,8 +123,10 @@ def run_variant(args: argparse.Namespace) -> dict:
     """Worker: forward + backward of one variant (and the floor for ours); its measurements."""
     from mmaffseg.models.losses import context_prior_loss, context_prior_loss_materialised
     kwargs = dict(form=args.form)
-    if args.variant == 'ours':
+    if args.variant in ('ours', 'baseline'):
         fn = context_prior_loss
+        if args.variant == 'baseline':
+            from .cp_loss_baseline import context_prior_loss_unmerged as fn
         if args.block_elems:
             kwargs['block_elems'] = args.block_elems
     else:
@@ -139,8 +147,10 @@ def run_variant(args: argparse.Namespace) -> dict:
         out['loss'] = fn(prior, label, **kwargs)
         out['loss'].backward()
 
-    repeat = args.repeat if args.variant == 'ours' else 1
+    repeat = args.repeat if args.variant != 'materialised' else 1
     result.update(measure(step, warmup=0, repeat=repeat))
+    if args.variant != 'materialised':
+        result['aten_ops'] = count_aten_ops(step)[0]
     result['loss_mb'] = result['work_mb'] - prior.numel() * prior.element_size() / 2**20
     grad = prior.grad.flatten()
     idx = torch.randint(0, grad.numel(), (NUM_SAMPLES, ),
@@ -200,6 +210,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: 85%% of MemAvailable)')
     parser.add_argument('--omp-wait-policy', default='default', choices=['default', 'passive'],
                         help='OMP_WAIT_POLICY of the workers (see the module docstring)')
+    parser.add_argument('--no-baseline', action='store_true',
+                        help='leave out the loss before its kernels were merged')
     parser.add_argument('--worker', choices=VARIANTS, help=argparse.SUPPRESS)
 
 
@@ -217,10 +229,12 @@ def run(args: argparse.Namespace) -> int:
               f'{"peak GB":>8} {"work GB":>8} {"loss GB":>8}')
     print(header)
     print('-' * len(header))
-    rows, floors, last_ref, everything = [], [], None, {}
+    rows, floors, last_ref, everything, against_baseline = [], [], None, {}, []
     for size in args.prior_sizes:
         n = size * size
         results = {'ours': spawn(args, 'ours', size)}
+        if not args.no_baseline:
+            results['baseline'] = spawn(args, 'baseline', size)
         expected_gb = None
         if last_ref is not None:
             prev_n, prev_peak = last_ref
@@ -240,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
                   f'{r["loss_mb"] / 1024:>8.3f}')
         if 'floor' in results['ours']:
             floors.append((size, results['ours']))
-        if all('error' not in r for r in results.values()):
+        if all('error' not in results.get(k, {}) for k in ('ours', 'baseline')):
+            against_baseline.append((size, results['ours'], results['baseline']))
+        if all('error' not in results[k] for k in ('ours', 'materialised')):
             rows.append((size, compare(results['ours'], results['materialised'])))
         everything[size] = {k: {kk: vv for kk, vv in v.items() if kk != 'grad_samples'}
                             for k, v in results.items()}
@@ -263,6 +279,15 @@ def run(args: argparse.Namespace) -> int:
         print(f'{size:>5} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e} '
               f'{c["grad_norm_rel"]:>15.2e} {c["wall"]:>6.2f} {c["cpu"]:>6.2f} '
               f'{c["peak"]:>6.2f} {c["work"]:>6.2f} {c["loss_mem"]:>8.3f}')
+    if not args.no_baseline:
+        print('\nours / baseline (before the merged kernels), both measured above')
+        print(f'{"prior":>5} {"wall":>6} {"cpu":>6} {"ops ours":>8} {"ops base":>8} '
+              f'{"loss rel diff":>14} {"grad max diff":>14}')
+        for size, ours, base in against_baseline:
+            c = compare(ours, base)
+            print(f'{size:>5} {_ratio(ours["wall_s"], base["wall_s"]):>6.2f} '
+                  f'{_ratio(ours["cpu_s"], base["cpu_s"]):>6.2f} {ours["aten_ops"]:>8} '
+                  f'{base["aten_ops"]:>8} {c["loss_rel"]:>14.2e} {c["grad_max_rel"]:>14.2e}')
     print(f'\nload average after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
     if args.out:
         with open(args.out, 'w') as f:
