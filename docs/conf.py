@@ -5,9 +5,12 @@ Build it (warnings are errors, as in the tests) from the repository root::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-The pages are the Markdown files of ``docs/`` (read by myst-parser) and an API reference
-generated from the docstrings (``api.rst``: autodoc, with napoleon reading the Google-style
-``Args:`` / ``Returns:`` sections that mmaffseg's docstrings use, as mmseg's).
+The pages are the Markdown files of ``docs/`` (read by myst-parser), the README, CHANGELOG and
+every Markdown file of ``configs/`` (the model cards; ``_ext/repo_pages.py``), and an API
+reference generated from the docstrings of every public module (``_ext/api_pages.py``:
+autodoc, with napoleon reading the Google-style ``Args:`` / ``Returns:`` sections that
+mmaffseg's docstrings use, as mmseg's). The build writes ``api/`` and ``model_zoo/`` here
+(not in git).
 """
 import os
 import os.path as osp
@@ -16,6 +19,7 @@ import sys
 DOCS = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(DOCS)
 sys.path.insert(0, REPO)  # document this checkout's mmaffseg, not an installed copy
+sys.path.insert(0, osp.join(DOCS, '_ext'))  # this site's extensions
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
 from mmaffseg import __version__  # noqa: E402
@@ -31,14 +35,16 @@ extensions = [
     'sphinx.ext.napoleon',
     'sphinx.ext.viewcode',
     'myst_parser',
+    'api_pages',  # api/<module>.rst for every public module, written at every build
+    'repo_pages',  # the README, CHANGELOG and model cards as pages; links between files
 ]
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
 root_doc = 'index'
-exclude_patterns = ['_build']
+exclude_patterns = ['_build', '_ext']
 
-# autodoc: every member, documented or not, in source order, with typed signatures (api.rst
-# adds :imported-members: for packages, whose __all__ lists names imported from their
-# modules); no imports mocked (the documentation environment is the project's own).
+# autodoc: every member, documented or not, in source order, with typed signatures; each name
+# is documented in the module that defines it (the pages of _ext/api_pages.py ignore a
+# package's __all__); no imports mocked (the documentation environment is the project's own).
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'
 # a method without a docstring shows none, not its mmseg / torch base class's
@@ -61,9 +67,8 @@ napoleon_use_ivar = True
 # Headings get anchors, as on GitHub, so that 'page.md#heading' links resolve.
 myst_heading_anchors = 3
 myst_enable_extensions = ['colon_fence']
-# The Markdown pages also link to files outside docs/ (the README, configs/<method>/); those
-# are repository links, checked by tests/test_configs/test_readme_links.py, not pages here.
-suppress_warnings = ['myst.xref_missing']
+# No warning is suppressed: a link that resolves to no page or file fails the build (-W).
+# Links between repository files are rewritten for the site by _ext/repo_pages.py.
 
 html_theme = 'sphinx_rtd_theme'
 html_title = f'mmaffseg {version}'

@@ -1,6 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Version of mmaffseg and the OpenMMLab versions it supports."""
 
+#: This package's version (PEP 440).
 __version__ = '0.1.0'
 
 # Inclusive lower bound, exclusive upper bound, as mmseg states its own.
@@ -22,4 +23,5 @@ def parse_version_info(version_str: str) -> tuple:
     return tuple(version_info)
 
 
+#: ``__version__`` as a tuple, e.g. ``(0, 1, 0)`` or ``(0, 1, 0, 'rc1')``.
 version_info = parse_version_info(__version__)

@@ -46,9 +46,9 @@ CRF variants (``eval_only`` in the suite) are not trained: they evaluate the che
 their base method's run of the same seed.
 
 The console shows the suite's progress only: ``[run k/N]`` lines with the current run's
-iteration and ETA (from its ``train.log``), the runs done and a rough suite ETA; the training
-output stays in ``train.log``, the evaluation's (environment, config, test loop) in
-``eval.log`` of the run folder.
+iteration and ETA (from its ``train.log``), the runs done (and those skipped or failed) and a
+rough suite ETA; the training output stays in ``train.log``, the evaluation's (environment,
+config, test loop) in ``eval.log`` of the run folder.
 """
 import argparse
 import contextlib
@@ -66,6 +66,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from typing import (
     Any,
     Callable,
@@ -465,10 +466,10 @@ def _hms(seconds: Optional[float]) -> str:
 
 class SuiteProgress:
     """The suite's console progress: which run of how many, the current training's iteration
-    and ETA, the runs done and a rough suite ETA: the current run's remaining training plus,
-    for every later run, the mean duration of the finished runs of its kind (trained or
-    evaluation-only); before one finished, the current training's estimate plus the mean
-    evaluation so far.
+    and ETA, the runs done (and those skipped or failed, counted apart) and a rough suite ETA:
+    the current run's remaining training plus, for every later run, the mean duration of the
+    runs of its kind (trained or evaluation-only) done so far; before one is done, the current
+    training's estimate plus the mean evaluation so far.
 
     Args:
         eval_only (Sequence[bool]): For each run of the suite, in order, whether it only
@@ -479,6 +480,10 @@ class SuiteProgress:
         write (Callable[[str], None]): Prints one line.
     """
 
+    #: How a run ends: evaluated now; not run here (done before with the same inputs, sent to
+    #: Slurm, or its base method's training is missing); failed in training or evaluation.
+    OUTCOMES = ('done', 'skipped', 'failed')
+
     def __init__(self, eval_only: Sequence[bool], interval_s: float = PROGRESS_INTERVAL_S,
                  clock: Callable[[], float] = time.time,
                  write: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
@@ -486,7 +491,7 @@ class SuiteProgress:
         self.interval_s = interval_s
         self.clock = clock
         self.write = write
-        self.done = 0
+        self.outcomes: Dict[str, int] = dict.fromkeys(self.OUTCOMES, 0)
         self.index = 0
         self.tag = ''
         self.run_seconds: Dict[bool, List[float]] = {True: [], False: []}
@@ -507,8 +512,10 @@ class SuiteProgress:
     def say(self, message: str) -> None:
         """One line about the current run, with the suite's state."""
         total = len(self.eval_only)
-        self.write(f'[run {self.index}/{total}] {self.tag}: {message} | suite: {self.done}/'
-                   f'{total} runs done, ETA ~{_hms(self.eta())}')
+        others = ''.join(f', {n} {outcome}' for outcome, n in self.outcomes.items()
+                         if n and outcome != 'done')
+        self.write(f'[run {self.index}/{total}] {self.tag}: {message} | suite: '
+                   f'{self.outcomes["done"]}/{total} runs done{others}, ETA ~{_hms(self.eta())}')
 
     def training(self) -> None:
         """The current run's training (or resumed training) begins."""
@@ -529,12 +536,14 @@ class SuiteProgress:
         self._eval_start = self.clock()
         self._train_left = 0.0
 
-    def finished(self, counted: bool = True) -> None:
-        """The current run ended; ``counted``: it ran (its durations estimate later runs),
-        False for a skipped or failed run."""
-        self.done += 1
+    def finished(self, outcome: str = 'done') -> None:
+        """The current run ended with ``outcome`` (one of :attr:`OUTCOMES`); only a run done
+        now estimates the duration of later runs."""
+        if outcome not in self.OUTCOMES:
+            raise ValueError(f'outcome {outcome!r} is not one of {self.OUTCOMES}')
+        self.outcomes[outcome] += 1
         now = self.clock()
-        if counted:
+        if outcome == 'done':
             self.run_seconds[self.eval_only[self.index - 1]].append(now - self._run_start)
             if self._eval_start is not None:
                 self.eval_seconds.append(now - self._eval_start)
@@ -1012,7 +1021,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
             prov.stage(run.eval_stage, eval_inputs(prov, run, settings))
             if not prov.check([run.eval_stage], args.overwrite):
                 miou = (_read_json(done_file) or {}).get('metrics', {}).get('mIoU')
-                progress.finished(counted=False)
+                progress.finished('skipped')
                 progress.say(f'done (mIoU {miou}), skipped')
                 continue
             for path in run.eval_outputs:
@@ -1020,7 +1029,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
         base = run.base_digest is not None
         if not osp.isfile(checkpoint):
             if base:
-                progress.finished(counted=False)
+                progress.finished('skipped')
                 progress.say(f'{osp.basename(osp.dirname(train_dir))} seed {seed} has not '
                              'finished training, skipped')
                 failures.append(tag)
@@ -1028,7 +1037,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
             if args.launcher == 'slurm':
                 slurm_lines.append(shlex.join(train_command(run_dir, 'slurm', args.gpus,
                                                             args.port)))
-                progress.finished(counted=False)
+                progress.finished('skipped')
                 progress.say(f'to train on Slurm: {slurm_lines[-1]}')
                 continue
             resumed = osp.isfile(osp.join(run_dir, 'last_checkpoint'))
@@ -1038,12 +1047,12 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
             try:
                 train(run_dir, args.launcher, args.gpus, args.port, progress.iteration)
             except SuiteError as e:
-                progress.finished(counted=False)
+                progress.finished('failed')
                 progress.say(f'FAILED: {e}')
                 failures.append(tag)
                 continue
             if not osp.isfile(checkpoint):
-                progress.finished(counted=False)
+                progress.finished('failed')
                 progress.say(f'FAILED: no {checkpoint} after training')
                 failures.append(tag)
                 continue
@@ -1057,7 +1066,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
                 result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape,
                                   args.tta, suite.get('speed_images', 10))
         except Exception as e:  # reported; the other runs go on, a rerun evaluates again
-            progress.finished(counted=False)
+            progress.finished('failed')
             progress.say(f'FAILED in evaluation: {type(e).__name__}: {e} (see {eval_log})')
             failures.append(tag)
             continue
@@ -1086,12 +1095,17 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    try:
-        run_suite(args)
-    except SuiteError as e:
-        exit_with_error(str(e))
-    except OutputDirError as e:  # --work-dir in use, or holding results of other inputs
-        exit_with_error(e.strerror)
+    with warnings.catch_warnings():
+        # mmengine reloads pkg_resources for every ``mmseg::`` config it reads: one deprecation
+        # warning per config (tens of lines) before the progress otherwise
+        warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                                category=UserWarning)
+        try:
+            run_suite(args)
+        except SuiteError as e:
+            exit_with_error(str(e))
+        except OutputDirError as e:  # --work-dir in use, or holding results of other inputs
+            exit_with_error(e.strerror)
 
 
 if __name__ == '__main__':

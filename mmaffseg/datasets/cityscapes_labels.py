@@ -18,6 +18,7 @@ class CityscapesClass(NamedTuple):
     has_instances: bool
 
 
+#: The 19 evaluation classes, in train-id order.
 CITYSCAPES_CLASSES: Tuple[CityscapesClass, ...] = (
     CityscapesClass('road', 0, 7, False),
     CityscapesClass('sidewalk', 1, 8, False),
@@ -40,6 +41,7 @@ CITYSCAPES_CLASSES: Tuple[CityscapesClass, ...] = (
     CityscapesClass('bicycle', 18, 33, True),
 )
 
+#: The train id of pixels that no metric or loss counts.
 IGNORE_INDEX = 255
 #: ``label_id`` of Cityscapes' "unlabeled" void class.
 VOID_LABEL_ID = 0

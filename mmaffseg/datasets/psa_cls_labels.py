@@ -85,8 +85,8 @@ def _latin1_encode(text: Any, encoding: Any = 'utf-8') -> bytes:
     return text.encode('latin-1')
 
 
-#: (module, name) -> factory of the object it resolves to: everything np.save writes for a dict
-#: name -> float32 ndarray, numpy's names as stand-ins.
+#: The factory of the object that each (module, name) of a pickle resolves to, for everything
+#: np.save writes for a dict of name -> float32 ndarray (numpy's names as stand-ins).
 ALLOWED_GLOBALS = {
     ('numpy.core.multiarray', '_reconstruct'): lambda: _reconstruct,
     ('numpy._core.multiarray', '_reconstruct'): lambda: _reconstruct,

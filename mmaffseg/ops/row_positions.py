@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# bins of the official position map: rows of a 1024-row frame // 8
+#: Bins of the official position map: rows of a 1024-row frame // 8.
 NUM_ROW_BINS = 128
-# the official map's value for padded rows (the dataset pads it with 128, one past the bins)
+#: The official map's value for padded rows (the dataset pads it with 128, one past the bins).
 PAD_ROW_BIN = NUM_ROW_BINS
 #: ``flip_direction`` of mmcv's ``RandomFlip`` -> whether it reverses the rows.
 FLIP_REVERSES_ROWS = {'horizontal': False, 'vertical': True, 'diagonal': True}

@@ -46,6 +46,8 @@ from .loaded_arrays import UnsafeContent, check_loaded
 from .numpy_stand_ins import numpy_safe_globals
 from .torch_stand_ins import guard_torch_allow_list
 
+#: The environment variable naming checkpoints to unpickle in full (see
+#: :func:`trusted_checkpoints`).
 TRUSTED_ENV = 'MMAFFSEG_TRUSTED_CHECKPOINTS'
 # a content pin, a URL (its ':' only in 'scheme://' or before a port number), or a path
 _TRUSTED_ITEM = re.compile(

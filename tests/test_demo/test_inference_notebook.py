@@ -1,6 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """demo/inference_demo.ipynb runs top to bottom in a fresh kernel, offline, from the repository
-root (as a user runs it), and shows what it says it shows."""
+root (as a user runs it), and shows what it says it shows; started in demo/ of a checkout whose
+mmaffseg is not importable otherwise, it imports the checkout's."""
 import os.path as osp
 
 import nbformat
@@ -39,3 +40,21 @@ def test_inference_notebook_runs(tmp_path, monkeypatch):
     assert len(painted) == 1
     assert any('image/png' in o.get('data', {}) for c in nb.cells if c.cell_type == 'code'
                for o in c.outputs)
+
+
+def test_notebook_started_in_demo_imports_the_checkouts_mmaffseg(tmp_path, monkeypatch):
+    """The notebook's set-up cells, started in demo/ with an mmaffseg on PYTHONPATH that cannot
+    be imported (as for a checkout neither installed nor on PYTHONPATH): they move to the root
+    and import the checkout's mmaffseg."""
+    shadow = tmp_path / 'shadow' / 'mmaffseg'
+    shadow.mkdir(parents=True)
+    (shadow / '__init__.py').write_text("raise ImportError('not this checkout')\n")
+    monkeypatch.setenv('PYTHONPATH', str(shadow.parent))
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == 'code']
+    nb.cells = nb.cells[:code[1] + 1]  # the warnings and the imports cells
+    NotebookClient(nb, timeout=300, kernel_name='python3',
+                   resources={'metadata': {'path': osp.join(REPO, 'demo')}}).execute()
+    text = _text(nb.cells[code[1]])
+    assert f"from {osp.join(REPO, 'mmaffseg')} |" in text, text

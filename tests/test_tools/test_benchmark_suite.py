@@ -61,10 +61,10 @@ def test_kill_resume_and_collect(tiny_synthetic_root, tmp_path, capsys):
     assert re.search(r'deeplabv3plus seed 0: done \(mIoU [0-9.]+\), skipped', out), out[-3000:]
     # the console: suite progress with the resumed training's iterations and ETAs ...
     assert re.search(r'^\[run 2/2\] hanet-neck seed 0: training iter [34]/4, run ETA '
-                     r'\d+:\d\d:\d\d \| suite: 1/2 runs done, ETA ~\d+:\d\d:\d\d$', out,
+                     r'\d+:\d\d:\d\d \| suite: 0/2 runs done, 1 skipped, ETA ~\d+:\d\d:\d\d$', out,
                      re.M), out[-3000:]
-    assert re.search(r'^\[run 2/2\] hanet-neck seed 0: mIoU [0-9.]+ \| suite: 2/2 runs done',
-                     out, re.M), out[-3000:]
+    assert re.search(r'^\[run 2/2\] hanet-neck seed 0: mIoU [0-9.]+ \| suite: 1/2 runs done, '
+                     r'1 skipped,', out, re.M), out[-3000:]
     # ... and not the evaluation's environment and config dump, which is in the run folder
     with open(osp.join(second, 'eval.log')) as f:
         eval_log = f.read()
@@ -226,33 +226,66 @@ def test_training_log_lines_are_parsed():
     assert tool.parse_train_iteration('Iter(train) [1/4] no eta here') is None
 
 
+def test_console_has_no_pkg_resources_warnings_and_counts_skipped_runs_apart(
+        tiny_synthetic_root, tmp_path):
+    """The real tool with ``--launcher slurm`` (it reads every method's config, trains
+    nothing): mmengine's pkg_resources deprecation warning (one per config read) stays off
+    the console, and the runs it did not do are counted as skipped, not done."""
+    work = str(tmp_path / 'suite')
+    options = tiny_synthetic_overrides(tiny_synthetic_root)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PARTITION='gpu')
+    env.pop('PYTHONWARNINGS', None)
+    out = run_tool(['tools/benchmark_suite.py', 'synthetic', '--tiny', '--data-root',
+                    tiny_synthetic_root, '--work-dir', work, '--seeds', '0', '--methods',
+                    'deeplabv3plus', 'deeplabv3plus-crf', '--launcher', 'slurm',
+                    '--cfg-options'] + cfg_option_args(options), env=env)
+    assert 'pkg_resources' not in out and 'Warning' not in out, out[-3000:]
+    lines = [line for line in out.splitlines() if line.startswith('[run ')]
+    assert len(lines) == 2, out[-3000:]
+    assert lines[0].startswith('[run 1/2] deeplabv3plus seed 0: to train on Slurm: ')
+    assert lines[0].endswith('| suite: 0/2 runs done, 1 skipped, ETA ~0:00:00'), lines[0]
+    assert lines[1] == ('[run 2/2] deeplabv3plus-crf seed 0: deeplabv3plus seed 0 has not '
+                        'finished training, skipped | suite: 0/2 runs done, 2 skipped, '
+                        'ETA ~0:00:00')
+
+
 def test_suite_progress_lines_and_eta():
-    """Three runs (train, train, eval-only) on a fake clock: each line names the run, the
-    runs done and the suite ETA, estimated from the current training and the finished runs."""
+    """Four runs (train, train, eval-only, eval-only) on a fake clock: each line names the run,
+    the runs done, skipped and failed (apart) and the suite ETA, estimated from the current
+    training and the runs done."""
     tool = load_tool('benchmark_suite.py')
     now = [0.0]
     lines = []
-    progress = tool.SuiteProgress([False, False, True], interval_s=30, clock=lambda: now[0],
-                                  write=lines.append)
+    progress = tool.SuiteProgress([False, False, True, True], interval_s=30,
+                                  clock=lambda: now[0], write=lines.append)
     progress.start(1, 'a seed 0')
     progress.training()
     now[0] = 10
     progress.iteration(1, 4, 30.0)  # this training: 40 s in all; run 2 likewise
     now[0] = 20
     progress.iteration(2, 4, 20.0)  # within interval_s of the last line: not printed
-    assert lines == ['[run 1/3] a seed 0: training iter 1/4, run ETA 0:00:30 | suite: 0/3 '
-                     'runs done, ETA ~0:01:10']  # 30 s left + 40 s (run 2) + 0 (eval unknown)
+    assert lines == ['[run 1/4] a seed 0: training iter 1/4, run ETA 0:00:30 | suite: 0/4 '
+                     'runs done, ETA ~0:01:10']  # 30 s left + 40 s (run 2) + 0 + 0 (evals)
     now[0] = 40
     progress.evaluating()
     now[0] = 50
     progress.finished()  # 50 s, of which 10 s evaluating
     progress.say('mIoU 1.00')
-    assert lines[-1] == '[run 1/3] a seed 0: mIoU 1.00 | suite: 1/3 runs done, ETA ~0:01:00'
+    assert lines[-1] == ('[run 1/4] a seed 0: mIoU 1.00 | suite: 1/4 runs done, '
+                         'ETA ~0:01:10')  # 50 s (run 2) + 10 s + 10 s (evaluations)
     progress.start(2, 'b seed 0')
-    progress.finished(counted=False)  # skipped: estimates nothing
+    progress.finished('skipped')  # estimates nothing, is not done
     progress.start(3, 'c seed 0')
     progress.say('evaluating')
-    assert lines[-1] == '[run 3/3] c seed 0: evaluating | suite: 2/3 runs done, ETA ~0:00:00'
+    assert lines[-1] == ('[run 3/4] c seed 0: evaluating | suite: 1/4 runs done, 1 skipped, '
+                         'ETA ~0:00:10')
+    progress.finished('failed')
+    progress.start(4, 'd seed 0')
+    progress.say('evaluating')
+    assert lines[-1] == ('[run 4/4] d seed 0: evaluating | suite: 1/4 runs done, 1 skipped, '
+                         '1 failed, ETA ~0:00:00')
+    with pytest.raises(ValueError, match="outcome 'ok' is not one of"):
+        progress.finished('ok')
 
 
 def test_amp_and_channels_last_are_settings_of_each_run(fake_suite, tiny_synthetic_root,
