@@ -5,10 +5,14 @@
         [--opacity 0.5] [--with-labels] [--title result] [--non-strict] [--allow-nonfinite-weights]
 
 Writes the painted image (the input's size) to ``--out-file``, or shows it in a window when
-no ``--out-file`` is given. Every mmaffseg family is painted: label maps, instances with their
-class names and scores, embeddings as their PCA picture. The checkpoint is loaded safely and
-strictly (docs/checkpoints.md). A missing or unreadable IMG, CONFIG or CHECKPOINT exits with
-status 2 and a one-line message naming it. IMG is read as mmaffseg's loaders read images: an
+no ``--out-file`` is given (where no window can open, on a machine without a display or with
+matplotlib's file-only backend, the demo stops at once and asks for ``--out-file``). Every
+mmaffseg family is painted: label maps, instances with their class names and scores,
+embeddings as their PCA picture. The checkpoint is loaded safely and strictly
+(docs/checkpoints.md). A missing or unreadable IMG, CONFIG or CHECKPOINT, an ``--out-file``
+OpenCV cannot write (a folder, no or an unknown extension, an unwritable folder) and a
+``--device`` that is not available here exit with status 2 and a one-line message naming it,
+before the model is loaded. IMG is read as mmaffseg's loaders read images: an
 image above the pixel limit is refused before decoding, and EXIF orientation is ignored (the
 painted image has the stored pixel grid; docs/datasets.md).
 """
@@ -19,9 +23,12 @@ import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registri
 from mmaffseg.apis import exit_with_error, show_result_pyplot
 from mmaffseg.apis.inference_cli import (
     add_model_args,
+    add_painting_args,
     check_input_file,
     check_opacity,
     check_output_file,
+    check_window,
+    image_writer_problem,
     inference_or_exit,
     load_model_or_exit,
 )
@@ -35,16 +42,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Namespace:
     add_model_args(parser)
     parser.add_argument('--out-file', default=None,
                         help='Path to output file (default: show the result in a window)')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='Opacity of painted segmentation map. In (0, 1] range.')
-    parser.add_argument('--with-labels', action='store_true', default=False,
-                        help='Whether to display the class labels.')
+    add_painting_args(parser)
     parser.add_argument('--title', default='result', help='The image identifier.')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    if args.out_file is None:
+        check_window('matplotlib', 'give --out-file FILE (e.g. painted.png) to write the '
+                     'painted image')
     check_opacity(args.opacity)
     check_input_file(args.img, 'IMG', 'image file')
     with open(args.img, 'rb') as f:
@@ -60,8 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if image is None:
         exit_with_error(f'IMG: {args.img} is not an image file OpenCV can read; give a PNG, '
                         'JPEG or another image format')
-    if args.out_file:
-        check_output_file(args.out_file, '--out-file')
+    if args.out_file is not None:
+        check_output_file(args.out_file, '--out-file', 'painted.png', image_writer_problem)
 
     model = load_model_or_exit(args)
     result = inference_or_exit(model, image)

@@ -12,10 +12,16 @@ with OpenCV's ``VideoWriter`` to ``--output-file`` (one frame per input frame, a
 frame rate and size unless ``--output-fps`` / ``--output-height`` / ``--output-width`` say
 otherwise; the fourcc must suit the container, e.g. ``MJPG`` for ``.avi``, ``mp4v`` for
 ``.mp4``) and/or shown in a window (``--show``). Bad input exits with status 2 and a one-line
-message naming the argument.
+message naming the argument, before the model is loaded: a VIDEO OpenCV cannot open, an
+``--output-file`` OpenCV cannot write with ``--output-fourcc`` (a folder, no extension, a
+container that does not take the fourcc: checked by opening a writer on a temporary file of the
+same extension), a ``--device`` that is not available here, and ``--show`` where no window can
+open (no display, or OpenCV without a GUI).
 """
+import os.path as osp
+import tempfile
 from argparse import ArgumentParser, Namespace
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import mmcv
@@ -24,9 +30,11 @@ import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registri
 from mmaffseg.apis import exit_with_error, show_result_pyplot
 from mmaffseg.apis.inference_cli import (
     add_model_args,
+    add_painting_args,
     check_input_file,
     check_opacity,
     check_output_file,
+    check_window,
     inference_or_exit,
     load_model_or_exit,
 )
@@ -51,10 +59,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Namespace:
                         help='Frame height of the output video (default: the input\'s)')
     parser.add_argument('--output-width', default=-1, type=int,
                         help='Frame width of the output video (default: the input\'s)')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='Opacity of painted segmentation map. In (0, 1] range.')
-    parser.add_argument('--with-labels', action='store_true', default=False,
-                        help='Whether to display the class labels.')
+    add_painting_args(parser)
     return parser.parse_args(argv)
 
 
@@ -78,16 +83,40 @@ def check_fourcc(fourcc: str) -> None:
                         f'{fourcc!r}')
 
 
-def open_writer(args: Namespace, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    """The writer of ``--output-file``; exit 2 naming the arguments if OpenCV refuses them."""
-    writer = cv2.VideoWriter(args.output_file, cv2.VideoWriter_fourcc(*args.output_fourcc), fps,
-                             (width, height), True)
-    if not writer.isOpened():
-        exit_with_error(
-            f'--output-file: OpenCV cannot write {args.output_file} with fourcc '
-            f'{args.output_fourcc} at {width}x{height}, {fps:g} fps; use a fourcc that suits '
-            'the file extension (MJPG for .avi, mp4v for .mp4)')
-    return writer
+def open_writer(args: Namespace, path: str, fps: float,
+                size: Tuple[int, int]) -> cv2.VideoWriter:
+    """OpenCV's writer of ``path`` with ``--output-fourcc`` at ``fps`` and ``size`` (w, h)."""
+    return cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*args.output_fourcc), fps, size, True)
+
+
+def writer_problem(args: Namespace, fps: float, size: Tuple[int, int]) -> str:
+    """The message of an ``--output-file`` that OpenCV's writer does not open."""
+    return (f'OpenCV cannot write {args.output_file} with fourcc {args.output_fourcc} at '
+            f'{size[0]}x{size[1]}, {fps:g} fps; use a fourcc that suits the file extension '
+            '(MJPG for .avi, mp4v for .mp4) or another extension')
+
+
+def check_video_output(args: Namespace, fps: float, size: Tuple[int, int]) -> None:
+    """Exit 2 naming ``--output-file`` / ``--output-fourcc`` unless a video can be written
+    there: a file name with an extension in a writable folder, and a writer that opens on a
+    temporary file of the same extension (no file is left at ``--output-file``)."""
+    check_fourcc(args.output_fourcc)
+
+    def problem(path: str) -> Optional[str]:
+        level = cv2.utils.logging.getLogLevel()
+        # (OpenCV's own warning about a refused file would precede the one-line message)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                writer = open_writer(args, osp.join(folder, 'probe' + osp.splitext(path)[1]),
+                                     fps, size)
+                opened = writer.isOpened()
+                writer.release()
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        return None if opened else writer_problem(args, fps, size)
+
+    check_output_file(args.output_file, '--output-file', 'painted.avi', problem)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -95,6 +124,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not (args.show or args.output_file):
         exit_with_error('no output: give --output-file OUT.avi (or another video file) and/or '
                         '--show')
+    if args.show:
+        check_window('cv2', 'give --output-file OUT.avi (or another video file) instead of '
+                     '--show')
     check_opacity(args.opacity)
     cap = open_video(args.video)
     input_fps = cap.get(cv2.CAP_PROP_FPS)
@@ -107,8 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         exit_with_error(f'VIDEO: OpenCV reads no frame size from {args.video}; give a video '
                         'file OpenCV decodes')
     if args.output_file:
-        check_fourcc(args.output_fourcc)
-        check_output_file(args.output_file, '--output-file')
+        check_video_output(args, fps, (width, height))
     model = load_model_or_exit(args)
     writer = None  # opened with the first painted frame: no file is left by a failed start
     frames = 0
@@ -126,7 +157,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 cv2.waitKey(args.show_wait_time)
             if args.output_file:
                 if writer is None:
-                    writer = open_writer(args, fps, width, height)
+                    writer = open_writer(args, args.output_file, fps, (width, height))
+                    if not writer.isOpened():  # checked on a temporary file at the start
+                        exit_with_error('--output-file: ' +
+                                        writer_problem(args, fps, (width, height)))
                 if painted.shape[:2] != (height, width):
                     painted = cv2.resize(painted, (width, height))
                 writer.write(painted)

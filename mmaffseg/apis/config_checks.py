@@ -5,9 +5,10 @@ Each raises a one-line :class:`~mmaffseg.utils.ConfigCheckError` (or
 :class:`~mmaffseg.utils.ConfigFileError`) naming the file or the setting, which the tools
 report with exit status 2 (:func:`mmaffseg.apis.cli_errors.config_errors_exit`):
 
-* :func:`read_config_file`: a ``_base_`` file that does not exist or is a folder, ``_base_``
-  files that inherit each other in a circle, a syntax error (file and line) in the config or
-  one of its bases;
+* :func:`read_config_file`: a file whose suffix is none of the config formats mmengine reads
+  (``.py``, ``.json``, ``.yaml``, ``.yml``), a ``_base_`` file that does not exist or is a
+  folder, ``_base_`` files that inherit each other in a circle, a syntax error (file and line)
+  in the config or one of its bases;
 * :func:`check_untyped_settings`: a misspelt key in a dict without a ``type`` that mmengine
   unpacks into a call (``train_dataloader.batchsize``, ``randomness.seeds``), which is
   otherwise a ``TypeError`` deep in the runner;
@@ -26,6 +27,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from mmengine.config import Config
 
 from ..utils.config_errors import ConfigCheckError, ConfigFileError
+
+#: The config formats ``mmengine.Config.fromfile`` reads (by the file's suffix, case-sensitive)
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
 
 
 def _syntax_error_file(path: str, seen: Optional[set] = None) -> Optional[Tuple[str, SyntaxError]]:
@@ -93,11 +97,19 @@ def read_config_file(path: str) -> Config:
     """``Config.fromfile`` whose errors in the files name them.
 
     Raises:
-        ConfigFileError: A ``_base_`` file (or another file the config reads) does not exist
-            or is a folder.
+        ConfigFileError: ``path`` is not a ``.py`` / ``.json`` / ``.yaml`` / ``.yml`` file
+            (mmengine's raw ``OSError``: "Only py/yml/yaml/json type are supported now!"), or
+            a ``_base_`` file (or another file the config reads) does not exist or is a
+            folder.
         ConfigCheckError: A syntax error, with the file and the line; ``_base_`` files that
             inherit each other in a circle.
     """
+    suffix = osp.splitext(path)[1]
+    if suffix not in CONFIG_SUFFIXES:
+        raise ConfigFileError(
+            f'{path} is not a config file ({f"suffix {suffix}" if suffix else "no suffix"}); '
+            f'give a {"/".join(CONFIG_SUFFIXES)} config, e.g. '
+            'configs/quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py')
     cycle = _base_cycle(osp.abspath(path))
     if cycle:  # mmengine would recurse until Python's limit (RecursionError)
         raise ConfigCheckError(f'config {path}: its _base_ files inherit each other in a '

@@ -12,7 +12,9 @@ predict
   2018): ``seg_logits`` without ``pred_sem_seg``, painted as the PCA picture of
   :func:`~mmaffseg.visualization.features.visualize_embedding`.
 
-Everything else is drawn exactly as mmseg draws it, so the type can replace
+Label maps of any size are painted, a 1x1 one too (mmseg's ``_draw_sem_seg`` indexes a numpy
+array with the map's torch tensor, which numpy reads as the integer 1 when it has one element);
+everything else is drawn exactly as mmseg draws it, so the type can replace
 ``SegLocalVisualizer`` in any config (``visualizer = dict(type='AffSegLocalVisualizer', ...)``),
 which makes ``SegVisualizationHook`` and ``tools/test.py --show-dir`` paint these models too.
 """
@@ -23,7 +25,7 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.dist import master_only
-from mmengine.structures import InstanceData
+from mmengine.structures import InstanceData, PixelData
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
@@ -70,6 +72,23 @@ class AffSegLocalVisualizer(SegLocalVisualizer):
     Takes ``SegLocalVisualizer``'s arguments (``name``, ``image``, ``vis_backends``,
     ``save_dir``, ``classes``, ``palette``, ``dataset_name``, ``alpha``).
     """
+
+    def _draw_sem_seg(self,
+                      image: np.ndarray,
+                      sem_seg: PixelData,
+                      classes: Optional[List],
+                      palette: Optional[List],
+                      with_labels: Optional[bool] = True) -> np.ndarray:
+        """mmseg's painting of a label map, given the map as a numpy array.
+
+        mmseg indexes the mask with ``sem_seg.data[0]``: a torch bool tensor of one element
+        (a 1x1 map) is read by numpy as the index 1 (``IndexError``); a numpy map is a boolean
+        mask at every size. Arguments and return as ``SegLocalVisualizer._draw_sem_seg``.
+        """
+        data = sem_seg.data
+        if isinstance(data, torch.Tensor):
+            sem_seg = PixelData(data=data.detach().cpu().numpy())
+        return super()._draw_sem_seg(image, sem_seg, classes, palette, with_labels)
 
     def draw_instances(self, image: np.ndarray, instances: InstanceData,
                        thing_class_ids: Optional[Sequence[int]] = None,

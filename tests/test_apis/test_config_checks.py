@@ -27,6 +27,7 @@ def test_tools_name_bad_configs_settings_and_sizes(tiny_synthetic_root, tmp_path
     missing_base = _write(tmp_path / 'missing_base.py', "_base_ = ['./no_such_base.py']\n")
     broken = _write(tmp_path / 'broken.py', 'a = 1\nmodel = dict(type="X",\nb = 2\n')
     broken_base = _write(tmp_path / 'uses_broken.py', "_base_ = ['./broken.py']\n")
+    not_config = _write(tmp_path / 'cfg.txt', "model = dict(type='X')\n")
     work = str(tmp_path / 'work')
 
     def train(config, *options):
@@ -42,6 +43,8 @@ def test_tools_name_bad_configs_settings_and_sizes(tiny_synthetic_root, tmp_path
         'missing _base_': (train(missing_base), [str(tmp_path / 'no_such_base.py'),
                                                  'CONFIG', missing_base]),
         'syntax error': (train(broken), [f'config {broken}, line 2', 'never closed']),
+        'not a config file': (train(not_config), [f'CONFIG: {not_config} is not a config file',
+                                                  'suffix .txt', '.py/.json/.yaml/.yml']),
         'syntax error in a base': (train(broken_base), [f'config {broken}, line 2']),
         'negative lr': (train(base, 'optim_wrapper.optimizer.lr=-0.01'),
                         ['optim_wrapper.optimizer.lr = -0.01', '>= 0']),

@@ -5,6 +5,7 @@ shrunk to 64x128 at random weights; the painted image and video are read back.
 The bad-input cases call the demos' ``main`` in-process (seconds instead of a subprocess each).
 """
 import os.path as osp
+import sys
 
 import cv2
 import mmcv
@@ -211,3 +212,141 @@ def test_demos_name_a_model_that_does_not_segment_images(image_demo, video_demo,
         assert line.split('error: ', 1)[1].startswith('CONFIG: AffinityNet predicts pair '
                                                       'affinities'), line
     assert not osp.exists(out) and not osp.exists(out + '.png')
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """The demos' model loading fails the test: their checks must stop them before it."""
+    import mmaffseg.apis.inference_cli as inference_cli
+
+    def init_model(*args, **kwargs):
+        raise AssertionError('the model was loaded before the arguments were checked')
+
+    monkeypatch.setattr(inference_cli, 'init_model', init_model)
+
+
+def _exit_line(main, argv, capsys) -> str:
+    """The one error line of a demo's ``main(argv)``, which must exit with status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2, argv
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.skipif(sys.platform in ('win32', 'cygwin', 'darwin'),
+                    reason='a window needs $DISPLAY / $WAYLAND_DISPLAY on Linux and BSD only')
+def test_demos_without_a_display_ask_for_an_output_file(image_demo, video_demo, tmp_path,
+                                                        monkeypatch, capsys,
+                                                        no_model_loading):
+    """Without a display the image demo waited forever for a key press in a window that never
+    opened (matplotlib's Agg backend) and ``video_demo.py --show`` was aborted by OpenCV's Qt
+    (SIGABRT): both stop at once and name the output file argument."""
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    image = str(tmp_path / 'street.png')
+    mmcv.imwrite(_scene(0), image)
+    clip = _write_clip(str(tmp_path / 'clip.avi'), frames=1)
+    line = _exit_line(image_demo.main, [image, 'model.py', 'model.pth', '--device', 'cpu'],
+                      capsys)
+    assert line.endswith('error: no display for a window (DISPLAY and WAYLAND_DISPLAY are '
+                         'unset): give --out-file FILE (e.g. painted.png) to write the painted '
+                         'image'), line
+    line = _exit_line(video_demo.main, [clip, 'model.py', 'model.pth', '--show', '--device',
+                                        'cpu', '--output-file', str(tmp_path / 'out.avi')],
+                      capsys)
+    assert 'error: no display for a window' in line and '--output-file OUT.avi' in line, line
+    assert 'instead of --show' in line and not osp.exists(tmp_path / 'out.avi')
+
+
+def test_demos_name_a_window_toolkit_that_cannot_show(image_demo, video_demo, tmp_path,
+                                                      monkeypatch, capsys, no_model_loading):
+    """A display, but matplotlib's file-only backend (the image demo's window) or OpenCV built
+    without a GUI (``cv2.imshow``, the video demo's)."""
+    import matplotlib
+    monkeypatch.setenv('DISPLAY', ':99')
+    monkeypatch.setattr(matplotlib, 'get_backend', lambda *args, **kwargs: 'agg')
+    monkeypatch.setattr(cv2, 'getBuildInformation',
+                        lambda: 'General configuration\n  GUI:    NONE\n  Video I/O:\n')
+    image = str(tmp_path / 'street.png')
+    mmcv.imwrite(_scene(0), image)
+    clip = _write_clip(str(tmp_path / 'clip.avi'), frames=1)
+    line = _exit_line(image_demo.main, [image, 'model.py', 'model.pth'], capsys)
+    assert "error: matplotlib's backend agg cannot open a window" in line, line
+    assert line.endswith('give --out-file FILE (e.g. painted.png) to write the painted image')
+    line = _exit_line(video_demo.main, [clip, 'model.py', 'model.pth', '--show'], capsys)
+    assert 'is built without a GUI' in line and '--output-file OUT.avi' in line, line
+
+
+def test_image_demo_checks_its_arguments_before_loading_the_model(image_demo, tmp_path, capsys,
+                                                                  no_model_loading):
+    """Each was a traceback after the model had run (the work lost), or from mmengine."""
+    image = str(tmp_path / 'street.png')
+    mmcv.imwrite(_scene(0), image)
+    (tmp_path / 'folder.png').mkdir()
+    (tmp_path / 'a_file').write_text('')
+    not_config = tmp_path / 'cfg.txt'
+    not_config.write_text("model = dict(type='EncoderDecoder')\n")
+    new = tmp_path / 'new'
+    cases = [
+        (['--out-file', str(new / 'painted')],
+         f'--out-file: {new / "painted"} has no extension, which tells OpenCV the format to '
+         f'write; give e.g. {new / "painted"}.png'),
+        (['--out-file', str(new / 'painted.xyz')],
+         f'--out-file: OpenCV has no image writer for .xyz files ({new / "painted.xyz"}); give '
+         'a .png or .jpg file'),
+        (['--out-file', str(tmp_path / 'folder.png')],
+         f'--out-file: {tmp_path / "folder.png"} is a folder; give a file name, e.g. '
+         f'{tmp_path / "folder.png" / "painted.png"}'),
+        (['--out-file', str(tmp_path / 'a_file' / 'painted.png')],
+         f'--out-file: the folder {tmp_path / "a_file"} cannot be created or written'),
+        (['--device', 'bogus'], "--device: 'bogus' is not a device; give cpu, cuda or cuda:N"),
+        (['--device', 'cuda:99'], '--device: cuda:99 is not available ('),
+        (['--config', str(not_config)],
+         f'CONFIG: {not_config} is not a config file (suffix .txt); give a '
+         '.py/.json/.yaml/.yml config'),
+    ]
+    for options, message in cases:
+        config = options[1] if options[0] == '--config' else 'model.py'
+        options = ['--out-file', str(tmp_path / 'ok.png')] + (
+            [] if options[0] == '--config' else options)
+        if '--device' not in options:
+            options += ['--device', 'cpu']
+        line = _exit_line(image_demo.main, [image, config, 'model.pth'] + options, capsys)
+        assert f'error: {message}' in line, (options, line)
+    assert not new.exists() and not (tmp_path / 'ok.png').exists()
+
+
+def test_video_demo_checks_its_output_before_loading_the_model(video_demo, tmp_path, capsys,
+                                                               no_model_loading):
+    """An existing folder was blamed on the fourcc, and only once the model was loaded and the
+    first frame painted (the writer opened with it)."""
+    clip = _write_clip(str(tmp_path / 'clip.avi'), frames=1)
+    (tmp_path / 'folder.avi').mkdir()
+    new = tmp_path / 'new'
+    cases = [
+        (str(tmp_path / 'folder.avi'),
+         f'--output-file: {tmp_path / "folder.avi"} is a folder; give a file name, e.g. '
+         f'{tmp_path / "folder.avi" / "painted.avi"}'),
+        (str(new / 'painted'), f'--output-file: {new / "painted"} has no extension'),
+        (str(new / 'painted.xyz'),
+         f'--output-file: OpenCV cannot write {new / "painted.xyz"} with fourcc MJPG at '
+         f'{HW[1]}x{HW[0]}, 5 fps; use a fourcc that suits the file extension'),
+    ]
+    for out, message in cases:
+        line = _exit_line(video_demo.main,
+                          [clip, 'model.py', 'model.pth', '--output-file', out, '--device',
+                           'cpu'], capsys)
+        assert f'error: {message}' in line, (out, line)
+    assert not new.exists()
+
+
+def test_image_demo_paints_a_one_pixel_image(image_demo, model_files, tmp_path):
+    """mmseg's painting raised IndexError on a 1x1 prediction."""
+    config, checkpoint = model_files
+    image = str(tmp_path / 'one.png')
+    mmcv.imwrite(np.full((1, 1, 3), 90, np.uint8), image)
+    out = str(tmp_path / 'one.out.png')
+    image_demo.main([image, config, checkpoint, '--out-file', out, '--device', 'cpu'])
+    assert mmcv.imread(out).shape == (1, 1, 3)

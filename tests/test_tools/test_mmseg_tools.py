@@ -1,7 +1,7 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """mmseg's own tools (the copies shipped in the mmseg package, ``mmseg/.mim/tools``) on our
-configs: the CRF wrapper's preprocessing under mmseg's ``train.py``, and the tools whose
-imports ``tools/install.sh`` provides (TensorBoard logging, ``analyze_logs.py``,
+configs: the CRF wrapper's preprocessing (and its conflicts) under mmseg's ``train.py``, and
+the tools whose imports ``tools/install.sh`` provides (TensorBoard logging, ``analyze_logs.py``,
 ``browse_dataset.py``)."""
 import glob
 import json
@@ -10,7 +10,14 @@ import os.path as osp
 
 import pytest
 from helpers import tiny_synthetic_overrides
-from tool_runner import REPO, cfg_option_args, mmseg_tool, run_in_one_process, run_tool
+from tool_runner import (
+    REPO,
+    cfg_option_args,
+    mmseg_tool,
+    run_in_one_process,
+    run_tool,
+    script_outputs,
+)
 from untrained import QUICKSTARTS, save_untrained, small_test_config
 
 QUICKSTART = osp.join(REPO, QUICKSTARTS['deeplabv3plus'])
@@ -39,30 +46,75 @@ def _tiny_train_options(root: str, iters: int = 1) -> dict:
     return opts
 
 
-@pytest.mark.slow
-def test_crf_wrapper_keeps_the_wrapped_preprocessor_in_mmseg_train_py(tmp_path,
-                                                                      tiny_synthetic_root):
-    """The DeepLab cards' drop-in (a CRFRefineSegmentor dict without ``data_preprocessor``) on
-    a config whose top-level ``data_preprocessor`` differs from the model's, as mmseg's
-    Cityscapes configs' ``size=(512, 1024)`` does: mmengine's Runner hands the top-level one
-    to the wrapper, and the wrapped segmentor's must still be the one used."""
-    (tmp_path / 'preprocessor_probe.py').write_text(PROBE_HOOK)
-    config = tmp_path / 'crf.py'
+def _crf_config(folder, name: str, top_level: str = '', segmentor: str = '_base_.model') -> str:
+    """The DeepLab cards' drop-in on the quick-start (a CRFRefineSegmentor dict without
+    ``data_preprocessor``), with the preprocessor probe, ``top_level`` lines and the wrapped
+    ``segmentor``."""
+    config = folder / f'{name}.py'
     config.write_text(
-        f'_base_ = [{QUICKSTART!r}]\n'
-        'data_preprocessor = dict(size=(256, 512), mean=[0, 0, 0], std=[1, 1, 1])\n'
-        "model = dict(_delete_=True, type='CRFRefineSegmentor', segmentor=_base_.model,\n"
+        f'_base_ = [{QUICKSTART!r}]\n{top_level}'
+        f"model = dict(_delete_=True, type='CRFRefineSegmentor', segmentor={segmentor},\n"
         '             crf=dict(iterations=1))\n'
         "custom_imports = dict(imports=['mmaffseg', 'preprocessor_probe'],\n"
         '                      allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='PreprocessorProbeHook')]\n")
-    opts = _tiny_train_options(tiny_synthetic_root)
-    opts['model.segmentor.data_preprocessor.size'] = (64, 128)
+    return str(config)
+
+
+@pytest.mark.slow
+def test_crf_wrapper_preprocessor_in_mmseg_train_py(tmp_path, tiny_synthetic_root):
+    """mmengine's Runner hands the config's top-level ``data_preprocessor`` to the wrapper's
+    dict, which has none. mmseg's train.py (and ours) on the cards' drop-in:
+
+    - a top-level one that differs from the wrapped model's (mmseg's way of customising it)
+      and ``--cfg-options model.data_preprocessor.size=...`` were dropped with a warning among
+      the log lines: now the build stops, naming both and the fix;
+    - the quick-start's top-level one (mmseg's model base: the same settings, no ``size``) with
+      the size changed under ``model.segmentor``, and the wrapped model's partial one
+      completed by the top-level one (``segmentor=dict(_base_.model,
+      data_preprocessor=dict(size=...))``, mmengine's raw KeyError about "type" before) train
+      with the wrapped model's settings."""
+    (tmp_path / 'preprocessor_probe.py').write_text(PROBE_HOOK)
+    plain = _crf_config(tmp_path, 'crf')
+    custom_top = _crf_config(
+        tmp_path, 'crf_custom_top',
+        'data_preprocessor = dict(size=(256, 512), mean=[0, 0, 0], std=[1, 1, 1])\n')
+    partial = _crf_config(
+        tmp_path, 'crf_partial', 'data_preprocessor = dict(size=(64, 128))\n',
+        'dict(_base_.model, data_preprocessor=dict(size=(64, 128)))')
+    opts = cfg_option_args(_tiny_train_options(tiny_synthetic_root))
+
+    def train(config, *extra, tool=mmseg_tool('train.py')):
+        work = str(tmp_path / 'work' / osp.basename(config))
+        return [tool, config, '--work-dir', work, '--cfg-options'] + opts + list(extra)
+
+    argvs = [
+        train(custom_top),
+        train(plain, 'model.data_preprocessor.size=(64,128)'),
+        train(plain, 'model.segmentor.data_preprocessor.size=(64,128)'),
+        train(partial),
+        train(custom_top, tool=osp.join(REPO, 'tools', 'train.py')),
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ['PYTHONPATH']]))
-    out = run_tool([mmseg_tool('train.py'), str(config), '--work-dir', str(tmp_path / 'work'),
-                    '--cfg-options'] + cfg_option_args(opts), env=env)
-    assert 'PROBE (64, 128) [124, 116, 104]' in out, out[-3000:]
-    assert "uses the wrapped segmentor's data_preprocessor" in out
+    full = run_in_one_process(argvs, env=env)
+    results = script_outputs(full, len(argvs))
+    conflict = ("CRFRefineSegmentor: the wrapper's data_preprocessor sets mean=[0, 0, 0], "
+                'std=[1, 1, 1], size=[256, 512] where the wrapped segmentor\'s '
+                'model.segmentor.data_preprocessor has mean=[123.675, 116.28, 103.53], '
+                'std=[58.395, 57.12, 57.375], size=[128, 256]; set the preprocessing in '
+                'model.segmentor.data_preprocessor')
+    (ok, out) = results[0]
+    assert not ok and conflict in out and 'PROBE' not in out, out[-3000:]
+    (ok, out) = results[1]
+    assert not ok and ("the wrapper's data_preprocessor sets size=[64, 128] where the wrapped "
+                       "segmentor's model.segmentor.data_preprocessor has size=[128, 256]"
+                       ) in out and 'PROBE' not in out, out[-3000:]
+    for ok, out in results[2:4]:
+        assert ok and 'PROBE (64, 128) [124, 116, 104]' in out, out[-3000:]
+        assert 'CRFRefineSegmentor: ' not in out  # (no message; the config dump names it)
+    (ok, out) = results[4]  # ours: the same message as one line (on stderr, after all scripts)
+    assert not ok and out.rstrip().endswith('SystemExit: 2'), out[-3000:]
+    assert f'train.py: error: {conflict}' in full
 
 
 @pytest.mark.slow

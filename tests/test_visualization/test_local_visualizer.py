@@ -1,5 +1,6 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """AffSegLocalVisualizer paints instances and embeddings, and label maps exactly as mmseg."""
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -105,3 +106,25 @@ def test_label_maps_are_painted_as_mmseg_paints_them():
 def test_mask_size_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match='do not match the image'):
         _visualizer('vis_err').draw_instances(_image()[:10], _instances())
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (1, 5), (5, 1)])
+@pytest.mark.parametrize('with_labels', [False, True])
+def test_one_pixel_high_or_wide_label_maps_are_painted(hw, with_labels, tmp_path):
+    """mmseg indexes its mask with the map's torch tensor, which numpy reads as the index 1
+    when it has one element (a 1x1 image: IndexError); ours paints every size."""
+    image = np.random.default_rng(0).integers(0, 256, hw + (3, ), dtype=np.uint8)
+    labels = torch.arange(hw[0] * hw[1]).reshape(1, *hw) % 19
+    sample = SegDataSample()
+    sample.pred_sem_seg = PixelData(data=labels)
+    sample.gt_sem_seg = PixelData(data=labels.flip(-1))
+    vis = _visualizer(f'vis_tiny_{hw}_{with_labels}', alpha=0.5)
+    out = str(tmp_path / 'painted.png')
+    vis.add_datasample('x', image, sample, draw_gt=True, with_labels=with_labels, out_file=out)
+    picture = mmcv.imread(out, channel_order='rgb')
+    assert picture.shape == (hw[0], 2 * hw[1], 3)  # ground truth | prediction
+    if not with_labels:  # (a caption's box may cover a tiny picture)
+        palette = np.array(get_palette('cityscapes'))
+        for panel, truth in ((picture[:, :hw[1]], labels.flip(-1)), (picture[:, hw[1]:], labels)):
+            expected = (image * 0.5 + palette[truth[0].numpy()] * 0.5).astype(np.uint8)
+            np.testing.assert_array_equal(panel, expected)

@@ -45,14 +45,12 @@ Test-time augmentation: mmseg's ``SegTTAModel`` (``tools/test.py --tta``) recomp
 CRF result; run TTA with the plain config.
 """
 import copy
-import logging
 from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
-from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
@@ -60,6 +58,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from ...postprocessing.dense_crf import DenseCRF
+from ...utils.config_errors import ConfigCheckError
 from ...utils.image_io import read_image
 from ..utils.preprocessing import to_rgb, unnormalize, unpad
 
@@ -90,11 +89,11 @@ class CRFRefineSegmentor(BaseSegmentor):
         train_cfg (dict, optional): If given, replaces the wrapped segmentor's ``train_cfg``.
         test_cfg (dict, optional): If given, replaces the wrapped segmentor's ``test_cfg``.
         data_preprocessor (dict, optional): The wrapped segmentor's preprocessor when its own
-            config has none. When it has one, that one is used and a different
-            ``data_preprocessor`` given here is ignored with a warning: mmengine's ``Runner``
-            passes the config's top-level ``data_preprocessor`` to every model dict without one,
-            which is what the wrapper's dict gets from mmseg's configs (e.g. their
-            ``size=(512, 1024)``). Change the preprocessor under ``model.segmentor``.
+            config has none, or what its partial one (without ``type``) lacks. mmengine's
+            ``Runner`` passes the config's top-level ``data_preprocessor`` to every model dict
+            without one, which is what the wrapper's dict gets from mmseg's configs. A setting
+            that differs from the wrapped segmentor's own raises ``ConfigCheckError`` naming
+            both: the preprocessing is set under ``model.segmentor.data_preprocessor``.
         pretrained (str, optional): If given, passed to the wrapped segmentor.
         init_cfg (dict | list[dict], optional): Initialisation config of the wrapper.
     """
@@ -242,36 +241,74 @@ class CRFRefineSegmentor(BaseSegmentor):
 
 
 def _merge_data_preprocessor(segmentor: ConfigDict, data_preprocessor: OptConfigType) -> None:
-    """Give ``segmentor`` the wrapper's ``data_preprocessor`` unless it has its own.
+    """Give ``segmentor`` its preprocessor from its own and the wrapper's ``data_preprocessor``.
 
-    The wrapped segmentor's own preprocessor wins. A given one with a setting that the own one
-    lacks or sets differently (in mmseg's configs: the top-level ``data_preprocessor`` that
-    mmengine's ``Runner`` adds to a model dict without one, e.g. ``size=(512, 1024)``) is
-    reported in one warning naming both.
+    The wrapper's (``model.data_preprocessor``, or the config's top-level
+    ``data_preprocessor``, which mmengine's ``Runner`` gives a model dict without one) fills in
+    what the wrapped segmentor's own lacks: all of it when the segmentor has none, the other
+    keys when the own one is partial (no ``type``, e.g.
+    ``segmentor=dict(_base_.model, data_preprocessor=dict(size=crop_size))``). It may set fewer
+    keys than the own one (the top-level one of mmseg's model bases has no ``size``), but
+    every key it sets must have the own one's value (for a complete own one: be set there):
+    a different one is what an mmseg user customises (a top-level ``data_preprocessor`` as
+    mmseg's configs write it, ``--cfg-options model.data_preprocessor.size=...``) and would not
+    be used, so it is an error. So is a top-level one left at an mmseg base's values while
+    ``model.segmentor.data_preprocessor`` was changed: which of the two is meant cannot be
+    told here, the message says to make them agree.
+
+    Raises:
+        ConfigCheckError: The two differ (message naming both, the keys and the fix), or the
+            merged preprocessor has no ``type``.
     """
-    if data_preprocessor is None:
-        return
     own = segmentor.get('data_preprocessor')
-    if own is None:
-        segmentor['data_preprocessor'] = data_preprocessor
-        return
-    own_settings, given = _settings(own), _settings(data_preprocessor)
-    ignored = {k: v for k, v in given.items() if k not in own_settings or own_settings[k] != v}
-    if ignored:
-        print_log(
-            'CRFRefineSegmentor: uses the wrapped segmentor\'s data_preprocessor '
-            f'{own_settings}; the one the wrapper was given (mmengine\'s Runner gives the '
-            "config's top-level data_preprocessor to a model dict without one) sets "
-            f'{ignored} differently and is ignored: to change the preprocessing, set '
-            'model.segmentor.data_preprocessor', logger='current', level=logging.WARNING)
+    if data_preprocessor is None or (own is not None and own is data_preprocessor):
+        merged = own
+    elif own is None:
+        merged = data_preprocessor
+    elif not isinstance(own, dict) or not isinstance(data_preprocessor, dict):
+        raise ConfigCheckError(
+            'CRFRefineSegmentor: a data_preprocessor given both to the wrapper and in '
+            'model.segmentor.data_preprocessor, one of them already built; give it once, in '
+            'model.segmentor.data_preprocessor')
+    else:
+        own_settings, given = _settings(own), _settings(data_preprocessor)
+        partial = 'type' not in own_settings
+        differing = [k for k, v in given.items()
+                     if (k in own_settings and own_settings[k] != v) or
+                     (k not in own_settings and not partial)]
+        if differing:
+            raise ConfigCheckError(_conflict_message(own_settings, given, differing))
+        merged = ConfigDict(data_preprocessor, **own) if partial else own
+    if isinstance(merged, dict) and 'type' not in merged:
+        raise ConfigCheckError(
+            f"CRFRefineSegmentor: the wrapped segmentor's data_preprocessor {_settings(merged)} "
+            "(model.segmentor.data_preprocessor, completed by the wrapper's) has no type "
+            "(mmseg's is SegDataPreProcessor); give a whole preprocessor in "
+            'model.segmentor.data_preprocessor, e.g. '
+            'dict(_base_.model.data_preprocessor, size=crop_size)')
+    if merged is not None:
+        segmentor['data_preprocessor'] = merged
+
+
+def _conflict_message(own: dict, given: dict, keys: List[str]) -> str:
+    """One line naming the wrapper's and the wrapped segmentor's differing settings and the
+    fix."""
+    theirs = ', '.join(f'{k}={given[k]}' for k in keys)
+    ours = ', '.join(f'{k}={own[k]}' if k in own else f'{k} unset' for k in keys)
+    return (
+        f"CRFRefineSegmentor: the wrapper's data_preprocessor sets {theirs} where the wrapped "
+        f"segmentor's model.segmentor.data_preprocessor has {ours}; set the preprocessing in "
+        'model.segmentor.data_preprocessor and give the wrapper the same or none (it gets '
+        "model.data_preprocessor, else the config's top-level data_preprocessor, which "
+        "mmengine's Runner passes to a model dict without one), e.g. --cfg-options "
+        f'model.segmentor.data_preprocessor.{keys[0]}=... data_preprocessor.{keys[0]}=... '
+        '(or data_preprocessor=None)')
 
 
 def _settings(cfg) -> dict:
     """A preprocessor config as a plain dict, without mmengine's ``_scope_`` tag."""
     if isinstance(cfg, ConfigDict):
         cfg = cfg.to_dict()
-    if not isinstance(cfg, dict):  # an already built module
-        return {'module': cfg}
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if k != '_scope_'}
 
 

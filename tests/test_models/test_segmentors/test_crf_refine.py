@@ -15,6 +15,7 @@ from mmseg.structures import SegDataSample
 
 from mmaffseg.models.segmentors import CRFRefineSegmentor
 from mmaffseg.postprocessing import DenseCRF
+from mmaffseg.utils import ConfigCheckError
 
 try:
     import pydensecrf.densecrf  # noqa: F401
@@ -189,43 +190,82 @@ def test_training_and_tensor_mode_are_the_wrapped_models():
     torch.testing.assert_close(model(x, mode='tensor'), model.segmentor(x, mode='tensor'))
 
 
-def _built_with(monkeypatch, segmentor, data_preprocessor):
-    """The wrapper built with ``data_preprocessor`` and the warnings it printed."""
-    import mmaffseg.models.segmentors.crf_refine as crf_refine
-    printed = []
-    monkeypatch.setattr(crf_refine, 'print_log', lambda msg, **kw: printed.append(msg))
-    model = MODELS.build(dict(type='CRFRefineSegmentor', segmentor=segmentor,
-                              data_preprocessor=data_preprocessor))
-    return model, printed
+def _built_with(segmentor, data_preprocessor):
+    """The wrapper built with ``data_preprocessor`` given to it (mmengine's Runner gives it the
+    config's top-level one when the wrapper's dict has none)."""
+    return MODELS.build(dict(type='CRFRefineSegmentor', segmentor=segmentor,
+                             data_preprocessor=data_preprocessor))
 
 
-def test_wrapped_preprocessor_wins_over_the_runners_top_level_one(monkeypatch):
-    """mmengine's Runner gives a model dict without ``data_preprocessor`` the config's top-level
-    one: mmseg's ``size=(512, 1024)`` must not replace the wrapped segmentor's own."""
+def test_a_wrapper_preprocessor_that_differs_from_the_wrapped_one_is_an_error():
+    """mmseg's way of customising the preprocessing (a top-level ``data_preprocessor``, or
+    ``--cfg-options model.data_preprocessor.size=...``) reaches the wrapper, which preprocesses
+    with the wrapped segmentor's: it was dropped with a warning, now it stops the build naming
+    both settings, the keys and where to set them."""
     own = _segmentor_cfg()
     own['data_preprocessor']['size'] = (24, 32)
-    top = dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1], bgr_to_rgb=True,
+    top = dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=STD, bgr_to_rgb=True,
                size=(512, 1024))
-    model, printed = _built_with(monkeypatch, own, top)
-    assert model.data_preprocessor is model.segmentor.data_preprocessor
-    assert tuple(model.data_preprocessor.size) == (24, 32)
-    torch.testing.assert_close(model.data_preprocessor.mean.flatten(), torch.tensor(MEAN))
-    x = torch.zeros(3, 20, 30, dtype=torch.uint8)
-    batch = model.data_preprocessor(dict(inputs=[x], data_samples=[SegDataSample()]), True)
-    assert tuple(batch['inputs'].shape[-2:]) == (24, 32)
-    (warning, ) = printed
-    assert "wrapped segmentor's data_preprocessor" in warning and '[24, 32]' in warning
-    assert "'size': [512, 1024]" in warning and 'model.segmentor.data_preprocessor' in warning
+    with pytest.raises(ConfigCheckError) as error:
+        _built_with(own, top)
+    message = str(error.value)
+    assert '\n' not in message
+    assert message.startswith("CRFRefineSegmentor: the wrapper's data_preprocessor sets "
+                              f'mean=[0, 0, 0], size=[512, 1024] where the wrapped '
+                              "segmentor's model.segmentor.data_preprocessor has "
+                              f'mean={MEAN}, size=[24, 32]; set the preprocessing in '
+                              'model.segmentor.data_preprocessor'), message
+    assert ('--cfg-options model.segmentor.data_preprocessor.mean=... '
+            'data_preprocessor.mean=... (or data_preprocessor=None)') in message
+    # a key the wrapped (complete) preprocessor leaves at its default
+    with pytest.raises(ConfigCheckError, match=r'sets pad_val=7 where .* has pad_val unset'):
+        _built_with(dict(_segmentor_cfg(), data_preprocessor=dict(type='SegDataPreProcessor')),
+                    dict(type='SegDataPreProcessor', pad_val=7))
+    # explicitly given to the wrapper, partial (--cfg-options model.data_preprocessor.size=...)
+    with pytest.raises(ConfigCheckError, match=r'sets size=\[64, 64\] where .* has size unset'):
+        _built_with(_segmentor_cfg(), dict(size=(64, 64)))
 
 
-def test_wrapper_preprocessor_fills_in_a_missing_one_and_equal_ones_are_quiet(monkeypatch):
+def test_wrapper_preprocessor_fills_in_a_missing_or_partial_one_and_equal_ones_pass():
     own = _segmentor_cfg()
     given = own.pop('data_preprocessor')
-    model, printed = _built_with(monkeypatch, own, dict(given, size=(24, 32)))
-    assert tuple(model.segmentor.data_preprocessor.size) == (24, 32) and not printed
-    # the top-level one of our own configs: the same settings (less the size the model adds)
-    model, printed = _built_with(monkeypatch, _segmentor_cfg(), dict(given, _scope_='mmseg'))
-    assert not printed
+    model = _built_with(own, dict(given, size=(24, 32)))
+    assert tuple(model.segmentor.data_preprocessor.size) == (24, 32)
+    assert model.data_preprocessor is model.segmentor.data_preprocessor
+    # the top-level one of mmseg's model bases: the same settings, less the size the model adds
+    model = _built_with(dict(_segmentor_cfg(), data_preprocessor=dict(given, size=(24, 32))),
+                        dict(given, _scope_='mmseg'))
+    assert tuple(model.data_preprocessor.size) == (24, 32)
+    # equal, as in mmseg's configs (model.data_preprocessor=data_preprocessor): the snippet
+    model = _built_with(dict(_segmentor_cfg(), data_preprocessor=dict(given, size=(24, 32))),
+                        dict(given, size=[24, 32]))
+    assert tuple(model.data_preprocessor.size) == (24, 32)
+    # partial own (segmentor=dict(_base_.model, data_preprocessor=dict(size=crop_size))): it
+    # was kept alone and the build died with mmengine's raw KeyError about "type"
+    model = _built_with(dict(_segmentor_cfg(), data_preprocessor=dict(size=(24, 32))),
+                        dict(given, size=(24, 32), mean=[1, 2, 3]))
+    preprocessor = model.segmentor.data_preprocessor
+    assert tuple(preprocessor.size) == (24, 32) and model.data_preprocessor is preprocessor
+    torch.testing.assert_close(preprocessor.mean.flatten().float(), torch.tensor([1., 2., 3.]))
+    torch.testing.assert_close(preprocessor.std.flatten(), torch.tensor(STD))
+    x = torch.zeros(3, 20, 30, dtype=torch.uint8)
+    batch = preprocessor(dict(inputs=[x], data_samples=[SegDataSample()]), True)
+    assert tuple(batch['inputs'].shape[-2:]) == (24, 32)
+    with pytest.raises(ConfigCheckError,
+                       match=r'sets size=\[32, 32\] where .* has size=\[24, 32\]'):
+        _built_with(dict(_segmentor_cfg(), data_preprocessor=dict(size=(24, 32))),
+                    dict(given, size=(32, 32)))
+
+
+def test_a_preprocessor_without_type_is_named():
+    """mmengine's raw KeyError ('`cfg` or `default_args` must contain the key "type"')."""
+    for top in (None, dict(mean=[0, 0, 0])):
+        with pytest.raises(ConfigCheckError) as error:
+            _built_with(dict(_segmentor_cfg(), data_preprocessor=dict(size=(24, 32))), top)
+        assert str(error.value).startswith(
+            "CRFRefineSegmentor: the wrapped segmentor's data_preprocessor ")
+        assert 'has no type' in str(error.value)
+        assert 'dict(_base_.model.data_preprocessor, size=crop_size)' in str(error.value)
 
 
 def test_overrides_go_to_the_wrapped_segmentor():
