@@ -10,11 +10,14 @@ SUITE is a name of ``configs/benchmark/suites`` (``cityscapes``, ``synthetic``) 
 the methods (configs of ``configs/benchmark``) and the options every method's config gets.
 
 Each (method, seed) is one run folder ``W/<method>/seed<k>/`` holding the exact config
-(``config.py``), the hash of its flattened settings (``config_hash``), mmseg's checkpoints and
-logs, and ``done.json`` (written atomically after the final evaluation). ``W/provenance.json``
-records what made every run (stage ``<method>/seed<k>``: the flattened settings) and its
-evaluation (stage ``<method>/seed<k>/eval``: the sha256 of the evaluated checkpoint, ``--tta``,
-``--flops-shape``, the suite's image size and speed images), before the work. A rerun:
+(``config.py``), the hash of its flattened training settings (``config_hash``), mmseg's
+checkpoints and logs, and ``done.json`` (written atomically after the final evaluation;
+``done-slide.json`` for ``--test-mode slide``). ``W/provenance.json`` records what made every
+training (stage ``<method>/seed<k>``: the flattened settings without the test-time ones,
+:data:`TEST_ONLY_KEYS`) and each evaluation (stage ``<method>/seed<k>/eval``, or ``eval-slide``:
+the sha256 of the evaluated checkpoint, the test-time settings, ``--tta``, ``--flops-shape``,
+the suite's image size and speed images), before the work. So another test mode only
+evaluates the finished trainings. A rerun:
 
 - skips runs whose ``done.json`` was made from the same inputs;
 - resumes an interrupted training from the last checkpoint of its folder (tools/train.py
@@ -105,13 +108,19 @@ from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.config_errors import ConfigCheckError, OutputDirError
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, remove_path
 from mmaffseg.utils.folder_lock import FolderLock
-from mmaffseg.utils.provenance import Provenance, file_sha256
+from mmaffseg.utils.provenance import Provenance, file_sha256, flatten_settings
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SUITES_DIR = osp.join(REPO, 'configs', 'benchmark', 'suites')
 TRAIN_TOOL = osp.join(REPO, 'tools', 'train.py')
 # settings that say where/how a run executes, not what it computes: left out of the hash
 UNHASHED_KEYS = ('work_dir', 'launcher', 'resume', 'load_from')
+# settings only the evaluation reads (the model's test_cfg, the test loader, evaluator and
+# loop, TTA, the protocol's sliding windows): recorded with the evaluation, not the training,
+# so that another test mode evaluates the same trainings
+TEST_ONLY_KEYS = ('model.test_cfg', 'model.segmentor.test_cfg', 'bench_model.test_cfg',
+                  'bench_slide_test_cfg', 'test_dataloader', 'test_evaluator', 'test_cfg',
+                  'test_pipeline', 'tta_model', 'tta_pipeline')
 WRAPPERS = ('CRFRefineSegmentor', )
 # --test-mode: 'protocol' evaluates every method as its config says (the whole image; CPNet's
 # declared sliding windows), 'slide' every method on the protocol's sliding windows
@@ -182,10 +191,31 @@ def config_settings(cfg: Config) -> Dict[str, Any]:
             if k.split('.', 1)[0] not in UNHASHED_KEYS}
 
 
-def config_hash(cfg: Config) -> str:
-    """sha256 (first 16 hex digits) of :func:`config_settings`."""
-    text = json.dumps(config_settings(cfg), sort_keys=True, default=repr)
+def is_test_only(key: str) -> bool:
+    """Whether a flattened setting is read by the evaluation only (:data:`TEST_ONLY_KEYS`)."""
+    return any(key == k or key.startswith(k + '.') for k in TEST_ONLY_KEYS)
+
+
+def training_settings(cfg: Config) -> Dict[str, Any]:
+    """:func:`config_settings` that the training reads: without :data:`TEST_ONLY_KEYS`."""
+    return {k: v for k, v in config_settings(cfg).items() if not is_test_only(k)}
+
+
+def test_settings(cfg: Config) -> Dict[str, Any]:
+    """:func:`config_settings` that only the evaluation reads (:data:`TEST_ONLY_KEYS`)."""
+    return {k: v for k, v in config_settings(cfg).items() if is_test_only(k)}
+
+
+def settings_hash(settings: Dict[str, Any]) -> str:
+    """sha256 (first 16 hex digits) of flattened settings."""
+    text = json.dumps(settings, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: Config) -> str:
+    """:func:`settings_hash` of the run's :func:`training_settings` (the ``config_hash`` file
+    of a run folder)."""
+    return settings_hash(training_settings(cfg))
 
 
 def _replace_sync_bn(node: Any) -> None:
@@ -288,30 +318,47 @@ def _read_json(path: str) -> Optional[dict]:
         return json.load(f)
 
 
+def mode_suffix(test_mode: str) -> str:
+    """What names the files of a test mode's evaluation: ``''`` for ``protocol``
+    (``done.json``, ``eval/``, ``results.md``), ``'-slide'`` for ``slide`` (``done-slide.json``,
+    ``eval-slide/``, ``results-slide.md``)."""
+    return '' if test_mode == 'protocol' else f'-{test_mode}'
+
+
 class Run(NamedTuple):
     """One (method, seed) of a suite run: its config, folder and evaluated checkpoint."""
     method: str
     seed: int
     cfg: Config
-    digest: str  # config_hash(cfg)
+    digest: str  # config_hash(cfg): the training settings
     run_dir: str
     train_dir: str  # the base method's run folder for an eval-only variant
     checkpoint: str
     base_digest: Optional[str]  # the base method's config_hash for an eval-only variant
+    test_mode: str = 'protocol'  # one of TEST_MODES: which evaluation of the run folder
 
     @property
     def stage(self) -> str:
-        """The record's stage of the run (its training and settings)."""
+        """The record's stage of the run (its training settings)."""
         return f'{self.method}/seed{self.seed}'
 
     @property
+    def eval_name(self) -> str:
+        """The evaluation's folder and log name, one per test mode: ``eval``,
+        ``eval-slide``."""
+        return 'eval' + mode_suffix(self.test_mode)
+
+    @property
     def eval_stage(self) -> str:
-        """The record's stage of its evaluation (``done.json``)."""
-        return f'{self.stage}/eval'
+        """The record's stage of its evaluation in its test mode (``done.json``)."""
+        return f'{self.stage}/{self.eval_name}'
 
     @property
     def eval_outputs(self) -> List[str]:
-        return [osp.join(self.run_dir, name) for name in ('done.json', 'eval', 'eval-tta')]
+        """``done<suffix>.json`` first, then the evaluation's folders."""
+        names = (f'done{mode_suffix(self.test_mode)}.json', self.eval_name,
+                 f'{self.eval_name}-tta')
+        return [osp.join(self.run_dir, name) for name in names]
 
 
 def _read_text(path: str) -> Optional[str]:
@@ -324,17 +371,31 @@ def _read_text(path: str) -> Optional[str]:
 
 def eval_inputs(prov: Provenance, run: Run, settings: Dict[str, Any]) -> Dict[str, Any]:
     """What a run's ``done.json`` depends on: the evaluated checkpoint's contents (its
-    recorded digest while it is missing, e.g. deleted after the evaluation), the configs and
-    the evaluation settings."""
+    recorded digest while it is missing, e.g. deleted after the evaluation), the training
+    settings' hash, the test-time settings (``test.<key>``) and the evaluation settings."""
     if osp.isfile(run.checkpoint):
         checkpoint = file_sha256(run.checkpoint)
     else:
         checkpoint = ((prov.recorded() or {}).get(run.eval_stage) or {}).get(
             'checkpoint', 'missing')
-    inputs = dict(settings, config_hash=run.digest, checkpoint=checkpoint)
+    inputs = dict(settings, config_hash=run.digest, checkpoint=checkpoint,
+                  test=test_settings(run.cfg))
     if run.base_digest is not None:
         inputs['base_config_hash'] = run.base_digest
     return inputs
+
+
+def training_inputs(recorded: Optional[Dict[str, Any]], cfg: Config) -> Dict[str, Any]:
+    """The inputs to declare for a run's training stage: its :func:`training_settings`, or
+    the ``recorded`` inputs as they are when they hold the same training settings plus
+    test-time ones (a record of an earlier version, which hashed both): the training is
+    reused."""
+    new = flatten_settings(training_settings(cfg))
+    if recorded and any(is_test_only(k) for k in recorded):
+        old = {k: v for k, v in recorded.items() if k != 'mmaffseg_version'}
+        if {k: v for k, v in old.items() if not is_test_only(k)} == new:
+            return old
+    return new
 
 
 def claim_work_dir(work_dir: str, plan: List[Run], settings: Dict[str, Any],
@@ -348,9 +409,10 @@ def claim_work_dir(work_dir: str, plan: List[Run], settings: Dict[str, Any],
     recorded = prov.recorded() or {}
     outputs: Dict[str, List[str]] = {}
     for run in plan:
-        prov.stage(run.stage, config_settings(run.cfg))
+        prov.stage(run.stage, training_inputs(recorded.get(run.stage), run.cfg))
         legacy = (run.stage not in recorded and
-                  _read_text(osp.join(run.run_dir, 'config_hash')) == run.digest)
+                  _read_text(osp.join(run.run_dir, 'config_hash')) in (
+                      run.digest, settings_hash(config_settings(run.cfg))))
         outputs[run.stage] = [] if legacy else [run.run_dir]
     for run in plan:
         if osp.isfile(run.eval_outputs[0]):
@@ -717,10 +779,12 @@ def device_name() -> str:
 
 
 def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, int],
-             flops_shape: Tuple[int, int], tta: bool, speed_images: int = 10) -> Dict[str, Any]:
-    """mmseg's test loop on ``checkpoint`` with per-class IoU, then the measurements."""
+             flops_shape: Tuple[int, int], tta: bool, speed_images: int = 10,
+             name: str = 'eval') -> Dict[str, Any]:
+    """mmseg's test loop on ``checkpoint`` with per-class IoU, then the measurements; the
+    test runs write into ``run_dir/<name>`` and ``run_dir/<name>-tta``."""
     cfg = copy.deepcopy(cfg)
-    cfg.work_dir = osp.join(run_dir, 'eval')
+    cfg.work_dir = osp.join(run_dir, name)
     cfg.load_from = checkpoint
     cfg.resume = False
     cfg.launcher = 'none'
@@ -739,7 +803,7 @@ def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, 
     out.update(inference_speed(runner, speed_images))
     if tta:
         tta_cfg = copy.deepcopy(cfg)
-        tta_cfg.work_dir = osp.join(run_dir, 'eval-tta')
+        tta_cfg.work_dir = osp.join(run_dir, f'{name}-tta')
         tta_cfg.test_dataloader.dataset.pipeline = tta_cfg.tta_pipeline
         tta_cfg.tta_model.module = tta_cfg.model
         tta_cfg.model = tta_cfg.tta_model
@@ -762,13 +826,15 @@ def evaluate(cfg: Config, run_dir: str, checkpoint: str, image_size: Tuple[int, 
 
 
 def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
-            suite_name: str) -> dict:
-    """Read every run folder; write results.json, results.md and results.png in work_dir."""
+            suite_name: str, test_mode: str = 'protocol') -> dict:
+    """Read every run folder's evaluation in ``test_mode``; write results.json, results.md
+    and results.png in work_dir (``results-slide.*`` for ``slide``)."""
+    suffix = mode_suffix(test_mode)
     rows = {}
     for method in methods:
         runs, missing = {}, []
         for seed in seeds:
-            done = _read_json(osp.join(work_dir, method, f'seed{seed}', 'done.json'))
+            done = _read_json(osp.join(work_dir, method, f'seed{seed}', f'done{suffix}.json'))
             if done is None:
                 missing.append(seed)
             else:
@@ -796,11 +862,12 @@ def collect(work_dir: str, suite: Config, methods: List[str], seeds: List[int],
             if tta:
                 row['tta_mIoU_mean'] = round(statistics.mean(tta), 2)
         rows[method] = row
-    results = dict(suite=suite_name, seeds=seeds, methods=rows,
+    results = dict(suite=suite_name, seeds=seeds, test_mode=test_mode, methods=rows,
                    eval_only=dict(suite.get('eval_only', {})))
-    _write_json(osp.join(work_dir, 'results.json'), results)
-    atomic_write_bytes(osp.join(work_dir, 'results.md'), results_markdown(results).encode())
-    plot(results, osp.join(work_dir, 'results.png'))
+    _write_json(osp.join(work_dir, f'results{suffix}.json'), results)
+    atomic_write_bytes(osp.join(work_dir, f'results{suffix}.md'),
+                       results_markdown(results).encode())
+    plot(results, osp.join(work_dir, f'results{suffix}.png'))
     return results
 
 
@@ -828,7 +895,8 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def results_markdown(results: dict) -> str:
     rows = results['methods']
     lines = [
-        f'# Benchmark suite `{results["suite"]}`: seeds {results["seeds"]}', '',
+        f'# Benchmark suite `{results["suite"]}`: seeds {results["seeds"]}, test mode '
+        f'{results.get("test_mode", "protocol")}', '',
         'mIoU: mean +- sample standard deviation over the finished seeds (n). GFLOPs: '
         'multiply-adds of the inference path; "whole" = one forward at the size shown '
         '(tools/analysis_tools/get_flops.py), "per image" = the protocol\'s test on one '
@@ -935,14 +1003,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--test-mode', choices=TEST_MODES, default='protocol',
                         help='protocol: every method as its config says (the whole image; '
                         'CPNet, which cannot, on sliding windows); slide: every method on the '
-                        'protocol\'s sliding windows (part of the config hash)')
+                        'protocol\'s sliding windows. Evaluation only: each test mode has its '
+                        'own evaluation files and results tables, the trainings are shared')
     add_precision_args(parser, 'training of every method')
     parser.add_argument('--flops-shape', type=int, nargs=2, default=[1024, 2048],
                         metavar=('H', 'W'), help='input of the whole-image FLOPs count')
     parser.add_argument('--collect-only', action='store_true',
                         help='only rebuild results.* from the run folders')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override settings of every run (part of the config hash)')
+                        help='override settings of every run (a training setting is part of the '
+                        'training\'s record, a test-time one of the evaluation\'s)')
     parser.add_argument('--overwrite', action='store_true',
                         help='redo the runs and evaluations of --work-dir that were made from '
                         'other settings or checkpoints (their files are removed first)')
@@ -959,7 +1029,8 @@ def run_suite(args: argparse.Namespace) -> dict:
                              f'({list(suite.methods)})')
     if args.collect_only:
         with FolderLock(args.work_dir, '--work-dir'):
-            return collect(args.work_dir, suite, methods, args.seeds, args.suite)
+            return collect(args.work_dir, suite, methods, args.seeds, args.suite,
+                           args.test_mode)
     if not args.data_root:
         raise SuiteError('--data-root is required unless --collect-only')
     # a CRF variant needs its base method's training (in the suite's order)
@@ -991,7 +1062,7 @@ def plan_runs(args: argparse.Namespace, suite: Config, suite_path: str,
             train_dir = osp.join(args.work_dir, base, f'seed{seed}') if base else run_dir
             plan.append(Run(method, seed, cfg, digest, run_dir, train_dir,
                             final_checkpoint(train_dir, cfg),
-                            digests.get((base, seed)) if base else None))
+                            digests.get((base, seed)) if base else None, args.test_mode))
     return plan
 
 
@@ -1056,7 +1127,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
                 progress.say(f'FAILED: no {checkpoint} after training')
                 failures.append(tag)
                 continue
-        eval_log = osp.join(run_dir, 'eval.log')
+        eval_log = osp.join(run_dir, f'{run.eval_name}.log')
         progress.say(f'evaluating {checkpoint} ({test_mode_label(cfg)}), log {eval_log}')
         progress.evaluating()
         prov.stage(run.eval_stage, eval_inputs(prov, run, settings))
@@ -1064,7 +1135,7 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
         try:
             with console_to(eval_log):
                 result = evaluate(cfg, run_dir, checkpoint, image_size, args.flops_shape,
-                                  args.tta, suite.get('speed_images', 10))
+                                  args.tta, suite.get('speed_images', 10), name=run.eval_name)
         except Exception as e:  # reported; the other runs go on, a rerun evaluates again
             progress.finished('failed')
             progress.say(f'FAILED in evaluation: {type(e).__name__}: {e} (see {eval_log})')
@@ -1086,8 +1157,9 @@ def _run_plan(args: argparse.Namespace, suite: Config, methods: List[str], plan:
                                     '\n'.join(slurm_lines) + '\n').encode())
         print(f'Slurm: the training commands are in {script}; when they finished, run this '
               'command again with --launcher none on a GPU node to evaluate.', flush=True)
-    results = collect(args.work_dir, suite, methods, args.seeds, args.suite)
-    print(f'results: {osp.join(args.work_dir, "results.md")}', flush=True)
+    results = collect(args.work_dir, suite, methods, args.seeds, args.suite, args.test_mode)
+    print(f'results: {osp.join(args.work_dir, f"results{mode_suffix(args.test_mode)}.md")}',
+          flush=True)
     if failures:
         print(f'not finished: {failures}', flush=True)
     return results

@@ -1,10 +1,12 @@
-# Benchmark: DSRL (Wang et al., CVPR 2020) around the protocol's DeepLabV3+: ./deeplabv3plus-half.py
-# (the network sees the 512x1024 crop downsampled x0.5 and predicts at 512x1024, SSSR) plus the
-# SISR decoder and the feature-affinity loss during training (configs/dsrl). Method part:
-# model.type, downsample_factor (the half baseline's), sr_decoder, feature_transform, loss_sr,
-# loss_fa. Same data, crops, labels and evaluation as every method; DSRL's point is the cheaper
-# network input (see the FLOPs column), its gain is over deeplabv3plus-half.
-_base_ = ['./deeplabv3plus-half.py']
+# Benchmark: DSRL (Wang et al., CVPR 2020) around the protocol's DeepLabV3+:
+# ./deeplabv3plus-half-sssr.py (the network sees the 512x1024 crop downsampled x0.5 and predicts
+# at 512x1024, bilinear SSSR) plus the SISR decoder and the feature-affinity loss during training
+# (configs/dsrl). Method part: model.type, downsample_factor (the half baseline's), sr_decoder,
+# feature_transform, loss_sr, loss_fa. Same data, crops, labels and evaluation as every method;
+# DSRL's point is the cheaper network input (see the FLOPs column). dsrl - deeplabv3plus-half-sssr
+# is what SISR + FA add; the paper's gain, over a baseline trained on halved labels, also
+# includes SSSR.
+_base_ = ['./deeplabv3plus-half-sssr.py']
 model = dict(
     # SISR decoder on the stride-4 (256 ch) and stride-8 (2048 ch) maps of the 256x512 input:
     # 3 pixel-shuffle x2 stages back to 512x1024

@@ -1,6 +1,7 @@
-# Baseline for the DSRL quick-start: the same DeepLabV3+ R-18-D16 and schedule at the SAME network
-# input, i.e. the synthetic images downsampled x0.5 in the pipeline (128x256 images, 64x128
-# crops); predictions are resized to the 256x512 labels for evaluation.
+# Baseline for the DSRL quick-start, as the paper's: the same DeepLabV3+ R-18-D16 and schedule at
+# the SAME network input, i.e. the synthetic images and labels downsampled x0.5 in the pipeline
+# (128x256 images, 64x128 crops, no SSSR); predictions are resized to the 256x512 labels for
+# evaluation.
 #   python tools/train.py configs/dsrl/deeplabv3plus_r18-d16_quickstart_synthetic-half-64x128.py
 _base_ = ['../quickstart/deeplabv3plus_r18-d16_quickstart_synthetic-128x256.py']
 crop_size = (64, 128)

@@ -1,7 +1,9 @@
-# Baseline for DSRL: plain DeepLabV3+ R-50-D8 at the SAME 512x1024 network input, i.e. Cityscapes
-# downsampled x0.5 in the data pipeline (scale 1024x512, random ratio 0.5-2.0, crop 512x1024),
-# trained against labels downsampled with it. Evaluation resizes the prediction to the original
-# 1024x2048 labels, as for DSRL.
+# The DSRL paper's baseline: plain DeepLabV3+ R-50-D8 at the SAME 512x1024 network input, i.e.
+# Cityscapes downsampled x0.5 in the data pipeline (scale 1024x512, random ratio 0.5-2.0, crop
+# 512x1024), trained against labels downsampled with it (no SSSR). Evaluation resizes the
+# prediction to the original 1024x2048 labels, as for DSRL. DSRL's gain over it includes SSSR,
+# SISR and FA; the one-protocol benchmark's deeplabv3plus-half-sssr (full-resolution labels,
+# bilinear SSSR) is another baseline (configs/dsrl/benchmarks.md).
 _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
     'mmseg::_base_/datasets/cityscapes.py',

@@ -53,7 +53,7 @@ ALLOWED = {
     'spnet': ['model.backbone.type', 'model.backbone.spm_cfg.*', 'model.backbone.spm_blocks.*',
               'model.decode_head.*'],
     'cpnet': ['model.decode_head.*', 'model.test_cfg.*'],  # DECLARED_SLIDE
-    'deeplabv3plus-half': ['model.type', 'model.downsample_factor'],
+    'deeplabv3plus-half-sssr': ['model.type', 'model.downsample_factor'],
     'dsrl': ['model.type', 'model.downsample_factor', 'model.sr_decoder.*',
              'model.feature_transform.*', 'model.loss_sr.*', 'model.loss_fa.*'],
     'deeplabv2': ['model.decode_head.*'],
@@ -168,18 +168,18 @@ def test_cityscapes_windows_are_the_training_crop():
 @pytest.mark.parametrize('source', ['files', 'synthetic'])
 def test_dsrl_is_its_half_baseline_plus_the_sr_and_fa_branches(source):
     """DSRL's claim is over the same network on the same halved input: the suite's
-    deeplabv3plus-half is DSRL without its training branches."""
+    deeplabv3plus-half-sssr is DSRL without its training branches."""
     flats = _flat_files() if source == 'files' else _flat_suite('synthetic')
     branches = ['model.sr_decoder.*', 'model.feature_transform.*', 'model.loss_sr.*',
                 'model.loss_fa.*']
-    assert drift(flats['dsrl'], flats['deeplabv3plus-half'], branches) == []
-    assert flats['deeplabv3plus-half']['model.downsample_factor'] == 0.5
-    assert not any(k.startswith('model.sr_decoder') for k in flats['deeplabv3plus-half'])
+    assert drift(flats['dsrl'], flats['deeplabv3plus-half-sssr'], branches) == []
+    assert flats['deeplabv3plus-half-sssr']['model.downsample_factor'] == 0.5
+    assert not any(k.startswith('model.sr_decoder') for k in flats['deeplabv3plus-half-sssr'])
 
 
 def test_dsrl_and_its_half_baseline_predict_alike_without_the_branches():
     """Built from the synthetic suite with the same weights, DSRL with its training branches
-    dropped and deeplabv3plus-half give the same logits: the same network on the same input."""
+    dropped and deeplabv3plus-half-sssr give the same logits: the same network on the same input."""
     import torch
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
@@ -187,11 +187,11 @@ def test_dsrl_and_its_half_baseline_predict_alike_without_the_branches():
     init_default_scope('mmseg')
     configs = _suite_configs('synthetic')
     models = {}
-    for name in ('dsrl', 'deeplabv3plus-half'):
+    for name in ('dsrl', 'deeplabv3plus-half-sssr'):
         model_cfg = copy.deepcopy(configs[name].model)
         model_cfg.pop('pretrained', None)
         models[name] = revert_sync_batchnorm(MODELS.build(model_cfg)).eval()
-    dsrl, half = models['dsrl'], models['deeplabv3plus-half']
+    dsrl, half = models['dsrl'], models['deeplabv3plus-half-sssr']
     assert dsrl.with_sisr and dsrl.with_fa and not half.with_sisr
     missing, unexpected = half.load_state_dict(dsrl.state_dict(), strict=False)
     assert not missing

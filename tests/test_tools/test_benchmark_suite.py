@@ -5,6 +5,7 @@ interrupted one resumes from its checkpoint, and the collected table has both; t
 shows the suite's progress, the evaluation's output goes to the run folder; a rerun with
 other settings is refused; --collect-only rebuilds the results from the run folders alone.
 The progress bookkeeping (log parsing, ETAs) is tested alone with a fake clock."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -333,3 +334,126 @@ def test_amp_and_channels_last_are_settings_of_each_run(fake_suite, tiny_synthet
     assert '| test | training |' in table and '| whole | AMP bf16 + channels-last |' in table
     assert tool.training_label({}) == 'fp32'  # done.json of a run made before --amp existed
     assert tool.training_label(dict(amp='float16')) == 'AMP fp16'
+
+
+def _checkpoints(run_dir: str) -> dict:
+    """Every checkpoint of a run folder: name -> (mtime_ns, sha256)."""
+    out = {}
+    for name in sorted(f for f in os.listdir(run_dir) if f.endswith('.pth')):
+        path = osp.join(run_dir, name)
+        with open(path, 'rb') as f:
+            out[name] = (os.stat(path).st_mtime_ns, hashlib.sha256(f.read()).hexdigest())
+    return out
+
+
+def test_slide_test_mode_evaluates_the_finished_trainings(tiny_synthetic_root, tmp_path):
+    """--test-mode slide on a finished work dir only evaluates: the trained checkpoints, the
+    training log and the protocol's done.json stay as they are; the sliding-window results go
+    to done-slide.json / results-slide.*; the training's record holds no test-time setting."""
+    tool = load_tool('benchmark_suite.py')
+    work = str(tmp_path / 'suite')
+    run_dir = osp.join(work, METHODS[0], 'seed0')
+    args = _fake_args(tiny_synthetic_root, work)
+    args[args.index('--cfg-options'):args.index('--cfg-options')] = ['--flops-shape', '64',
+                                                                    '128']
+    tool.main(args)
+    kept = _checkpoints(run_dir)
+    assert [name for name in kept] == ['iter_2.pth', 'iter_4.pth']
+    kept.update({f: os.stat(osp.join(run_dir, f)).st_mtime_ns
+                 for f in ('train.log', 'done.json', 'config.py', 'config_hash')})
+    kept['results.md'] = os.stat(osp.join(work, 'results.md')).st_mtime_ns
+
+    tool.main(args + ['--test-mode', 'slide'])  # exit status 2 when the test mode was hashed
+    now = _checkpoints(run_dir)
+    now.update({f: os.stat(osp.join(run_dir, f)).st_mtime_ns
+                for f in ('train.log', 'done.json', 'config.py', 'config_hash')})
+    now['results.md'] = os.stat(osp.join(work, 'results.md')).st_mtime_ns
+    assert now == kept  # not retrained, the protocol's evaluation kept
+    with open(osp.join(run_dir, 'done.json')) as f:
+        whole = json.load(f)
+    with open(osp.join(run_dir, 'done-slide.json')) as f:
+        slide = json.load(f)
+    assert (whole['test_mode'], slide['test_mode']) == ('whole', 'slide 64x128 stride 43x85')
+    assert slide['checkpoint'] == whole['checkpoint'] == osp.join(run_dir, 'iter_4.pth')
+    assert slide['config_hash'] == whole['config_hash']
+    assert slide['windows_per_image'] == 9 and whole['windows_per_image'] == 1
+    assert osp.isdir(osp.join(run_dir, 'eval-slide'))
+    with open(osp.join(run_dir, 'eval-slide.log')) as f:
+        assert 'Iter(test)' in f.read()
+    with open(osp.join(work, 'results-slide.md')) as f:
+        table = f.read()
+    assert re.search(rf'^\| {METHODS[0]} \| [0-9.]+ \| 1 \|.*\| slide 64x128 stride 43x85 '
+                     r'\| fp32 \|$', table, re.M), table
+    with open(osp.join(work, 'provenance.json')) as f:
+        stages = json.load(f)['stages']
+    assert not [k for k in stages[f'{METHODS[0]}/seed0'] if 'test_cfg' in k]
+    assert stages[f'{METHODS[0]}/seed0/eval']['test.model.test_cfg.mode'] == 'whole'
+    assert stages[f'{METHODS[0]}/seed0/eval-slide']['test.model.test_cfg.mode'] == 'slide'
+
+    slide_done = os.stat(osp.join(run_dir, 'done-slide.json')).st_mtime_ns
+    tool.main(args + ['--test-mode', 'slide'])  # both evaluations done: nothing to do
+    assert os.stat(osp.join(run_dir, 'done-slide.json')).st_mtime_ns == slide_done
+    assert _checkpoints(run_dir) == {k: v for k, v in kept.items() if k.endswith('.pth')}
+
+
+def test_training_change_refuses_and_test_time_change_re_evaluates(
+        fake_suite, tiny_synthetic_root, tmp_path, capsys):
+    """In any test mode a changed training setting still stops naming the training's stage;
+    a changed test-time setting names only the evaluation's stage, and --overwrite
+    re-evaluates it without retraining."""
+    tool, calls = fake_suite
+    work = str(tmp_path / 'suite')
+    run_dir = osp.join(work, METHODS[0], 'seed0')
+    tool.main(_fake_args(tiny_synthetic_root, work))
+    tool.main(_fake_args(tiny_synthetic_root, work, '--test-mode', 'slide'))
+    assert calls == [('train', run_dir), ('evaluate', run_dir), ('evaluate', run_dir)]
+    kept = _checkpoints(run_dir)
+
+    options = dict(tiny_synthetic_overrides(tiny_synthetic_root))
+    options['optim_wrapper.optimizer.lr'] = 0.02
+    err = _exit_2(tool, _fake_args(tiny_synthetic_root, work, '--test-mode', 'slide',
+                                   options=options), capsys)
+    assert len(err.strip().splitlines()) == 1
+    assert f"stage '{METHODS[0]}/seed0' was made from other inputs " \
+        '(optim_wrapper.optimizer.lr: 0.01 -> 0.02)' in err and '--overwrite' in err
+
+    options = dict(tiny_synthetic_overrides(tiny_synthetic_root))
+    options['model.test_cfg.stride'] = [32, 64]
+    slide_args = _fake_args(tiny_synthetic_root, work, '--test-mode', 'slide', options=options)
+    err = _exit_2(tool, slide_args, capsys)
+    assert f"stage '{METHODS[0]}/seed0/eval-slide' was made from other inputs " \
+        '(test.model.test_cfg.stride.0: 43 -> 32;' in err
+    assert f"stage '{METHODS[0]}/seed0' " not in err  # the training is not in question
+    tool.main(slide_args + ['--overwrite'])
+    assert calls[3:] == [('evaluate', run_dir)] and _checkpoints(run_dir) == kept
+
+
+def test_record_of_an_earlier_version_keeps_its_trainings(fake_suite, tiny_synthetic_root,
+                                                         tmp_path, capsys):
+    """A work dir whose record hashed the test-time settings with the training (as an earlier
+    version wrote it): another test mode evaluates its trainings; its protocol evaluation
+    (recorded without the test-time settings) is redone with --overwrite, not retrained."""
+    tool, calls = fake_suite
+    work = str(tmp_path / 'suite')
+    run_dir = osp.join(work, METHODS[0], 'seed0')
+    args = _fake_args(tiny_synthetic_root, work)
+    tool.main(args)
+    record = osp.join(work, 'provenance.json')
+    with open(record) as f:
+        data = json.load(f)
+    cfg = tool.Config.fromfile(osp.join(run_dir, 'config.py'))
+    stages = data['stages']
+    stages[f'{METHODS[0]}/seed0'].update(tool.flatten_settings(tool.test_settings(cfg)))
+    evaluation = stages[f'{METHODS[0]}/seed0/eval']
+    for key in [k for k in evaluation if k.startswith('test.')]:
+        del evaluation[key]
+    with open(record, 'w') as f:
+        json.dump(data, f)
+
+    tool.main(_fake_args(tiny_synthetic_root, work, '--test-mode', 'slide'))
+    assert calls == [('train', run_dir), ('evaluate', run_dir), ('evaluate', run_dir)]
+    err = _exit_2(tool, args, capsys)
+    assert f"stage '{METHODS[0]}/seed0/eval' was made from other inputs" in err
+    assert f"stage '{METHODS[0]}/seed0' " not in err
+    tool.main(args + ['--overwrite'])
+    assert calls[3:] == [('evaluate', run_dir)]

@@ -8,7 +8,7 @@ methods = {
     'hanet-head': '../hanet-head.py',
     'spnet': '../spnet.py',
     'cpnet': '../cpnet.py',
-    'deeplabv3plus-half': '../deeplabv3plus-half.py',
+    'deeplabv3plus-half-sssr': '../deeplabv3plus-half-sssr.py',
     'dsrl': '../dsrl.py',
     'deeplabv2': '../deeplabv2.py',
     'deeplabv2-crf': '../deeplabv2-crf.py',

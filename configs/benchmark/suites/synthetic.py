@@ -89,7 +89,7 @@ method_options = {
     'cpnet': dict(model=dict(
         decode_head=dict(in_channels=512, channels=128, prior_channels=128, prior_size=(8, 16)),
         test_cfg=_slide)),
-    'deeplabv3plus-half': dict(model=dict(decode_head=_dlv3p_head)),
+    'deeplabv3plus-half-sssr': dict(model=dict(decode_head=_dlv3p_head)),
     'dsrl': dict(model=dict(decode_head=_dlv3p_head,
                             sr_decoder=dict(in_channels=(64, 512), channels=32,
                                             upsample_channels=(32, 16, 16)))),
