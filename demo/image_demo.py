@@ -20,8 +20,9 @@ from argparse import ArgumentParser, Namespace
 from typing import Optional, Sequence
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import exit_with_error, show_result_pyplot
-from mmaffseg.apis.inference_cli import (
+from mmaffseg.apis import show_result_pyplot
+from mmaffseg.cli import exit_with_error
+from mmaffseg.cli.inference_args import (
     add_model_args,
     add_painting_args,
     check_input_file,

@@ -44,7 +44,7 @@ from typing import Callable, List, Optional
 
 TESTS = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(TESTS)
-for _p in (osp.join(TESTS, 'test_wsss'), osp.join(TESTS, 'test_apis'), TESTS, REPO):
+for _p in (osp.join(TESTS, 'test_wsss'), osp.join(TESTS, 'test_cli'), TESTS, REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 

@@ -39,8 +39,10 @@ LAYERS: Dict[str, int] = {
     'visualization': 5,
     # multi-stage loops that drive models and metrics
     'wsss': 6,
-    # the logic behind tools/
+    # inference from users' code (mmseg's apis: init_model...)
     'apis': 7,
+    # the logic behind tools/ and demo/
+    'cli': 8,
 }
 
 

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -41,7 +41,7 @@ process, on the same device for every run. ``--collect-only`` rebuilds ``results
 CUDA devices that support it, float16 with dynamic loss scaling on older GPUs; the dtype is
 chosen here, from this process's device: name it for ``--launcher slurm``), ``--channels-last``
 in the channels-last memory format; both are the same config settings for every method
-(:func:`mmaffseg.apis.use_amp`, :func:`mmaffseg.apis.use_channels_last`), so they are part of
+(:func:`mmaffseg.cli.use_amp`, :func:`mmaffseg.cli.use_channels_last`), so they are part of
 each run's recorded settings. Evaluation runs in float32 (in channels-last with
 ``--channels-last``).
 
@@ -91,7 +91,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS, MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     CfgOptionsAction,
     add_precision_args,
     build_runner,
@@ -103,7 +103,7 @@ from mmaffseg.apis import (
     use_amp,
     use_channels_last,
 )
-from mmaffseg.apis.runner_setup import use_checked_image_loading
+from mmaffseg.cli.runner_setup import use_checked_image_loading
 from mmaffseg.utils.atomic_io import atomic_write_bytes
 from mmaffseg.utils.config_errors import ConfigCheckError, OutputDirError
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, remove_path
@@ -245,7 +245,7 @@ def method_config(suite: Config, suite_path: str, method: str, seed: int, data_r
                   test_mode: str = 'protocol', amp: Optional[str] = None,
                   channels_last: bool = False, device: Optional[str] = None) -> Config:
     """The exact config of one (method, seed) run of ``suite`` (``test_mode``: one of
-    :data:`TEST_MODES`; ``amp``: a choice of :func:`mmaffseg.apis.use_amp` for training on
+    :data:`TEST_MODES`; ``amp``: a choice of :func:`mmaffseg.cli.use_amp` for training on
     ``device``, or None for float32 training)."""
     if method not in suite.methods:
         raise SuiteError(f'--methods: {method!r} is not a method of the suite, which has '

@@ -23,7 +23,7 @@ import argparse
 import sys
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     CfgOptionsAction,
     build_runner,
     checkpoint_errors_exit,
@@ -32,7 +32,7 @@ from mmaffseg.apis import (
     registry_error_hints,
     report_error,
 )
-from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.cli.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.ops.psa_stages import WALK_STAGES
 from mmaffseg.utils.config_errors import OutputDirError
 from mmaffseg.wsss.param_selection import AFFINITY_STAGE, SWEEPS

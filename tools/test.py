@@ -13,7 +13,7 @@ unreadable, refused or mismatching checkpoint exits with status 2 and a one-line
 import argparse
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     add_launcher_args,
     build_runner,
     check_data_roots,
@@ -25,7 +25,7 @@ from mmaffseg.apis import (
     prepare_test_cfg,
     registry_error_hints,
 )
-from mmaffseg.apis.inference_cli import add_weight_loading_args
+from mmaffseg.cli.inference_args import add_weight_loading_args
 from mmaffseg.utils import check_output_folder
 
 

@@ -22,7 +22,7 @@ device (bfloat16 where supported, else float16 with dynamic loss scaling) and
 import argparse
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     add_launcher_args,
     add_precision_args,
     build_runner,
@@ -41,7 +41,7 @@ from mmaffseg.apis import (
     registry_error_hints,
     training_failure_exit,
 )
-from mmaffseg.apis.config_checks import check_train_settings
+from mmaffseg.cli.config_checks import check_train_settings
 
 
 def parse_args() -> argparse.Namespace:

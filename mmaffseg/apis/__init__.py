@@ -1,84 +1,8 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""The logic behind ``tools/train.py`` and ``tools/test.py`` (the tools only parse arguments),
-and :func:`init_model` / :func:`show_result_pyplot` (mmseg's arguments) for inference with
-every mmaffseg model."""
+"""Inference with every mmaffseg model from users' code, with mmseg's arguments:
+:func:`init_model` (mmaffseg's safe checkpoint loading) and :func:`show_result_pyplot`.
+The tools' own logic (config checks, runners, errors) is :mod:`mmaffseg.cli`."""
 
-from .cfg_options import CfgOptionsAction, check_cfg_options, normalize_cfg_options
-from .cli_errors import (
-    checkpoint_errors_exit,
-    config_errors_exit,
-    exit_with_error,
-    positive_int,
-    registry_error_hints,
-    report_error,
-    training_failure_exit,
-)
-from .cpu_distributed import (
-    add_launcher_args,
-    check_no_sync_bn,
-    init_cpu_process_group,
-    launch_rank,
-    parse_launcher_args,
-    setup_cpu_distributed,
-)
 from .inference import config_dataset_meta, init_model, show_result_pyplot
-from .pseudo_labels import prepare_pseudo_label_cfg
-from .runner_setup import (
-    build_runner,
-    check_checkpoint_file,
-    check_data_roots,
-    check_loaded_checkpoint,
-    default_work_dir,
-    load_config,
-    prepare_test_cfg,
-    prepare_train_cfg,
-    use_checked_image_loading,
-)
-from .training_precision import (
-    add_precision_args,
-    amp_dtype,
-    training_precision,
-    use_amp,
-    use_channels_last,
-)
-from .work_dir import check_work_dir_record, checkpoint_folder, claim_work_dir
 
-__all__ = [
-    'CfgOptionsAction',
-    'add_launcher_args',
-    'add_precision_args',
-    'amp_dtype',
-    'build_runner',
-    'check_cfg_options',
-    'check_checkpoint_file',
-    'check_work_dir_record',
-    'checkpoint_folder',
-    'claim_work_dir',
-    'check_data_roots',
-    'check_loaded_checkpoint',
-    'check_no_sync_bn',
-    'checkpoint_errors_exit',
-    'exit_with_error',
-    'report_error',
-    'config_dataset_meta',
-    'config_errors_exit',
-    'default_work_dir',
-    'init_cpu_process_group',
-    'init_model',
-    'launch_rank',
-    'load_config',
-    'normalize_cfg_options',
-    'parse_launcher_args',
-    'positive_int',
-    'prepare_pseudo_label_cfg',
-    'prepare_test_cfg',
-    'prepare_train_cfg',
-    'registry_error_hints',
-    'setup_cpu_distributed',
-    'show_result_pyplot',
-    'training_failure_exit',
-    'training_precision',
-    'use_amp',
-    'use_channels_last',
-    'use_checked_image_loading',
-]
+__all__ = ['config_dataset_meta', 'init_model', 'show_result_pyplot']

@@ -9,7 +9,7 @@ bfloat16. :class:`AnyDeviceAmpOptimWrapper` is the same wrapper (a subclass: sam
 
 * ``dtype='bfloat16'``: CPU autocast, or a CUDA device that supports it. bfloat16 keeps
   float32's exponent range, so gradients do not underflow and ``loss_scale=dict(enabled=False)``
-  (what :func:`mmaffseg.apis.use_amp` sets) switches the scaler off;
+  (what :func:`mmaffseg.cli.use_amp` sets) switches the scaler off;
 * ``dtype='float16'``: CUDA only (mmengine's CPU autocast is bfloat16 only), with a loss
   scaler, ``'dynamic'`` by default as mmseg's ``--amp``.
 

@@ -4,7 +4,7 @@ line.
 
 The tools (``tools/train.py``, ``tools/test.py``, ``tools/deployment/pytorch2onnx.py``) turn
 them into ``TOOL: error: ...`` and exit status 2 through
-:func:`mmaffseg.apis.cli_errors.config_errors_exit`; library callers get the exception.
+:func:`mmaffseg.cli.errors.config_errors_exit`; library callers get the exception.
 """
 
 

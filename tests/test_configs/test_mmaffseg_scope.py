@@ -14,7 +14,7 @@ import pytest
 from helpers import tiny_synthetic_overrides
 from mmengine.registry import DATASETS, HOOKS, MODELS, VISUALIZERS, init_default_scope
 
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')

@@ -17,7 +17,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmaffseg.apis import build_runner, load_config
+from mmaffseg.cli import build_runner, load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PSA = osp.join(REPO, 'configs', 'psa')

@@ -21,7 +21,7 @@ from mmseg.registry import MODELS
 from quickstart_families import FAMILIES, family_config
 from seg_batch import random_seg_batch
 
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

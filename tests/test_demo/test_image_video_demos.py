@@ -217,7 +217,7 @@ def test_demos_name_a_model_that_does_not_segment_images(image_demo, video_demo,
 @pytest.fixture
 def no_model_loading(monkeypatch):
     """The demos' model loading fails the test: their checks must stop them before it."""
-    import mmaffseg.apis.inference_cli as inference_cli
+    import mmaffseg.cli.inference_args as inference_cli
 
     def init_model(*args, **kwargs):
         raise AssertionError('the model was loaded before the arguments were checked')

@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from seg_batch import random_seg_batch
 
-from mmaffseg.apis import load_config, prepare_train_cfg
+from mmaffseg.cli import load_config, prepare_train_cfg
 from mmaffseg.engine import ChannelsLastHook, to_channels_last
 
 pytestmark = pytest.mark.usefixtures('one_thread')

@@ -6,7 +6,7 @@ import pytest
 from helpers import tiny_synthetic_overrides
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import build_runner, load_config, prepare_train_cfg
+from mmaffseg.cli import build_runner, load_config, prepare_train_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(REPO, 'configs', 'quickstart',
@@ -44,7 +44,7 @@ def test_train_tool_reports_it_in_one_line(tiny_synthetic_root, tmp_path, monkey
     import runpy
     import sys
 
-    from test_apis.test_tools_round_trip import _options
+    from test_cli.test_tools_round_trip import _options
     tool = osp.join(REPO, 'tools', 'train.py')
     monkeypatch.setattr(sys, 'argv', [tool, QUICKSTART, '--work-dir', str(tmp_path),
                                       '--cfg-options'] + _options(tiny_synthetic_root, 1) +

@@ -86,7 +86,7 @@ def test_pseudo_labels_on_gpu_match_cpu(tiny_synthetic_root, tmp_path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis import load_config
+    from mmaffseg.cli import load_config
     init_default_scope('mmseg')
     psa = osp.join(REPO, 'configs', 'psa')
     pl_cfg = osp.join(psa, 'psa-pseudo-labels_r18-d8-slim_quickstart_synthetic-wsss-128x256.py')

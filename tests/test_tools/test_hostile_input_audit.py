@@ -5,7 +5,7 @@ import sys
 import pytest
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-from mmaffseg.apis.cli_errors import exit_with_error
+from mmaffseg.cli.errors import exit_with_error
 
 MESSAGE = 'the config uses synchronised BatchNorm (model.backbone.norm_cfg), which needs GPUs'
 

@@ -11,7 +11,7 @@ from helpers import tiny_synthetic_overrides
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'instance_embedding_diagnostics.py')

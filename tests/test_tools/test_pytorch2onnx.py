@@ -18,8 +18,8 @@ pytest.importorskip('onnxruntime')
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
-from mmaffseg.apis import load_config  # noqa: E402
-from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx  # noqa: E402
+from mmaffseg.cli import load_config  # noqa: E402
+from mmaffseg.cli.onnx_export import ExportError, export_onnx, verify_onnx  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

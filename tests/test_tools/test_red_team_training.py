@@ -14,7 +14,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmaffseg.apis.work_dir import check_work_dir_record, checkpoint_folder, claim_work_dir
+from mmaffseg.cli.work_dir import check_work_dir_record, checkpoint_folder, claim_work_dir
 from mmaffseg.engine.finite_check_hook import FiniteCheckHook
 from mmaffseg.utils.config_errors import OutputDirError
 from mmaffseg.utils.finite import NonFiniteError

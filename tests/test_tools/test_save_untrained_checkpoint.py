@@ -31,7 +31,7 @@ def test_checkpoint_is_loadable_and_seeded(tmp_path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis import load_config
+    from mmaffseg.cli import load_config
     init_default_scope('mmseg')
     model = MODELS.build(load_config(CONFIG).model)
     missing, unexpected = model.load_state_dict(a['state_dict'], strict=True)

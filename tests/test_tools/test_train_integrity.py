@@ -20,7 +20,7 @@ from typing import Optional
 
 import pytest
 import torch
-from test_apis.test_tools_round_trip import QUICKSTART, _options
+from test_cli.test_tools_round_trip import QUICKSTART, _options
 from tool_runner import REPO, run_tool, run_tools_in_one_process
 from untrained import save_untrained, small_test_config
 

@@ -19,7 +19,7 @@ from test_wsss.test_pseudo_label_loop import make_psa_checkpoints
 from tool_runner import load_tool
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 from mmaffseg.ops.neighbour_offsets import from_window, neighbour_offsets
 from mmaffseg.postprocessing.dense_crf import DenseCRF
 from mmaffseg.wsss.cam import stack_to_label

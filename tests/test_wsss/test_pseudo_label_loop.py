@@ -21,8 +21,8 @@ from PIL import Image
 from tool_runner import load_tool
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import build_runner, load_config
-from mmaffseg.apis.pseudo_labels import prepare_pseudo_label_cfg
+from mmaffseg.cli import build_runner, load_config
+from mmaffseg.cli.pseudo_labels import prepare_pseudo_label_cfg
 from mmaffseg.utils import atomic_io
 from mmaffseg.wsss import pseudo_label_loop
 from mmaffseg.wsss.pseudo_label_loop import PseudoLabelLoop, label_relpath, shard_indices

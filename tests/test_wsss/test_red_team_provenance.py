@@ -133,7 +133,7 @@ def tiny(tmp_path_factory):
     from mmengine.runner import set_random_seed
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis import load_config
+    from mmaffseg.cli import load_config
     root = tmp_path_factory.mktemp('red_pl')
     cfg = load_config(CONFIG)
     init_default_scope('mmseg')

@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config, registry_error_hints
+from mmaffseg.cli import CfgOptionsAction, config_errors_exit, load_config, registry_error_hints
 
 
 def parse_args() -> argparse.Namespace:

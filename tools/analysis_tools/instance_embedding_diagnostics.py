@@ -32,7 +32,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
+from mmaffseg.cli import CfgOptionsAction, config_errors_exit, load_config
 from mmaffseg.instance_embedding import oracle_seeds, seed_class_targets
 from mmaffseg.structures.instance_map import instance_classes
 from mmaffseg.utils import load_model_weights

@@ -22,7 +22,7 @@ from mmseg.registry import DATASETS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
+from mmaffseg.cli import CfgOptionsAction, config_errors_exit, load_config
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,7 +8,7 @@ The graph maps the preprocessed batch ``input`` (B, 3, H, W) (after the model's
 ``SegDataPreProcessor``: colour swap and ``(img - mean) / std``) to the whole-image inference
 logits ``seg_logits`` (B, C, H, W) (``embedding`` for semantic-feature models), i.e. what
 ``model.predict`` gives as ``seg_logits`` for an unresized image; see
-:mod:`mmaffseg.apis.onnx_export` for what each model family puts in the graph (the dense CRF
+:mod:`mmaffseg.cli.onnx_export` for what each model family puts in the graph (the dense CRF
 and the instance-embedding post-processing stay outside). ``--verify`` runs the file in ONNX
 Runtime on a seeded random input and prints the largest absolute difference to PyTorch and the
 fraction of pixels with the same arg-max class; with ``--dynamic`` it also checks a second
@@ -29,7 +29,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401  (registers mmaffseg modules into mmseg's registries)
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     CfgOptionsAction,
     checkpoint_errors_exit,
     config_errors_exit,
@@ -39,7 +39,7 @@ from mmaffseg.apis import (
     registry_error_hints,
     report_error,
 )
-from mmaffseg.apis.onnx_export import ExportError, export_onnx, verify_onnx
+from mmaffseg.cli.onnx_export import ExportError, export_onnx, verify_onnx
 from mmaffseg.utils import load_model_weights
 from mmaffseg.utils.image_io import MAX_PIXELS_ENV, max_image_pixels
 

@@ -384,7 +384,7 @@ def test_auxiliary_head_none_drops_a_base_models_auxiliary_head():
 def test_runner_trains_and_evaluates_on_the_tiny_dataset(tiny_synthetic_root, tmp_path):
     from helpers import tiny_synthetic_overrides
 
-    from mmaffseg.apis import build_runner, load_config
+    from mmaffseg.cli import build_runner, load_config
     opts = tiny_synthetic_overrides(tiny_synthetic_root)
     opts.update({
         'work_dir': str(tmp_path),

@@ -15,7 +15,7 @@ that defines
 
 :func:`main` checks the shared options and sets ``--threads`` (``torch.set_num_threads``)
 before the target runs. Bad input is reported as one line ``benchmark.py: error: ...`` with exit
-status 2 (:func:`~mmaffseg.apis.cli_errors.report_error`), by the targets too; a case that failed
+status 2 (:func:`~mmaffseg.cli.errors.report_error`), by the targets too; a case that failed
 in its own process (:class:`~.profiling.CaseError`) is reported the same way.
 """
 import argparse
@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 
-from mmaffseg.apis.cli_errors import report_error
+from mmaffseg.cli.errors import report_error
 
 from .profiling import CaseError
 

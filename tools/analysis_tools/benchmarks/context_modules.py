@@ -33,7 +33,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 
 from .cli import command, options
 from .profiling import emit_result, measure, ratio_table, run_case

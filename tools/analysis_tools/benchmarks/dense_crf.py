@@ -26,7 +26,7 @@ from functools import partial
 
 import numpy as np
 
-from mmaffseg.apis import report_error
+from mmaffseg.cli import report_error
 from mmaffseg.postprocessing import DenseCRF
 from mmaffseg.postprocessing.worker_pool import available_cpus
 

@@ -32,7 +32,7 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import CfgOptionsAction, config_errors_exit, load_config
+from mmaffseg.cli import CfgOptionsAction, config_errors_exit, load_config
 
 from .cli import command
 from .profiling import emit_result, measure, ratio_table, run_case

@@ -36,7 +36,7 @@ import types
 import torch
 
 import mmaffseg
-from mmaffseg.apis import report_error
+from mmaffseg.cli import report_error
 from mmaffseg.models.losses.context_prior_loss import context_prior_loss
 
 from .profiling import count_aten_ops, measure
@@ -144,7 +144,7 @@ def model_step_fn(fn, device: str):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis import load_config
+    from mmaffseg.cli import load_config
 
     from .random_batch import random_seg_batch
     cfg = load_config(CPNET_CFG)

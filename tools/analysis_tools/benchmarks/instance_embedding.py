@@ -23,12 +23,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import (
-    CfgOptionsAction,
-    checkpoint_errors_exit,
-    config_errors_exit,
-    load_config,
-)
+from mmaffseg.cli import CfgOptionsAction, checkpoint_errors_exit, config_errors_exit, load_config
 from mmaffseg.utils import load_model_weights
 
 from .profiling import measure

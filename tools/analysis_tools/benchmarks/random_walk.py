@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from mmseg.evaluation.metrics import IoUMetric
 
-from mmaffseg.apis import report_error
+from mmaffseg.cli import report_error
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import neighbour_offsets
 from mmaffseg.ops.psa_defaults import PSA_DEFAULTS

@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     CfgOptionsAction,
     checkpoint_errors_exit,
     config_errors_exit,

@@ -14,7 +14,7 @@ the config's crop size and their labels: data preprocessor, forward, losses, bac
 optimizer step, through the optimizer wrapper the ``--amp`` / ``--channels-last`` options make:
 
 * ``fp32``: the config as it is;
-* ``amp``: ``--amp`` (:func:`mmaffseg.apis.use_amp`: bfloat16 autocast on CPU and on GPUs that
+* ``amp``: ``--amp`` (:func:`mmaffseg.cli.use_amp`: bfloat16 autocast on CPU and on GPUs that
   support it, else float16 with dynamic loss scaling);
 * ``cl``, ``amp+cl``: the same with ``--channels-last`` (model and batch in channels-last).
 
@@ -35,7 +35,7 @@ from types import ModuleType, SimpleNamespace
 
 import torch
 
-from mmaffseg.apis.cli_errors import report_error
+from mmaffseg.cli.errors import report_error
 
 from .cli import command, options
 from .profiling import emit_result, format_table, measure, run_case
@@ -78,7 +78,7 @@ def measure_mode(cfg, mode: str, args: argparse.Namespace) -> dict:
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis import use_amp, use_channels_last
+    from mmaffseg.cli import use_amp, use_channels_last
     from mmaffseg.engine import ChannelsLastHook
     device = torch.device(args.device)
     cfg = copy.deepcopy(cfg)
@@ -106,7 +106,7 @@ def measure_method(args: argparse.Namespace) -> dict:
     """Worker: every mode of one method, in this process."""
     from mmengine.registry import init_default_scope
 
-    from mmaffseg.apis import load_config
+    from mmaffseg.cli import load_config
     if args.case.endswith('.py'):
         cfg = load_config(args.case)
     else:

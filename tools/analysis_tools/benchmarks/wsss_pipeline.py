@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from mmaffseg.apis import exit_with_error
+from mmaffseg.cli import exit_with_error
 from mmaffseg.ops.psa_stages import EVALUATED_STAGES
 from mmaffseg.wsss.pseudo_label_stages import (
     compute_cams,
@@ -114,7 +114,7 @@ def measure_config(config: str, size, images: int, classes: int) -> Dict[str, di
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis import load_config
+    from mmaffseg.cli import load_config
     from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
     from mmaffseg.postprocessing import DenseCRF
     from mmaffseg.wsss.label_store import PseudoLabelStore

@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     build_runner,
     check_data_roots,
     load_config,
@@ -68,7 +68,7 @@ def test_unknown_type_suggests_close_names(tmp_path):
 
 def test_option_errors(tmp_path):
     cfg = load_config(QUICKSTART)
-    # the tools name the argument (tests/test_apis/test_checkpoint_tools.py)
+    # the tools name the argument (tests/test_cli/test_checkpoint_tools.py)
     with pytest.raises(CheckpointError, match='checkpoint .*nope.pth does not exist'):
         prepare_train_cfg(cfg, QUICKSTART, resume=str(tmp_path / 'nope.pth'))
     with pytest.raises(CheckpointError, match='checkpoint .*nope.pth does not exist'):
@@ -156,7 +156,7 @@ def test_train_tool_names_a_bad_data_file(case, workers, needle, tiny_synthetic_
     import glob
     import shutil
 
-    from test_apis.test_tools_round_trip import _options
+    from test_cli.test_tools_round_trip import _options
     from tool_runner import run_tool
     root = str(tmp_path / 'data')
     shutil.copytree(tiny_synthetic_root, root)
@@ -183,7 +183,7 @@ def test_tools_load_images_with_the_checked_loader():
     """Test pipelines keep mmcv's ``LoadImageFromFile`` and mmseg's ``LoadAnnotations``
     (MMSegInferencer finds them by name); the tools' runner swaps in the checked loaders, through
     dataset wrappers too."""
-    from mmaffseg.apis import use_checked_image_loading
+    from mmaffseg.cli import use_checked_image_loading
     load = dict(type='LoadImageFromFile', imdecode_backend='pillow')
     cfg = Config(dict(
         train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[

@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""``--amp`` / ``--channels-last`` (mmaffseg.apis.training_precision), the one implementation of
+"""``--amp`` / ``--channels-last`` (mmaffseg.cli.training_precision), the one implementation of
 tools/train.py and tools/benchmark_suite.py: the dtype per device, the optimizer wrapper and
 loss scale they set, the errors for settings a device cannot run, and the train tool's
 options."""
@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from tool_runner import run_tools_in_one_process
 
-from mmaffseg.apis import amp_dtype, training_precision, use_amp, use_channels_last
+from mmaffseg.cli import amp_dtype, training_precision, use_amp, use_channels_last
 from mmaffseg.utils.config_errors import ConfigCheckError
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason='checks a machine without CUDA')

@@ -3,7 +3,7 @@
 
 Each raises a one-line :class:`~mmaffseg.utils.ConfigCheckError` (or
 :class:`~mmaffseg.utils.ConfigFileError`) naming the file or the setting, which the tools
-report with exit status 2 (:func:`mmaffseg.apis.cli_errors.config_errors_exit`):
+report with exit status 2 (:func:`mmaffseg.cli.errors.config_errors_exit`):
 
 * :func:`read_config_file`: a file whose suffix is none of the config formats mmengine reads
   (``.py``, ``.json``, ``.yaml``, ``.yml``), a ``_base_`` file that does not exist or is a

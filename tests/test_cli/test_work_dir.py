@@ -7,14 +7,14 @@ import os.path as osp
 import pytest
 import torch
 
-from mmaffseg.apis import (
+from mmaffseg.cli import (
     check_work_dir_record,
     claim_work_dir,
     launch_rank,
     load_config,
     prepare_train_cfg,
 )
-from mmaffseg.apis.work_dir import training_inputs
+from mmaffseg.cli.work_dir import training_inputs
 from mmaffseg.utils.folder_lock import FolderInUseError
 from mmaffseg.utils.provenance import ProvenanceError, file_sha256
 
@@ -139,7 +139,7 @@ def test_an_unreadable_record_needs_the_override(tmp_path):
 
 
 def test_only_rank_0_locks_and_records(tmp_path, monkeypatch):
-    import mmaffseg.apis.work_dir as work_dir
+    import mmaffseg.cli.work_dir as work_dir
     monkeypatch.setattr(work_dir, 'remove_temp_files_on_signals', lambda: None)  # the tool's
     monkeypatch.setenv('RANK', '1')
     assert launch_rank('pytorch') == 1 and launch_rank('none') == 0

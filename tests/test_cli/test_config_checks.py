@@ -1,15 +1,15 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
 """Bad configs and arguments stop the real tools before anything is built: one line naming the
-file or the setting, exit status 2 (mmaffseg.apis.config_checks, cfg_options)."""
+file or the setting, exit status 2 (mmaffseg.cli.config_checks, cfg_options)."""
 import argparse
 import os
 import os.path as osp
 
 import pytest
-from test_apis.test_tools_round_trip import QUICKSTART, _options
+from test_cli.test_tools_round_trip import QUICKSTART, _options
 from tool_runner import REPO, one_error_line, run_tools_in_one_process
 
-from mmaffseg.apis import add_launcher_args, load_config
+from mmaffseg.cli import add_launcher_args, load_config
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 

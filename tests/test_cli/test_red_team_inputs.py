@@ -17,9 +17,9 @@ from mmengine.config import Config
 from PIL import Image
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import CfgOptionsAction, load_config, registry_error_hints
-from mmaffseg.apis.config_checks import check_train_settings, read_config_file
-from mmaffseg.apis.runner_setup import check_data_roots, use_checked_image_loading
+from mmaffseg.cli import CfgOptionsAction, load_config, registry_error_hints
+from mmaffseg.cli.config_checks import check_train_settings, read_config_file
+from mmaffseg.cli.runner_setup import check_data_roots, use_checked_image_loading
 from mmaffseg.datasets.load_annotations import LoadCheckedAnnotations, LoadCheckedImageFromFile
 from mmaffseg.engine.labelled_data_check_hook import LabelledDataCheckHook
 from mmaffseg.utils.config_errors import (
@@ -330,7 +330,7 @@ def test_misspelt_argument_of_a_typed_dict_in_a_config_file_is_one_line():
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from mmaffseg.apis.cli_errors import ConfigArgumentError
+    from mmaffseg.cli.errors import ConfigArgumentError
     init_default_scope('mmseg')
     with pytest.raises(ConfigArgumentError, match='did you mean use_sigmoid') as error:
         with registry_error_hints():

@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""A misspelt ``--cfg-options`` key fails early, naming it (mmaffseg/apis/cfg_options.py).
+"""A misspelt ``--cfg-options`` key fails early, naming it (mmaffseg/cli/cfg_options.py).
 
 It was a raw TypeError traceback from deep inside the builder (``num_clases``), or, for a tool
 that stops earlier for another reason, never reported at all (``max_iter``).
@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 
-from mmaffseg.apis import load_config
+from mmaffseg.cli import load_config
 from mmaffseg.utils.config_errors import ConfigCheckError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

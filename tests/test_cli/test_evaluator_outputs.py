@@ -1,5 +1,5 @@
 # Copyright (c) mmaffseg contributors. All rights reserved.
-"""``tools/test.py --out DIR`` with a list of test evaluators (mmaffseg/apis/test_outputs.py).
+"""``tools/test.py --out DIR`` with a list of test evaluators (mmaffseg/cli/evaluator_outputs.py).
 
 mmseg's tools/test.py (and ours before) set ``cfg.test_evaluator['output_dir']``, a TypeError
 when the config evaluates with several metrics (the instance-embedding configs: ours and the
@@ -11,7 +11,7 @@ import os.path as osp
 import pytest
 import torch
 
-from mmaffseg.apis import load_config, prepare_test_cfg
+from mmaffseg.cli import load_config, prepare_test_cfg
 from mmaffseg.utils.config_errors import ConfigCheckError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

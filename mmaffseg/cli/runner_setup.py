@@ -22,11 +22,11 @@ from ..utils.config_errors import (
     DataRootError,
 )
 from .cfg_options import check_cfg_options, normalize_cfg_options
-from .cli_errors import registry_error_hints
 from .config_checks import check_train_settings, check_untyped_settings, read_config_file
 from .config_checks import dataset_configs as _datasets
 from .cpu_distributed import check_no_sync_bn, setup_cpu_distributed
-from .test_outputs import set_test_output_dir
+from .errors import registry_error_hints
+from .evaluator_outputs import set_test_output_dir
 from .training_precision import AMP_WRAPPER, use_amp, use_channels_last
 
 _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWSSSDataset')
@@ -83,11 +83,11 @@ def prepare_train_cfg(cfg: Config,
             checkpoint, ``None`` starts afresh.
         amp (bool | str, optional): Train with automatic mixed precision: True or ``'auto'``
             (bfloat16 where the device supports it, else float16), ``'bfloat16'`` or
-            ``'float16'`` (:func:`~mmaffseg.apis.training_precision.use_amp`); False or None:
+            ``'float16'`` (:func:`~mmaffseg.cli.training_precision.use_amp`); False or None:
             as the config says.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
         channels_last (bool): Run the model and batches in the channels-last memory format
-            (:func:`~mmaffseg.apis.training_precision.use_channels_last`).
+            (:func:`~mmaffseg.cli.training_precision.use_channels_last`).
     """
     cfg.launcher = launcher
     cfg.work_dir = default_work_dir(cfg, config_path, work_dir)

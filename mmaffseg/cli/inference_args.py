@@ -17,14 +17,14 @@ import numpy as np
 import torch.nn as nn
 from mmseg.structures import SegDataSample
 
+from ..apis.inference import init_model
 from ..utils import check_output_folder
-from .cli_errors import (
+from .errors import (
     checkpoint_errors_exit,
     config_errors_exit,
     exit_with_error,
     registry_error_hints,
 )
-from .inference import init_model
 from .runner_setup import check_checkpoint_file, load_config
 
 

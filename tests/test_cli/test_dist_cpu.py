@@ -11,7 +11,7 @@ import torch
 from helpers import tiny_synthetic_overrides
 
 import mmaffseg  # noqa: F401
-from mmaffseg.apis import load_config, prepare_train_cfg
+from mmaffseg.cli import load_config, prepare_train_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(REPO, 'configs', 'quickstart',
@@ -106,7 +106,7 @@ def test_torchrun_failure_report_names_a_config_error(tmp_path):
 
 
 def test_exit_with_error_writes_the_torchelastic_error_file(tmp_path, monkeypatch, capsys):
-    from mmaffseg.apis.cli_errors import config_errors_exit
+    from mmaffseg.cli.errors import config_errors_exit
     from mmaffseg.utils.config_errors import ConfigCheckError
     error_file = tmp_path / 'error.json'
     monkeypatch.setenv('TORCHELASTIC_ERROR_FILE', str(error_file))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from hostile_data import add_symlink_loop, write_16bit_label, write_png_bomb
-from test_apis.test_tools_round_trip import QUICKSTART, _options
+from test_cli.test_tools_round_trip import QUICKSTART, _options
 from tool_runner import one_error_line, run_tools_in_one_process
 
 pytestmark = pytest.mark.slow

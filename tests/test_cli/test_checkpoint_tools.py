@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 from payloads import FilePayload, save_payload, serve_folder
-from test_apis.test_tools_round_trip import QUICKSTART, _options
+from test_cli.test_tools_round_trip import QUICKSTART, _options
 from tool_runner import REPO, one_error_line, run_tool, run_tools_in_one_process
 
 pytestmark = pytest.mark.slow
