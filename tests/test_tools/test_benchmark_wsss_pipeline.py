@@ -46,13 +46,14 @@ def test_pipeline_benchmark_compares_with_the_official_way_in_the_same_run(capsy
     out = capsys.readouterr().out
     rows = _comparison_rows(out)
     assert set(rows) == set(wsss_pipeline.STAGES) | {'**total**'}, out
-    for stage, (base, proj, speedup, share_b, share_p, agree) in rows.items():
+    for stage, (base, proj, speedup, share_b, share_p, _) in rows.items():
         base, proj = float(base), float(proj)
-        assert abs(float(speedup.rstrip('x')) - base / proj) < 0.01 * base / proj + 0.005
+        low, high = (base - 5e-4) / (proj + 5e-4), (base + 5e-4) / max(proj - 5e-4, 1e-9)
+        assert low - 0.005 <= float(speedup.rstrip('x')) <= high + 0.005  # shown to 1 ms
         if stage != '**total**':
-            total_b, total_p = (float(rows['**total**'][i]) for i in (0, 1))
-            assert abs(float(share_b.rstrip(' %')) - 100 * base / total_b) < 0.06
-            assert abs(float(share_p.rstrip(' %')) - 100 * proj / total_p) < 0.06
+            for share, part, i in ((share_b, base, 0), (share_p, proj, 1)):
+                total = float(rows['**total**'][i])  # seconds shown to 1 ms
+                assert abs(float(share.rstrip(' %')) - 100 * part / total) < 0.06 + 0.2 / total
     # each label stage's agreement sits on the row of the stage that makes it
     for stage, label in (('CAM', 'cam'), ('random walk', 'rw'), ('dCRF', 'rw_crf')):
         value = re.fullmatch(rf'(\d+\.\d+) % \({label}\)', rows[stage][5])

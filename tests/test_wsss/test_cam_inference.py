@@ -3,6 +3,7 @@
 (BatchNorms folded, channels-last) with :func:`multi_scale_cam`, bf16 autocast, the settings'
 checks and their per-device defaults."""
 import pytest
+import test_pseudo_label_provenance as prov
 import torch
 import torch.nn as nn
 from mmengine.registry import init_default_scope
@@ -21,6 +22,7 @@ from mmaffseg.wsss.cam_inference import (
 CAM_HEAD = dict(type='CAMHead', in_channels=4096, channels=4096, num_convs=0, num_classes=5,
                 dropout_ratio=0.5, in_index=0)
 R18_HEAD = dict(CAM_HEAD, in_channels=64, channels=64)
+checkpoints = prov.checkpoints  # the fixture: random CAM classifier and AffinityNet
 
 
 def _model(backbone: dict, head: dict) -> nn.Module:
@@ -143,3 +145,25 @@ def test_bf16_on_a_gpu_without_bf16_is_refused(monkeypatch):
                        r"support; use 'fp16' or None$"):
         resolve_cam_inference(dict(amp='bf16'), 'cuda')
     assert resolve_cam_inference(dict(amp='fp16'), 'cuda').precision == 'fp16'
+
+
+def test_cam_precision_change_stops_a_rerun_and_overwrite_recomputes(
+        tiny_synthetic_root, checkpoints, tmp_path, capsys):
+    """A folder made in float32 is not reused by a bf16 run (nor the reverse): the CAM cache
+    and every stage are made from other inputs; channels-last and BN folding change nothing
+    recorded."""
+    out = tmp_path / 'out'
+    prov._main(prov._args(tiny_synthetic_root, *checkpoints, out))
+    made = prov._contents(out)
+    prov._main(prov._args(tiny_synthetic_root, *checkpoints, out, options=[
+        'test_cfg.cam_inference.channels_last=True', 'test_cfg.cam_inference.fold_bn=False']))
+    assert prov._contents(out) == made  # reused
+    bf16 = ['test_cfg.cam_inference.amp=bf16']
+    capsys.readouterr()
+    prov._main(prov._args(tiny_synthetic_root, *checkpoints, out, options=bf16), status=2)
+    error = prov._error(capsys.readouterr().err)
+    assert ("stage 'cams' was made from other inputs (cam_precision: \"<absent>\" -> "
+            '\"bf16\")') in error
+    assert '--overwrite' in error and prov._contents(out) == made  # nothing touched
+    prov._main(prov._args(tiny_synthetic_root, *checkpoints, out, '--overwrite', options=bf16))
+    assert prov._contents(out).keys() == made.keys() and prov._contents(out) != made

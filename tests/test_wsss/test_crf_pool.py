@@ -3,6 +3,7 @@
 size and overlap settings, the overlap order, and the pool's asynchronous submit."""
 import numpy as np
 import pytest
+import test_pseudo_label_loop as psa_loop
 import torch
 
 from mmaffseg.postprocessing import worker_pool
@@ -19,6 +20,8 @@ from mmaffseg.wsss.crf_pool import (
     run_chunks,
     submit_batch_crf,
 )
+
+checkpoints, reference = psa_loop.checkpoints, psa_loop.reference  # the loop tests' fixtures
 
 
 @pytest.fixture
@@ -161,3 +164,39 @@ def test_submitted_crfs_equal_the_serial_ones_and_bad_input_falls_back():
             submit_batch_crf(crf, bad, images).result(fallback=False)
     assert submit_batch_crf(DenseCRF(), [{}, {}], images[:2]).result() == [{}, {}]
     assert crf_pool.PendingCRF([], 0).result() == []
+
+
+def test_loop_overlaps_crfs_with_the_next_chunk_and_writes_the_serial_outputs(
+        reference, tiny_synthetic_root, checkpoints, tmp_path, monkeypatch):
+    """Chunks of 2 images, CRFs in 2 processes, overlapped: the network passes of chunk i + 1
+    run before the CRFs of chunk i are collected, and every file equals the serial run's."""
+    pytest.importorskip('pydensecrf')
+    from mmaffseg.wsss.pseudo_label_loop import PseudoLabelLoop
+    events = []
+    model_passes, collect = PseudoLabelLoop._model_passes, crf_pool.PendingCRF.result
+
+    def record_passes(self, dataset, chunk, *args):
+        events.append(('passes', tuple(chunk)))
+        return model_passes(self, dataset, chunk, *args)
+
+    def record_collect(self, fallback=True):
+        events.append(('collect', self.num_images))
+        return collect(self, fallback)
+
+    monkeypatch.setattr(PseudoLabelLoop, '_model_passes', record_passes)
+    monkeypatch.setattr(crf_pool.PendingCRF, 'result', record_collect)
+    out = tmp_path / 'overlap'
+    runner = psa_loop._runner(tiny_synthetic_root, checkpoints, out, **{
+        'test_cfg.crf.workers': 2, 'test_cfg.chunk_size': 2, 'test_cfg.overlap_crf': True})
+    loop = runner.test_loop
+    assert (loop.chunk_size, loop.crf.workers, loop.overlap_crf) == (2, 2, True)
+    runner.test()
+    runner.test_loop.crf.close()
+    assert events == [('passes', (0, 1)), ('passes', (2, 3)), ('collect', 2),
+                      ('passes', (4, 5)), ('collect', 2), ('collect', 2)]
+    assert loop.failures == [] and loop.processed == list(range(6))
+    ref_files, files = psa_loop._outputs(reference[0]), psa_loop._outputs(str(out))
+    assert set(files) == set(ref_files) and len(files) == 6 * 5  # cams + 4 stages
+    for rel, path in files.items():
+        with open(path, 'rb') as a, open(ref_files[rel], 'rb') as b:
+            assert a.read() == b.read(), rel  # bit for bit
