@@ -8,4 +8,5 @@ test_cfg = dict(
     type='PseudoLabelLoop',
     stages=['cam', 'rw', 'rw_crf'],
     aff_model='{{ fileDirname }}/psa-affinitynet_r50-d8_4xb2-10k_voc12aug-448x448.py',
+    cam_inference=dict(amp=None, channels_last='auto', fold_bn=True),  # float32 CAMs
     crf=dict(workers='auto'))  # one CRF process a core; the other settings: PSA's (PseudoLabelLoop defaults)

@@ -22,6 +22,9 @@ test_cfg = dict(
     aff_model='{{ fileDirname }}/psa-affinitynet_resnet38-d8_4xb2-10k_voc12aug-448x448.py',
     cam_scales=(1.0, 0.5, 1.5, 2.0),  # + flips, as the reference
     cam_flip=True,
+    # float32 as the reference (bf16 changes labels, see the model card); BNs folded into the
+    # convs, channels-last on GPUs: float32 rounding only
+    cam_inference=dict(amp=None, channels_last='auto', fold_bn=True),
     cam_bg_score=0.2,  # the "CAM" row of Table 1
     low_alpha=4,
     high_alpha=32,  # 24 in the paper, 32 in the released code

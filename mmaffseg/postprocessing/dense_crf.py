@@ -84,7 +84,7 @@ import torch
 
 from mmaffseg.ops.psa_defaults import PSA_CRF
 
-from .worker_pool import PersistentPool, WorkerTaskError, cpus_per_rank
+from .worker_pool import PersistentPool, SerialTasks, WorkerTaskError, cpus_per_rank
 
 #: Raised by :meth:`DenseCRF.batch` for an image that failed in a worker (``.index``).
 CRFWorkerError = WorkerTaskError
@@ -291,6 +291,14 @@ class DenseCRF:
             ValueError, TypeError: A bad input; the message names the image's index.
             CRFWorkerError: An image failed in, or killed, a pool worker (``.index``).
         """
+        return self.submit(probs, imgs).result()
+
+    def submit(self, probs: Sequence[ArrayLike], imgs: Sequence[ArrayLike]):
+        """:meth:`batch` started in the pool, not waited for: the work overlaps what the
+        caller does next; ``.result()`` (same results and errors as :meth:`batch`) collects
+        it and ``.cancel()`` drops what has not started. Serial work (``workers`` <= 1, one
+        image) runs in this process at ``.result()``. Inputs are checked here.
+        """
         if len(probs) != len(imgs):
             raise ValueError(f'DenseCRF.batch: got {len(probs)} probability maps but '
                              f'{len(imgs)} images; pass one image per map')
@@ -301,7 +309,8 @@ class DenseCRF:
             except (ValueError, TypeError) as e:
                 raise type(e)(f'image {index} of the batch: {e}') from None
         if min(self.workers, len(pairs)) <= 1:
-            return [self._infer(p, i) for p, i in pairs]
+            return SerialTasks(self._infer, pairs)
         _import_densecrf()  # fail here with the install hint, not inside a worker
         # the pool has self.workers processes whatever this batch's size: it is kept for later
-        return self._pool.run(self._infer, pairs, self.workers, label='DenseCRF.batch: image')
+        return self._pool.submit(self._infer, pairs, self.workers,
+                                 label='DenseCRF.batch: image')

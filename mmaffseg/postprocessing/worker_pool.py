@@ -203,22 +203,20 @@ class PersistentPool:
             WorkerTaskError: The first task (in order) that raised, or whose worker died; the
                 original exception is chained. Tasks not started yet are cancelled.
         """
+        return self.submit(fn, tasks, size, label).result()
+
+    def submit(self, fn: Callable[..., Any], tasks: Sequence[tuple], size: int,
+               label: str = 'task') -> 'PendingTasks':
+        """Start :meth:`run`'s work and return at once; :meth:`PendingTasks.result` collects it
+        (same results and errors as :meth:`run`), from the thread that submitted."""
         executor = self._executor_for(size)
-        owned = executor is self._executor
-        futures: List[Future] = []
+        pending = PendingTasks(self, executor, executor is self._executor, label)
         try:
-            futures = [executor.submit(fn, *args) for args in tasks]
-            return [self._result(future, index, len(futures), label)
-                    for index, future in enumerate(futures)]
+            pending.futures = [executor.submit(fn, *args) for args in tasks]
         except BaseException as e:
-            for future in futures:  # those not started; the kept workers stay for later
-                future.cancel()
-            if owned and BrokenProcessPool in (type(e), type(e.__cause__)):
-                self.close()
+            pending.fail(e)
             raise
-        finally:
-            if not owned:
-                executor.shutdown(wait=True, cancel_futures=True)
+        return pending
 
     @staticmethod
     def _result(future: Future, index: int, total: int, label: str) -> Any:
@@ -232,3 +230,64 @@ class PersistentPool:
         except Exception as e:  # noqa: BLE001 - re-raised with the task's index
             raise WorkerTaskError(index, f'{label} {index} of {total} failed in a worker: '
                                   f'{type(e).__name__}: {e}') from e
+
+
+class PendingTasks:
+    """The tasks of one :meth:`PersistentPool.submit`, running in the pool.
+
+    Args:
+        pool (PersistentPool): The pool that runs them.
+        executor (ProcessPoolExecutor): The executor they were submitted to.
+        owned (bool): Whether ``executor`` is the pool's kept one (else it is shut down when
+            the tasks are collected or cancelled).
+        label (str): How errors name a task.
+    """
+
+    def __init__(self, pool: PersistentPool, executor: ProcessPoolExecutor, owned: bool,
+                 label: str) -> None:
+        self.pool, self.executor, self.owned, self.label = pool, executor, owned, label
+        self.futures: List[Future] = []
+
+    def result(self) -> List[Any]:
+        """The results in task order (waits); raises as :meth:`PersistentPool.run`."""
+        try:
+            return [PersistentPool._result(future, index, len(self.futures), self.label)
+                    for index, future in enumerate(self.futures)]
+        except BaseException as e:
+            self.fail(e)
+            raise
+        finally:
+            if not self.owned:
+                self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def cancel(self) -> None:
+        """Cancel the tasks not started yet (the kept workers stay for later calls)."""
+        for future in self.futures:
+            future.cancel()
+        if not self.owned:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def fail(self, error: BaseException) -> None:
+        """After ``error``: cancel the tasks not started; a broken kept pool is closed (the
+        next call starts a new one)."""
+        for future in self.futures:
+            future.cancel()
+        if self.owned and BrokenProcessPool in (type(error), type(error.__cause__)):
+            self.pool.close()
+        elif not self.owned:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class SerialTasks:
+    """:class:`PendingTasks`' interface for work run in this process when collected."""
+
+    def __init__(self, fn: Callable[..., Any], tasks: Sequence[tuple]) -> None:
+        self.fn, self.tasks = fn, list(tasks)
+
+    def result(self) -> List[Any]:
+        """``[fn(*args) for args in tasks]``, computed now."""
+        return [self.fn(*args) for args in self.tasks]
+
+    def cancel(self) -> None:
+        """Drop the work (nothing has run)."""
+        self.tasks = []

@@ -43,7 +43,10 @@ Behaviour:
 * **Evaluated.** Images whose dataset sample carries a ground truth (``gt_sem_seg``) are scored
   by the evaluator (:class:`~mmaffseg.evaluation.PseudoLabelMetric`: PSA's Table 1), including
   images skipped on resume (their PNGs are read back).
-* The dense CRFs of ``chunk_size`` images are run together, over ``crf.workers`` processes.
+* **Overlapped.** The images run in chunks of ``chunk_size``: the dense CRFs of a chunk run
+  together in ``crf.workers`` processes (``'auto'``: the rank's cores,
+  :func:`~mmaffseg.wsss.crf_pool.crf_workers_per_rank`) while the network passes of the next
+  chunk run (``overlap_crf``; :func:`~mmaffseg.wsss.crf_pool.run_chunks`).
 
 (Over 300 lines: about 90 are this documentation and that of the loop's 20 settings, which
 mmengine passes to one constructor.)
@@ -74,6 +77,15 @@ from mmaffseg.utils.checkpoint import load_local_weights
 from mmaffseg.utils.folder_claim import FolderClaim, claim_folder, claim_folder_for_all_ranks
 from mmaffseg.utils.provenance import Provenance
 
+from .cam_inference import PreparedCAM, model_device, resolve_cam_inference
+from .crf_pool import (
+    PendingCRF,
+    crf_args_for_rank,
+    resolve_chunk_size,
+    resolve_overlap,
+    run_chunks,
+    submit_batch_crf,
+)
 from .image_step import ImageStep
 from .label_store import (  # noqa: F401 (label_relpath, leaf_dataset re-exported)
     OutputFolderError,
@@ -143,6 +155,9 @@ class PseudoLabelLoop(BaseLoop):
             whose ``model`` it is (``rw``/``rw_crf``).
         cam_scales (Sequence[float]): CAM inference scales.
         cam_flip (bool): Add flipped images to the CAM inference.
+        cam_inference (dict, optional): How the CAM network runs (``amp``,
+            ``channels_last``, ``fold_bn``; :mod:`~mmaffseg.wsss.cam_inference`). Default:
+            None (float32, BatchNorms folded, channels-last on CUDA).
         cam_bg_score (float): Constant background score of the ``cam`` labels.
         low_alpha (float): Background power of the weak-background affinity-label map.
         high_alpha (float): Background power of the strong-background map.
@@ -150,9 +165,14 @@ class PseudoLabelLoop(BaseLoop):
         rw_beta (float): Affinity power of the walk.
         rw_logt (int): log2 of the number of walk steps.
         crf (dict): :class:`~mmaffseg.postprocessing.DenseCRF` arguments over PSA's
-            (``workers`` > 1 runs the CRFs of a chunk in parallel). Default: {}.
-        chunk_size (int, optional): Images whose CRFs run together. Default: ``crf.workers``
-            (at least 1).
+            (``workers`` > 1 runs the CRFs of a chunk in parallel; ``'auto'``: the cores of
+            this rank, less one when the networks run on a GPU). Default: {}.
+        chunk_size (int, optional): Images whose CRFs are submitted together. Default: None
+            (:func:`~mmaffseg.wsss.crf_pool.default_chunk_size`: one per CRF worker, at
+            least 4).
+        overlap_crf (bool | str): Collect the CRFs of a chunk after the network passes of
+            the next (same outputs); ``'auto'``: when the CAM network runs on a GPU (on a
+            CPU both would share the cores). Default: 'auto'.
         save_cams (bool): Cache the CAMs in ``out_dir/cams`` (reused on resume and by later
             stages). Default: True.
         num_threads (int, optional): ``torch.set_num_threads`` while making the labels (one
@@ -177,6 +197,7 @@ class PseudoLabelLoop(BaseLoop):
                  aff_model: Union[dict, str, None] = None,
                  cam_scales: Sequence[float] = PSA_DEFAULTS.cam_scales,
                  cam_flip: bool = PSA_DEFAULTS.cam_flip,
+                 cam_inference: Optional[dict] = None,
                  cam_bg_score: float = PSA_DEFAULTS.cam_bg_score,
                  low_alpha: float = PSA_DEFAULTS.low_alpha,
                  high_alpha: float = PSA_DEFAULTS.high_alpha,
@@ -185,6 +206,7 @@ class PseudoLabelLoop(BaseLoop):
                  rw_logt: int = PSA_DEFAULTS.rw_logt,
                  crf: Optional[dict] = None,
                  chunk_size: Optional[int] = None,
+                 overlap_crf: Union[bool, str] = 'auto',
                  save_cams: bool = True,
                  num_threads: Optional[int] = None,
                  ignore_index: int = 255,
@@ -217,8 +239,13 @@ class PseudoLabelLoop(BaseLoop):
         self.stage_settings = dict(cam_bg_score=cam_bg_score, low_alpha=low_alpha,
                                    high_alpha=high_alpha, rw_alpha=rw_alpha, rw_beta=rw_beta,
                                    rw_logt=rw_logt)
-        self.crf = DenseCRF(**(crf or {}))  # PSA's CRF, updated by the config's crf
-        self.chunk_size = chunk_size or max(1, self.crf.workers)
+        device = model_device(runner.model)
+        self.cam_inference = resolve_cam_inference(cam_inference, device)
+        self._prepared_cam: Optional[PreparedCAM] = None
+        # PSA's CRF, updated by the config's crf, its pool sized for this rank
+        self.crf = DenseCRF(**crf_args_for_rank(dict(crf or {}), device))
+        self.chunk_size = resolve_chunk_size(chunk_size, self.crf.workers)
+        self.overlap_crf = resolve_overlap(overlap_crf, device)
         self.save_cams = save_cams
         self.num_threads = num_threads
         self.ignore_index = ignore_index
@@ -327,11 +354,20 @@ class PseudoLabelLoop(BaseLoop):
         rank, world_size = get_dist_info()
         indices = shard_indices(len(dataset), rank, world_size)
         self.failures, self.processed, self.skipped = [], [], []
+        if rank == 0:
+            print_log(f'pseudo labels: chunks of {self.chunk_size} images, dense CRFs in '
+                      f'{max(1, self.crf.workers)} process(es)'
+                      + (', overlapped with the next chunk' if self.overlap_crf else ''),
+                      logger='current')
         bar = ProgressBar(len(indices)) if rank == 0 and indices else None
         with self._inference(self.needs_affinity_net) as (cam_model, aff_model):
-            for start in range(0, len(indices), self.chunk_size):
-                self._run_chunk(dataset, indices[start:start + self.chunk_size], cam_model,
-                                aff_model, bar)
+            run_chunks([indices[s:s + self.chunk_size]
+                        for s in range(0, len(indices), self.chunk_size)],
+                       lambda chunk: self._model_passes(dataset, chunk, cam_model, aff_model,
+                                                        bar),
+                       self._submit_crfs,
+                       lambda images, pending: self._crf_passes(images, pending, bar),
+                       self.overlap_crf)
         self.failures = sorted(f for part in all_gather_object(self.failures) for f in part)
         metrics = {}
         if self.evaluator is not None:
@@ -372,7 +408,8 @@ class PseudoLabelLoop(BaseLoop):
         cfg = self.runner.cfg
         cam_model = cfg.get('model') or dict(type=type(self.runner.model).__name__)
         settings = dict(self.stage_settings, cam_scales=list(self.cam_kwargs['scales']),
-                        cam_flip=self.cam_kwargs['flip'], ignore_index=self.ignore_index)
+                        cam_flip=self.cam_kwargs['flip'], ignore_index=self.ignore_index,
+                        cam_precision=self.cam_inference.precision)
         images = None if stages is not None else [
             self._paths(dataset, index)[0] for index in range(len(dataset))]
         return pseudo_label_provenance(
@@ -388,7 +425,9 @@ class PseudoLabelLoop(BaseLoop):
         """Files every run rewrites from the outputs: removed before the work."""
         return self.store.report_files()
 
-    def _run_chunk(self, dataset, chunk: List[int], cam_model, aff_model, bar) -> None:
+    def _model_passes(self, dataset, chunk: List[int], cam_model, aff_model,
+                      bar) -> List[_Image]:
+        """The network passes of a chunk's images (the failed ones are recorded)."""
         images = []
         for index in chunk:
             img_path, cache, paths = self._paths(dataset, index)
@@ -400,9 +439,17 @@ class PseudoLabelLoop(BaseLoop):
                 raise
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                 self._fail(image, e, bar)
-        # all CRFs of the chunk in one pool; on an error, image by image to find the bad one
-        refined = batch_crf(self.crf, [image.crf_inputs for image in images],
-                            [image.img_rgb for image in images])
+        return images
+
+    def _submit_crfs(self, images: List[_Image]) -> PendingCRF:
+        """All CRFs of a chunk submitted to one pool."""
+        return submit_batch_crf(self.crf, [image.crf_inputs for image in images],
+                                [image.img_rgb for image in images])
+
+    def _crf_passes(self, images: List[_Image], pending: PendingCRF, bar) -> None:
+        """Collect a chunk's CRFs (on an error, image by image to find the bad one), write
+        and evaluate."""
+        refined = pending.result()
         for image, q in zip(images, refined):
             try:
                 if image.crf_inputs:
@@ -475,7 +522,9 @@ class PseudoLabelLoop(BaseLoop):
         cached = self.store.load_cams(cache, wanted, tuple(img_norm.shape[-2:]))
         if cached is not None:
             return cached[0].float().to(img_norm.device), cached[1].to(img_norm.device)
-        cams, class_ids = compute_cams(cam_model, img_norm, labels, checkpoint_hint=str(
+        if self._prepared_cam is None or self._prepared_cam.model is not cam_model:
+            self._prepared_cam = PreparedCAM(cam_model, self.cam_inference)
+        cams, class_ids = compute_cams(self._prepared_cam, img_norm, labels, checkpoint_hint=str(
             self.cam_checkpoint), scaled_input=scaled_input, **self.cam_kwargs)
         if self.save_cams:
             self.store.save_cams(cache, cams, class_ids)

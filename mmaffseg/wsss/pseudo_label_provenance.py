@@ -13,7 +13,8 @@ inputs of its sources.
 stage                inputs (checkpoints by the sha256 of their contents)            sources
 ===================  ==============================================================  ========
 ``cams``             CAM checkpoint, CAM model config, dataset config,
-                     ``cam_scales``, ``cam_flip``
+                     ``cam_scales``, ``cam_flip``, ``cam_precision`` unless float32
+                     (``cam_inference.amp``: CAMs made in bf16 are not those of float32)
 ``cam``              ``cam_bg_score``                                                cams
 ``affinity_labels``  ``low_alpha``, ``high_alpha``, ``ignore_index``, the dense CRF  cams
 ``rw``               AffinityNet checkpoint and model config (its radius and         cams
@@ -31,7 +32,8 @@ outputs the folder holds: an image rewritten under the same name (its outputs wo
 as done) stops the run before any work, or with ``--overwrite`` its outputs are recomputed.
 
 Left out, as they change how the work is done but not its result: ``crf.workers`` (and
-``start_method``), ``chunk_size``, ``num_threads``, ``save_cams``, the launcher; the model
+``start_method``), ``chunk_size``, ``overlap_crf``, ``num_threads``, ``save_cams``,
+``cam_inference.channels_last`` and ``fold_bn`` (float32 rounding only), the launcher; the model
 configs' ``init_cfg``, ``pretrained`` and ``train_cfg`` (the checkpoints are loaded strictly);
 the dataset's ``indices`` and loading options (an image's outputs depend on that image alone,
 so a run on more images reuses the ones done).
@@ -68,6 +70,11 @@ REPORT_STAGE = 'report'
 #: The loop settings each stage's files depend on (besides checkpoints and configs).
 STAGE_SETTINGS = {CAMS_STAGE: ('cam_scales', 'cam_flip'),
                   **{stage.name: stage.settings for stage in PSA_STAGES}}
+#: The CAM precision the record leaves out (the reference computation).
+DEFAULT_CAM_PRECISION = 'fp32'
+#: How the scaled CAM inputs are made (the reference's: PIL bicubic on the uint8 image);
+#: recorded so that CAMs cached by another resize are never reused.
+CAM_RESIZE = 'pil_bicubic'
 #: Model config keys without effect once a checkpoint is loaded strictly.
 MODEL_KEYS_WITHOUT_EFFECT = ('init_cfg', 'pretrained', 'train_cfg')
 #: Dataset config keys that choose or load images without changing any image's outputs.
@@ -153,7 +160,8 @@ def pseudo_label_provenance(out_dir: str,
         out_dir (str): The output root.
         stages (Sequence[str]): The label stages this run writes (keys of
             :data:`~mmaffseg.ops.psa_stages.STAGE_NAMES`); ``cams`` is always declared.
-        settings (Mapping): The loop's settings named in :data:`STAGE_SETTINGS`.
+        settings (Mapping): The loop's settings named in :data:`STAGE_SETTINGS`, and
+            ``cam_precision`` (recorded unless :data:`DEFAULT_CAM_PRECISION`).
         cam_checkpoint (str): The CAM classifier's checkpoint.
         cam_model (Mapping): Its model config.
         dataset (Mapping): The dataset config (images, pipeline).
@@ -182,6 +190,11 @@ def pseudo_label_provenance(out_dir: str,
     for stage in (CAMS_STAGE, ) + tuple(s for s in STAGE_NAMES if s in stages):
         inputs = dict(models.get(stage, {}))
         inputs.update({name: settings[name] for name in STAGE_SETTINGS[stage]})
+        precision = settings.get('cam_precision', DEFAULT_CAM_PRECISION)
+        if stage == CAMS_STAGE:
+            inputs['cam_resize'] = CAM_RESIZE
+            if precision != DEFAULT_CAM_PRECISION:
+                inputs['cam_precision'] = precision
         if stage in CRF_STAGES:
             inputs['crf'] = crf_inputs(crf)
         prov.stage(stage, inputs, () if stage == CAMS_STAGE else (CAMS_STAGE, ))

@@ -38,6 +38,7 @@ from mmaffseg.ops.psa_stages import WALK_STAGES
 from ..models.utils.preprocessing import to_rgb
 from .affinity_labels import affinity_label_from_crf
 from .cam import add_background, multi_scale_cam, stack_to_label
+from .crf_pool import submit_batch_crf
 from .random_walk import random_walk_cams
 
 
@@ -232,7 +233,8 @@ def crf_stage_labels(refined: Dict[str, np.ndarray], class_ids: Tensor,
 
 def batch_crf(crf, unaries: List[Dict[str, np.ndarray]], images: List[np.ndarray],
               fallback: bool = True) -> List[Optional[Dict[str, np.ndarray]]]:
-    """The dense CRFs of several images' unaries in one :meth:`DenseCRF.batch` call (one pool).
+    """The dense CRFs of several images' unaries in one :meth:`DenseCRF.batch` call (one pool;
+    :func:`~mmaffseg.wsss.crf_pool.submit_batch_crf` without waiting).
 
     Args:
         crf (DenseCRF): The dense CRF.
@@ -244,20 +246,7 @@ def batch_crf(crf, unaries: List[Dict[str, np.ndarray]], images: List[np.ndarray
     Returns:
         list: Per image, ``{name: refined probabilities}``, or None after an error.
     """
-    jobs = [(i, name) for i, image_unaries in enumerate(unaries) for name in image_unaries]
-    refined: List[Optional[Dict[str, np.ndarray]]] = [{} for _ in unaries]
-    if not jobs:
-        return refined
-    try:
-        outputs = crf.batch([unaries[i][name] for i, name in jobs],
-                            [images[i] for i, _ in jobs])
-    except Exception:  # noqa: BLE001 - any error of any image: the caller retries one by one
-        if not fallback:
-            raise
-        return [None for _ in unaries]
-    for (i, name), q in zip(jobs, outputs):
-        refined[i][name] = q
-    return refined
+    return submit_batch_crf(crf, unaries, images).result(fallback)
 
 
 def pseudo_label_stages(cams: Tensor,

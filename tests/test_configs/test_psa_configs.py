@@ -254,9 +254,12 @@ def test_pseudo_label_recipe_numbers(name):
     flips, alphas 4 / 32 (affinity labels) and 16 (walk), beta 8, logt 8 (t = 256), the
     CAM row's background score 0.2, radius 5 at stride 8, PSA's dCRF."""
     from mmaffseg.postprocessing import DenseCRF
+    from mmaffseg.wsss.cam_inference import resolve_cam_inference
     cfg = cfg_of(name)
     s = _loop_settings(cfg)
     assert tuple(s['cam_scales']) == (1.0, 0.5, 1.5, 2.0) and s['cam_flip'] is True
+    for device in ('cpu', 'cuda'):  # float32 CAMs, as the reference, on every device
+        assert resolve_cam_inference(s['cam_inference'], device).precision == 'fp32'
     assert (s['low_alpha'], s['high_alpha'], s['rw_alpha']) == (4, 32, 16)
     assert (s['rw_beta'], s['rw_logt'], s['cam_bg_score']) == (8, 8, 0.2)
     crf = DenseCRF(**{k: v for k, v in (s['crf'] or {}).items() if k != 'workers'})

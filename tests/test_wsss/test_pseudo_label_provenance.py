@@ -227,6 +227,9 @@ def test_each_setting_feeds_exactly_the_stages_whose_result_it_changes(tmp_path)
 
     every = list(reference)
     assert changed(cam_scales=[1.0]) == every and changed(cam_flip=False) == every
+    # CAMs computed in bf16 are not the float32 ones; float32 (the reference) is not recorded
+    assert changed(cam_precision='bf16') == every and changed(cam_precision='fp32') == []
+    assert _stage_inputs(tmp_path, cam_precision='bf16')['cams']['cam_precision'] == 'bf16'
     assert changed(cam_bg_score=0.05) == ['cam', 'report']
     assert changed(low_alpha=2) == ['affinity_labels', 'report']
     assert changed(ignore_index=254) == ['affinity_labels', 'report']
