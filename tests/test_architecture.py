@@ -138,6 +138,16 @@ def test_wheel_holds_no_benchmark_or_conversion_code():
                              'tools/model_converters/converters)')
 
 
+#: The longest module of the package, in lines: longer ones are split by concept.
+MAX_MODULE_LINES = 400
+
+
+def test_no_package_module_over_the_length_limit():
+    long = {str(path.relative_to(ROOT.parent)): n for path in sorted(ROOT.rglob('*.py'))
+            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f'modules over {MAX_MODULE_LINES} lines (split them by concept): {long}'
+
+
 def _test_helper_names() -> set:
     tests = ROOT.parent / 'tests'
     return {path.stem for path in tests.rglob('*.py')} - {'__init__', 'conftest'}
