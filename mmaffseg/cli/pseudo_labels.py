@@ -21,7 +21,8 @@ def prepare_pseudo_label_cfg(cfg: Config,
                              work_dir: Optional[str] = None,
                              launcher: str = 'none',
                              overwrite: bool = False,
-                             allow_nonfinite_weights: bool = False) -> Config:
+                             allow_nonfinite_weights: bool = False,
+                             loop_type: str = 'PseudoLabelLoop') -> Config:
     """Apply ``tools/make_pseudo_labels.py``'s options to ``cfg`` in place and return it.
 
     Args:
@@ -41,13 +42,16 @@ def prepare_pseudo_label_cfg(cfg: Config,
             (``test_cfg.overwrite``) instead of stopping. Default: False (the config's).
         allow_nonfinite_weights (bool): Use checkpoints with NaN/inf weights
             (``test_cfg.allow_nonfinite_weights``). Default: False (the config's).
+        loop_type (str): The ``test_cfg.type`` expected (``tools/select_psa_params.py`` names
+            ``PSAParamSelectionLoop`` before its ``--cfg-options`` are checked).
+            Default: 'PseudoLabelLoop'.
 
     Raises:
         ValueError: The config is not a pseudo-label config or the options contradict.
         FileNotFoundError: A checkpoint the stages need is missing.
     """
     loop = cfg.get('test_cfg')
-    if not loop or loop.get('type') != 'PseudoLabelLoop':
+    if not loop or loop.get('type') != loop_type:
         raise ValueError(
             f'{config_path} is not a pseudo-label config: its test_cfg must be '
             "dict(type='PseudoLabelLoop', ...) (see configs/psa/*pseudo-labels*.py)")
