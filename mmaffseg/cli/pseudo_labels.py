@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from mmaffseg.ops.psa_stages import CAM_STAGES, EVALUATED_STAGES, WALK_STAGES
+from mmaffseg.ops.psa_stages import CAM_STAGES, CRF_STAGES, EVALUATED_STAGES, WALK_STAGES
 
 from .runner_setup import default_work_dir
 
@@ -35,7 +35,9 @@ def prepare_pseudo_label_cfg(cfg: Config,
         stages (Sequence[str], optional): Stages to make; default the config's.
         affinity_labels (bool): Make the AffinityNet training labels instead
             (stages ``cam`` + ``affinity_labels``).
-        no_crf (bool): Drop the ``rw_crf`` stage.
+        no_crf (bool): Drop every stage refined by the dense CRF (``CRF_STAGES`` of
+            :mod:`mmaffseg.ops.psa_stages`); refused with ``affinity_labels`` or when no
+            stage would be left.
         work_dir (str, optional): Work dir for logs.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
         overwrite (bool): Recompute the stages of the output root made from other inputs
@@ -61,7 +63,13 @@ def prepare_pseudo_label_cfg(cfg: Config,
         stages = CAM_STAGES  # what the CAMs alone make: the AffinityNet's training labels
     stages = list(stages or loop.get('stages', EVALUATED_STAGES))
     if no_crf:
-        stages = [s for s in stages if s != 'rw_crf']
+        if affinity_labels:
+            raise ValueError('--affinity-labels needs the dense CRF: drop --no-crf')
+        kept = [s for s in stages if s not in CRF_STAGES]
+        if not kept:
+            raise ValueError(f'--no-crf drops every stage of {stages} (each needs the dense '
+                             'CRF): give stages without the CRF or drop --no-crf')
+        stages = kept
     if not cam_checkpoint or not osp.isfile(cam_checkpoint):
         raise FileNotFoundError(f'--cam-checkpoint {cam_checkpoint!r} does not exist')
     if set(WALK_STAGES) & set(stages):
