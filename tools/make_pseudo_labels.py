@@ -39,7 +39,7 @@ from mmaffseg.cli import (
     report_error,
 )
 from mmaffseg.cli.pseudo_labels import prepare_pseudo_label_cfg
-from mmaffseg.ops.psa_stages import STAGE_NAMES
+from mmaffseg.ops.psa_stages import CRF_STAGES, STAGE_NAMES
 from mmaffseg.utils.config_errors import OutputDirError
 
 
@@ -56,7 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--stages', nargs='+',
                         choices=STAGE_NAMES,
                         help='stages to run (default: the config\'s)')
-    parser.add_argument('--no-crf', action='store_true', help='skip the dense CRF stage')
+    parser.add_argument('--no-crf', action='store_true',
+                        help='skip the stages that need the dense CRF: '
+                        f'{", ".join(CRF_STAGES)}')
     parser.add_argument('--overwrite', action='store_true',
                         help='recompute the stages of the output folder that were made from '
                         'other checkpoints or settings (their files are removed first)')

@@ -35,10 +35,10 @@ test_cfg = dict(
     # Chosen on the demo's selection set (the first 60 training images, with their masks) by
     # tools/select_psa_params.py; Table 1 is reported on the validation images
     # (configs/psa/benchmarks.md).
-    low_alpha=2,
-    high_alpha=16,
-    rw_alpha=2,
-    rw_beta=16,
+    low_alpha=2.0,
+    high_alpha=16.0,
+    rw_alpha=2.0,
+    rw_beta=16.0,
     rw_logt=8,
     crf=dict(workers='auto'),  # PSA's CRF settings (DenseCRF defaults), one process a core
     save_cams=True,

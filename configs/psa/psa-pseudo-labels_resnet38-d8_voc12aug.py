@@ -26,10 +26,10 @@ test_cfg = dict(
     # convs, channels-last on GPUs: float32 rounding only
     cam_inference=dict(amp=None, channels_last='auto', fold_bn=True),
     cam_bg_score=0.2,  # the "CAM" row of Table 1
-    low_alpha=4,
-    high_alpha=32,  # 24 in the paper, 32 in the released code
-    rw_alpha=16,
-    rw_beta=8,
+    low_alpha=4.0,
+    high_alpha=32.0,  # 24 in the paper, 32 in the released code
+    rw_alpha=16.0,
+    rw_beta=8.0,
     rw_logt=8,  # t = 256 steps
     crf=dict(workers='auto'),  # PSA's CRF (DenseCRF defaults), one process a core of each rank
     save_cams=True)

@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from mmaffseg.ops.psa_stages import CAM_STAGES, EVALUATED_STAGES, WALK_STAGES
+from mmaffseg.ops.psa_stages import CAM_STAGES, CRF_STAGES, EVALUATED_STAGES, WALK_STAGES
 
 from .runner_setup import default_work_dir
 
@@ -21,7 +21,8 @@ def prepare_pseudo_label_cfg(cfg: Config,
                              work_dir: Optional[str] = None,
                              launcher: str = 'none',
                              overwrite: bool = False,
-                             allow_nonfinite_weights: bool = False) -> Config:
+                             allow_nonfinite_weights: bool = False,
+                             loop_type: str = 'PseudoLabelLoop') -> Config:
     """Apply ``tools/make_pseudo_labels.py``'s options to ``cfg`` in place and return it.
 
     Args:
@@ -34,20 +35,25 @@ def prepare_pseudo_label_cfg(cfg: Config,
         stages (Sequence[str], optional): Stages to make; default the config's.
         affinity_labels (bool): Make the AffinityNet training labels instead
             (stages ``cam`` + ``affinity_labels``).
-        no_crf (bool): Drop the ``rw_crf`` stage.
+        no_crf (bool): Drop every stage refined by the dense CRF (``CRF_STAGES`` of
+            :mod:`mmaffseg.ops.psa_stages`); refused with ``affinity_labels`` or when no
+            stage would be left.
         work_dir (str, optional): Work dir for logs.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
         overwrite (bool): Recompute the stages of the output root made from other inputs
             (``test_cfg.overwrite``) instead of stopping. Default: False (the config's).
         allow_nonfinite_weights (bool): Use checkpoints with NaN/inf weights
             (``test_cfg.allow_nonfinite_weights``). Default: False (the config's).
+        loop_type (str): The ``test_cfg.type`` expected (``tools/select_psa_params.py`` names
+            ``PSAParamSelectionLoop`` before its ``--cfg-options`` are checked).
+            Default: 'PseudoLabelLoop'.
 
     Raises:
         ValueError: The config is not a pseudo-label config or the options contradict.
         FileNotFoundError: A checkpoint the stages need is missing.
     """
     loop = cfg.get('test_cfg')
-    if not loop or loop.get('type') != 'PseudoLabelLoop':
+    if not loop or loop.get('type') != loop_type:
         raise ValueError(
             f'{config_path} is not a pseudo-label config: its test_cfg must be '
             "dict(type='PseudoLabelLoop', ...) (see configs/psa/*pseudo-labels*.py)")
@@ -57,7 +63,13 @@ def prepare_pseudo_label_cfg(cfg: Config,
         stages = CAM_STAGES  # what the CAMs alone make: the AffinityNet's training labels
     stages = list(stages or loop.get('stages', EVALUATED_STAGES))
     if no_crf:
-        stages = [s for s in stages if s != 'rw_crf']
+        if affinity_labels:
+            raise ValueError('--affinity-labels needs the dense CRF: drop --no-crf')
+        kept = [s for s in stages if s not in CRF_STAGES]
+        if not kept:
+            raise ValueError(f'--no-crf drops every stage of {stages} (each needs the dense '
+                             'CRF): give stages without the CRF or drop --no-crf')
+        stages = kept
     if not cam_checkpoint or not osp.isfile(cam_checkpoint):
         raise FileNotFoundError(f'--cam-checkpoint {cam_checkpoint!r} does not exist')
     if set(WALK_STAGES) & set(stages):

@@ -4,7 +4,7 @@ import errno
 import os
 import os.path as osp
 import stat
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -34,12 +34,14 @@ _AUTO_GENERATED_DATASETS = ('SyntheticCityscapesDataset', 'SyntheticCityscapesWS
 
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                before_options: Optional[Callable[[Config], None]] = None) -> Config:
     """Read a config and merge CLI overrides.
 
     ``path`` is a file, or a package-scoped config such as
     ``mmseg::pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py`` (resolved in the installed
-    package, as ``_base_`` entries are).
+    package, as ``_base_`` entries are). ``before_options`` edits the config in place before
+    the overrides are checked against it (e.g. a tool that names another loop type).
     """
     if '::' in path and not osp.isfile(path):
         # the same resolution as mmengine's for ``_base_`` (mmaffseg's scope is registered
@@ -48,6 +50,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise ConfigFileError(f'config file {path} does not exist')
     cfg = read_config_file(path)  # a missing _base_, a syntax error: naming the file
+    if before_options is not None:
+        before_options(cfg)
     if cfg_options:
         check_cfg_options(cfg, cfg_options)  # a misspelt key: ConfigCheckError naming it
         cfg.merge_from_dict(normalize_cfg_options(cfg, cfg_options))

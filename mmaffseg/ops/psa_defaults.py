@@ -52,10 +52,10 @@ class PSADefaults:
     cam_scales: Tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     cam_flip: bool = True
     cam_bg_score: float = 0.2
-    low_alpha: float = 4
-    high_alpha: float = 32
-    rw_alpha: float = 16
-    rw_beta: float = 8
+    low_alpha: float = 4.0
+    high_alpha: float = 32.0
+    rw_alpha: float = 16.0
+    rw_beta: float = 8.0
     rw_logt: int = 8
     radius: int = 5
     stride: int = 8

@@ -4,6 +4,7 @@
 It was a raw TypeError traceback from deep inside the builder (``num_clases``), or, for a tool
 that stops earlier for another reason, never reported at all (``max_iter``).
 """
+import glob
 import os.path as osp
 
 import pytest
@@ -69,3 +70,22 @@ def test_load_config_still_accepts_new_keys():
     assert cfg.model.test_cfg.mode == 'slide' and cfg.my_new_key == 1
     assert cfg.train_cfg.val_begin == 2 and cfg.model.decode_head.conv_cfg is None
     assert cfg.model.decode_head.num_convs == 1
+
+
+@pytest.mark.parametrize('config, option', [
+    *[(c, f'test_cfg.{k}') for c in glob.glob('configs/psa/psa-pseudo-labels_*.py')
+      for k in ('rw_beta', 'rw_alpha', 'low_alpha', 'high_alpha')],
+    ('configs/deeplabv1/deeplabv1-crf_vgg16-slim-largefov_quickstart_synthetic-128x256.py',
+     'model.crf.bilateral_sxy'),
+    ('configs/deeplabv2/deeplabv2-crf_r18-d8_quickstart_synthetic-128x256.py',
+     'model.crf.gaussian_compat'),
+])
+def test_a_fraction_is_accepted_for_the_float_settings_of_every_config(config, option):
+    """The configs write their float-valued settings (PSA's alphas / beta, the CRF's kernel
+    widths and weights) as floats: a fractional value is accepted in every config, not only in
+    the ones that leave the default."""
+    cfg = load_config(config, {option: 7.5})
+    node = cfg
+    for key in option.split('.'):
+        node = node[key]
+    assert node == 7.5

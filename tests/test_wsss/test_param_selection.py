@@ -228,3 +228,36 @@ def test_cams_of_another_cam_checkpoint_are_not_reused(tiny_synthetic_root, chec
     again = _select(tiny_synthetic_root, other, out, 'affinity', '--overwrite')
     clean = _select(tiny_synthetic_root, other, tmp_path / 'clean', 'affinity')
     assert again == clean and again['candidates'] != first['candidates']
+
+
+def test_the_config_sets_the_selection_and_a_given_option_wins(tiny_synthetic_root, checkpoints,
+                                                               tmp_path, monkeypatch, capsys):
+    """``--cfg-options test_cfg.select_on=rw`` (and the other selection settings) reach the
+    loop when the option is left out; an option given replaces the config's value, saying so
+    in one line. (The loop stops at ``run``: the settings are what is tested.)"""
+    from mmaffseg.wsss.param_selection import PSAParamSelectionLoop
+    seen = []
+    monkeypatch.setattr(PSAParamSelectionLoop, 'run', lambda self: seen.append(self) or {})
+    overrides = tiny_synthetic_overrides(tiny_synthetic_root)
+    opts = [f'{k}={json.dumps(v)}' for k, v in overrides.items()]
+    base = [PL_CFG, '--cam-checkpoint', checkpoints[0], '--aff-checkpoint', checkpoints[1],
+            '--out', str(tmp_path / 'out'), '--work-dir', str(tmp_path / 'log')]
+    result = str(tmp_path / 'r.json')
+    tool = _load_tool()
+    assert tool.main(base + ['--cfg-options', *opts, 'test_cfg.sweep=walk',
+                             'test_cfg.select_on=rw', 'test_cfg.rw_alphas=[3]',
+                             'test_cfg.rw_betas=[6.5,9]', f'test_cfg.result_file={result}']) == 0
+    loop = seen.pop()
+    assert loop.select_on == 'rw' and list(loop.stages) == ['rw']
+    assert loop.candidates == [(3.0, 6.5), (3.0, 9.0)] and loop.result_file == result
+    assert tool.main(base + ['--sweep', 'affinity', '--cfg-options', *opts,
+                             'test_cfg.sweep=walk', 'test_cfg.low_alphas=[3]',
+                             'test_cfg.high_ratio=4']) == 0
+    loop = seen.pop()
+    assert loop.sweep == 'affinity' and loop.candidates == [(3.0, 12.0)]
+    err = capsys.readouterr().err
+    assert "--sweep affinity replaces the config's test_cfg.sweep=walk" in err
+    assert tool.main(base + ['--select-on', 'rw', '--sweep', 'walk', '--cfg-options', *opts]) == 0
+    assert seen.pop().select_on == 'rw'
+    assert tool.main(base + ['--cfg-options', *opts]) == 2
+    assert 'give --sweep (affinity or walk) or test_cfg.sweep' in capsys.readouterr().err

@@ -4,9 +4,9 @@
 # deeplabv2_crf.py. Arguments of mmaffseg.postprocessing.DenseCRF.
 deeplab_crf = dict(
     iterations=10,
-    gaussian_sxy=3,
-    gaussian_compat=3,
-    bilateral_sxy=121,
-    bilateral_srgb=5,
-    bilateral_compat=4,
+    gaussian_sxy=3.0,
+    gaussian_compat=3.0,
+    bilateral_sxy=121.0,
+    bilateral_srgb=5.0,
+    bilateral_compat=4.0,
     workers=0)  # > 1: refine the images of a test batch in that many processes

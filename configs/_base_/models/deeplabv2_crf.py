@@ -6,17 +6,17 @@
 # w2 = gaussian_compat, sigma_gamma = gaussian_sxy.
 deeplabv2_r101_crf = dict(
     iterations=10,
-    gaussian_sxy=1,
-    gaussian_compat=3,
-    bilateral_sxy=67,
-    bilateral_srgb=3,
-    bilateral_compat=4,
+    gaussian_sxy=1.0,
+    gaussian_compat=3.0,
+    bilateral_sxy=67.0,
+    bilateral_srgb=3.0,
+    bilateral_compat=4.0,
     workers=0)  # > 1: refine the images of a test batch in that many processes
 deeplabv2_vgg16_crf = dict(
     iterations=10,
-    gaussian_sxy=2,
-    gaussian_compat=2,
-    bilateral_sxy=65,
-    bilateral_srgb=3,
-    bilateral_compat=4,
+    gaussian_sxy=2.0,
+    gaussian_compat=2.0,
+    bilateral_sxy=65.0,
+    bilateral_srgb=3.0,
+    bilateral_compat=4.0,
     workers=0)

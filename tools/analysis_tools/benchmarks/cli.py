@@ -29,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import torch
 
 from mmaffseg.cli.errors import report_error
+from mmaffseg.utils.config_errors import ConfigFileError
 
 from .profiling import CaseError
 
@@ -163,5 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.run(args) or 0
     except CaseError as error:
         return report_case_error(error)
+    except ConfigFileError as error:  # a missing or unreadable config of a target
+        return report_error(str(error))
     finally:
         torch.set_num_threads(threads)

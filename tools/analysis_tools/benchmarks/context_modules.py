@@ -33,7 +33,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.cli import load_config
+from mmaffseg.cli import load_config, positive_int
 
 from .cli import command, options
 from .profiling import emit_result, measure, ratio_table, run_case
@@ -58,7 +58,7 @@ SHARED = dict(size=[512, 1024], threads=2, warmup=1, repeat=2, device='cpu', out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--train-batch', type=int, default=2, help='training batch size')
+    parser.add_argument('--train-batch', type=positive_int, default=2, help='training batch size')
     parser.add_argument('--models', nargs='+', choices=list(MODELS_TO_RUN),
                         default=list(MODELS_TO_RUN),
                         help='subset to run (baselines of a chosen module are added)')

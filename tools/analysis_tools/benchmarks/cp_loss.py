@@ -55,6 +55,8 @@ import time
 
 import torch
 
+from mmaffseg.cli import positive_int
+
 from .cli import command
 from .profiling import CaseError, count_aten_ops, emit_result, measure, run_case
 
@@ -197,13 +199,13 @@ def compare(ours: dict, ref: dict) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--prior-sizes', type=int, nargs='+', default=[64, 96, 128])
-    parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--num-classes', type=int, default=19)
+    parser.add_argument('--prior-sizes', type=positive_int, nargs='+', default=[64, 96, 128])
+    parser.add_argument('--batch', type=positive_int, default=2)
+    parser.add_argument('--num-classes', type=positive_int, default=19)
     parser.add_argument('--form', default='official', choices=['official', 'paper'])
-    parser.add_argument('--block-elems', type=int, default=None,
+    parser.add_argument('--block-elems', type=positive_int, default=None,
                         help="ours' block_elems (default: the loss's default)")
-    parser.add_argument('--copy-mib', type=int, default=1024,
+    parser.add_argument('--copy-mib', type=positive_int, default=1024,
                         help='size of the copy that measures the memory bandwidth')
     parser.add_argument('--max-gb', type=float, default=None,
                         help='skip materialised runs expected to exceed this peak RSS '

@@ -20,13 +20,14 @@ identical to the serial one. Last, the pool's own cost per batch (tiny images): 
 against a pool started and shut down for every batch.
 """
 import argparse
+import multiprocessing
 import os
 import time
 from functools import partial
 
 import numpy as np
 
-from mmaffseg.cli import report_error
+from mmaffseg.cli import positive_int, report_error
 from mmaffseg.postprocessing import DenseCRF
 from mmaffseg.postprocessing.worker_pool import available_cpus
 
@@ -37,14 +38,15 @@ SHARED_HELP = dict(size='image size')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--labels', type=int, nargs='+', default=[3, 21])
-    parser.add_argument('--images', type=int, default=None,
+    parser.add_argument('--labels', type=positive_int, nargs='+', default=[3, 21])
+    parser.add_argument('--images', type=positive_int, default=None,
                         help='images per batch (default: 2 x the largest W)')
-    parser.add_argument('--batches', type=int, default=2, help='timed batches (median)')
+    parser.add_argument('--batches', type=positive_int, default=2, help='timed batches (median)')
     parser.add_argument('--workers', nargs='+', default=['auto'],
                         help="pool sizes W to compare with serial ('auto': one per core)")
-    parser.add_argument('--iterations', type=int, default=10)
+    parser.add_argument('--iterations', type=positive_int, default=10)
     parser.add_argument('--start-method', default=None,
+                        choices=multiprocessing.get_all_start_methods(),
                         help='multiprocessing start method of the pool (default: platform)')
 
 

@@ -32,7 +32,7 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
 import mmaffseg  # noqa: F401
-from mmaffseg.cli import CfgOptionsAction, config_errors_exit, load_config
+from mmaffseg.cli import CfgOptionsAction, config_errors_exit, load_config, positive_int
 
 from .cli import command
 from .profiling import emit_result, measure, ratio_table, run_case
@@ -64,7 +64,7 @@ def baseline_model_cfg(cfg: dict) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG)
-    parser.add_argument('--batch-size', type=int, default=2, help='training batch size')
+    parser.add_argument('--batch-size', type=positive_int, default=2, help='training batch size')
     parser.add_argument('--case', choices=CASES, help=argparse.SUPPRESS)  # worker mode
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
 

@@ -36,7 +36,7 @@ import types
 import torch
 
 import mmaffseg
-from mmaffseg.cli import report_error
+from mmaffseg.cli import exit_with_error, positive_int, report_error
 from mmaffseg.models.losses.context_prior_loss import context_prior_loss
 
 from .profiling import count_aten_ops, measure
@@ -61,8 +61,14 @@ def load_baseline(rev: str, path: str = LOSS_PATH, drop: str = '',
     not clash with the current class of the same name; relative imports resolve in the current
     package, or in today's home of a module that has moved, :data:`MOVED_MODULES`). ``drop``: a
     line of the source to remove, whose ``names`` are given instead."""
-    source = subprocess.run(['git', '-C', REPO, 'show', f'{rev}:{path}'], check=True,
-                            capture_output=True, text=True).stdout
+    try:
+        source = subprocess.run(['git', '-C', REPO, 'show', f'{rev}:{path}'], check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:  # no git, not a clone, unknown rev
+        stderr = getattr(e, 'stderr', '') or str(e)
+        exit_with_error(f'--baseline-rev / --sampler-baseline-rev {rev}: cannot read {path} '
+                        f'with git show ({stderr.strip().splitlines()[-1]}); the before/after '
+                        'comparison needs a git clone with that commit')
     source = source.replace('@MODELS.register_module()\n', '')
     for old, new in MOVED_MODULES.items():
         source = source.replace(f'from {old} import', f'from {new} import')
@@ -176,8 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--sampler-baseline-rev', default='27f7fc1',
                         help='git revision of the "before" N-pair and instance-embedding losses '
                         '(default: the last commit before the batched sampler)')
-    parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument('--batch', type=positive_int, default=2)
+    parser.add_argument('--steps', type=positive_int, default=20)
     parser.add_argument('--model', action='store_true', help='also time a full CPNet step')
 
 

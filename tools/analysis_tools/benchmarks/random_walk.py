@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from mmseg.evaluation.metrics import IoUMetric
 
-from mmaffseg.cli import report_error
+from mmaffseg.cli import positive_int, report_error
 from mmaffseg.ops.affinity_pairs import pairwise_affinity
 from mmaffseg.ops.neighbour_offsets import neighbour_offsets
 from mmaffseg.ops.psa_defaults import PSA_DEFAULTS
@@ -246,13 +246,14 @@ def load() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--channels', type=int, default=21,
+    parser.add_argument('--channels', type=positive_int, default=21,
                         help='score channels walked at 375x500 (the reference walks all 21)')
     parser.add_argument('--skip-large', action='store_true', help='skip part 2 (the floor)')
-    parser.add_argument('--large-size', type=int, nargs=2, default=(1024, 2048),
+    parser.add_argument('--large-size', type=positive_int, nargs=2, default=(1024, 2048),
                         metavar=('H', 'W'), help='image size of part 2')
-    parser.add_argument('--large-stride', type=int, default=8, help='feature stride of part 2')
-    parser.add_argument('--large-channels', type=int, default=21,
+    parser.add_argument('--large-stride', type=positive_int, default=8,
+                        help='feature stride of part 2')
+    parser.add_argument('--large-channels', type=positive_int, default=21,
                         help='score channels of part 2')
 
 

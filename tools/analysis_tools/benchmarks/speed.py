@@ -23,6 +23,7 @@ from mmaffseg.cli import (
     checkpoint_errors_exit,
     config_errors_exit,
     load_config,
+    positive_int,
     registry_error_hints,
     report_error,
 )
@@ -37,8 +38,8 @@ SHARED_HELP = dict(warmup='untimed images first')
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='optional; random weights otherwise')
-    parser.add_argument('--num-images', type=int, default=50)
-    parser.add_argument('--repeat-times', type=int, default=1)
+    parser.add_argument('--num-images', type=positive_int, default=50)
+    parser.add_argument('--repeat-times', type=positive_int, default=1)
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
 
 

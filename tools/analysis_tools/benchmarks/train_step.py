@@ -35,7 +35,7 @@ from types import ModuleType, SimpleNamespace
 
 import torch
 
-from mmaffseg.cli.errors import report_error
+from mmaffseg.cli.errors import positive_int, report_error
 
 from .cli import command, options
 from .profiling import emit_result, format_table, measure, run_case
@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--configs', nargs='+', help='configs to time instead of a suite\'s '
                         'methods (named by their file names)')
     parser.add_argument('--modes', nargs='+', choices=MODES, default=['fp32', 'amp', 'amp+cl'])
-    parser.add_argument('--batch', type=int, default=2, help='images per step (default: 2, the '
+    parser.add_argument('--batch', type=positive_int, default=2,
+                        help='images per step (default: 2, the '
                         "protocol's per-GPU batch)")
     parser.add_argument('--case', help=argparse.SUPPRESS)  # worker mode: the method
 
@@ -131,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
         methods, what = [osp.abspath(c) for c in args.configs], 'configs'
     else:
         tool = suite_tool()
-        suite, _ = tool.load_suite(args.suite)
+        try:
+            suite, _ = tool.load_suite(args.suite)
+        except tool.SuiteError as e:  # an unknown suite, a broken suite file
+            return report_error(str(e))
         methods = args.methods or trained_methods(suite)
         unknown = [m for m in methods if m not in trained_methods(suite)]
         if unknown:

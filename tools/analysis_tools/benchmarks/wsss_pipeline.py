@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 import torch
 
-from mmaffseg.cli import exit_with_error
+from mmaffseg.cli import exit_with_error, positive_int
 from mmaffseg.cli.errors import report_error
 from mmaffseg.ops.psa_stages import EVALUATED_STAGES
 from mmaffseg.wsss.pseudo_label_stages import (
@@ -79,8 +79,9 @@ SHARED_HELP = dict(size='synthetic image size (375 x 500: a VOC image)')
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('configs', nargs='+', help='pseudo-label configs (PseudoLabelLoop)')
-    parser.add_argument('--images', type=int, default=2, help='images per config (default 2)')
-    parser.add_argument('--classes', type=int, default=2,
+    parser.add_argument('--images', type=positive_int, default=2,
+                        help='images per config (default 2)')
+    parser.add_argument('--classes', type=positive_int, default=2,
                         help='image-level classes present per image (default 2)')
     parser.add_argument('--cam-inference', nargs='+', metavar='KEY=VALUE', default=[],
                         help='override test_cfg.cam_inference of the project job, e.g. amp=bf16 '
