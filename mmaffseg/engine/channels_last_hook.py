@@ -51,7 +51,9 @@ class ChannelsLastHook(Hook):
         """Convert the model's weights; route the data preprocessor's output through
         :func:`to_channels_last`."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        model.to(memory_format=torch.channels_last)
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            if tensor.dim() == 4:  # channels-last is a layout of 4-D tensors only
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         if self._handle is None:  # kept after the run: a later test_step is converted too
             self._handle = model.data_preprocessor.register_forward_hook(
                 lambda module, args, output: to_channels_last(output))

@@ -18,11 +18,11 @@ setting            effect
 =================  =========================================================================
 
 Defaults (:data:`CAM_INFERENCE_DEFAULTS`): ``fold_bn`` on, ``channels_last='auto'`` (on for
-CUDA, off on CPU, where it was not faster in float32), ``amp`` off on every device: bf16 changes
-more than 0.1 % of the labels (float32 is what the provenance record of a pseudo-label folder
-assumes unless ``amp`` is recorded; see
-:mod:`~mmaffseg.wsss.pseudo_label_provenance`). The network runs under
-``torch.inference_mode``.
+CUDA, off on CPU, where it was not faster in float32), ``amp`` off on every device (bf16
+changed more than 0.1 % of the CAM labels on some synthetic images and weights). A pseudo-label
+folder's provenance records the CAM precision unless it is float32
+(:mod:`~mmaffseg.wsss.pseudo_label_provenance`), so CAMs of one precision are never reused as
+another's. The network runs under ``torch.inference_mode``.
 """
 import difflib
 from dataclasses import dataclass

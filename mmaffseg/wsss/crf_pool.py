@@ -53,8 +53,18 @@ def crf_workers_per_rank(device: Union[str, torch.device, None] = None) -> int:
 
 def crf_args_for_rank(crf_args: dict, device: Union[str, torch.device, None] = None) -> dict:
     """:class:`DenseCRF` arguments with ``workers='auto'`` resolved by
-    :func:`crf_workers_per_rank` for ``device``."""
-    if crf_args.get('workers') != 'auto':
+    :func:`crf_workers_per_rank` for ``device``.
+
+    Raises:
+        ConfigCheckError: ``workers`` is not ``'auto'`` nor an integer >= 0 (one line naming
+            ``test_cfg.crf.workers``).
+    """
+    workers = crf_args.get('workers')
+    if workers not in (None, 'auto') and (isinstance(workers, bool) or not isinstance(workers, int)
+                              or workers < 0):
+        raise ConfigCheckError(f"test_cfg.crf.workers must be 'auto' or an integer >= 0 (0: "
+                               f'serial, in the rank\'s own process), got {workers!r}')
+    if workers != 'auto':
         return crf_args
     return dict(crf_args, workers=crf_workers_per_rank(device))
 

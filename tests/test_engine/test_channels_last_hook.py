@@ -73,6 +73,16 @@ def test_model_and_batches_in_channels_last_compute_the_same():
     assert pred.seg_logits.data.shape == (19, *SIZE)
 
 
+def test_hook_leaves_tensors_that_are_not_4d():
+    """A model with 5-D (Conv3d) weights: channels-last is a layout of 4-D tensors, so only
+    those are converted (torch's model.to(memory_format=...) raised on the 5-D ones)."""
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 3, 3), torch.nn.Conv2d(2, 3, 3))
+    model.data_preprocessor = torch.nn.Identity()
+    ChannelsLastHook().before_run(SimpleNamespace(model=model))
+    assert model[1].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[0].weight.is_contiguous()
+
+
 def test_train_option_adds_the_hook_once(tmp_path):
     cfg = load_config(CONFIG)
     prepare_train_cfg(cfg, CONFIG, work_dir=str(tmp_path), channels_last=True)

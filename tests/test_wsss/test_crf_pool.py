@@ -56,6 +56,14 @@ def test_pool_size_per_rank_from_affinity_and_local_ranks(cores, monkeypatch):
     assert DenseCRF(**crf_args_for_rank(dict(workers='auto'), 'cpu')).workers == 6
 
 
+@pytest.mark.parametrize('workers', [-1, 'x', True, 1.5])
+def test_bad_crf_workers_is_one_line_naming_the_setting(workers):
+    with pytest.raises(ConfigCheckError, match=r"test_cfg.crf.workers must be 'auto' or an "
+                       r'integer >= 0'):
+        crf_args_for_rank(dict(workers=workers), 'cpu')
+    assert crf_args_for_rank(dict(workers=3), 'cpu')['workers'] == 3
+
+
 def test_chunk_size_is_its_own_setting(cores):
     assert resolve_chunk_size(None, 0) == resolve_chunk_size(None, 2) == MIN_CHUNK_SIZE == 4
     assert resolve_chunk_size(None, 12) == 12  # one image per CRF worker
