@@ -13,8 +13,9 @@ inputs of its sources.
 stage                inputs (checkpoints by the sha256 of their contents)            sources
 ===================  ==============================================================  ========
 ``cams``             CAM checkpoint, CAM model config, dataset config,
-                     ``cam_scales``, ``cam_flip``, ``cam_precision`` unless float32
-                     (``cam_inference.amp``: CAMs made in bf16 are not those of float32)
+                     ``cam_scales``, ``cam_flip``, ``cam_resize`` (how scales are
+                     made), ``cam_precision`` unless float32
+                     (``cam_inference.amp``)
 ``cam``              ``cam_bg_score``                                                cams
 ``affinity_labels``  ``low_alpha``, ``high_alpha``, ``ignore_index``, the dense CRF  cams
 ``rw``               AffinityNet checkpoint and model config (its radius and         cams
