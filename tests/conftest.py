@@ -20,15 +20,19 @@ from helpers import TINY_HW  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def fixed_global_rng():
-    """Every test starts from the same global RNG state (torch, numpy, random), so that a test
-    that draws from them (model initialisation does) gives the same result whatever ran
-    before it; tests of random behaviour still use their own seeded generators."""
+    """Every test starts from the same global RNG state (torch, numpy, random) and torch
+    modes, so that a test that draws from them (model initialisation does) gives the same
+    result whatever ran before it; tests of random behaviour use their own generators."""
     import random
 
     import numpy as np
     torch.manual_seed(0)
     np.random.seed(0)
     random.seed(0)
+    # nor from a torch mode an earlier test left on: autocast (bf16 numbers would differ from
+    # the golden fixtures' float32) or another default dtype
+    torch.set_autocast_enabled('cpu', False)
+    torch.set_default_dtype(torch.float32)
     yield
 
 
