@@ -33,6 +33,7 @@ def fixed_global_rng():
     # the golden fixtures' float32) or another default dtype
     torch.set_autocast_enabled('cpu', False)
     torch.set_default_dtype(torch.float32)
+    torch.set_float32_matmul_precision('highest')
     yield
 
 
