@@ -44,20 +44,31 @@ def _syntax_error_file(path: str, seen: Optional[set] = None) -> Optional[Tuple[
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:
         return path, e
+    for bases in _base_assignments(tree, path):
+        if bases is None:
+            return None
+        for base in bases:
+            found = _syntax_error_file(base, seen)
+            if found:
+                return found
+    return None
+
+
+def _base_assignments(tree: ast.Module, path: str) -> Iterator[Optional[List[str]]]:
+    """For each ``_base_ = ...`` of a parsed config file, the local files it names
+    (absolute paths; package-scoped ``mmseg::`` entries left out), or None when it is not a
+    literal."""
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and getattr(node.targets[0], 'id', None) == '_base_'):
             try:
                 bases = ast.literal_eval(node.value)
             except ValueError:
-                return None
-            for base in [bases] if isinstance(bases, str) else list(bases):
-                if isinstance(base, str) and '::' not in base:
-                    found = _syntax_error_file(osp.normpath(osp.join(osp.dirname(path), base)),
-                                               seen)
-                    if found:
-                        return found
-    return None
+                yield None
+                continue
+            bases = [bases] if isinstance(bases, str) else list(bases)
+            yield [osp.normpath(osp.join(osp.dirname(path), base)) for base in bases
+                   if isinstance(base, str) and '::' not in base]
 
 
 def _local_bases(path: str) -> List[str]:
@@ -68,16 +79,8 @@ def _local_bases(path: str) -> List[str]:
             tree = ast.parse(f.read(), filename=path)
     except (OSError, SyntaxError, ValueError):
         return []
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and getattr(node.targets[0], 'id', None) == '_base_'):
-            try:
-                bases = ast.literal_eval(node.value)
-            except ValueError:
-                return []
-            bases = [bases] if isinstance(bases, str) else list(bases)
-            return [osp.normpath(osp.join(osp.dirname(path), base)) for base in bases
-                    if isinstance(base, str) and '::' not in base]
+    for bases in _base_assignments(tree, path):
+        return bases or []
     return []
 
 
